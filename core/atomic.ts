@@ -1,0 +1,120 @@
+/**
+ * The `atomic()` builder: collects checked steps, then hands them to the
+ * driver in one commit.
+ *
+ * @module
+ */
+
+import { InvalidArgumentError } from "./errors.ts";
+import type { AtomicStep } from "./driver.ts";
+import type { AtomicOperation, CommitResult, SignalOptions } from "./types.ts";
+
+/** What the builder needs from its store. */
+export interface AtomicContext {
+  /** Checks a key; returns the full key. Throws `InvalidKeyError`. */
+  key(key: string): string;
+  /** Checks a value; returns its bytes. Throws `ValueTooLargeError`. */
+  value(key: string, value: Uint8Array | string): Uint8Array;
+  /** Checks a TTL option. */
+  ttl(ttl: unknown): number | undefined;
+  /** The most steps one operation may hold. */
+  readonly maxOperations: number;
+  /** Commits the steps (checks first). */
+  commit(
+    steps: readonly AtomicStep[],
+    options: SignalOptions | undefined,
+  ): Promise<CommitResult>;
+}
+
+/**
+ * Builds one all-or-nothing operation. Every argument is checked when it is
+ * added, so a bad one throws before any I/O. A key may be checked once and
+ * written once in one operation: several backends (etcd, DynamoDB) refuse
+ * more, so the library refuses it everywhere.
+ *
+ * @example Through a store
+ * ```ts ignore
+ * const result = await store.atomic()
+ *   .check("config/version", pair.lastIndex)
+ *   .put("config/version", "2")
+ *   .delete("config/draft")
+ *   .commit();
+ * if (!result.ok) console.log("someone else changed it");
+ * ```
+ */
+export class AtomicBuilder implements AtomicOperation {
+  #context: AtomicContext;
+  #checks: AtomicStep[] = [];
+  #writes: AtomicStep[] = [];
+  #checked = new Set<string>();
+  #written = new Set<string>();
+  #committed = false;
+
+  /**
+   * Creates an empty operation.
+   *
+   * @param context The store's checks and commit.
+   */
+  constructor(context: AtomicContext) {
+    this.#context = context;
+  }
+
+  check(key: string, lastIndex: bigint | null): this {
+    const full = this.#add(key, this.#checked, "checked");
+    if (lastIndex !== null && typeof lastIndex !== "bigint") {
+      throw new InvalidArgumentError(
+        `check() needs a bigint lastIndex or null for key ${
+          JSON.stringify(key)
+        }`,
+      );
+    }
+    this.#checks.push({ type: "check", key: full, lastIndex });
+    return this;
+  }
+
+  put(
+    key: string,
+    value: Uint8Array | string,
+    options?: { ttl?: number },
+  ): this {
+    const full = this.#add(key, this.#written, "written");
+    const bytes = this.#context.value(key, value);
+    const ttl = this.#context.ttl(options?.ttl);
+    this.#writes.push({ type: "put", key: full, value: bytes, ttl });
+    return this;
+  }
+
+  delete(key: string): this {
+    const full = this.#add(key, this.#written, "written");
+    this.#writes.push({ type: "delete", key: full });
+    return this;
+  }
+
+  commit(options?: SignalOptions): Promise<CommitResult> {
+    if (this.#committed) {
+      return Promise.reject(
+        new InvalidArgumentError("This atomic operation was already committed"),
+      );
+    }
+    this.#committed = true;
+    return this.#context.commit([...this.#checks, ...this.#writes], options);
+  }
+
+  #add(key: string, seen: Set<string>, verb: string): string {
+    const full = this.#context.key(key);
+    if (
+      this.#checks.length + this.#writes.length >= this.#context.maxOperations
+    ) {
+      throw new InvalidArgumentError(
+        `An atomic operation holds at most ${this.#context.maxOperations} checks and writes on this backend`,
+      );
+    }
+    if (seen.has(full)) {
+      throw new InvalidArgumentError(
+        `Key ${JSON.stringify(key)} is ${verb} twice in one atomic operation`,
+      );
+    }
+    seen.add(full);
+    return full;
+  }
+}

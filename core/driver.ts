@@ -1,0 +1,199 @@
+/**
+ * The interface a backend implements. A driver is a small set of functions
+ * over a client; {@linkcode BaseStore} turns it into the public `Store` and
+ * does everything generic once: key and value checks, limits, the `prefix`
+ * namespace, closed and aborted calls, error wrapping, sorting, the watch
+ * stream rules, lock renewal and the `atomic()` builder.
+ *
+ * Everything a driver receives is already checked. Keys are full keys: the
+ * store's prefix joined with the normalised key, never empty. A `dir` is the
+ * string every key of a tree starts with: `"a/b/"`, or `""` for the whole
+ * keyspace of the driver (which the driver must confine to what it owns).
+ *
+ * @module
+ */
+
+import type { CommitResult, StoreLimits } from "./types.ts";
+
+/** A stored key as a driver reports it. */
+export interface Entry {
+  /** The full key (with the store's prefix). */
+  key: string;
+  /** The stored bytes. The driver must not change them afterwards. */
+  value: Uint8Array;
+  /** The key's version; it grows with every write of the key. */
+  lastIndex: bigint;
+  /**
+   * When the key expires (milliseconds since the epoch), if the driver knows.
+   * Watches then report the expiry on time even where the server deletes
+   * expired keys late.
+   */
+  expiresAt?: number;
+}
+
+/** Options of driver reads. */
+export interface DriverReadOptions {
+  /** See `ReadOptions.consistent`; always set. */
+  consistent: boolean;
+  /** The caller's signal, if any. */
+  signal?: AbortSignal;
+}
+
+/** Options of driver writes. */
+export interface DriverWriteOptions {
+  /** Time to live in milliseconds, already checked to be positive. */
+  ttl?: number;
+  /** The caller's signal, if any. */
+  signal?: AbortSignal;
+}
+
+/** Options of driver calls that only take a signal. */
+export interface DriverSignalOptions {
+  /** The caller's signal, if any. */
+  signal?: AbortSignal;
+}
+
+/**
+ * One step of an atomic operation. {@linkcode BaseStore} guarantees that a
+ * key is checked at most once and written at most once per operation, and
+ * that checks come first.
+ */
+export type AtomicStep =
+  | { type: "check"; key: string; lastIndex: bigint | null }
+  | { type: "put"; key: string; value: Uint8Array; ttl?: number }
+  | { type: "delete"; key: string };
+
+/**
+ * The outcome of {@linkcode Driver.commit}. On a failed check the driver may
+ * say which check failed and what the key's state was, so `atomicPut` and
+ * `atomicDelete` can tell "not found" from "modified" without another read.
+ */
+export type CommitOutcome =
+  | CommitResult & { ok: true }
+  | {
+    ok: false;
+    /** The failed check's key, if known. */
+    key?: string;
+    /** The key's `lastIndex` at commit (`null`: absent), if known. */
+    current?: bigint | null;
+  };
+
+/**
+ * Where a key watch reports. The driver calls `state` with the key's state
+ * at the start, after every change it hears of, and after re-reading when it
+ * resumes from a dropped connection. {@linkcode BaseStore} drops states it
+ * already reported, so a driver may report the same state twice.
+ */
+export interface KeySink {
+  /** The key's state now: its entry, or `null` when absent. */
+  state(entry: Entry | null): void;
+  /** Ends the watch with an error (a `StoreError` that says why). */
+  error(error: unknown): void;
+}
+
+/**
+ * Where a tree watch reports. The driver calls `reset` with the whole tree at
+ * the start and after re-reading, then `put` and `delete` for each change (or
+ * `reset` again, if re-listing is all it can do). Changes reported in one
+ * synchronous run are folded into one snapshot.
+ */
+export interface TreeSink {
+  /** The whole tree now. */
+  reset(entries: Entry[]): void;
+  /** A key in the tree was written. */
+  put(entry: Entry): void;
+  /** A key in the tree was deleted or expired. */
+  delete(key: string): void;
+  /** Ends the watch with an error (a `StoreError` that says why). */
+  error(error: unknown): void;
+}
+
+/** What a driver's `lock` returns once the lock is held. */
+export interface LockLease {
+  /** The fencing token: it grows with every acquisition of the key. */
+  readonly lastIndex: bigint;
+  /**
+   * Extends the hold by another TTL. Resolves `false` when the lock is known
+   * to be gone; throws when it could not tell (a network error), and is then
+   * retried until the TTL runs out. Leave it out where the backend keeps the
+   * lock alive by itself (a session, a lease keep-alive) and reports the loss
+   * through `lost`.
+   */
+  renew?(signal: AbortSignal): Promise<boolean>;
+  /** Aborted by the driver when it learns on its own that the lock is gone. */
+  readonly lost?: AbortSignal;
+  /**
+   * Releases the lock, deleting the key too when `deleteKey` is set (in that
+   * order, so no other holder's value is deleted). Resolves also when the
+   * lock was already gone.
+   */
+  release(deleteKey: boolean, signal: AbortSignal): Promise<void>;
+}
+
+/** Options of {@linkcode Driver.lock}. */
+export interface DriverLockOptions {
+  /** The value to write at the key once held. */
+  value: Uint8Array;
+  /** The lock's TTL in milliseconds. */
+  ttl: number;
+  /** Aborts waiting: the driver rejects with `signal.reason`. */
+  signal?: AbortSignal;
+}
+
+/** A backend, as seen by {@linkcode BaseStore}. */
+export interface Driver {
+  /** The backend's name. */
+  readonly backend: string;
+  /** What the backend accepts. `maxKeyBytes` counts the full key. */
+  readonly limits: StoreLimits;
+  /**
+   * Backend-specific key rules on top of the common ones (ZooKeeper forbids
+   * some characters). Returns why the full key is invalid, or `undefined`.
+   */
+  checkKey?(key: string): string | undefined;
+  /** The entry at `key`, or `null`. */
+  get(key: string, options: DriverReadOptions): Promise<Entry | null>;
+  /** Writes `value` at `key`. */
+  put(
+    key: string,
+    value: Uint8Array,
+    options: DriverWriteOptions,
+  ): Promise<void>;
+  /** Deletes `key`; no error when absent. */
+  delete(key: string, options: DriverSignalOptions): Promise<void>;
+  /** Every entry whose key starts with `dir`, in any order. */
+  list(dir: string, options: DriverReadOptions): Promise<Entry[]>;
+  /**
+   * Deletes `key` (unless it is `null`: the root of the store) and every key
+   * starting with `dir`.
+   */
+  deleteTree(
+    key: string | null,
+    dir: string,
+    options: DriverSignalOptions,
+  ): Promise<void>;
+  /** Applies the steps all together, or none when a check fails. */
+  commit(
+    steps: readonly AtomicStep[],
+    options: DriverSignalOptions,
+  ): Promise<CommitOutcome>;
+  /**
+   * Starts watching `key`: reports its current state first, then every
+   * change, until `signal` aborts.
+   */
+  watchKey(key: string, sink: KeySink, signal: AbortSignal): void;
+  /**
+   * Starts watching every key starting with `dir`: a `reset` first, then every
+   * change, until `signal` aborts.
+   */
+  watchTree(dir: string, sink: TreeSink, signal: AbortSignal): void;
+  /** Waits until the lock on `key` is held and its value written. */
+  lock(key: string, options: DriverLockOptions): Promise<LockLease>;
+  /** Closes connections. Called once, after watches and locks are ended. */
+  close(): Promise<void>;
+  /**
+   * Drops connections without any goodbye, as a crashed process would: no
+   * lock is released, no session closed. Used by the conformance kit.
+   */
+  abandon(): Promise<void>;
+}

@@ -1,0 +1,316 @@
+/**
+ * The errors every backend throws. Each one extends {@linkcode StoreError},
+ * has its `name` set, and carries the backend's own error in `cause`.
+ *
+ * @module
+ */
+
+/**
+ * The base class of every error the library throws.
+ *
+ * @example Telling library errors from others
+ * ```ts
+ * import { StoreError } from "./errors.ts";
+ *
+ * try {
+ *   throw new StoreError("something failed");
+ * } catch (err) {
+ *   if (err instanceof StoreError) console.log(err.name);
+ * }
+ * ```
+ */
+export class StoreError extends Error {
+  /**
+   * Creates a store error.
+   *
+   * @param message What went wrong, in sentence case without a trailing period.
+   * @param options The underlying error in `cause`.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * An error about one key.
+ *
+ * @example
+ * ```ts
+ * import { KeyError } from "./errors.ts";
+ *
+ * const err = new KeyError("a/b", "trouble with the key");
+ * console.log(err.key);
+ * ```
+ */
+export class KeyError extends StoreError {
+  /** The key, as the caller gave it (normalised where it was valid). */
+  readonly key: string;
+  /**
+   * Creates an error about `key`.
+   *
+   * @param key The key.
+   * @param message What went wrong.
+   * @param options The underlying error in `cause`.
+   */
+  constructor(key: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.key = key;
+  }
+}
+
+/**
+ * The key does not exist (or has expired) where the operation needed it.
+ *
+ * @example
+ * ```ts
+ * import { KeyNotFoundError } from "./errors.ts";
+ *
+ * const err = new KeyNotFoundError("a");
+ * console.log(err.message);
+ * ```
+ */
+export class KeyNotFoundError extends KeyError {
+  /**
+   * Creates the error for `key`.
+   *
+   * @param key The key.
+   * @param options The underlying error in `cause`.
+   */
+  constructor(key: string, options?: ErrorOptions) {
+    super(key, `Key not found: ${JSON.stringify(key)}`, options);
+  }
+}
+
+/**
+ * The key exists where the operation wanted to create it.
+ *
+ * @example
+ * ```ts
+ * import { KeyExistsError } from "./errors.ts";
+ *
+ * console.log(new KeyExistsError("a").message);
+ * ```
+ */
+export class KeyExistsError extends KeyError {
+  /**
+   * Creates the error for `key`.
+   *
+   * @param key The key.
+   * @param options The underlying error in `cause`.
+   */
+  constructor(key: string, options?: ErrorOptions) {
+    super(key, `Key already exists: ${JSON.stringify(key)}`, options);
+  }
+}
+
+/**
+ * The key's `lastIndex` is not the one the operation expected.
+ *
+ * @example
+ * ```ts
+ * import { KeyModifiedError } from "./errors.ts";
+ *
+ * console.log(new KeyModifiedError("a").message);
+ * ```
+ */
+export class KeyModifiedError extends KeyError {
+  /**
+   * Creates the error for `key`.
+   *
+   * @param key The key.
+   * @param options The underlying error in `cause`.
+   */
+  constructor(key: string, options?: ErrorOptions) {
+    super(
+      key,
+      `Key was modified since it was read: ${JSON.stringify(key)}`,
+      options,
+    );
+  }
+}
+
+/**
+ * A call that needs the previous pair was made without one.
+ *
+ * @example
+ * ```ts
+ * import { PreviousNotSpecifiedError } from "./errors.ts";
+ *
+ * console.log(new PreviousNotSpecifiedError("a").message);
+ * ```
+ */
+export class PreviousNotSpecifiedError extends KeyError {
+  /**
+   * Creates the error for `key`.
+   *
+   * @param key The key.
+   */
+  constructor(key: string) {
+    super(key, `Previous pair not specified for key ${JSON.stringify(key)}`);
+  }
+}
+
+/**
+ * The key is not a valid key (see the key rules in the README).
+ *
+ * @example
+ * ```ts
+ * import { InvalidKeyError } from "./errors.ts";
+ *
+ * console.log(new InvalidKeyError("a//b", "it has an empty segment").message);
+ * ```
+ */
+export class InvalidKeyError extends KeyError {
+  /**
+   * Creates the error for `key`.
+   *
+   * @param key The key as given.
+   * @param reason Why it is invalid.
+   */
+  constructor(key: string, reason: string) {
+    super(key, `Invalid key ${JSON.stringify(key)}: ${reason}`);
+  }
+}
+
+/**
+ * The value is larger than the backend's `limits.maxValueBytes`.
+ *
+ * @example
+ * ```ts
+ * import { ValueTooLargeError } from "./errors.ts";
+ *
+ * console.log(new ValueTooLargeError("a", 2048, 1024).message);
+ * ```
+ */
+export class ValueTooLargeError extends KeyError {
+  /** The value's size in bytes. */
+  readonly size: number;
+  /** The largest size the backend accepts. */
+  readonly limit: number;
+  /**
+   * Creates the error for `key`.
+   *
+   * @param key The key.
+   * @param size The value's size in bytes.
+   * @param limit The largest size allowed.
+   */
+  constructor(key: string, size: number, limit: number) {
+    super(
+      key,
+      `Value of ${size} bytes for key ${
+        JSON.stringify(key)
+      } exceeds the limit of ${limit} bytes`,
+    );
+    this.size = size;
+    this.limit = limit;
+  }
+}
+
+/**
+ * An argument other than a key is invalid: a value that is neither bytes nor
+ * a string, a TTL that is not a positive number, an atomic operation that
+ * names a key twice.
+ *
+ * @example
+ * ```ts
+ * import { InvalidArgumentError } from "./errors.ts";
+ *
+ * console.log(new InvalidArgumentError("ttl must be a positive number").message);
+ * ```
+ */
+export class InvalidArgumentError extends StoreError {}
+
+/**
+ * The server could not be reached (within `connectTimeout` when connecting).
+ *
+ * @example
+ * ```ts
+ * import { NotReachableError } from "./errors.ts";
+ *
+ * console.log(new NotReachableError("redis at 127.0.0.1:1 is not reachable").name);
+ * ```
+ */
+export class NotReachableError extends StoreError {}
+
+/**
+ * A lock was lost while it was held, or could not be proven held.
+ *
+ * @example
+ * ```ts
+ * import { LockLostError } from "./errors.ts";
+ *
+ * console.log(new LockLostError("jobs/nightly", "its lease expired").message);
+ * ```
+ */
+export class LockLostError extends KeyError {
+  /**
+   * Creates the error for the lock on `key`.
+   *
+   * @param key The lock's key.
+   * @param reason Why the lock is lost.
+   * @param options The underlying error in `cause`.
+   */
+  constructor(key: string, reason: string, options?: ErrorOptions) {
+    super(key, `Lock on ${JSON.stringify(key)} lost: ${reason}`, options);
+  }
+}
+
+/**
+ * The configuration given to a backend has the wrong shape.
+ *
+ * @example
+ * ```ts
+ * import { InvalidConfigurationError } from "./errors.ts";
+ *
+ * console.log(new InvalidConfigurationError("connectTimeout must be a number").name);
+ * ```
+ */
+export class InvalidConfigurationError extends StoreError {}
+
+/**
+ * No backend is registered under that name or URL scheme.
+ *
+ * @example
+ * ```ts
+ * import { UnknownBackendError } from "./errors.ts";
+ *
+ * console.log(new UnknownBackendError("Unknown backend \"nope\"").name);
+ * ```
+ */
+export class UnknownBackendError extends StoreError {}
+
+/**
+ * The store was closed before or during the call.
+ *
+ * @example
+ * ```ts
+ * import { StoreClosedError } from "./errors.ts";
+ *
+ * console.log(new StoreClosedError("memory").message);
+ * ```
+ */
+export class StoreClosedError extends StoreError {
+  /**
+   * Creates the error for a store of `backend`.
+   *
+   * @param backend The backend's name.
+   * @param options What the call that was cut off failed with, in `cause`.
+   */
+  constructor(backend: string, options?: ErrorOptions) {
+    super(`The ${backend} store is closed`, options);
+  }
+}
+
+/**
+ * The backend cannot do what was asked. No built-in backend throws it: every
+ * backend implements the whole contract.
+ *
+ * @example
+ * ```ts
+ * import { CallNotSupportedError } from "./errors.ts";
+ *
+ * console.log(new CallNotSupportedError("not supported").name);
+ * ```
+ */
+export class CallNotSupportedError extends StoreError {}

@@ -1,0 +1,272 @@
+/**
+ * Locks: the held-lock handle every backend shares (renewal timing, the
+ * `lost` signal, an idempotent `unlock` that never hangs) and the loop that
+ * waits for a lock without a polling storm.
+ *
+ * @module
+ */
+
+import { LockLostError, StoreError } from "./errors.ts";
+import { delay, unrefTimer } from "./abort.ts";
+import type { LockLease } from "./driver.ts";
+import type { Lock } from "./types.ts";
+
+/** The lock TTL when the caller gives none, as the contract says. */
+export const DEFAULT_LOCK_TTL_MS = 20_000;
+
+/**
+ * A held lock is renewed every `ttl / RENEWALS_PER_TTL`: with three, two
+ * renewals may fail (a network blip) before the TTL runs out.
+ */
+export const RENEWALS_PER_TTL = 3;
+
+/** After a failed renewal, retry this soon (or sooner, before the TTL ends). */
+export const RENEW_RETRY_MS = 250;
+
+/** `unlock()` gives the backend this long to release before it gives up. */
+export const UNLOCK_TIMEOUT_MS = 5_000;
+
+/**
+ * A lock held through a driver's {@linkcode LockLease}: it renews the lease
+ * in time, reports loss on `lost`, and releases once.
+ *
+ * @example Holding a lock (through a store)
+ * ```ts ignore
+ * await using lock = await store.lock("jobs/nightly", { ttl: 10_000 });
+ * lock.lost.throwIfAborted();
+ * ```
+ */
+export class LockHandle implements Lock {
+  readonly key: string;
+  readonly lastIndex: bigint;
+  #lost = new AbortController();
+  #lease: LockLease;
+  #ttl: number;
+  #deleteOnUnlock: boolean;
+  #onEnd: (lock: LockHandle) => void;
+  #confirmedAt: number;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #renewing: AbortController | undefined;
+  #unlocking: Promise<void> | undefined;
+
+  /**
+   * Takes over a freshly acquired lease.
+   *
+   * @param key The lock's key, as the caller named it.
+   * @param lease What the driver returned.
+   * @param ttl The lock's TTL in milliseconds.
+   * @param deleteOnUnlock Whether `unlock()` deletes the key.
+   * @param onEnd Called once the lock is released or abandoned.
+   */
+  constructor(
+    key: string,
+    lease: LockLease,
+    ttl: number,
+    deleteOnUnlock: boolean,
+    onEnd: (lock: LockHandle) => void,
+  ) {
+    this.key = key;
+    this.lastIndex = lease.lastIndex;
+    this.#lease = lease;
+    this.#ttl = ttl;
+    this.#deleteOnUnlock = deleteOnUnlock;
+    this.#onEnd = onEnd;
+    this.#confirmedAt = Date.now();
+    if (lease.lost) {
+      const onLost = () =>
+        this.#lose("the backend reported it gone", lease.lost!.reason);
+      if (lease.lost.aborted) onLost();
+      else lease.lost.addEventListener("abort", onLost, { once: true });
+    }
+    if (lease.renew && !this.#lost.signal.aborted) {
+      this.#schedule(ttl / RENEWALS_PER_TTL);
+    }
+  }
+
+  get lost(): AbortSignal {
+    return this.#lost.signal;
+  }
+
+  unlock(): Promise<void> {
+    this.#unlocking ??= this.#release();
+    return this.#unlocking;
+  }
+
+  /** Releases the lock: `await using lock = ...` releases it at scope exit. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.unlock();
+  }
+
+  /**
+   * Stops renewing without releasing, as a crashed holder would: the lock
+   * then expires on the server after its TTL.
+   */
+  abandon(): void {
+    this.#unlocking ??= Promise.resolve();
+    this.#stop();
+    this.#onEnd(this);
+  }
+
+  async #release(): Promise<void> {
+    this.#stop();
+    try {
+      await this.#lease.release(
+        this.#deleteOnUnlock,
+        AbortSignal.timeout(UNLOCK_TIMEOUT_MS),
+      );
+    } catch (error) {
+      // A lock that is already lost has nothing left to release.
+      if (this.#lost.signal.aborted) return;
+      if (error instanceof StoreError) throw error;
+      throw new StoreError(
+        `Could not release the lock on ${JSON.stringify(this.key)}${
+          isTimeout(error)
+            ? ` within ${UNLOCK_TIMEOUT_MS} ms; it will expire after its TTL`
+            : ""
+        }`,
+        { cause: error },
+      );
+    } finally {
+      this.#onEnd(this);
+    }
+  }
+
+  #stop(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#renewing?.abort();
+  }
+
+  #schedule(ms: number): void {
+    this.#timer = setTimeout(() => this.#renew(), ms);
+    unrefTimer(this.#timer);
+  }
+
+  async #renew(): Promise<void> {
+    if (this.#unlocking || this.#lost.signal.aborted) return;
+    const sentAt = Date.now();
+    const deadline = this.#confirmedAt + this.#ttl;
+    this.#renewing = new AbortController();
+    const timeout = setTimeout(
+      () => this.#renewing?.abort(),
+      Math.max(0, deadline - sentAt),
+    );
+    let held: boolean;
+    try {
+      held = await this.#lease.renew!(this.#renewing.signal);
+    } catch (error) {
+      clearTimeout(timeout);
+      if (this.#unlocking) return;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        this.#lose(`it could not be renewed within its TTL`, error);
+      } else this.#schedule(Math.min(RENEW_RETRY_MS, left));
+      return;
+    }
+    clearTimeout(timeout);
+    if (this.#unlocking) return;
+    if (!held) {
+      this.#lose("another holder has it or it expired");
+      return;
+    }
+    this.#confirmedAt = sentAt;
+    this.#schedule(this.#ttl / RENEWALS_PER_TTL);
+  }
+
+  #lose(reason: string, cause?: unknown): void {
+    if (this.#lost.signal.aborted) return;
+    this.#stop();
+    this.#lost.abort(
+      new LockLostError(
+        this.key,
+        reason,
+        cause === undefined ? undefined : { cause },
+      ),
+    );
+  }
+}
+
+function isTimeout(error: unknown): boolean {
+  return error instanceof DOMException && error.name === "TimeoutError";
+}
+
+/** Options of {@linkcode waitForLock}. */
+export interface WaitForLockOptions<T> {
+  /**
+   * Tries to take the lock once. Resolves the lease when taken. When someone
+   * else holds it: how many milliseconds the holder's TTL has left (the next
+   * attempt then comes no later than that), or `null` when unknown.
+   */
+  attempt(): Promise<T | number | null>;
+  /**
+   * Resolves when the lock may have become free (the backend's notification),
+   * or when `signal` aborts (then it may resolve or reject, either is fine).
+   */
+  changed(signal: AbortSignal): Promise<void>;
+  /** Aborts waiting: the loop rejects with `signal.reason`. */
+  signal?: AbortSignal;
+  /**
+   * Longest wait between attempts when no notification comes, in
+   * milliseconds: the safety net for a missed notification.
+   */
+  maxWaitMs: number;
+}
+
+/**
+ * Takes a lock, waiting for the backend's notification between attempts
+ * (never a polling storm): an attempt comes after a notification, after the
+ * holder's TTL would have run out, or after `maxWaitMs`, whichever is first.
+ *
+ * @param options How to attempt and how to wait.
+ * @returns What the successful attempt resolved.
+ *
+ * @example
+ * ```ts
+ * import { waitForLock } from "./lock.ts";
+ *
+ * let free = false;
+ * setTimeout(() => (free = true), 10);
+ * const lease = await waitForLock({
+ *   attempt: async () => (free ? { lastIndex: 1n } : null),
+ *   changed: (signal) => new Promise((resolve) => signal.addEventListener("abort", () => resolve())),
+ *   maxWaitMs: 5,
+ * });
+ * console.log(lease.lastIndex);
+ * ```
+ */
+export async function waitForLock<T extends object>(
+  options: WaitForLockOptions<T>,
+): Promise<T> {
+  const { signal } = options;
+  while (true) {
+    signal?.throwIfAborted();
+    // Listen before attempting, so a release between the attempt and the
+    // wait is not missed.
+    const stopWaiting = new AbortController();
+    const changed = options.changed(stopWaiting.signal).catch(() => {});
+    let result: T | number | null;
+    try {
+      result = await options.attempt();
+    } catch (error) {
+      stopWaiting.abort();
+      throw error;
+    }
+    if (result !== null && typeof result !== "number") {
+      stopWaiting.abort();
+      return result;
+    }
+    const heldFor = result ?? Infinity;
+    const wait = Math.max(1, Math.min(options.maxWaitMs, heldFor));
+    const timeout = delay(wait, stopWaiting.signal).catch(() => {});
+    const aborted = new Promise<void>((resolve) => {
+      if (!signal) return;
+      if (signal.aborted) resolve();
+      signal.addEventListener("abort", () => resolve(), {
+        once: true,
+        signal: stopWaiting.signal,
+      });
+    });
+    await Promise.race([changed, timeout, aborted]);
+    stopWaiting.abort();
+  }
+}

@@ -1,0 +1,502 @@
+/**
+ * {@linkcode BaseStore}: the public `Store`, built once over any
+ * {@linkcode Driver}. Every backend's class extends it.
+ *
+ * @module
+ */
+
+import { AtomicBuilder } from "./atomic.ts";
+import { abortable } from "./abort.ts";
+import {
+  InvalidArgumentError,
+  InvalidConfigurationError,
+  InvalidKeyError,
+  KeyError,
+  KeyExistsError,
+  KeyModifiedError,
+  KeyNotFoundError,
+  PreviousNotSpecifiedError,
+  StoreClosedError,
+  StoreError,
+} from "./errors.ts";
+import {
+  compareKeys,
+  dirOf,
+  joinKey,
+  normalizeKey,
+  normalizePrefix,
+  utf8Length,
+} from "./keys.ts";
+import { DEFAULT_LOCK_TTL_MS, LockHandle } from "./lock.ts";
+import { checkTtl, toBytes } from "./values.ts";
+import { KeyWatch, TreeWatch, type Watch, type WatchSetup } from "./watch.ts";
+import type { AtomicStep, Driver, Entry } from "./driver.ts";
+import type {
+  AtomicOperation,
+  CommitResult,
+  KVPair,
+  Lock,
+  LockOptions,
+  ReadOptions,
+  SignalOptions,
+  Store,
+  StoreLimits,
+  WriteOptions,
+} from "./types.ts";
+
+/** Options every store takes. */
+export interface BaseStoreOptions {
+  /** A namespace every key is stored under (a valid key), or none. */
+  prefix?: string;
+}
+
+let abandonStore: (store: BaseStore) => Promise<void>;
+
+/**
+ * The `Store` of the contract over a {@linkcode Driver}. It checks every
+ * argument before any I/O, applies the `prefix`, turns driver entries into
+ * pairs, sorts lists, wraps foreign errors in `StoreError`, rejects calls
+ * after `close()`, and runs watches and locks with the shared machinery.
+ *
+ * @example A backend's class
+ * ```ts ignore
+ * export class MemoryStore extends BaseStore {
+ *   constructor(options: MemoryStoreOptions = {}) {
+ *     super(new MemoryDriver(options), options);
+ *   }
+ * }
+ * ```
+ */
+export class BaseStore implements Store {
+  readonly backend: string;
+  readonly limits: StoreLimits;
+  #driver: Driver;
+  #prefix: string;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  #closeSignal = new AbortController();
+  #watches = new Set<Watch>();
+  #locks = new Set<LockHandle>();
+
+  static {
+    abandonStore = (store) => store.#abandon();
+  }
+
+  /**
+   * Wraps a driver.
+   *
+   * @param driver The backend.
+   * @param options The store's `prefix`.
+   */
+  constructor(driver: Driver, options: BaseStoreOptions = {}) {
+    this.#driver = driver;
+    this.backend = driver.backend;
+    const limits = driver.limits;
+    let prefix = "";
+    if (options.prefix !== undefined && options.prefix !== null) {
+      if (typeof options.prefix !== "string") {
+        throw new InvalidConfigurationError("prefix must be a string");
+      }
+      try {
+        prefix = normalizePrefix(options.prefix, limits.maxKeyBytes - 2);
+      } catch (error) {
+        throw new InvalidConfigurationError(
+          `prefix is not a valid key: ${(error as Error).message}`,
+          { cause: error },
+        );
+      }
+      const reason = prefix === "" ? undefined : driver.checkKey?.(prefix);
+      if (reason) {
+        throw new InvalidConfigurationError(
+          `prefix is not a valid key on ${driver.backend}: ${reason}`,
+        );
+      }
+    }
+    this.#prefix = prefix;
+    this.limits = Object.freeze({
+      ...limits,
+      maxKeyBytes: limits.maxKeyBytes -
+        (prefix === "" ? 0 : utf8Length(prefix) + 1),
+    });
+  }
+
+  async put(
+    key: string,
+    value: Uint8Array | string,
+    options?: WriteOptions,
+  ): Promise<void> {
+    this.#open(options);
+    const full = this.#key(key);
+    const bytes = toBytes(key, value, this.limits.maxValueBytes);
+    const ttl = checkTtl(options?.ttl);
+    await this.#run(
+      "put",
+      options?.signal,
+      () => this.#driver.put(full, bytes, { ttl, signal: options?.signal }),
+    );
+  }
+
+  async get(key: string, options?: ReadOptions): Promise<KVPair | null> {
+    this.#open(options);
+    const full = this.#key(key);
+    const entry = await this.#run(
+      "get",
+      options?.signal,
+      () => this.#driver.get(full, this.#readOptions(options)),
+    );
+    return entry === null ? null : this.#pair(entry);
+  }
+
+  async exists(key: string, options?: ReadOptions): Promise<boolean> {
+    this.#open(options);
+    const full = this.#key(key);
+    const entry = await this.#run(
+      "exists",
+      options?.signal,
+      () => this.#driver.get(full, this.#readOptions(options)),
+    );
+    return entry !== null;
+  }
+
+  async delete(key: string, options?: SignalOptions): Promise<void> {
+    this.#open(options);
+    const full = this.#key(key);
+    await this.#run(
+      "delete",
+      options?.signal,
+      () => this.#driver.delete(full, { signal: options?.signal }),
+    );
+  }
+
+  async list(prefix: string, options?: ReadOptions): Promise<KVPair[]> {
+    this.#open(options);
+    const full = this.#tree(prefix);
+    const entries = await this.#run(
+      "list",
+      options?.signal,
+      () => this.#driver.list(dirOf(full), this.#readOptions(options)),
+    );
+    entries.sort((a, b) => compareKeys(a.key, b.key));
+    return entries.map((entry) => this.#pair(entry));
+  }
+
+  async deleteTree(prefix: string, options?: SignalOptions): Promise<void> {
+    this.#open(options);
+    const full = this.#tree(prefix);
+    const own = full === this.#prefix ? null : full;
+    await this.#run(
+      "deleteTree",
+      options?.signal,
+      () =>
+        this.#driver.deleteTree(own, dirOf(full), { signal: options?.signal }),
+    );
+  }
+
+  watch(key: string, options?: SignalOptions): ReadableStream<KVPair | null> {
+    this.#open(options);
+    const full = this.#key(key);
+    const watch = new KeyWatch(this.#watchSetup(options));
+    this.#startWatch(
+      watch,
+      () => this.#driver.watchKey(full, watch, watch.signal),
+    );
+    return watch.stream;
+  }
+
+  watchTree(prefix: string, options?: SignalOptions): ReadableStream<KVPair[]> {
+    this.#open(options);
+    const full = this.#tree(prefix);
+    const watch = new TreeWatch(this.#watchSetup(options));
+    this.#startWatch(
+      watch,
+      () => this.#driver.watchTree(dirOf(full), watch, watch.signal),
+    );
+    return watch.stream;
+  }
+
+  async lock(key: string, options?: LockOptions): Promise<Lock> {
+    this.#open(options);
+    const full = this.#key(key);
+    const value = toBytes(key, options?.value ?? "", this.limits.maxValueBytes);
+    const ttl = checkTtl(options?.ttl) ?? DEFAULT_LOCK_TTL_MS;
+    const deleteOnUnlock = options?.deleteOnUnlock ?? false;
+    if (typeof deleteOnUnlock !== "boolean") {
+      throw new InvalidArgumentError("deleteOnUnlock must be a boolean");
+    }
+    // The driver waits until the caller aborts or the store closes.
+    const signal = options?.signal
+      ? AbortSignal.any([options.signal, this.#closeSignal.signal])
+      : this.#closeSignal.signal;
+    const pending = this.#driver.lock(full, { value, ttl, signal });
+    let lease;
+    try {
+      lease = await this.#run("lock", signal, () => pending);
+    } catch (error) {
+      // A lease that arrives after the caller gave up is not left held.
+      pending.then(
+        (late) => late.release(false, AbortSignal.timeout(5_000)),
+        () => {},
+      ).catch(() => {});
+      throw error;
+    }
+    const handle = new LockHandle(
+      this.#userKey(full),
+      lease,
+      ttl,
+      deleteOnUnlock,
+      (lock) => this.#locks.delete(lock),
+    );
+    this.#locks.add(handle);
+    return handle;
+  }
+
+  async atomicPut(
+    key: string,
+    value: Uint8Array | string,
+    previous: KVPair | null,
+    options?: WriteOptions,
+  ): Promise<KVPair> {
+    this.#open(options);
+    const full = this.#key(key);
+    const bytes = toBytes(key, value, this.limits.maxValueBytes);
+    const ttl = checkTtl(options?.ttl);
+    const expected = previousIndex(key, previous, true);
+    const steps: AtomicStep[] = [
+      { type: "check", key: full, lastIndex: expected },
+      { type: "put", key: full, value: bytes, ttl },
+    ];
+    const result = await this.#commit("atomicPut", steps, options?.signal);
+    return {
+      key: this.#userKey(full),
+      value: bytes.slice(),
+      lastIndex: result,
+    };
+  }
+
+  async atomicDelete(
+    key: string,
+    previous: KVPair,
+    options?: SignalOptions,
+  ): Promise<void> {
+    this.#open(options);
+    const full = this.#key(key);
+    const expected = previousIndex(key, previous, false);
+    await this.#commit("atomicDelete", [
+      { type: "check", key: full, lastIndex: expected },
+      { type: "delete", key: full },
+    ], options?.signal);
+  }
+
+  atomic(): AtomicOperation {
+    this.#open(undefined);
+    return new AtomicBuilder({
+      key: (key) => this.#key(key),
+      value: (key, value) => toBytes(key, value, this.limits.maxValueBytes),
+      ttl: checkTtl,
+      maxOperations: this.limits.maxAtomicOperations,
+      commit: (steps, options) => this.#commitAll(steps, options),
+    });
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  /** Closes the store: `await using store = ...` closes it at scope exit. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#closed = true;
+    this.#closeSignal.abort(new StoreClosedError(this.backend));
+    for (const watch of [...this.#watches]) watch.close();
+    await Promise.allSettled([...this.#locks].map((lock) => lock.unlock()));
+    await this.#driver.close();
+  }
+
+  async #abandon(): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#closed = true;
+    this.#closing = this.#closing ?? Promise.resolve();
+    this.#closeSignal.abort(new StoreClosedError(this.backend));
+    for (const lock of [...this.#locks]) lock.abandon();
+    for (const watch of [...this.#watches]) watch.close();
+    await this.#driver.abandon();
+  }
+
+  async #commitAll(
+    steps: readonly AtomicStep[],
+    options: SignalOptions | undefined,
+  ): Promise<CommitResult> {
+    this.#open(options);
+    if (steps.length === 0) return { ok: true, lastIndex: 0n };
+    const outcome = await this.#run(
+      "atomic",
+      options?.signal,
+      () => this.#driver.commit(steps, { signal: options?.signal }),
+    );
+    return outcome.ok ? { ok: true, lastIndex: outcome.lastIndex } : {
+      ok: false,
+    };
+  }
+
+  // Runs a check-then-write commit and turns a failed check into the error
+  // that says why: the driver may know the key's state, or it is read.
+  async #commit(
+    op: string,
+    steps: AtomicStep[],
+    signal: AbortSignal | undefined,
+  ): Promise<bigint> {
+    const check = steps[0] as { key: string; lastIndex: bigint | null };
+    const outcome = await this.#run(
+      op,
+      signal,
+      () => this.#driver.commit(steps, { signal }),
+    );
+    if (outcome.ok) return outcome.lastIndex;
+    let current = outcome.current;
+    if (current === undefined) {
+      const entry = await this.#run(
+        op,
+        signal,
+        () => this.#driver.get(check.key, { consistent: true, signal }),
+      );
+      current = entry?.lastIndex ?? null;
+    }
+    const key = this.#userKey(check.key);
+    if (check.lastIndex === null) throw new KeyExistsError(key);
+    if (current === null) throw new KeyNotFoundError(key);
+    throw new KeyModifiedError(key);
+  }
+
+  #open(options: SignalOptions | undefined): void {
+    if (this.#closed) throw new StoreClosedError(this.backend);
+    options?.signal?.throwIfAborted();
+  }
+
+  #key(key: string): string {
+    const full = joinKey(
+      this.#prefix,
+      normalizeKey(key, this.limits.maxKeyBytes),
+    );
+    const reason = this.#driver.checkKey?.(full);
+    if (reason) throw new InvalidKeyError(key, reason);
+    return full;
+  }
+
+  #tree(prefix: string): string {
+    const normalized = normalizePrefix(prefix, this.limits.maxKeyBytes);
+    if (normalized === "") return this.#prefix;
+    const full = joinKey(this.#prefix, normalized);
+    const reason = this.#driver.checkKey?.(full);
+    if (reason) throw new InvalidKeyError(prefix, reason);
+    return full;
+  }
+
+  #userKey(full: string): string {
+    return this.#prefix === "" ? full : full.slice(this.#prefix.length + 1);
+  }
+
+  #pair(entry: Entry): KVPair {
+    let value = entry.value;
+    // Clients hand out Node Buffers; callers get the same type everywhere.
+    if (value.constructor !== Uint8Array) {
+      value = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+    }
+    return { key: this.#userKey(entry.key), value, lastIndex: entry.lastIndex };
+  }
+
+  #readOptions(options: ReadOptions | undefined) {
+    return {
+      consistent: options?.consistent ?? true,
+      signal: options?.signal,
+    };
+  }
+
+  #watchSetup(options: SignalOptions | undefined): WatchSetup {
+    return {
+      toPair: (entry) => this.#pair(entry),
+      signal: options?.signal,
+      wrapError: (error) => this.#wrap("watch", error, undefined),
+      onEnd: (watch) => this.#watches.delete(watch),
+    };
+  }
+
+  #startWatch(watch: KeyWatch | TreeWatch, start: () => void): void {
+    this.#watches.add(watch);
+    try {
+      start();
+    } catch (cause) {
+      watch.error(cause);
+    }
+  }
+
+  async #run<T>(
+    op: string,
+    signal: AbortSignal | undefined,
+    call: () => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await abortable(call(), signal);
+    } catch (error) {
+      throw this.#wrap(op, error, signal);
+    }
+  }
+
+  // Aborts keep their reason; library errors pass; anything else is wrapped,
+  // so no raw client error reaches the caller.
+  #wrap(op: string, error: unknown, signal: AbortSignal | undefined): unknown {
+    if (signal?.aborted && error === signal.reason) return error;
+    // A call cut off by close() says so, unless it failed for its own reason.
+    if (this.#closed && !(error instanceof KeyError)) {
+      if (error instanceof StoreClosedError) return error;
+      return new StoreClosedError(this.backend, { cause: error });
+    }
+    if (error instanceof StoreError) return error;
+    const message = error instanceof Error ? error.message : String(error);
+    return new StoreError(`${this.backend} ${op} failed: ${message}`, {
+      cause: error,
+    });
+  }
+}
+
+function previousIndex(
+  key: string,
+  previous: KVPair | null | undefined,
+  nullAllowed: boolean,
+): bigint | null {
+  if (previous === null && nullAllowed) return null;
+  if (previous === undefined || previous === null) {
+    throw new PreviousNotSpecifiedError(key);
+  }
+  if (typeof previous !== "object" || typeof previous.lastIndex !== "bigint") {
+    throw new InvalidArgumentError(
+      `previous must be a pair with a bigint lastIndex (key ${
+        JSON.stringify(key)
+      })`,
+    );
+  }
+  return previous.lastIndex;
+}
+
+/**
+ * Drops a store as a crashed process would: its connections go without
+ * goodbye, its locks are neither renewed nor released (they expire on the
+ * server after their TTL), and its watches end. For tests of what other
+ * clients see when one dies.
+ *
+ * @param store A store opened by this library.
+ *
+ * @example
+ * ```ts ignore
+ * await abandon(store);
+ * ```
+ */
+export function abandon(store: Store): Promise<void> {
+  if (!(store instanceof BaseStore)) {
+    throw new InvalidArgumentError("abandon() needs a store of this library");
+  }
+  return abandonStore(store);
+}

@@ -1,0 +1,219 @@
+/**
+ * The public types of the store contract.
+ *
+ * @module
+ */
+
+/** A key with its value and version, as returned by reads. */
+export interface KVPair {
+  /** The key, normalised: no leading or trailing `/`, relative to the store's `prefix`. */
+  key: string;
+  /** The stored bytes. */
+  value: Uint8Array;
+  /**
+   * The backend's version of this key (etcd mod revision, Consul ModifyIndex,
+   * ...). It changes on every write of the key and is never reused for it.
+   */
+  lastIndex: bigint;
+}
+
+/** Options of calls that only need a signal. */
+export interface SignalOptions {
+  /** Aborts the call: it rejects with `signal.reason`. */
+  signal?: AbortSignal;
+}
+
+/** Options of `put`, `atomicPut` and `lock`-free writes. */
+export interface WriteOptions extends SignalOptions {
+  /**
+   * Time to live in milliseconds. The key is readable until it has passed and
+   * gone no later than `ttl + limits.ttlGranularityMs` after the write.
+   */
+  ttl?: number;
+}
+
+/** Options of reads. */
+export interface ReadOptions extends SignalOptions {
+  /**
+   * Read the latest committed state (default `true`). `false` allows a stale
+   * read where the backend offers a cheaper one (Consul `?stale`, etcd
+   * serializable reads, DynamoDB eventually consistent reads).
+   */
+  consistent?: boolean;
+}
+
+/** What a backend can store, declared by each backend. */
+export interface StoreLimits {
+  /** The longest key, in UTF-8 bytes (after the store's `prefix` is taken off). */
+  readonly maxKeyBytes: number;
+  /** The largest value, in bytes. */
+  readonly maxValueBytes: number;
+  /** How late after its TTL a key may still be seen, in milliseconds. */
+  readonly ttlGranularityMs: number;
+  /** The most checks and writes one `atomic()` operation may hold. */
+  readonly maxAtomicOperations: number;
+}
+
+/** Options of {@linkcode Store.lock}. */
+export interface LockOptions extends SignalOptions {
+  /** The value written at the lock's key while it is held (default empty). */
+  value?: Uint8Array | string;
+  /**
+   * How long the lock survives its holder, in milliseconds (default 20 000).
+   * While held it is renewed before this runs out.
+   */
+  ttl?: number;
+  /** Delete the key on `unlock()` (default `false`: it keeps the holder's value). */
+  deleteOnUnlock?: boolean;
+}
+
+/** A held lock. */
+export interface Lock extends AsyncDisposable {
+  /** The locked key. */
+  readonly key: string;
+  /** Fencing token: it grows with every acquisition of this key. */
+  readonly lastIndex: bigint;
+  /** Aborts, with a `LockLostError`, if the lock is lost while held. */
+  readonly lost: AbortSignal;
+  /** Releases the lock. Idempotent; it never hangs. */
+  unlock(): Promise<void>;
+}
+
+/** The outcome of {@linkcode AtomicOperation.commit}. */
+export type CommitResult =
+  | {
+    /** Every check passed and every write was applied. */
+    ok: true;
+    /**
+     * The commit's version: the backend's revision where it has one, otherwise
+     * the highest `lastIndex` the commit gave to a key it wrote (`0n` when it
+     * wrote nothing).
+     */
+    lastIndex: bigint;
+  }
+  | {
+    /** A check failed; nothing was written. */
+    ok: false;
+  };
+
+/** Several checks and writes that apply all together or not at all. */
+export interface AtomicOperation {
+  /**
+   * Requires `key` to be at `lastIndex` (`null`: to be absent) at commit.
+   *
+   * @param key The key.
+   * @param lastIndex The expected version, or `null` for "absent".
+   */
+  check(key: string, lastIndex: bigint | null): this;
+  /**
+   * Writes `value` at `key`.
+   *
+   * @param key The key.
+   * @param value The bytes, or a string stored as UTF-8.
+   * @param options The TTL of the key, in milliseconds.
+   */
+  put(
+    key: string,
+    value: Uint8Array | string,
+    options?: { ttl?: number },
+  ): this;
+  /**
+   * Deletes `key` (no error if it is absent).
+   *
+   * @param key The key.
+   */
+  delete(key: string): this;
+  /**
+   * Applies the operation. Resolves `{ ok: false }` when a check fails.
+   *
+   * @param options A signal to abort the commit.
+   */
+  commit(options?: SignalOptions): Promise<CommitResult>;
+}
+
+/** A key/value store: one API over every backend. */
+export interface Store extends AsyncDisposable {
+  /** The backend's name: `"memory"`, `"file"`, `"redis"`, `"etcd"`, ... */
+  readonly backend: string;
+  /** What this store accepts. */
+  readonly limits: StoreLimits;
+  /** Writes `value` at `key`. */
+  put(
+    key: string,
+    value: Uint8Array | string,
+    options?: WriteOptions,
+  ): Promise<void>;
+  /** The pair at `key`, or `null` when absent or expired. */
+  get(key: string, options?: ReadOptions): Promise<KVPair | null>;
+  /** Whether `get(key)` would return a pair. */
+  exists(key: string, options?: ReadOptions): Promise<boolean>;
+  /** Deletes `key`; deleting an absent key is not an error. */
+  delete(key: string, options?: SignalOptions): Promise<void>;
+  /** Every pair strictly under `prefix`, at any depth, sorted by key. */
+  list(prefix: string, options?: ReadOptions): Promise<KVPair[]>;
+  /** Deletes `prefix` and everything under it. */
+  deleteTree(prefix: string, options?: SignalOptions): Promise<void>;
+  /** The current state of `key`, then one chunk per change. */
+  watch(key: string, options?: SignalOptions): ReadableStream<KVPair | null>;
+  /** The current `list(prefix)`, then a fresh snapshot after every change. */
+  watchTree(prefix: string, options?: SignalOptions): ReadableStream<KVPair[]>;
+  /** Waits until the lock on `key` is held, then writes its value at `key`. */
+  lock(key: string, options?: LockOptions): Promise<Lock>;
+  /** Compare-and-set: writes only if `key` is still at `previous` (`null`: absent). */
+  atomicPut(
+    key: string,
+    value: Uint8Array | string,
+    previous: KVPair | null,
+    options?: WriteOptions,
+  ): Promise<KVPair>;
+  /** Compare-and-delete: deletes only if `key` is still at `previous`. */
+  atomicDelete(
+    key: string,
+    previous: KVPair,
+    options?: SignalOptions,
+  ): Promise<void>;
+  /** Starts an all-or-nothing group of checks and writes. */
+  atomic(): AtomicOperation;
+  /** Ends watches, releases locks and closes connections. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** TLS settings of network backends. */
+export interface TlsOptions {
+  /** Certificate authorities to trust (PEM). */
+  ca?: string | Uint8Array | Array<string | Uint8Array>;
+  /** Client certificate chain (PEM). */
+  cert?: string | Uint8Array;
+  /** Client private key (PEM). */
+  key?: string | Uint8Array;
+  /** Server name to verify (default: the host name). */
+  servername?: string;
+  /** Verify the server's certificate (default `true`). */
+  rejectUnauthorized?: boolean;
+}
+
+/**
+ * Options of {@linkcode openStore} and of each backend's constructor. The
+ * common settings are typed here; each backend documents the settings only it
+ * understands (a Redis `db`, a Consul `token`, ...). A setting a backend does
+ * not know is an `InvalidConfigurationError`.
+ */
+export interface OpenOptions {
+  /** How long to wait for the server, in milliseconds (default 10 000). */
+  connectTimeout?: number;
+  /**
+   * A namespace: every key is stored under `prefix/`. It must be a valid key.
+   * Keys in pairs, `list` and watches are reported without it.
+   */
+  prefix?: string;
+  /** Aborts opening. */
+  signal?: AbortSignal;
+  /** TLS settings (also turned on by `rediss:`, `etcds:`, `consuls:`, `zks:`). */
+  tls?: TlsOptions | boolean;
+  /** User name for the server's authentication. */
+  username?: string;
+  /** Password for the server's authentication. */
+  password?: string;
+  /** A backend-specific setting. */
+  [setting: string]: unknown;
+}

@@ -1,0 +1,344 @@
+/**
+ * Watch streams: what every backend's watches share.
+ *
+ * A driver reports states (a key watch) or a tree and its changes (a tree
+ * watch) through a sink; this module turns them into the `ReadableStream`s
+ * of the contract: the current state first, one chunk per change of a key,
+ * sorted snapshots of a tree folded when they come in a burst, expiry
+ * reported on time, and the driver's resources freed on cancel, abort,
+ * error and store close.
+ *
+ * @module
+ */
+
+import { compareKeys } from "./keys.ts";
+import { StoreError } from "./errors.ts";
+import { unrefTimer } from "./abort.ts";
+import type { Entry, KeySink, TreeSink } from "./driver.ts";
+import type { KVPair } from "./types.ts";
+
+/**
+ * How many chunks a key watch keeps for a reader that does not read before
+ * it gives up with an error, so a forgotten stream cannot grow without bound.
+ * A tree watch needs no such limit: it folds changes into one snapshot.
+ */
+export const WATCH_BUFFER_LIMIT = 10_000;
+
+/** How a watch is started and torn down; given by `BaseStore`. */
+export interface WatchSetup {
+  /** Turns a driver entry into the caller's pair (prefix taken off). */
+  toPair(entry: Entry): KVPair;
+  /** The caller's signal: aborting it errors the stream with its reason. */
+  signal?: AbortSignal;
+  /** Turns what a driver reported as an error into the error the reader gets. */
+  wrapError(error: unknown): unknown;
+  /** Called once when the watch ends, however it ends. */
+  onEnd(watch: Watch): void;
+}
+
+/** A running watch, as the store tracks it. */
+export interface Watch {
+  /** Ends the watch by closing its stream (what `store.close()` does). */
+  close(): void;
+}
+
+/**
+ * The part of a watch that does not depend on what is watched: the driver's
+ * stop signal, the caller's signal, and ending the stream exactly once.
+ */
+abstract class WatchBase<T> implements Watch {
+  readonly stream: ReadableStream<T>;
+  /** Aborted when the watch ends, to stop the driver's feed. */
+  protected readonly stop: AbortController = new AbortController();
+  protected controller!: ReadableStreamDefaultController<T>;
+  #setup: WatchSetup;
+  #ended = false;
+
+  constructor(setup: WatchSetup, strategy: QueuingStrategy<T>) {
+    this.#setup = setup;
+    this.stream = new ReadableStream<T>({
+      start: (controller) => {
+        this.controller = controller;
+      },
+      pull: () => this.pull(),
+      cancel: () => {
+        this.end();
+      },
+    }, strategy);
+    const signal = setup.signal;
+    if (signal) {
+      const onAbort = () => this.fail(signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.stop.signal.addEventListener(
+        "abort",
+        () => signal.removeEventListener("abort", onAbort),
+        { once: true },
+      );
+    }
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** Called when the reader wants a chunk. */
+  protected pull(): void | Promise<void> {}
+
+  /** Frees what the subclass holds (timers). */
+  protected abstract dispose(): void;
+
+  close(): void {
+    if (this.end()) this.controller.close();
+  }
+
+  fail(error: unknown): void {
+    if (this.end()) this.controller.error(error);
+  }
+
+  /** Ends the watch with a driver's error, wrapped as a `StoreError`. */
+  error(error: unknown): void {
+    this.fail(this.#setup.wrapError(error));
+  }
+
+  /** Marks the watch ended; returns whether it was still running. */
+  protected end(): boolean {
+    if (this.#ended) return false;
+    this.#ended = true;
+    this.dispose();
+    this.stop.abort();
+    this.#setup.onEnd(this);
+    return true;
+  }
+
+  protected toPair(entry: Entry): KVPair {
+    return this.#setup.toPair(entry);
+  }
+}
+
+/**
+ * A watch of one key. States the driver reports twice, or older than one
+ * already reported, are dropped: a chunk is a change.
+ */
+export class KeyWatch extends WatchBase<KVPair | null> implements KeySink {
+  // undefined: nothing reported yet; null: reported absent.
+  #last: Entry | null | undefined = undefined;
+  #highest = -1n;
+  #expiry: ReturnType<typeof setTimeout> | undefined;
+
+  /**
+   * Creates the watch; the caller then starts the driver with `this` as the
+   * sink and `this.signal` as its stop signal.
+   *
+   * @param setup How the store wants the watch run.
+   */
+  constructor(setup: WatchSetup) {
+    super(setup, new CountQueuingStrategy({ highWaterMark: 1 }));
+  }
+
+  /** Aborted when the watch ends. */
+  get signal(): AbortSignal {
+    return this.stop.signal;
+  }
+
+  state(entry: Entry | null): void {
+    if (this.ended) return;
+    const last = this.#last;
+    if (entry === null) {
+      if (last === null) return;
+    } else {
+      if (entry.lastIndex <= this.#highest) return;
+      this.#highest = entry.lastIndex;
+    }
+    this.#last = entry;
+    this.#armExpiry(entry);
+    this.#emit(entry === null ? null : this.toPair(entry));
+  }
+
+  protected dispose(): void {
+    clearTimeout(this.#expiry);
+  }
+
+  #emit(chunk: KVPair | null): void {
+    if ((this.controller.desiredSize ?? 0) <= -WATCH_BUFFER_LIMIT) {
+      this.fail(
+        new StoreError(
+          `Watch reader fell more than ${WATCH_BUFFER_LIMIT} changes behind; the watch was stopped`,
+        ),
+      );
+      return;
+    }
+    this.controller.enqueue(chunk);
+  }
+
+  // A driver whose server deletes expired keys late still reports them gone
+  // on time: the entry says when it expires.
+  #armExpiry(entry: Entry | null): void {
+    clearTimeout(this.#expiry);
+    this.#expiry = undefined;
+    if (entry?.expiresAt === undefined) return;
+    this.#expiry = setTimeout(() => {
+      if (this.#last === entry) this.state(null);
+    }, Math.max(0, entry.expiresAt - Date.now()));
+    unrefTimer(this.#expiry);
+  }
+}
+
+/**
+ * A watch of a tree. It keeps the tree's entries and hands the reader a
+ * sorted snapshot when something changed since the last one; changes that
+ * come while the reader is busy are folded into the next snapshot.
+ */
+export class TreeWatch extends WatchBase<KVPair[]> implements TreeSink {
+  #entries = new Map<string, Entry>();
+  #ready = false;
+  #dirty = false;
+  #flushQueued = false;
+  #wake: (() => void) | undefined;
+  #expiring = 0;
+  #expiry: ReturnType<typeof setTimeout> | undefined;
+  #expiryAt = Infinity;
+
+  /**
+   * Creates the watch; the caller then starts the driver with `this` as the
+   * sink and `this.signal` as its stop signal.
+   *
+   * @param setup How the store wants the watch run.
+   */
+  constructor(setup: WatchSetup) {
+    super(setup, new CountQueuingStrategy({ highWaterMark: 0 }));
+  }
+
+  /** Aborted when the watch ends. */
+  get signal(): AbortSignal {
+    return this.stop.signal;
+  }
+
+  reset(entries: Entry[]): void {
+    if (this.ended) return;
+    if (this.#ready && this.#same(entries)) return;
+    this.#entries = new Map();
+    this.#expiring = 0;
+    for (const entry of entries) this.#set(entry);
+    this.#ready = true;
+    this.#changed();
+  }
+
+  put(entry: Entry): void {
+    if (this.ended) return;
+    const old = this.#entries.get(entry.key);
+    if (old && old.lastIndex >= entry.lastIndex) return;
+    if (old?.expiresAt !== undefined) this.#expiring--;
+    this.#set(entry);
+    this.#changed();
+  }
+
+  delete(key: string): void {
+    if (this.ended) return;
+    const old = this.#entries.get(key);
+    if (!old) return;
+    if (old.expiresAt !== undefined) this.#expiring--;
+    this.#entries.delete(key);
+    this.#changed();
+  }
+
+  protected override pull(): void | Promise<void> {
+    if (this.#ready && this.#dirty) return this.#send();
+    return new Promise((resolve) => {
+      this.#wake = resolve;
+    });
+  }
+
+  protected dispose(): void {
+    clearTimeout(this.#expiry);
+    this.#wake?.();
+    this.#wake = undefined;
+  }
+
+  #set(entry: Entry): void {
+    this.#entries.set(entry.key, entry);
+    if (entry.expiresAt !== undefined) this.#expiring++;
+  }
+
+  #same(entries: Entry[]): boolean {
+    if (entries.length !== this.#entries.size) return false;
+    for (const entry of entries) {
+      if (this.#entries.get(entry.key)?.lastIndex !== entry.lastIndex) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // Changes reported in one synchronous run (one transaction's events) are
+  // folded: the snapshot is taken in a microtask, after the run.
+  #changed(): void {
+    this.#dirty = true;
+    this.#armExpiry();
+    if (this.#flushQueued) return;
+    this.#flushQueued = true;
+    queueMicrotask(() => {
+      this.#flushQueued = false;
+      const wake = this.#wake;
+      if (wake && this.#ready && this.#dirty && !this.ended) {
+        this.#wake = undefined;
+        this.#send();
+        wake();
+      }
+    });
+  }
+
+  #send(): void {
+    this.#dirty = false;
+    const now = Date.now();
+    const live: Entry[] = [];
+    for (const entry of this.#entries.values()) {
+      if (entry.expiresAt === undefined || entry.expiresAt > now) {
+        live.push(entry);
+      }
+    }
+    live.sort((a, b) => compareKeys(a.key, b.key));
+    this.controller.enqueue(live.map((entry) => this.toPair(entry)));
+  }
+
+  // Keeps one timer, at the earliest expiry in the tree.
+  #armExpiry(): void {
+    if (this.#expiring === 0) {
+      if (this.#expiry !== undefined) {
+        clearTimeout(this.#expiry);
+        this.#expiry = undefined;
+        this.#expiryAt = Infinity;
+      }
+      return;
+    }
+    let earliest = Infinity;
+    for (const entry of this.#entries.values()) {
+      if (entry.expiresAt !== undefined && entry.expiresAt < earliest) {
+        earliest = entry.expiresAt;
+      }
+    }
+    if (earliest === this.#expiryAt) return;
+    clearTimeout(this.#expiry);
+    this.#expiryAt = earliest;
+    this.#expiry = setTimeout(
+      () => this.#expire(),
+      Math.max(0, earliest - Date.now()),
+    );
+    unrefTimer(this.#expiry);
+  }
+
+  #expire(): void {
+    this.#expiry = undefined;
+    this.#expiryAt = Infinity;
+    const now = Date.now();
+    let removed = false;
+    for (const [key, entry] of this.#entries) {
+      if (entry.expiresAt !== undefined && entry.expiresAt <= now) {
+        this.#entries.delete(key);
+        this.#expiring--;
+        removed = true;
+      }
+    }
+    if (removed) this.#changed();
+    else this.#armExpiry();
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * Valkeyrie: one API over distributed key/value stores — Redis, etcd,
+ * ZooKeeper, Consul, DynamoDB — and an embedded engine.
+ *
+ * Open a store by URL; the scheme picks the backend, and only that backend's
+ * module is loaded:
+ *
+ * ```ts
+ * import { openStore } from "@valkeyrie/valkeyrie";
+ *
+ * await using store = await openStore("memory:");
+ * await store.put("config/db/host", "10.0.0.5");
+ * const pair = await store.get("config/db/host");
+ * console.log(new TextDecoder().decode(pair!.value));
+ * ```
+ *
+ * @module
+ */
+
+import "./backends/builtins.ts";
+
+export {
+  backends,
+  newStore,
+  openStore,
+  register,
+  unregister,
+} from "./core/registry.ts";
+export type { FactoryConfig, StoreFactory } from "./core/registry.ts";
+export type { StoreUrl } from "./core/url.ts";
+// For writing a backend: implement a Driver, extend BaseStore, register().
+export { BaseStore } from "./core/store.ts";
+export type { BaseStoreOptions } from "./core/store.ts";
+export type {
+  AtomicStep,
+  CommitOutcome,
+  Driver,
+  DriverLockOptions,
+  DriverReadOptions,
+  DriverSignalOptions,
+  DriverWriteOptions,
+  Entry,
+  KeySink,
+  LockLease,
+  TreeSink,
+} from "./core/driver.ts";
+export type {
+  AtomicOperation,
+  CommitResult,
+  KVPair,
+  Lock,
+  LockOptions,
+  OpenOptions,
+  ReadOptions,
+  SignalOptions,
+  Store,
+  StoreLimits,
+  TlsOptions,
+  WriteOptions,
+} from "./core/types.ts";
+export {
+  CallNotSupportedError,
+  InvalidArgumentError,
+  InvalidConfigurationError,
+  InvalidKeyError,
+  KeyError,
+  KeyExistsError,
+  KeyModifiedError,
+  KeyNotFoundError,
+  LockLostError,
+  NotReachableError,
+  PreviousNotSpecifiedError,
+  StoreClosedError,
+  StoreError,
+  UnknownBackendError,
+  ValueTooLargeError,
+} from "./core/errors.ts";
