@@ -1,0 +1,227 @@
+/**
+ * The data of `memory:` stores: one database per name, shared by every handle
+ * of this process that opens that name, dropped when the last handle closes.
+ *
+ * @module
+ */
+
+import { unrefTimer } from "../../core/abort.ts";
+import type { AtomicStep, CommitOutcome, Entry } from "../../core/driver.ts";
+
+interface Stored {
+  value: Uint8Array;
+  lastIndex: bigint;
+  expiresAt?: number;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+interface HeldLock {
+  owner: symbol;
+  expiresAt: number;
+}
+
+/** A change: the key's new entry, or `null` when it was deleted or expired. */
+export type Change = { key: string; entry: Entry | null };
+
+/** Hears every change of a database, in commit order. */
+export type ChangeListener = (changes: readonly Change[]) => void;
+
+/** One in-process database. */
+export class MemoryDatabase {
+  #entries = new Map<string, Stored>();
+  #revision = 0n;
+  #listeners = new Set<ChangeListener>();
+  #locks = new Map<string, HeldLock>();
+  #lockListeners = new Set<(key: string) => void>();
+  /** How many handles have it open. */
+  handles = 0;
+
+  /** The entry at `key`, or `null` when absent or expired. */
+  get(key: string): Entry | null {
+    const stored = this.#live(key);
+    return stored ? entry(key, stored) : null;
+  }
+
+  /** Every live entry whose key starts with `dir`. */
+  list(dir: string): Entry[] {
+    const now = Date.now();
+    const result: Entry[] = [];
+    for (const [key, stored] of this.#entries) {
+      if (!key.startsWith(dir)) continue;
+      if (stored.expiresAt !== undefined && stored.expiresAt <= now) continue;
+      result.push(entry(key, stored));
+    }
+    return result;
+  }
+
+  /**
+   * Applies the steps if every check passes: the whole commit gets one new
+   * revision, which is the `lastIndex` of every key it writes.
+   */
+  commit(steps: readonly AtomicStep[]): CommitOutcome {
+    for (const step of steps) {
+      if (step.type !== "check") continue;
+      const current = this.#live(step.key)?.lastIndex ?? null;
+      if (current !== step.lastIndex) {
+        return { ok: false, key: step.key, current };
+      }
+    }
+    const revision = ++this.#revision;
+    const changes: Change[] = [];
+    for (const step of steps) {
+      if (step.type === "put") {
+        changes.push(this.#put(step.key, step.value, revision, step.ttl));
+      } else if (step.type === "delete") {
+        if (this.#remove(step.key)) {
+          changes.push({ key: step.key, entry: null });
+        }
+      }
+    }
+    this.#emit(changes);
+    return { ok: true, lastIndex: revision };
+  }
+
+  /** Deletes `key` (if given) and every key starting with `dir`. */
+  deleteTree(key: string | null, dir: string): void {
+    const changes: Change[] = [];
+    for (const name of [...this.#entries.keys()]) {
+      if (name === key || name.startsWith(dir)) {
+        if (this.#remove(name)) changes.push({ key: name, entry: null });
+      }
+    }
+    this.#emit(changes);
+  }
+
+  /** Starts hearing changes; returns the function that stops it. */
+  listen(listener: ChangeListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Takes the lock on `key` for `owner`, unless another owner holds it.
+   * Returns `null` when taken, or how long the holder's hold has left.
+   */
+  tryLock(key: string, owner: symbol, ttl: number): number | null {
+    const held = this.#locks.get(key);
+    const now = Date.now();
+    if (held && held.owner !== owner && held.expiresAt > now) {
+      return held.expiresAt - now;
+    }
+    this.#locks.set(key, { owner, expiresAt: now + ttl });
+    return null;
+  }
+
+  /** Extends `owner`'s hold; `false` when it no longer holds the lock. */
+  renewLock(key: string, owner: symbol, ttl: number): boolean {
+    const held = this.#locks.get(key);
+    const now = Date.now();
+    if (!held || held.owner !== owner || held.expiresAt <= now) return false;
+    held.expiresAt = now + ttl;
+    return true;
+  }
+
+  /** Whether `owner` holds the lock on `key` now. */
+  holdsLock(key: string, owner: symbol): boolean {
+    const held = this.#locks.get(key);
+    return held !== undefined && held.owner === owner &&
+      held.expiresAt > Date.now();
+  }
+
+  /** Releases `owner`'s lock on `key`, if it holds it. */
+  unlock(key: string, owner: symbol): void {
+    if (this.#locks.get(key)?.owner !== owner) return;
+    this.#locks.delete(key);
+    for (const listener of [...this.#lockListeners]) listener(key);
+  }
+
+  /** Starts hearing lock releases; returns the function that stops it. */
+  listenLocks(listener: (key: string) => void): () => void {
+    this.#lockListeners.add(listener);
+    return () => this.#lockListeners.delete(listener);
+  }
+
+  /** Frees timers once no handle is left. */
+  drop(): void {
+    for (const stored of this.#entries.values()) clearTimeout(stored.timer);
+    this.#entries.clear();
+    this.#listeners.clear();
+    this.#locks.clear();
+    this.#lockListeners.clear();
+  }
+
+  #live(key: string): Stored | undefined {
+    const stored = this.#entries.get(key);
+    if (stored?.expiresAt !== undefined && stored.expiresAt <= Date.now()) {
+      return undefined;
+    }
+    return stored;
+  }
+
+  #put(key: string, value: Uint8Array, revision: bigint, ttl?: number): Change {
+    const old = this.#entries.get(key);
+    clearTimeout(old?.timer);
+    const stored: Stored = { value, lastIndex: revision };
+    if (ttl !== undefined) {
+      stored.expiresAt = Date.now() + ttl;
+      stored.timer = setTimeout(() => this.#expire(key, stored), ttl);
+      unrefTimer(stored.timer);
+    }
+    this.#entries.set(key, stored);
+    return { key, entry: entry(key, stored) };
+  }
+
+  #expire(key: string, stored: Stored): void {
+    if (this.#entries.get(key) !== stored) return;
+    this.#entries.delete(key);
+    this.#emit([{ key, entry: null }]);
+  }
+
+  #remove(key: string): boolean {
+    const old = this.#entries.get(key);
+    if (!old) return false;
+    clearTimeout(old.timer);
+    this.#entries.delete(key);
+    return true;
+  }
+
+  #emit(changes: Change[]): void {
+    if (changes.length === 0) return;
+    for (const listener of [...this.#listeners]) listener(changes);
+  }
+}
+
+// Every entry handed out gets its own copy of the bytes: callers may change
+// what they receive without changing the database.
+function entry(key: string, stored: Stored): Entry {
+  const result: Entry = {
+    key,
+    value: stored.value.slice(),
+    lastIndex: stored.lastIndex,
+  };
+  if (stored.expiresAt !== undefined) result.expiresAt = stored.expiresAt;
+  return result;
+}
+
+const named = new Map<string, MemoryDatabase>();
+
+/**
+ * Opens the database called `name` (shared by every handle of that name), or
+ * a private one when `name` is empty.
+ */
+export function openDatabase(name: string): MemoryDatabase {
+  let database = name === "" ? undefined : named.get(name);
+  if (!database) {
+    database = new MemoryDatabase();
+    if (name !== "") named.set(name, database);
+  }
+  database.handles++;
+  return database;
+}
+
+/** Closes one handle of the database; the last one drops its data. */
+export function closeDatabase(name: string, database: MemoryDatabase): void {
+  if (--database.handles > 0) return;
+  database.drop();
+  if (named.get(name) === database) named.delete(name);
+}

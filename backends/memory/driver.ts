@@ -1,0 +1,180 @@
+/**
+ * The driver of one `memory:` handle over a shared {@linkcode MemoryDatabase}.
+ *
+ * @module
+ */
+
+import { waitForLock } from "../../core/lock.ts";
+import type {
+  AtomicStep,
+  CommitOutcome,
+  Driver,
+  DriverLockOptions,
+  DriverReadOptions,
+  DriverSignalOptions,
+  DriverWriteOptions,
+  Entry,
+  KeySink,
+  LockLease,
+  TreeSink,
+} from "../../core/driver.ts";
+import type { StoreLimits } from "../../core/types.ts";
+import {
+  closeDatabase,
+  type MemoryDatabase,
+  openDatabase,
+} from "./database.ts";
+
+/**
+ * What a `memory:` store accepts. Nothing in memory forces these numbers;
+ * they are chosen so that what works here also works on the embedded engine.
+ */
+export const MEMORY_LIMITS: StoreLimits = Object.freeze({
+  maxKeyBytes: 4096,
+  maxValueBytes: 16 * 1024 * 1024,
+  // Reads check expiry exactly; only watch notifications wait for a timer.
+  ttlGranularityMs: 50,
+  maxAtomicOperations: 1024,
+});
+
+/**
+ * A waiter re-attempts a lock at least this often even if it hears nothing,
+ * as a safety net (in memory every release is heard).
+ */
+const LOCK_RECHECK_MS = 1_000;
+
+/** One handle of a memory database. */
+export class MemoryDriver implements Driver {
+  readonly backend = "memory";
+  readonly limits: StoreLimits = MEMORY_LIMITS;
+  #name: string;
+  #db: MemoryDatabase;
+  #closed = false;
+
+  constructor(name: string) {
+    this.#name = name;
+    this.#db = openDatabase(name);
+  }
+
+  get(key: string, _options: DriverReadOptions): Promise<Entry | null> {
+    return Promise.resolve(this.#db.get(key));
+  }
+
+  put(
+    key: string,
+    value: Uint8Array,
+    options: DriverWriteOptions,
+  ): Promise<void> {
+    this.#db.commit([{ type: "put", key, value, ttl: options.ttl }]);
+    return Promise.resolve();
+  }
+
+  delete(key: string, _options: DriverSignalOptions): Promise<void> {
+    this.#db.commit([{ type: "delete", key }]);
+    return Promise.resolve();
+  }
+
+  list(dir: string, _options: DriverReadOptions): Promise<Entry[]> {
+    return Promise.resolve(this.#db.list(dir));
+  }
+
+  deleteTree(
+    key: string | null,
+    dir: string,
+    _options: DriverSignalOptions,
+  ): Promise<void> {
+    this.#db.deleteTree(key, dir);
+    return Promise.resolve();
+  }
+
+  commit(
+    steps: readonly AtomicStep[],
+    _options: DriverSignalOptions,
+  ): Promise<CommitOutcome> {
+    return Promise.resolve(this.#db.commit(steps));
+  }
+
+  watchKey(key: string, sink: KeySink, signal: AbortSignal): void {
+    // Reading and subscribing in one synchronous run: no change can fall
+    // between them.
+    sink.state(this.#db.get(key));
+    const stop = this.#db.listen((changes) => {
+      for (const change of changes) {
+        if (change.key === key) sink.state(copy(change.entry));
+      }
+    });
+    signal.addEventListener("abort", stop, { once: true });
+  }
+
+  watchTree(dir: string, sink: TreeSink, signal: AbortSignal): void {
+    sink.reset(this.#db.list(dir));
+    const stop = this.#db.listen((changes) => {
+      for (const { key, entry } of changes) {
+        if (!key.startsWith(dir)) continue;
+        if (entry) sink.put(copy(entry)!);
+        else sink.delete(key);
+      }
+    });
+    signal.addEventListener("abort", stop, { once: true });
+  }
+
+  async lock(key: string, options: DriverLockOptions): Promise<LockLease> {
+    const db = this.#db;
+    const owner = Symbol(key);
+    const { ttl } = options;
+    return await waitForLock<LockLease>({
+      signal: options.signal,
+      maxWaitMs: LOCK_RECHECK_MS,
+      attempt: () => {
+        const heldFor = db.tryLock(key, owner, ttl);
+        if (heldFor !== null) return Promise.resolve(heldFor);
+        const written = db.commit([{
+          type: "put",
+          key,
+          value: options.value,
+        }]);
+        return Promise.resolve({
+          lastIndex: (written as { lastIndex: bigint }).lastIndex,
+          renew: () =>
+            Promise.resolve(!this.#closed && db.renewLock(key, owner, ttl)),
+          release: (deleteKey: boolean) => {
+            if (deleteKey && db.holdsLock(key, owner)) {
+              db.commit([{ type: "delete", key }]);
+            }
+            db.unlock(key, owner);
+            return Promise.resolve();
+          },
+        });
+      },
+      changed: (signal) =>
+        new Promise<void>((resolve) => {
+          const stop = db.listenLocks((released) => {
+            if (released === key) done();
+          });
+          const done = () => {
+            stop();
+            resolve();
+          };
+          signal.addEventListener("abort", done, { once: true });
+        }),
+    });
+  }
+
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      closeDatabase(this.#name, this.#db);
+    }
+    return Promise.resolve();
+  }
+
+  // A crashed holder: its locks stay in the shared database until their TTL
+  // runs out, as they would on a server.
+  abandon(): Promise<void> {
+    return this.close();
+  }
+}
+
+function copy(entry: Entry | null): Entry | null {
+  return entry && { ...entry, value: entry.value.slice() };
+}

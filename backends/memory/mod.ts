@@ -1,0 +1,76 @@
+/**
+ * The `memory:` backend: the whole store contract in this process, with no
+ * server. Handles opened with the same name share one database
+ * (`memory:cache`); `memory:` alone opens a private one. The data lives until
+ * the last handle of its name closes.
+ *
+ * It is the reference backend: the conformance kit is proven on it first.
+ *
+ * @example
+ * ```ts
+ * import { MemoryStore } from "@valkeyrie/valkeyrie/memory";
+ *
+ * await using store = new MemoryStore();
+ * await store.put("greeting", "hello");
+ * console.log(new TextDecoder().decode((await store.get("greeting"))!.value));
+ * ```
+ *
+ * @module
+ */
+
+import { BaseStore } from "../../core/store.ts";
+import { ConfigReader } from "../../core/config.ts";
+import type { FactoryConfig } from "../../core/registry.ts";
+import { MemoryDriver } from "./driver.ts";
+
+/** Options of {@linkcode MemoryStore}. */
+export interface MemoryStoreOptions {
+  /**
+   * The database's name: handles with the same name share data. Empty (the
+   * default) opens a private database.
+   */
+  name?: string;
+  /** A namespace every key is stored under. */
+  prefix?: string;
+}
+
+/**
+ * A store in this process's memory.
+ *
+ * @example Two handles on one database
+ * ```ts
+ * import { MemoryStore } from "@valkeyrie/valkeyrie/memory";
+ *
+ * await using a = new MemoryStore({ name: "shared" });
+ * await using b = new MemoryStore({ name: "shared" });
+ * await a.put("k", "v");
+ * console.log(await b.exists("k")); // true
+ * ```
+ */
+export class MemoryStore extends BaseStore {
+  /**
+   * Opens a handle.
+   *
+   * @param options The database's name and a key prefix.
+   */
+  constructor(options: MemoryStoreOptions = {}) {
+    const config = new ConfigReader("memory", { ...options }, {
+      name: "string",
+    });
+    super(new MemoryDriver(config.string("name") ?? ""), options);
+  }
+
+  /**
+   * Opens a handle from the registry: `memory:` or `memory:NAME`
+   * (`newStore("memory", ["NAME"])`).
+   *
+   * @param endpoints At most one: the database's name.
+   * @param config The settings (`prefix`, `name`).
+   * @returns The store.
+   */
+  static open(endpoints: string[], config: FactoryConfig): MemoryStore {
+    const { url: _url, signal: _signal, ...rest } = config;
+    const name = config.url?.path ?? endpoints[0] ?? "";
+    return new MemoryStore({ name, ...rest } as MemoryStoreOptions);
+  }
+}
