@@ -1,0 +1,294 @@
+/**
+ * Running real servers for tests: free loopback ports, temp dirs, child
+ * processes in their own process group, bounded readiness waits, installing
+ * what is missing, and cleanup — also when a test run dies, through pid files
+ * that `scripts/stop_services.sh` reaps.
+ *
+ * Works in Deno, Bun and Node (only `node:` modules).
+ *
+ * @module
+ */
+
+import { spawn, spawnSync } from "node:child_process";
+import { createServer, Socket } from "node:net";
+import {
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+
+/** Where running services leave their pid files. */
+export const PID_DIR: string = join(tmpdir(), "valkeyrie-services");
+
+/** A server started by a test. */
+export interface Service {
+  /** What it is, for messages: `"redis"`. */
+  readonly name: string;
+  /** The loopback address it listens on. */
+  readonly host: string;
+  /** Its client port. */
+  readonly port: number;
+  /** Its working directory (data, logs, config). */
+  readonly dir: string;
+  /** Stops the server and removes its directory. Idempotent. */
+  stop(): Promise<void>;
+  /** Kills the server at once, as a crash would (SIGKILL), keeping its dir. */
+  kill(): Promise<void>;
+  /** The last lines of its log, for failure messages. */
+  log(): string;
+}
+
+/** A port nobody listens on now, on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => {
+        if (address && typeof address === "object") resolve(address.port);
+        else reject(new Error("no port"));
+      });
+    });
+  });
+}
+
+/** A fresh directory under the system temp dir. */
+export function tempDir(name: string): string {
+  return mkdtempSync(join(tmpdir(), `valkeyrie-${name}-`));
+}
+
+/** Resolves when `check` holds; fails after `ms` with `what` in the message. */
+export async function waitUntil(
+  what: string,
+  ms: number,
+  check: () => Promise<boolean> | boolean,
+  intervalMs = 50,
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (true) {
+    try {
+      if (await check()) return;
+    } catch {
+      // Not ready yet.
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`${what} was not ready within ${ms} ms`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+/** Whether something accepts TCP connections at 127.0.0.1:`port`. */
+export function portOpen(port: number, host = "127.0.0.1"): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = new Socket();
+    const done = (open: boolean) => {
+      socket.destroy();
+      resolve(open);
+    };
+    socket.setTimeout(500, () => done(false));
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
+    socket.connect(port, host);
+  });
+}
+
+/** Whether a command is on the PATH. */
+export function hasCommand(command: string): boolean {
+  return spawnSync("sh", ["-c", `command -v ${command}`]).status === 0;
+}
+
+/**
+ * Makes sure `command` exists, installing Debian `packages` when it does not
+ * (as root, with apt-get). Fails with what to install otherwise.
+ */
+export function ensureCommand(command: string, packages: string[]): void {
+  if (hasCommand(command)) return;
+  const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
+  if (!isRoot || !hasCommand("apt-get")) {
+    throw new Error(
+      `${command} is missing: install the Debian packages ${
+        packages.join(" ")
+      }`,
+    );
+  }
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  const install = () =>
+    spawnSync("apt-get", ["install", "-y", "-qq", ...packages], {
+      env,
+      stdio: "inherit",
+    });
+  if (install().status !== 0) {
+    spawnSync("apt-get", ["update", "-qq"], { env, stdio: "inherit" });
+    if (install().status !== 0) {
+      throw new Error(`apt-get could not install ${packages.join(" ")}`);
+    }
+  }
+  if (!hasCommand(command)) {
+    throw new Error(`${command} is still missing after installing ${packages}`);
+  }
+}
+
+/** How to start a server process. */
+export interface SpawnOptions {
+  /** The service's name, for messages and the pid file. */
+  name: string;
+  /** The program. */
+  command: string;
+  /** Its arguments. */
+  args: string[];
+  /** Its working directory; the log is written there too. */
+  dir: string;
+  /** The client port (readiness: it accepts connections). */
+  port: number;
+  /** Extra environment. */
+  env?: Record<string, string>;
+  /** A stronger readiness check than an open port. */
+  ready?: () => Promise<boolean>;
+  /** How long it may take to become ready (default 30 s). */
+  readyTimeoutMs?: number;
+  /** Keep the directory on stop (a restart reuses it). */
+  keepDir?: boolean;
+}
+
+const running = new Set<number>();
+
+// A test process that exits without stopping its servers still kills them.
+process.on("exit", () => {
+  for (const pid of running) {
+    try {
+      process.kill(-pid, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  }
+});
+
+/**
+ * Starts a server in its own process group, with its output in
+ * `dir/NAME.log`, and waits until it is ready.
+ */
+export async function startProcess(options: SpawnOptions): Promise<Service> {
+  const { name, dir, port } = options;
+  const logPath = join(dir, `${name}.log`);
+  const logFd = openSync(logPath, "a");
+  const child = spawn(options.command, options.args, {
+    cwd: dir,
+    env: { ...process.env, ...options.env },
+    stdio: ["ignore", logFd, logFd],
+    detached: true,
+  });
+  child.unref();
+  const pid = child.pid;
+  if (pid === undefined) throw new Error(`${name} did not start`);
+  running.add(pid);
+  mkdirSync(PID_DIR, { recursive: true });
+  const pidFile = join(PID_DIR, `${name}-${pid}.pid`);
+  writeFileSync(pidFile, String(pid));
+  let exited = false;
+  const exit = new Promise<void>((resolve) =>
+    child.once("exit", () => {
+      exited = true;
+      running.delete(pid);
+      resolve();
+    })
+  );
+  const log = () => {
+    try {
+      return readFileSync(logPath, "utf8").split("\n").slice(-30).join("\n");
+    } catch {
+      return "(no log)";
+    }
+  };
+  const signal = async (sig: NodeJS.Signals, graceMs: number) => {
+    if (exited) return;
+    try {
+      process.kill(-pid, sig);
+    } catch {
+      return;
+    }
+    const timer = new Promise((resolve) => setTimeout(resolve, graceMs));
+    await Promise.race([exit, timer]);
+    if (!exited) {
+      try {
+        process.kill(-pid, "SIGKILL");
+      } catch {
+        // Gone.
+      }
+      await Promise.race([
+        exit,
+        new Promise((resolve) => setTimeout(resolve, 2_000)),
+      ]);
+    }
+    try {
+      unlinkSync(pidFile);
+    } catch {
+      // Already removed.
+    }
+  };
+  let stopped: Promise<void> | undefined;
+  const service: Service = {
+    name,
+    host: "127.0.0.1",
+    port,
+    dir,
+    log,
+    kill: () => signal("SIGKILL", 2_000),
+    stop: () =>
+      stopped ??= signal("SIGTERM", 5_000).then(() => {
+        if (!options.keepDir) rmSync(dir, { recursive: true, force: true });
+      }),
+  };
+  try {
+    await waitUntil(
+      `${name} on port ${port}`,
+      options.readyTimeoutMs ?? 30_000,
+      async () => {
+        if (exited) throw new Error("exited");
+        return (await portOpen(port)) &&
+          (options.ready ? await options.ready() : true);
+      },
+      100,
+    );
+  } catch (error) {
+    const text = log();
+    await service.stop();
+    throw new Error(
+      `${(error as Error).message}${exited ? " (it exited)" : ""}\n${text}`,
+    );
+  }
+  return service;
+}
+
+/** Runs a command to completion; fails with its output on a non-zero exit. */
+export function run(command: string, args: string[], options: {
+  cwd?: string;
+  env?: Record<string, string>;
+  input?: string;
+  timeoutMs?: number;
+} = {}): string {
+  const result = spawnSync(command, args, {
+    cwd: options.cwd,
+    env: { ...process.env, ...options.env },
+    input: options.input,
+    encoding: "utf8",
+    timeout: options.timeoutMs ?? 60_000,
+  });
+  if (result.status !== 0) {
+    throw new Error(
+      `${command} ${args.join(" ")} failed (${
+        result.status ?? result.signal
+      }): ${result.stderr}${result.stdout}`,
+    );
+  }
+  return result.stdout;
+}
