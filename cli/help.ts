@@ -1,0 +1,31 @@
+/** The CLI's usage text. */
+export const HELP = `valkeyrie — one command line for every key/value store
+
+Usage: valkeyrie [options] <command> [arguments]
+
+Commands:
+  get KEY                 print the value of KEY (exit 1 if absent)
+  put KEY VALUE           write VALUE at KEY (VALUE "-" reads standard input)
+  rm KEY                  delete KEY; with -r, KEY and everything under it
+  ls [PREFIX]             list the keys under PREFIX with their values
+  watch KEY               print KEY's value now and after every change
+  watch-tree [PREFIX]     print the tree under PREFIX now and after every change
+  lock KEY -- CMD [ARGS]  hold the lock on KEY while CMD runs
+  help                    print this text
+
+Options:
+  -s, --store URL         the store (default: $VALKEYRIE_STORE, else the embedded
+                          file store ./valkeyrie.db); memory:, file:PATH,
+                          redis://, etcd://, consul://, zk://, dynamodb://TABLE
+      --prefix P          work inside the namespace P
+      --ttl MS            put: expire the key after MS milliseconds;
+                          lock: the lock's TTL (default 20000)
+      --value V           lock: the value written at KEY while held
+  -r, --recursive         rm: delete the whole tree
+      --json              print JSON (one document per line for watches)
+      --connect-timeout MS  give up on an unreachable server after MS
+  -h, --help              print this text
+
+Exit codes: 0 done, 1 not found, 2 usage, 3 store error, 4 lock lost,
+130 interrupted; lock exits with its command's code.
+`;

@@ -1,0 +1,410 @@
+/**
+ * The `valkeyrie` command line: get, put, rm, ls, watch, watch-tree and lock
+ * on any store URL.
+ *
+ * @example Running it from code (the executable is `cli/main.ts`)
+ * ```ts ignore
+ * import { runCli } from "@valkeyrie/valkeyrie/cli";
+ *
+ * const code = await runCli(["--store", "memory:", "ls"]);
+ * ```
+ *
+ * @module
+ */
+
+import { spawn } from "node:child_process";
+import process from "node:process";
+import { parseArgs } from "node:util";
+import { openStore } from "../mod.ts";
+import { KeyNotFoundError, StoreError } from "../core/errors.ts";
+import type { KVPair, Store } from "../core/types.ts";
+import { HELP } from "./help.ts";
+
+/** Exit codes of the CLI. */
+export const EXIT = {
+  /** Done. */
+  ok: 0,
+  /** The key was not found (get). */
+  notFound: 1,
+  /** The command line was wrong. */
+  usage: 2,
+  /** The store failed (unreachable, invalid key, ...). */
+  storeError: 3,
+  /** The lock was lost while its command ran. */
+  lockLost: 4,
+  /** Stopped by Ctrl-C. */
+  interrupted: 130,
+} as const;
+
+/** Where the CLI reads and writes; the process's streams by default. */
+export interface CliIO {
+  /** Writes to standard output. */
+  out(text: string | Uint8Array): void;
+  /** Writes to standard error. */
+  err(text: string): void;
+  /** Reads all of standard input. */
+  readStdin(): Promise<Uint8Array>;
+  /** Environment variables. */
+  env: Record<string, string | undefined>;
+  /** Aborted on Ctrl-C: watches and waits stop. */
+  signal?: AbortSignal;
+}
+
+/**
+ * The store used without `--store` or `$VALKEYRIE_STORE`. It becomes the
+ * embedded file store, `file:./valkeyrie.db`, once that backend exists.
+ */
+export const DEFAULT_STORE = "memory:";
+
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Runs the CLI with `args` (without the program name).
+ *
+ * @param args The command line.
+ * @param io Where to read and write (the process's streams by default).
+ * @returns The exit code.
+ *
+ * @example
+ * ```ts ignore
+ * import { runCli } from "@valkeyrie/valkeyrie/cli";
+ *
+ * await runCli(["--store", "memory:", "put", "greeting", "hello"]);
+ * ```
+ */
+export async function runCli(
+  args: string[],
+  io: CliIO = processIO(),
+): Promise<number> {
+  const dashes = args.indexOf("--");
+  const own = dashes < 0 ? args : args.slice(0, dashes);
+  const command = dashes < 0 ? [] : args.slice(dashes + 1);
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: own,
+      allowPositionals: true,
+      options: {
+        store: { type: "string", short: "s" },
+        prefix: { type: "string" },
+        json: { type: "boolean" },
+        ttl: { type: "string" },
+        value: { type: "string" },
+        recursive: { type: "boolean", short: "r" },
+        "connect-timeout": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (error) {
+    io.err(`valkeyrie: ${(error as Error).message}\n`);
+    return EXIT.usage;
+  }
+  const { values, positionals } = parsed;
+  const [name, ...rest] = positionals;
+  if (values.help || name === undefined || name === "help") {
+    io.out(HELP);
+    return name === undefined && !values.help ? EXIT.usage : EXIT.ok;
+  }
+  const spec = COMMANDS[name];
+  if (!spec) return usage(io, `unknown command "${name}"`);
+  if (rest.length < spec.min || rest.length > spec.max) {
+    return usage(io, `${name} takes ${spec.args}`);
+  }
+  if (name === "lock" && command.length === 0) {
+    return usage(io, "lock needs a command after --");
+  }
+  const ttl = values.ttl === undefined ? undefined : Number(values.ttl);
+  if (ttl !== undefined && !(ttl > 0)) {
+    return usage(io, `--ttl must be a positive number of milliseconds`);
+  }
+  const connectTimeout = values["connect-timeout"] === undefined
+    ? undefined
+    : Number(values["connect-timeout"]);
+  if (connectTimeout !== undefined && !(connectTimeout > 0)) {
+    return usage(io, `--connect-timeout must be a positive number`);
+  }
+  const url = values.store ?? io.env.VALKEYRIE_STORE ?? DEFAULT_STORE;
+  const output = new Output(io, values.json ?? false);
+  let store: Store | undefined;
+  try {
+    store = await openStore(url, {
+      prefix: values.prefix,
+      connectTimeout,
+      signal: io.signal,
+    });
+    return await spec.run({
+      store,
+      args: rest,
+      ttl,
+      value: values.value,
+      recursive: values.recursive ?? false,
+      command,
+      io,
+      output,
+    });
+  } catch (error) {
+    if (io.signal?.aborted) return EXIT.interrupted;
+    if (error instanceof StoreError) {
+      io.err(`valkeyrie: ${error.message}\n`);
+      return error instanceof KeyNotFoundError
+        ? EXIT.notFound
+        : EXIT.storeError;
+    }
+    throw error;
+  } finally {
+    await store?.close();
+  }
+}
+
+interface Context {
+  store: Store;
+  args: string[];
+  ttl?: number;
+  value?: string;
+  recursive: boolean;
+  command: string[];
+  io: CliIO;
+  output: Output;
+}
+
+interface Command {
+  args: string;
+  min: number;
+  max: number;
+  run(context: Context): Promise<number>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  get: {
+    args: "KEY",
+    min: 1,
+    max: 1,
+    async run({ store, args, output, io }) {
+      const pair = await store.get(args[0]);
+      if (!pair) {
+        if (output.json) output.line("null");
+        else io.err(`valkeyrie: key not found: ${args[0]}\n`);
+        return EXIT.notFound;
+      }
+      output.value(pair);
+      return EXIT.ok;
+    },
+  },
+  put: {
+    args: "KEY VALUE (VALUE - reads standard input)",
+    min: 2,
+    max: 2,
+    async run({ store, args, ttl, io, output }) {
+      const value = args[1] === "-" ? await io.readStdin() : args[1];
+      await store.put(args[0], value, { ttl });
+      if (output.json) output.line(JSON.stringify({ ok: true }));
+      return EXIT.ok;
+    },
+  },
+  rm: {
+    args: "KEY (with -r: KEY and everything under it)",
+    min: 1,
+    max: 1,
+    async run({ store, args, recursive, output }) {
+      if (recursive) await store.deleteTree(args[0]);
+      else await store.delete(args[0]);
+      if (output.json) output.line(JSON.stringify({ ok: true }));
+      return EXIT.ok;
+    },
+  },
+  ls: {
+    args: "[PREFIX]",
+    min: 0,
+    max: 1,
+    async run({ store, args, output }) {
+      output.list(await store.list(args[0] ?? ""));
+      return EXIT.ok;
+    },
+  },
+  watch: {
+    args: "KEY",
+    min: 1,
+    max: 1,
+    async run({ store, args, output, io }) {
+      for await (const pair of store.watch(args[0], { signal: io.signal })) {
+        if (pair) output.pair(pair);
+        else output.absent(args[0]);
+      }
+      return EXIT.ok;
+    },
+  },
+  "watch-tree": {
+    args: "[PREFIX]",
+    min: 0,
+    max: 1,
+    async run({ store, args, output, io }) {
+      const prefix = args[0] ?? "";
+      for await (
+        const pairs of store.watchTree(prefix, { signal: io.signal })
+      ) {
+        output.snapshot(prefix, pairs);
+      }
+      return EXIT.ok;
+    },
+  },
+  lock: {
+    args: "KEY -- COMMAND [ARGS...]",
+    min: 1,
+    max: 1,
+    async run({ store, args, ttl, value, command, io }) {
+      const lock = await store.lock(args[0], { ttl, value, signal: io.signal });
+      try {
+        return await runHolding(command, lock.lost, io);
+      } finally {
+        await lock.unlock();
+      }
+    },
+  },
+};
+
+// Runs the command while the lock is held; if the lock is lost, the command
+// is stopped: it must not go on believing it holds the lock.
+function runHolding(
+  command: string[],
+  lost: AbortSignal,
+  io: CliIO,
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command[0], command.slice(1), { stdio: "inherit" });
+    let lostLock = false;
+    const onLost = () => {
+      lostLock = true;
+      io.err(
+        `valkeyrie: ${(lost.reason as Error).message}; stopping the command\n`,
+      );
+      child.kill("SIGTERM");
+    };
+    lost.addEventListener("abort", onLost, { once: true });
+    const onInterrupt = () => child.kill("SIGINT");
+    io.signal?.addEventListener("abort", onInterrupt, { once: true });
+    child.once("error", (error) => {
+      lost.removeEventListener("abort", onLost);
+      reject(new StoreError(`Cannot run ${command[0]}: ${error.message}`));
+    });
+    child.once("exit", (code, signal) => {
+      lost.removeEventListener("abort", onLost);
+      io.signal?.removeEventListener("abort", onInterrupt);
+      if (lostLock) resolve(EXIT.lockLost);
+      else resolve(code ?? (signal === "SIGINT" ? EXIT.interrupted : 1));
+    });
+  });
+}
+
+function usage(io: CliIO, message: string): number {
+  io.err(`valkeyrie: ${message}\nRun "valkeyrie help" for usage.\n`);
+  return EXIT.usage;
+}
+
+/** Prints pairs for people, or as JSON (one document per line). */
+class Output {
+  readonly json: boolean;
+  #io: CliIO;
+
+  constructor(io: CliIO, json: boolean) {
+    this.#io = io;
+    this.json = json;
+  }
+
+  line(text: string): void {
+    this.#io.out(text + "\n");
+  }
+
+  // `get` prints the bare value, so `$(valkeyrie get k)` is the value.
+  value(pair: KVPair): void {
+    if (this.json) this.line(JSON.stringify(toJson(pair)));
+    else this.#io.out(pair.value);
+  }
+
+  pair(pair: KVPair): void {
+    if (this.json) this.line(JSON.stringify(toJson(pair)));
+    else {this.line(
+        `${pair.key} = ${show(pair.value)}  (index ${pair.lastIndex})`,
+      );}
+  }
+
+  absent(key: string): void {
+    if (this.json) this.line(JSON.stringify({ key, value: null }));
+    else this.line(`${key} (absent)`);
+  }
+
+  list(pairs: KVPair[]): void {
+    if (this.json) this.line(JSON.stringify(pairs.map(toJson)));
+    else {for (const pair of pairs) {
+        this.line(`${pair.key} = ${show(pair.value)}`);
+      }}
+  }
+
+  snapshot(prefix: string, pairs: KVPair[]): void {
+    if (this.json) {
+      this.line(JSON.stringify(pairs.map(toJson)));
+      return;
+    }
+    this.line(
+      `-- ${prefix || "/"}: ${pairs.length} key${
+        pairs.length === 1 ? "" : "s"
+      }`,
+    );
+    for (const pair of pairs) this.line(`${pair.key} = ${show(pair.value)}`);
+  }
+}
+
+// Text when the value is UTF-8 without control characters, else base64.
+function show(value: Uint8Array): string {
+  const text = asText(value);
+  return text === undefined ? `base64:${toBase64(value)}` : text;
+}
+
+function asText(value: Uint8Array): string | undefined {
+  try {
+    const text = decoder.decode(value);
+    // deno-lint-ignore no-control-regex
+    return /[\u0000-\u0008\u000b-\u001f\u007f]/.test(text) ? undefined : text;
+  } catch {
+    return undefined;
+  }
+}
+
+function toJson(pair: KVPair): Record<string, string> {
+  const text = asText(pair.value);
+  return text === undefined
+    ? {
+      key: pair.key,
+      base64: toBase64(pair.value),
+      lastIndex: `${pair.lastIndex}`,
+    }
+    : { key: pair.key, value: text, lastIndex: `${pair.lastIndex}` };
+}
+
+function toBase64(bytes: Uint8Array): string {
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary);
+}
+
+/** The CLI's I/O on this process's streams, with Ctrl-C as the signal. */
+export function processIO(): CliIO {
+  const interrupt = new AbortController();
+  process.once("SIGINT", () => interrupt.abort());
+  return {
+    out: (text) => process.stdout.write(text),
+    err: (text) => process.stderr.write(text),
+    readStdin: async () => {
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of process.stdin) chunks.push(chunk as Uint8Array);
+      const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+      let at = 0;
+      for (const chunk of chunks) {
+        all.set(chunk, at);
+        at += chunk.length;
+      }
+      return all;
+    },
+    env: process.env,
+    signal: interrupt.signal,
+  };
+}
