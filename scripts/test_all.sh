@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The whole test suite: static checks, then every test file under Deno, Bun
+# and Node 20 (on the npm build), each backend against its real server
+# started by the tests themselves on loopback.
+#
+# Usage: scripts/test_all.sh [deno|bun|node|static ...]   (default: all)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/node_modules/.bin:$PATH"
+trap 'bash scripts/stop_services.sh' EXIT
+
+steps=("$@")
+[ ${#steps[@]} -gt 0 ] || steps=(static deno bun node)
+started=$SECONDS
+section() { printf '\n=== %s (at %ss)\n' "$1" $((SECONDS - started)); }
+
+entry_points() { node -e 'for (const f of Object.values(require("./jsr.json").exports)) console.log(f)'; }
+
+for step in "${steps[@]}"; do
+  case "$step" in
+  static)
+    section "deno fmt, lint, check, doc lint, publish dry run"
+    deno fmt --check
+    deno lint
+    deno check mod.ts core/ backends/ cli/ tests/ bench/ scripts/
+    # shellcheck disable=SC2046
+    deno doc --lint $(entry_points)
+    deno publish --dry-run --allow-dirty --quiet
+    if [ -x wasm/build.sh ]; then
+      section "the committed engine .wasm is what the source builds to"
+      bash wasm/build.sh --check
+    fi
+    ;;
+  deno)
+    section "deno test"
+    deno test -A tests/
+    ;;
+  bun)
+    section "bun test"
+    bun test --timeout 300000 tests/
+    ;;
+  node)
+    section "node --test on the npm build"
+    node scripts/build_npm.mjs
+    node scripts/build_node_tests.mjs
+    node --test dist-test/
+    ;;
+  *)
+    echo "unknown step $step (static, deno, bun, node)" >&2
+    exit 2
+    ;;
+  esac
+done
+section "all passed"
