@@ -2,9 +2,12 @@
  * The `valkeyrie` command line: get, put, rm, ls, watch, watch-tree and lock
  * on any store URL.
  *
- * @example Running it from code (the executable is `cli/main.ts`)
+ * The executable is `cli/main.ts` (`deno run -A jsr:@valkeyrie/valkeyrie/cli`,
+ * or `valkeyrie` from npm); this module is its logic, runnable from code:
+ *
+ * @example
  * ```ts ignore
- * import { runCli } from "@valkeyrie/valkeyrie/cli";
+ * import { runCli } from "./mod.ts";
  *
  * const code = await runCli(["--store", "memory:", "ls"]);
  * ```
@@ -15,9 +18,15 @@
 import { spawn } from "node:child_process";
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { openStore } from "../mod.ts";
-import { KeyNotFoundError, StoreError } from "../core/errors.ts";
-import type { KVPair, Store } from "../core/types.ts";
+// Only the public entry point: the CLI is a client of the library like any
+// other (and in Node's tests it then shares the npm build's classes).
+import {
+  KeyNotFoundError,
+  type KVPair,
+  openStore,
+  type Store,
+  StoreError,
+} from "../mod.ts";
 import { HELP } from "./help.ts";
 
 /** Exit codes of the CLI. */
@@ -67,7 +76,7 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
  *
  * @example
  * ```ts ignore
- * import { runCli } from "@valkeyrie/valkeyrie/cli";
+ * import { runCli } from "./mod.ts";
  *
  * await runCli(["--store", "memory:", "put", "greeting", "hello"]);
  * ```

