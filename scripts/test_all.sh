@@ -22,7 +22,7 @@ for step in "${steps[@]}"; do
     section "deno fmt, lint, check, doc lint, publish dry run"
     deno fmt --check
     deno lint
-    deno check mod.ts core/ backends/ cli/ tests/ bench/ scripts/
+    deno check mod.ts core/ backends/ adapters/ leadership/ cli/ examples/ tests/ bench/ scripts/
     # shellcheck disable=SC2046
     deno doc --lint $(entry_points)
     deno publish --dry-run --allow-dirty --quiet
@@ -44,6 +44,8 @@ for step in "${steps[@]}"; do
     node scripts/build_npm.mjs
     node scripts/build_node_tests.mjs
     node --test dist-test/
+    section "the npm tarball in an empty Node project"
+    node scripts/check_npm_package.mjs
     ;;
   *)
     echo "unknown step $step (static, deno, bun, node)" >&2
