@@ -7,7 +7,6 @@
  * @module
  */
 
-import { Buffer } from "node:buffer";
 import * as grpc from "@grpc/grpc-js";
 import {
   circuitBreaker,
@@ -27,6 +26,7 @@ import {
 import { delay } from "../../core/abort.ts";
 import { NotReachableError, StoreError } from "../../core/errors.ts";
 import type { TlsOptions } from "../../core/types.ts";
+import { memberTls } from "./tls.ts";
 
 /** What {@linkcode EtcdClient} needs to connect. */
 export interface ClientSettings {
@@ -89,10 +89,20 @@ interface Pool {
     ) => R,
   ): Promise<R>;
   markFailed(resource: unknown, error: Error): void;
-  hosts: Array<{ channelCredentials: grpc.ChannelCredentials }>;
+  hosts: Array<{
+    host: string;
+    channelCredentials: grpc.ChannelCredentials;
+    channelOptions: grpc.ChannelOptions | undefined;
+    getServiceClient(name: string): grpc.Client;
+  }>;
   authenticator: {
-    credentials: grpc.ChannelCredentials;
     invalidateMetadata(): void;
+    getCredentialsFromHost(
+      address: string,
+      name: string,
+      password: string,
+      options: grpc.CallOptions | undefined,
+    ): Promise<string>;
   };
 }
 
@@ -122,9 +132,6 @@ export class EtcdClient {
         "grpc.keepalive_timeout_ms": KEEPALIVE_TIMEOUT_MS,
         // Lists and watch batches may be large: a page of big values.
         "grpc.max_receive_message_length": -1,
-        ...(settings.tls?.servername
-          ? { "grpc.ssl_target_name_override": settings.tls.servername }
-          : {}),
       },
       faultHandling: {
         // Retries are ours (`call`): only we know whether a call is safe to
@@ -139,14 +146,26 @@ export class EtcdClient {
     });
     this.#pool = (this.etcd as unknown as { pool: Pool }).pool;
     if (settings.tls) {
-      // etcd3 builds TLS credentials from a CA, a key and a chain only; ours
-      // also honour `rejectUnauthorized`. Channels are made lazily, so
-      // swapping them in before the first call is enough.
-      const credentials = tlsCredentials(settings.tls);
+      // etcd3 makes one set of TLS credentials for every member; ours are
+      // per member (see tls.ts). Channels are made lazily, so setting them
+      // before the first call is enough.
       for (const host of this.#pool.hosts) {
-        host.channelCredentials = credentials;
+        const tls = memberTls(settings.tls, host.host);
+        host.channelCredentials = tls.credentials;
+        host.channelOptions = { ...host.channelOptions, ...tls.options };
       }
-      this.#pool.authenticator.credentials = credentials;
+    }
+    if (auth) {
+      // etcd3 asks for a token on a channel of its own, made with neither
+      // the member's channel options nor a close(): it would miss the TLS
+      // settings above and leave the channel open. The member's cached Auth
+      // client has both right and is closed with the pool.
+      this.#pool.authenticator.getCredentialsFromHost = (
+        address,
+        name,
+        password,
+        options,
+      ) => authenticate(this.#pool, address, name, password, options);
     }
   }
 
@@ -165,15 +184,19 @@ export class EtcdClient {
   ): Promise<T> {
     const deadline = Date.now() + this.#requestTimeout;
     let pause = RETRY_FIRST_MS;
+    // A skipped member says only "circuit breaker open"; the failure that
+    // made it skipped says why.
+    let cause: unknown;
     while (true) {
       try {
         return await fn({ deadline });
       } catch (error) {
+        if (!isBrokenCircuitError(error) || cause === undefined) cause = error;
         const kind = failureKind(error);
         const repeat = kind === "unsent" ||
           (kind === "unclear" && retry === "idempotent");
         if (!repeat || this.#closed || Date.now() + pause >= deadline) {
-          throw this.error(error);
+          throw this.error(cause);
         }
         await delay(pause, signal);
         pause = Math.min(pause * 2, RETRY_MAX_MS);
@@ -293,20 +316,31 @@ function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-function pem(value: string | Uint8Array): Buffer {
-  return typeof value === "string"
-    ? Buffer.from(value, "utf8")
-    : Buffer.from(value);
-}
-
-function tlsCredentials(tls: TlsOptions): grpc.ChannelCredentials {
-  const ca = tls.ca === undefined
-    ? null
-    : Buffer.concat((Array.isArray(tls.ca) ? tls.ca : [tls.ca]).map(pem));
-  return grpc.credentials.createSsl(
-    ca,
-    tls.key === undefined ? null : pem(tls.key),
-    tls.cert === undefined ? null : pem(tls.cert),
-    { rejectUnauthorized: tls.rejectUnauthorized ?? true },
-  );
+// One Authenticate call on the member's own Auth client.
+function authenticate(
+  pool: Pool,
+  address: string,
+  name: string,
+  password: string,
+  options: grpc.CallOptions | undefined,
+): Promise<string> {
+  const host = pool.hosts.find((h) => h.host === address);
+  if (!host) return Promise.reject(new Error(`No etcd member ${address}`));
+  const client = host.getServiceClient("Auth") as unknown as {
+    authenticate(
+      request: { name: string; password: string },
+      metadata: grpc.Metadata,
+      options: grpc.CallOptions,
+      done: (error: Error | null, response?: { token: string }) => void,
+    ): void;
+  };
+  return new Promise((resolve, reject) => {
+    client.authenticate(
+      { name, password },
+      new grpc.Metadata(),
+      options ?? {},
+      (error, response) =>
+        error ? reject(castGrpcError(error)) : resolve(response!.token),
+    );
+  });
 }
