@@ -92,7 +92,7 @@ describe("etcd interop and resilience", () => {
     await eventually(
       "the first lease revoked",
       5_000,
-      async () => !leases().has(first),
+      () => Promise.resolve(!leases().has(first)),
     );
     const [second] = await added(() =>
       store.put("lease/k", "v2", { ttl: 60_000 })
@@ -103,14 +103,14 @@ describe("etcd interop and resilience", () => {
     await eventually(
       "the second lease revoked",
       5_000,
-      async () => !leases().has(second),
+      () => Promise.resolve(!leases().has(second)),
     );
     assert.ok(leases().has(third), "the key's current lease stays");
     await store.delete("lease/k");
     await eventually(
       "the third lease revoked",
       5_000,
-      async () => !leases().has(third),
+      () => Promise.resolve(!leases().has(third)),
     );
   });
 
@@ -124,13 +124,13 @@ describe("etcd interop and resilience", () => {
     await eventually(
       "leases settle",
       10_000,
-      async () => leases().size <= before + 1,
+      () => Promise.resolve(leases().size <= before + 1),
     );
     await store.put("loop/k", "permanent");
     await eventually(
       "no lease left",
       5_000,
-      async () => leases().size <= before,
+      () => Promise.resolve(leases().size <= before),
     );
   });
 
@@ -169,7 +169,11 @@ describe("etcd interop and resilience", () => {
     await using other = await openStore(etcd.url, { prefix: "interop" });
     const lock = await store.lock("revoked", { ttl: 2_000 });
     for (const id of leases()) etcdctl(etcd.endpoint, ["lease", "revoke", id]);
-    await eventually("lost", 2_000 + SLACK_MS, async () => lock.lost.aborted);
+    await eventually(
+      "lost",
+      2_000 + SLACK_MS,
+      () => Promise.resolve(lock.lost.aborted),
+    );
     const next = await other.lock("revoked", {
       signal: AbortSignal.timeout(5_000),
     });
@@ -257,7 +261,11 @@ describe("etcd interop and resilience", () => {
       const lock = await holder.lock("far", { ttl: 2_000 });
       await proxy.cut();
       const cut = Date.now();
-      await eventually("lost", 2_000 + SLACK_MS, async () => lock.lost.aborted);
+      await eventually(
+        "lost",
+        2_000 + SLACK_MS,
+        () => Promise.resolve(lock.lost.aborted),
+      );
       // The lease was not renewed, so etcd frees the lock for the next one
       // no later than it reported the loss plus etcd's own expiry check.
       assert.ok(Date.now() - cut <= 2_000 + SLACK_MS);

@@ -53,6 +53,16 @@ const MEMBER_FAILURES_TO_SKIP = 3;
  */
 const MEMBER_PAUSE_MS = 1_000;
 
+/**
+ * How long one attempt of a call that may be repeated waits for a member.
+ * etcd answers a healthy call in milliseconds, but a member whose leader just
+ * died answers a call it forwarded only after etcd's own request timeout
+ * (5 s + 2 election timeouts): giving up on it sooner lets the retry reach
+ * the new leader through another member. Calls that may not be repeated
+ * wait for etcd's own answer, within `requestTimeout`.
+ */
+const ATTEMPT_TIMEOUT_MS = 2_000;
+
 /** First pause between retries of a call; it doubles up to the next one. */
 const RETRY_FIRST_MS = 25;
 const RETRY_MAX_MS = 500;
@@ -189,7 +199,11 @@ export class EtcdClient {
     let cause: unknown;
     while (true) {
       try {
-        return await fn({ deadline });
+        return await fn({
+          deadline: retry === "idempotent"
+            ? Math.min(deadline, Date.now() + ATTEMPT_TIMEOUT_MS)
+            : deadline,
+        });
       } catch (error) {
         if (!isBrokenCircuitError(error) || cause === undefined) cause = error;
         const kind = failureKind(error);

@@ -168,9 +168,11 @@ function held(
     watching.cancel();
     session.lost.removeEventListener("abort", onLost);
   };
+  // A holder that knows it lost the lock frees it for the next waiter at
+  // once, in case etcd still keeps the lease (a new leader extends leases).
   lost.signal.addEventListener("abort", () => {
     stop();
-    session.drop();
+    session.revoke().catch(() => {});
   }, { once: true });
   return {
     lastIndex: token,
