@@ -154,6 +154,38 @@ describe("etcd interop and resilience", () => {
     );
   });
 
+  test("watches of a store share one stream and cancelling frees them on the server", async () => {
+    const gauge = async (name: string) => {
+      const metrics = await (await fetch(`${etcd.endpoint}/metrics`)).text();
+      const line = metrics.split("\n").find((l) => l.startsWith(`${name} `));
+      return Number(line?.split(" ")[1]);
+    };
+    const streams = await gauge("etcd_debugging_mvcc_watch_stream_total");
+    const watchers = await gauge("etcd_debugging_mvcc_watcher_total");
+    await using store = await openStore(etcd.url, { prefix: "interop/hub" });
+    const readers = [
+      ...Array.from({ length: 5 }, (_, i) => store.watch(`k${i}`)),
+      ...Array.from({ length: 5 }, (_, i) => store.watchTree(`t${i}`)),
+    ].map((stream) => new StreamReader<unknown>(stream));
+    for (const reader of readers) await reader.next();
+    assert.equal(
+      await gauge("etcd_debugging_mvcc_watch_stream_total"),
+      streams + 1,
+    );
+    assert.equal(
+      await gauge("etcd_debugging_mvcc_watcher_total"),
+      watchers + 10,
+    );
+    for (const reader of readers) await reader.cancel();
+    await eventually(
+      "watchers freed",
+      5_000,
+      async () =>
+        await gauge("etcd_debugging_mvcc_watcher_total") === watchers &&
+        await gauge("etcd_debugging_mvcc_watch_stream_total") === streams,
+    );
+  });
+
   test("an atomic() over etcd's request size is refused before any I/O", async () => {
     await using store = await openStore(etcd.url, { prefix: "interop" });
     const big = new Uint8Array(store.limits.maxValueBytes);
