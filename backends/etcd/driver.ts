@@ -174,12 +174,20 @@ export class EtcdDriver implements Driver {
     // Puts with the same TTL share a lease: it is revoked once none of its
     // keys is left.
     const leases = new Map<number, LeaseId>();
-    for (const step of steps) {
-      if (step.type === "put" && step.ttl !== undefined) {
-        if (!leases.has(step.ttl)) {
-          leases.set(step.ttl, await this.#ttl.grant(step.ttl, options.signal));
+    try {
+      for (const step of steps) {
+        if (step.type === "put" && step.ttl !== undefined) {
+          if (!leases.has(step.ttl)) {
+            leases.set(
+              step.ttl,
+              await this.#ttl.grant(step.ttl, options.signal),
+            );
+          }
         }
       }
+    } catch (error) {
+      this.#ttl.discard(leases.values());
+      throw error;
     }
     const compare = checks.map((check) =>
       check.lastIndex === null
