@@ -20,3 +20,8 @@ register(
   "memory",
   lazy(async () => (await import("./memory/mod.ts")).MemoryStore),
 );
+
+register(
+  "etcd",
+  lazy(async () => (await import("./etcd/mod.ts")).EtcdStore),
+);

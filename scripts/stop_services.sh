@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Kills every server the tests started and left behind (a crashed test run):
 # each one wrote a pid file, and runs in its own process group.
-dir="${TMPDIR:-/tmp}/valkeyrie-services"
+dir="${VALKEYRIE_SERVICES_DIR:-${TMPDIR:-/tmp}/valkeyrie-services}"
 [ -d "$dir" ] || exit 0
 for file in "$dir"/*.pid; do
   [ -e "$file" ] || continue

@@ -7,7 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$PATH"
-trap 'bash scripts/stop_services.sh' EXIT
+# This run's servers leave their pid files here, so the reaper at the end
+# kills exactly them, not another run's.
+VALKEYRIE_SERVICES_DIR="$(mktemp -d "${TMPDIR:-/tmp}/valkeyrie-services-run.XXXXXX")"
+export VALKEYRIE_SERVICES_DIR
+trap 'bash scripts/stop_services.sh; rm -rf "$VALKEYRIE_SERVICES_DIR"' EXIT
 
 steps=("$@")
 [ ${#steps[@]} -gt 0 ] || steps=(static deno bun node)

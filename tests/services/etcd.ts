@@ -1,16 +1,21 @@
 /**
  * A real etcd (v3 API) on loopback (Debian packages `etcd-server`,
- * `etcd-client`).
+ * `etcd-client`): one member, a member with TLS, a cluster of several
+ * members, certificates made with openssl, and `etcdctl`.
  *
  * @module
  */
 
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import {
   ensureCommand,
   freePort,
+  run,
   type Service,
   startProcess,
   tempDir,
+  waitUntil,
 } from "./process.ts";
 
 /** A running etcd member. */
@@ -30,6 +35,18 @@ export interface EtcdOptions {
   /** Readiness check beyond an open port. */
   ready?: () => Promise<boolean>;
 }
+
+/**
+ * etcd timings for tests of failures: a heartbeat every 50 ms and elections
+ * after 500 ms (defaults 100 ms and 1 s), so a new leader comes within about
+ * a second. The minimum lease TTL falls to 1 s with them.
+ */
+export const FAST_ELECTIONS = [
+  "--heartbeat-interval",
+  "50",
+  "--election-timeout",
+  "500",
+];
 
 /** Starts a single-member etcd on 127.0.0.1. */
 export async function startEtcd(
@@ -71,4 +88,264 @@ export async function startEtcd(
     }),
   });
   return { ...service, url: `etcd://127.0.0.1:${port}`, endpoint };
+}
+
+/** Runs `etcdctl` (API v3) against `endpoints`; returns its output. */
+export function etcdctl(
+  endpoints: string | string[],
+  args: string[],
+  options: { tls?: EtcdCertificates; user?: string } = {},
+): string {
+  const flags = [
+    `--endpoints=${[endpoints].flat().join(",")}`,
+    "--command-timeout=5s",
+  ];
+  if (options.tls) {
+    flags.push(
+      `--cacert=${options.tls.caFile}`,
+      `--cert=${options.tls.clientCertFile}`,
+      `--key=${options.tls.clientKeyFile}`,
+    );
+  }
+  if (options.user) flags.push(`--user=${options.user}`);
+  return run("etcdctl", [...flags, ...args], {
+    env: { ETCDCTL_API: "3" },
+    timeoutMs: 20_000,
+  });
+}
+
+/** A CA and the certificates signed with it, as files and as PEM. */
+export interface EtcdCertificates {
+  dir: string;
+  caFile: string;
+  serverCertFile: string;
+  serverKeyFile: string;
+  clientCertFile: string;
+  clientKeyFile: string;
+  ca: string;
+  clientCert: string;
+  clientKey: string;
+  /** Removes the files. */
+  remove(): void;
+}
+
+/**
+ * Makes a CA, a server certificate for 127.0.0.1 and localhost, and a client
+ * certificate (CN `root`, which etcd maps to that user when auth is on).
+ */
+export function makeCertificates(): EtcdCertificates {
+  const dir = tempDir("etcd-certs");
+  const file = (name: string) => join(dir, name);
+  const openssl = (...args: string[]) => run("openssl", args, { cwd: dir });
+  openssl(
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-days",
+    "2",
+    "-subj",
+    "/CN=valkeyrie test CA",
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.crt",
+  );
+  const sign = (name: string, cn: string, extensions: string) => {
+    writeFileSync(file(`${name}.ext`), extensions);
+    openssl(
+      "req",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-subj",
+      `/CN=${cn}`,
+      "-keyout",
+      `${name}.key`,
+      "-out",
+      `${name}.csr`,
+    );
+    openssl(
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      "ca.crt",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-days",
+      "2",
+      "-extfile",
+      `${name}.ext`,
+      "-out",
+      `${name}.crt`,
+    );
+  };
+  sign(
+    "server",
+    "127.0.0.1",
+    "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
+  );
+  sign("client", "root", "extendedKeyUsage=clientAuth\n");
+  return {
+    dir,
+    caFile: file("ca.crt"),
+    serverCertFile: file("server.crt"),
+    serverKeyFile: file("server.key"),
+    clientCertFile: file("client.crt"),
+    clientKeyFile: file("client.key"),
+    ca: readFileSync(file("ca.crt"), "utf8"),
+    clientCert: readFileSync(file("client.crt"), "utf8"),
+    clientKey: readFileSync(file("client.key"), "utf8"),
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** Starts a member that speaks only TLS and requires client certificates. */
+export function startEtcdTls(certs: EtcdCertificates): Promise<EtcdService> {
+  return startEtcd({
+    scheme: "https",
+    args: [
+      "--cert-file",
+      certs.serverCertFile,
+      "--key-file",
+      certs.serverKeyFile,
+      "--trusted-ca-file",
+      certs.caFile,
+      "--client-cert-auth",
+    ],
+  });
+}
+
+/** A member of a {@linkcode EtcdCluster}. */
+export interface EtcdMember {
+  /** Its name: `m0`, `m1`, ... */
+  readonly name: string;
+  /** Its client port. */
+  readonly port: number;
+  /** `http://127.0.0.1:PORT`. */
+  readonly endpoint: string;
+  /** Whether it runs (not killed). */
+  readonly running: boolean;
+  /** Kills it at once (SIGKILL), keeping its data. */
+  kill(): Promise<void>;
+  /** Starts it again on its data. */
+  restart(): Promise<void>;
+}
+
+/** A running etcd cluster on loopback. */
+export interface EtcdCluster {
+  readonly members: EtcdMember[];
+  /** `etcd://127.0.0.1:P1,127.0.0.1:P2,...`. */
+  readonly url: string;
+  /** Every member's `http://` endpoint. */
+  readonly endpoints: string[];
+  /** The index of the member that leads now (asked of a running member). */
+  leader(): number;
+  /** Stops every member and removes their data. */
+  stop(): Promise<void>;
+}
+
+/** Starts `size` members that form one cluster, with fast elections. */
+export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
+  ensureCommand("etcd", ["etcd-server", "etcd-client"]);
+  const root = tempDir("etcd-cluster");
+  const ports = await Promise.all(
+    Array.from({ length: size }, async () => ({
+      client: await freePort(),
+      peer: await freePort(),
+    })),
+  );
+  const names = ports.map((_, i) => `m${i}`);
+  const initialCluster = ports.map((p, i) =>
+    `${names[i]}=http://127.0.0.1:${p.peer}`
+  ).join(",");
+  const services: Array<Service | undefined> = [];
+  const spawnMember = (i: number) => {
+    const endpoint = `http://127.0.0.1:${ports[i].client}`;
+    const peer = `http://127.0.0.1:${ports[i].peer}`;
+    return startProcess({
+      name: `etcd-${names[i]}`,
+      command: "etcd",
+      args: [
+        "--name",
+        names[i],
+        "--data-dir",
+        join(root, names[i]),
+        "--listen-client-urls",
+        endpoint,
+        "--advertise-client-urls",
+        endpoint,
+        "--listen-peer-urls",
+        peer,
+        "--initial-advertise-peer-urls",
+        peer,
+        "--initial-cluster",
+        initialCluster,
+        "--initial-cluster-state",
+        "new",
+        "--initial-cluster-token",
+        root,
+        ...FAST_ELECTIONS,
+      ],
+      dir: root,
+      port: ports[i].client,
+      keepDir: true,
+    });
+  };
+  // Members wait for each other to form a quorum: start them together.
+  const started = await Promise.allSettled(names.map((_, i) => spawnMember(i)));
+  started.forEach((result, i) => {
+    if (result.status === "fulfilled") services[i] = result.value;
+  });
+  const failed = started.find((result) => result.status === "rejected");
+  const endpoints = ports.map((p) => `http://127.0.0.1:${p.client}`);
+  const stop = async () => {
+    await Promise.all(services.map((service) => service?.stop()));
+    rmSync(root, { recursive: true, force: true });
+  };
+  if (failed) {
+    await stop();
+    throw (failed as PromiseRejectedResult).reason;
+  }
+  const members: EtcdMember[] = names.map((name, i) => ({
+    name,
+    port: ports[i].client,
+    endpoint: endpoints[i],
+    get running() {
+      return services[i] !== undefined;
+    },
+    kill: async () => {
+      await services[i]?.kill();
+      services[i] = undefined;
+    },
+    restart: async () => {
+      if (services[i]) return;
+      services[i] = await spawnMember(i);
+    },
+  }));
+  const leader = () => {
+    const alive = members.filter((m) => m.running).map((m) => m.endpoint);
+    // The table form: member ids overflow JSON numbers.
+    const rows = etcdctl(alive, ["endpoint", "status", "-w", "simple"])
+      .trim().split("\n").map((line) => line.split(", "));
+    // Columns: endpoint, id, version, db size, is leader, ...
+    const leading = rows.find((row) => row[4] === "true");
+    if (!leading) throw new Error("no member leads");
+    return endpoints.indexOf(leading[0]);
+  };
+  await waitUntil("a leader", 10_000, () => {
+    leader();
+    return true;
+  });
+  return {
+    members,
+    url: `etcd://${ports.map((p) => `127.0.0.1:${p.client}`).join(",")}`,
+    endpoints,
+    leader,
+    stop,
+  };
 }

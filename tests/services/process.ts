@@ -24,8 +24,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 
-/** Where running services leave their pid files. */
-export const PID_DIR: string = join(tmpdir(), "valkeyrie-services");
+/**
+ * Where running services leave their pid files: `$VALKEYRIE_SERVICES_DIR`,
+ * which `scripts/test_all.sh` sets per run so its reaper kills only its own
+ * servers, else a shared directory under the temp dir.
+ */
+export const PID_DIR: string = process.env.VALKEYRIE_SERVICES_DIR ??
+  join(tmpdir(), "valkeyrie-services");
 
 /** A server started by a test. */
 export interface Service {
@@ -163,7 +168,9 @@ export interface SpawnOptions {
 const running = new Set<number>();
 
 // A test process that exits without stopping its servers still kills them.
-process.on("exit", () => {
+// Deno skips process "exit" listeners when it dies of an uncaught error, but
+// fires the global "unload" event.
+function killAll(): void {
   for (const pid of running) {
     try {
       process.kill(-pid, "SIGKILL");
@@ -171,7 +178,10 @@ process.on("exit", () => {
       // Already gone.
     }
   }
-});
+  running.clear();
+}
+process.on("exit", killAll);
+globalThis.addEventListener?.("unload", killAll);
 
 /**
  * Starts a server in its own process group, with its output in

@@ -1,0 +1,448 @@
+/**
+ * The etcd driver: the store contract over etcd's v3 API. Keys and values are
+ * stored as they are, `lastIndex` is the key's mod revision, a TTL is a lease,
+ * checks and writes are one transaction, watches run on one multiplexed
+ * stream, locks follow etcd's recipe.
+ *
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+import {
+  CompareResult,
+  CompareTarget,
+  type IEvent,
+  type IKeyValue,
+  type IRangeResponse,
+  type IRequestOp,
+  type ITxnResponse,
+} from "etcd3";
+import { InvalidArgumentError } from "../../core/errors.ts";
+import type {
+  AtomicStep,
+  CommitOutcome,
+  Driver,
+  DriverLockOptions,
+  DriverReadOptions,
+  DriverSignalOptions,
+  DriverWriteOptions,
+  Entry,
+  KeySink,
+  LockLease,
+  TreeSink,
+} from "../../core/driver.ts";
+import type { StoreLimits } from "../../core/types.ts";
+import { type EtcdClient, isCompacted } from "./client.ts";
+import { KeepAlives } from "./keep_alive.ts";
+import { keyBytes, keyString, treeRange } from "./keyspace.ts";
+import { lock } from "./lock.ts";
+import { type LeaseId, TtlLeases } from "./ttl_leases.ts";
+import { WatchHub } from "./watch_hub.ts";
+
+/**
+ * etcd's default `--max-request-bytes` (1.5 MiB): the largest request it
+ * accepts, one put or one whole transaction.
+ */
+export const ETCD_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
+
+/**
+ * What the driver declares. The values come from etcd's defaults:
+ * - keys: etcd sets no key limit of its own; 4 KiB keeps a key, its lock
+ *   waiter key and a 1 MiB value well inside one request;
+ * - values: 1 MiB, so a value and its key fit `--max-request-bytes`;
+ * - TTL: see {@linkcode TTL_GRANULARITY_MS};
+ * - atomic operations: etcd's default `--max-txn-ops` (128).
+ */
+export const ETCD_LIMITS: StoreLimits = Object.freeze({
+  maxKeyBytes: 4 * 1024,
+  maxValueBytes: 1024 * 1024,
+  ttlGranularityMs: 3_000,
+  maxAtomicOperations: 128,
+});
+
+/** Keys per page of a `list`: large trees are read in pages at one revision. */
+const LIST_PAGE_KEYS = 1_000;
+
+/**
+ * What etcd adds to a transaction per operation beyond its key and value
+ * (protobuf framing, the compare or range of a check, a lease id), rounded
+ * up generously, for the size check made before sending it.
+ */
+const TXN_BYTES_PER_OPERATION = 64;
+
+/** The driver of one `EtcdStore`. */
+export class EtcdDriver implements Driver {
+  readonly backend = "etcd";
+  readonly limits: StoreLimits = ETCD_LIMITS;
+  readonly #client: EtcdClient;
+  readonly #hub: WatchHub;
+  readonly #keepAlives: KeepAlives;
+  readonly #ttl: TtlLeases;
+
+  constructor(client: EtcdClient) {
+    this.#client = client;
+    this.#hub = new WatchHub(client);
+    this.#keepAlives = new KeepAlives(client);
+    this.#ttl = new TtlLeases(client);
+  }
+
+  async get(key: string, options: DriverReadOptions): Promise<Entry | null> {
+    const response = await this.#client.call(
+      "idempotent",
+      (o) =>
+        this.#client.etcd.kv.range({
+          key: keyBytes(key),
+          serializable: !options.consistent,
+        }, o),
+      options.signal,
+    );
+    return response.kvs.length === 0 ? null : entryOf(response.kvs[0]);
+  }
+
+  async put(
+    key: string,
+    value: Uint8Array,
+    options: DriverWriteOptions,
+  ): Promise<void> {
+    const lease = options.ttl === undefined
+      ? "0"
+      : await this.#ttl.grant(options.ttl, options.signal);
+    const k = keyBytes(key);
+    // The range before the put (keys only) tells which lease the key had, so
+    // a lease left without keys is revoked rather than left to expire.
+    const response = await this.#client.call(
+      "idempotent",
+      (o) =>
+        this.#client.etcd.kv.txn({
+          success: [
+            { request_range: { key: k, keys_only: true } },
+            { request_put: { key: k, value: toBuffer(value), lease } },
+          ],
+        }, o),
+      options.signal,
+    );
+    this.#ttl.released(leasesOf(response.responses[0].response_range));
+  }
+
+  async delete(key: string, options: DriverSignalOptions): Promise<void> {
+    const k = keyBytes(key);
+    const response = await this.#client.call(
+      "idempotent",
+      (o) =>
+        this.#client.etcd.kv.txn({
+          success: [
+            { request_range: { key: k, keys_only: true } },
+            { request_delete_range: { key: k } },
+          ],
+        }, o),
+      options.signal,
+    );
+    this.#ttl.released(leasesOf(response.responses[0].response_range));
+  }
+
+  async list(dir: string, options: DriverReadOptions): Promise<Entry[]> {
+    return (await this.#list(dir, options.consistent, options.signal)).entries;
+  }
+
+  async deleteTree(
+    key: string | null,
+    dir: string,
+    options: DriverSignalOptions,
+  ): Promise<void> {
+    // One transaction, any number of keys: etcd deletes a whole range in one
+    // operation. The leases of deleted keys with a TTL expire on their own.
+    const range = treeRange(dir);
+    const success: IRequestOp[] = [{
+      request_delete_range: { key: range.key, range_end: range.end },
+    }];
+    if (key !== null) {
+      success.push({ request_delete_range: { key: keyBytes(key) } });
+    }
+    await this.#client.call(
+      "idempotent",
+      (o) => this.#client.etcd.kv.txn({ success }, o),
+      options.signal,
+    );
+  }
+
+  async commit(
+    steps: readonly AtomicStep[],
+    options: DriverSignalOptions,
+  ): Promise<CommitOutcome> {
+    checkRequestSize(steps);
+    const checks = steps.filter((step) => step.type === "check");
+    // Puts with the same TTL share a lease: it is revoked once none of its
+    // keys is left.
+    const leases = new Map<number, LeaseId>();
+    try {
+      for (const step of steps) {
+        if (step.type === "put" && step.ttl !== undefined) {
+          if (!leases.has(step.ttl)) {
+            leases.set(
+              step.ttl,
+              await this.#ttl.grant(step.ttl, options.signal),
+            );
+          }
+        }
+      }
+    } catch (error) {
+      this.#ttl.discard(leases.values());
+      throw error;
+    }
+    const compare = checks.map((check) =>
+      check.lastIndex === null
+        ? {
+          key: keyBytes(check.key),
+          target: CompareTarget.Version,
+          result: CompareResult.Equal,
+          version: "0",
+        }
+        : {
+          key: keyBytes(check.key),
+          target: CompareTarget.Mod,
+          result: CompareResult.Equal,
+          mod_revision: check.lastIndex.toString(),
+        }
+    );
+    const success: IRequestOp[] = [];
+    for (const step of steps) {
+      if (step.type === "put") {
+        success.push({
+          request_put: {
+            key: keyBytes(step.key),
+            value: toBuffer(step.value),
+            lease: step.ttl === undefined ? "0" : leases.get(step.ttl),
+            prev_kv: true,
+          },
+        });
+      } else if (step.type === "delete") {
+        success.push({
+          request_delete_range: { key: keyBytes(step.key), prev_kv: true },
+        });
+      }
+    }
+    // On a failed check, the same transaction reads the checked keys, so the
+    // caller learns which check failed and why without another round trip.
+    const failure: IRequestOp[] = checks.map((check) => ({
+      request_range: { key: keyBytes(check.key), keys_only: true },
+    }));
+    let response: ITxnResponse;
+    try {
+      // A transaction with checks is repeated only when it surely did not
+      // reach etcd: a second run after an unseen success would fail its
+      // checks and report a conflict that never was.
+      response = await this.#client.call(
+        checks.length > 0 ? "unsent" : "idempotent",
+        (o) => this.#client.etcd.kv.txn({ compare, success, failure }, o),
+        options.signal,
+      );
+    } catch (error) {
+      this.#ttl.discard(leases.values());
+      throw error;
+    }
+    if (!response.succeeded) {
+      this.#ttl.discard(leases.values());
+      return failedCheck(checks, response);
+    }
+    const replaced: LeaseId[] = [];
+    for (const op of response.responses) {
+      const previous = op.response_put?.prev_kv
+        ? [op.response_put.prev_kv]
+        : op.response_delete_range?.prev_kvs ?? [];
+      for (const kv of previous) replaced.push(kv.lease);
+    }
+    this.#ttl.released(replaced);
+    return { ok: true, lastIndex: BigInt(response.header.revision) };
+  }
+
+  watchKey(key: string, sink: KeySink, signal: AbortSignal): void {
+    const k = keyBytes(key);
+    this.#follow(signal, sink, async () => {
+      const response = await this.#client.call(
+        "idempotent",
+        (o) => this.#client.etcd.kv.range({ key: k }, o),
+        signal,
+      );
+      sink.state(response.kvs.length === 0 ? null : entryOf(response.kvs[0]));
+      return {
+        range: { key: k },
+        from: BigInt(response.header.revision) + 1n,
+        events: (events) => {
+          for (const event of events) {
+            sink.state(event.type === "Put" ? entryOf(event.kv) : null);
+          }
+        },
+      };
+    });
+  }
+
+  watchTree(dir: string, sink: TreeSink, signal: AbortSignal): void {
+    this.#follow(signal, sink, async () => {
+      const { entries, revision } = await this.#list(dir, true, signal);
+      sink.reset(entries);
+      return {
+        range: treeRange(dir),
+        from: revision + 1n,
+        // One response carries whole transactions: reported in one run, they
+        // fold into one snapshot.
+        events: (events) => {
+          for (const event of events) {
+            if (event.type === "Put") sink.put(entryOf(event.kv));
+            else sink.delete(keyString(event.kv.key));
+          }
+        },
+      };
+    });
+  }
+
+  lock(key: string, options: DriverLockOptions): Promise<LockLease> {
+    return lock(
+      {
+        client: this.#client,
+        hub: this.#hub,
+        keepAlives: this.#keepAlives,
+        ttlLeases: this.#ttl,
+      },
+      key,
+      options,
+    );
+  }
+
+  async close(): Promise<void> {
+    this.#hub.close();
+    this.#keepAlives.close();
+    await this.#ttl.settle();
+    this.#client.close();
+  }
+
+  abandon(): Promise<void> {
+    this.#hub.close();
+    this.#keepAlives.close();
+    this.#client.close();
+    return Promise.resolve();
+  }
+
+  // Reads the state, then watches from the next revision; when etcd has
+  // compacted the history the watch needs, reads again and goes on.
+  #follow(
+    signal: AbortSignal,
+    sink: { error(error: unknown): void },
+    read: () => Promise<{
+      range: { key: Buffer; end?: Buffer };
+      from: bigint;
+      events: (events: IEvent[]) => void;
+    }>,
+  ): void {
+    const start = async () => {
+      const { range, from, events } = await read();
+      if (signal.aborted) return;
+      const handle = this.#hub.watch(range, from, {
+        events,
+        compacted: () => {
+          signal.removeEventListener("abort", stop);
+          start().catch(fail);
+        },
+        failed: fail,
+      });
+      const stop = () => handle.cancel();
+      signal.addEventListener("abort", stop, { once: true });
+    };
+    const fail = (error: unknown) => {
+      if (!signal.aborted) sink.error(this.#client.error(error));
+    };
+    start().catch(fail);
+  }
+
+  // Every entry under `dir` at one revision, in pages; a page whose revision
+  // was compacted meanwhile starts the read over.
+  async #list(
+    dir: string,
+    consistent: boolean,
+    signal: AbortSignal | undefined,
+  ): Promise<{ entries: Entry[]; revision: bigint }> {
+    const range = treeRange(dir);
+    while (true) {
+      const entries: Entry[] = [];
+      let from = range.key;
+      let revision = "0";
+      try {
+        while (true) {
+          const page: IRangeResponse = await this.#client.call(
+            "idempotent",
+            (o) =>
+              this.#client.etcd.kv.range({
+                key: from,
+                range_end: range.end,
+                limit: LIST_PAGE_KEYS,
+                revision,
+                serializable: !consistent,
+              }, o),
+            signal,
+          );
+          if (revision === "0") revision = page.header.revision;
+          for (const kv of page.kvs) entries.push(entryOf(kv));
+          if (!page.more || page.kvs.length === 0) {
+            return { entries, revision: BigInt(revision) };
+          }
+          // The next page starts just after the last key of this one.
+          from = Buffer.concat([page.kvs[page.kvs.length - 1].key, ZERO]);
+        }
+      } catch (error) {
+        if (!isCompacted(error)) throw error;
+      }
+    }
+  }
+}
+
+const ZERO = Buffer.from([0]);
+
+function entryOf(kv: IKeyValue): Entry {
+  return {
+    key: keyString(kv.key),
+    value: new Uint8Array(
+      kv.value.buffer,
+      kv.value.byteOffset,
+      kv.value.byteLength,
+    ),
+    lastIndex: BigInt(kv.mod_revision),
+  };
+}
+
+function toBuffer(value: Uint8Array): Buffer {
+  return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+}
+
+function leasesOf(range: IRangeResponse | undefined): LeaseId[] {
+  return range?.kvs.map((kv) => kv.lease) ?? [];
+}
+
+// Which check failed, and the key's state then, from the ranges of the
+// failure branch (one per check, in order).
+function failedCheck(
+  checks: Array<{ key: string; lastIndex: bigint | null }>,
+  response: ITxnResponse,
+): CommitOutcome {
+  for (let i = 0; i < checks.length; i++) {
+    const kvs = response.responses[i]?.response_range?.kvs ?? [];
+    const current = kvs.length === 0 ? null : BigInt(kvs[0].mod_revision);
+    if (current !== checks[i].lastIndex) {
+      return { ok: false, key: checks[i].key, current };
+    }
+  }
+  return { ok: false };
+}
+
+// etcd refuses a request over `--max-request-bytes`; an atomic operation that
+// would be refused is refused here, before anything is sent.
+function checkRequestSize(steps: readonly AtomicStep[]): void {
+  let bytes = 0;
+  for (const step of steps) {
+    bytes += Buffer.byteLength(step.key) + TXN_BYTES_PER_OPERATION;
+    if (step.type === "put") bytes += step.value.byteLength;
+  }
+  if (bytes > ETCD_MAX_REQUEST_BYTES) {
+    throw new InvalidArgumentError(
+      `The atomic operation needs about ${bytes} bytes, over etcd's request limit of ${ETCD_MAX_REQUEST_BYTES} bytes`,
+    );
+  }
+}
