@@ -20,3 +20,8 @@ register(
   "memory",
   lazy(async () => (await import("./memory/mod.ts")).MemoryStore),
 );
+
+register(
+  "consul",
+  lazy(async () => (await import("./consul/mod.ts")).ConsulStore),
+);
