@@ -83,7 +83,7 @@ export async function runBlockingLoop<T>(loop: BlockingLoop<T>): Promise<void> {
           new StoreError(
             transient
               ? `The consul ${loop.what} failed for ${
-                Math.round((now - failingSince) / 1000)
+                ((now - failingSince) / 1000).toFixed(1)
               } s: ${(error as Error).message}`
               : `The consul ${loop.what} failed: ${(error as Error).message}`,
             { cause: error },
@@ -94,8 +94,10 @@ export async function runBlockingLoop<T>(loop: BlockingLoop<T>): Promise<void> {
       // After a failure, read the state again rather than block on an index
       // that may have missed changes.
       index = 0n;
+      // The last wait ends when the loop is due to give up.
+      const left = failingSince + loop.giveUpMs - now;
       try {
-        await delay(backoff(failures++), signal);
+        await delay(Math.min(backoff(failures++), left), signal);
       } catch {
         return;
       }

@@ -291,6 +291,10 @@ export class ConsulDriver implements Driver {
   }
 
   watchKey(key: string, sink: KeySink, signal: AbortSignal): void {
+    // The store drops a state whose lastIndex is below one it reported, so
+    // a key whose index went backwards (a snapshot restored on the servers)
+    // would go silent: the watch says so instead.
+    let highest = 0n;
     void runBlockingLoop({
       what: `watch of ${JSON.stringify(key)}`,
       signal: this.#signal(signal),
@@ -303,7 +307,20 @@ export class ConsulDriver implements Driver {
         });
         return { value: entry ? toEntry(entry) : null, index: next };
       },
-      onResult: (entry) => sink.state(entry),
+      onResult: (entry) => {
+        if (entry && entry.lastIndex < highest) {
+          sink.error(
+            new StoreError(
+              `The index of ${
+                JSON.stringify(key)
+              } went backwards in Consul (was a snapshot restored?); watch it again`,
+            ),
+          );
+          return true;
+        }
+        if (entry) highest = entry.lastIndex;
+        sink.state(entry);
+      },
       onFailure: (error) => sink.error(error),
     });
   }

@@ -59,6 +59,10 @@ export interface ConsulDouble {
   readonly port: number;
   /** `http://127.0.0.1:PORT` (or `https://`). */
   readonly url: string;
+  /** How many requests it has answered or is answering (for tests). */
+  readonly requests: number;
+  /** How many blocking queries are waiting now (for tests). */
+  readonly waiting: number;
   /** Drops every connection and stops listening, keeping the data. */
   stopListening(): Promise<void>;
   /** Listens again on the same port. */
@@ -89,8 +93,11 @@ export async function startConsulDouble(
     config,
     stopping: stopping.signal,
   };
-  const handler = (req: IncomingMessage, res: ServerResponse) =>
+  let requests = 0;
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
+    requests++;
     void handle(agent, req, res);
+  };
   const tls = options.tls;
   const sockets = new Set<Socket>();
   let server: Server | undefined;
@@ -136,6 +143,12 @@ export async function startConsulDouble(
     address: `127.0.0.1:${port}`,
     port,
     url: `${scheme}://127.0.0.1:${port}`,
+    get requests() {
+      return requests;
+    },
+    get waiting() {
+      return agent.state.waiting;
+    },
     stopListening,
     listen,
     close: async () => {

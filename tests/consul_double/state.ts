@@ -104,6 +104,11 @@ export class ConsulState {
     });
   }
 
+  /** How many blocking queries are waiting now. */
+  get waiting(): number {
+    return this.#waiters.size;
+  }
+
   /** Everything, for `GET /v1/snapshot`. */
   snapshot(): SnapshotData {
     return {
@@ -120,7 +125,8 @@ export class ConsulState {
    */
   restore(data: SnapshotData): void {
     this.index = data.index;
-    this.#tables.clear();
+    // Tables are emptied and refilled in place: waiting queries hold them.
+    for (const table of this.#tables.values()) table.load([], 0n);
     for (const { ns, entries, maxIndex } of data.tables) {
       this.table(ns).load(entries, maxIndex);
     }
