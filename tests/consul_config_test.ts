@@ -3,6 +3,7 @@
 // doubles configured for each (TLS runs the double in a child process).
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { createServer } from "node:http";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -111,6 +112,27 @@ describe("consul store settings", () => {
       ConsulStore.connect({ address: consul.address, datacenter: "elsewhere" }),
       InvalidConfigurationError,
     );
+  });
+
+  test("a user name and password are sent as HTTP basic authentication", async () => {
+    // For an agent behind a proxy that wants them; a stand-in proxy here.
+    const seen: Array<string | undefined> = [];
+    const proxy = createServer((req, res) => {
+      seen.push(req.headers.authorization);
+      res.writeHead(200, { "Content-Type": "application/json" });
+      res.end(JSON.stringify("127.0.0.1:8300"));
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    const { port } = proxy.address() as { port: number };
+    try {
+      const store = await openStore(
+        `consul://al%40ice:p%3Ass@127.0.0.1:${port}`,
+      );
+      await store.close();
+      assert.deepEqual(seen, [`Basic ${btoa("al@ice:p:ss")}`]);
+    } finally {
+      await new Promise((resolve) => proxy.close(resolve));
+    }
   });
 
   test("namespaces on Consul CE are a configuration error", async () => {

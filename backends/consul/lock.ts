@@ -224,7 +224,11 @@ function held(
   return {
     lastIndex: BigInt(modifyIndex),
     lost: lost.signal,
-    renew: (signal) => http.renewSession(session, { signal }),
+    renew: async (signal) => {
+      const alive = await http.renewSession(session, { signal });
+      if (!alive) forget();
+      return alive;
+    },
     release: async (deleteKey, signal) => {
       monitor.abort();
       forget();
