@@ -148,7 +148,10 @@ const ConsulClass = Consul as unknown as new (
  */
 const BLOCKING_GRACE_MS = 5_000;
 
-/** The Consul agent, through one HTTP client with its own connection pool. */
+/**
+ * The Consul agent, through two `consul` clients of its own: one keeping
+ * connections alive, one for blocking queries.
+ */
 export class ConsulHttp {
   readonly #client: ConsulClient;
   readonly #blocking: ConsulClient;
