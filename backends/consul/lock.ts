@@ -33,9 +33,11 @@ import { goDuration, lockSessionTtl } from "./sessions.ts";
 
 /**
  * A waiter tries again at least this often even when it hears of no
- * change: the safety net for a missed notification.
+ * change: the safety net for a missed notification. A failed attempt is a
+ * Raft write on Consul, so this is the docs' "reasonable rate" for a
+ * polling fallback (https://developer.hashicorp.com/consul/api-docs/features/blocking#implementation-details).
  */
-export const LOCK_RECHECK_MS = 5_000;
+export const LOCK_RECHECK_MS = 15_000;
 
 /** After a refusal because of a lock delay (set by another client's session), try again this soon. */
 const LOCK_DELAY_RETRY_MS = 250;
