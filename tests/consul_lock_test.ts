@@ -82,6 +82,28 @@ describe("locks on Consul", () => {
     await lock.unlock();
   });
 
+  test("a lock delay left by another client's session is waited out", async () => {
+    // A Consul-native client's lock, whose session sets a lock delay.
+    const put = (path: string, body?: string) =>
+      fetch(`${consul.url}/v1${path}`, { method: "PUT", body }).then((r) =>
+        r.json()
+      );
+    const { ID } = await put(
+      "/session/create",
+      JSON.stringify({ LockDelay: "600ms" }),
+    );
+    assert.equal(await put(`/kv/l/delayed?acquire=${ID}`, "theirs"), true);
+    await put(`/session/destroy/${ID}`);
+    const released = Date.now();
+    const lock = await a.lock("l/delayed", {
+      signal: AbortSignal.timeout(5_000),
+    });
+    const took = Date.now() - released;
+    assert.ok(took >= 500, `took the lock after ${took} ms, within the delay`);
+    assert.ok(took < 2_000, `took ${took} ms`);
+    await lock.unlock();
+  });
+
   test("a waiting lock rides out an agent that goes away", async () => {
     const held = await a.lock("l/outage", { ttl: 10_000 });
     const waiting = b.lock("l/outage", { ttl: 10_000 });
