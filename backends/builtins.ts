@@ -25,3 +25,8 @@ register(
   "etcd",
   lazy(async () => (await import("./etcd/mod.ts")).EtcdStore),
 );
+
+register(
+  "consul",
+  lazy(async () => (await import("./consul/mod.ts")).ConsulStore),
+);

@@ -1,0 +1,534 @@
+/**
+ * The Consul driver: the store contract over Consul's KV store, sessions,
+ * transactions and blocking queries.
+ *
+ * Every write goes through `/v1/txn` as a delete followed by a set (or a
+ * lock) in one transaction, so that
+ * - every write gets a new `ModifyIndex`, even of the same bytes (Consul
+ *   skips a set that changes nothing: hashicorp/consul#5885), and
+ * - a key put with a TTL becomes permanent again when it is put without
+ *   one: the delete frees it from its TTL session, which would otherwise
+ *   delete it when it ends.
+ * A key this store holds a lock on is written with the lock's session, so
+ * the holder's own writes keep the lock.
+ *
+ * @module
+ */
+
+import { InvalidArgumentError, StoreError } from "../../core/errors.ts";
+import type {
+  AtomicStep,
+  CommitOutcome,
+  Driver,
+  DriverLockOptions,
+  DriverReadOptions,
+  DriverSignalOptions,
+  DriverWriteOptions,
+  Entry,
+  KeySink,
+  LockLease,
+  TreeSink,
+} from "../../core/driver.ts";
+import type { StoreLimits } from "../../core/types.ts";
+import { runBlockingLoop } from "./blocking.ts";
+import { hasExpiry, toEntries, toEntry } from "./entries.ts";
+import { expiryFlags } from "./expiry.ts";
+import type { ConsulHttp, TxnOp } from "./http.ts";
+import { consulKeyProblem } from "./keys.ts";
+import { acquireLock, base64, type LockContext } from "./lock.ts";
+import {
+  goDuration,
+  keySessionTtl,
+  SESSION_REAP_FACTOR,
+  SESSION_REAP_MARGIN_MS,
+} from "./sessions.ts";
+
+/** Consul refuses a transaction of more operations (`maxTxnOps`). */
+export const TXN_MAX_OPS = 64;
+
+/**
+ * The agent's `limits.txn_max_req_len` (and `kv_max_value_size`) unless
+ * configured: the largest `/v1/txn` body, 512 KiB.
+ */
+export const TXN_MAX_REQ_LEN = 512 * 1024;
+
+/**
+ * Room kept in a one-put transaction for everything but the value: the key
+ * twice (JSON-escaped, up to twice its bytes), the verbs and fields.
+ */
+const TXN_OVERHEAD_BYTES = 24 * 1024;
+
+/** The longest key: Consul documents none; this keeps requests small. */
+export const MAX_KEY_BYTES = 4096;
+
+/**
+ * The largest value: it travels base64-encoded (4/3 of its size) in a
+ * transaction body of at most {@linkcode TXN_MAX_REQ_LEN}.
+ */
+export const MAX_VALUE_BYTES = Math.floor(
+  (TXN_MAX_REQ_LEN - TXN_OVERHEAD_BYTES) / 4,
+) * 3;
+
+/** How long `close()` waits for session clean-ups before it gives up. */
+const CLEANUP_TIMEOUT_MS = 5_000;
+
+/** A check of `atomic()` fails with one of these messages (agent/consul/state/txn.go). */
+const CHECK_FAILURES =
+  /^(failed index check|failed to check index|key ".*" exists$)/s;
+
+/** Settings the driver needs. */
+export interface ConsulDriverSettings {
+  /** The agent's `session_ttl_min`, in ms. */
+  sessionTtlMin: number;
+  /** The longest blocking query, in ms. */
+  watchWait: number;
+  /** How long watches and waiting locks retry a failing Consul, in ms. */
+  retryTimeout: number;
+}
+
+/** What a store can do on Consul, given the agent's `session_ttl_min`. */
+export function consulLimits(sessionTtlMin: number): StoreLimits {
+  return Object.freeze({
+    maxKeyBytes: MAX_KEY_BYTES,
+    maxValueBytes: MAX_VALUE_BYTES,
+    // Reads are exact (the deadline is in the key's flags); a dead lock
+    // holder's session is invalidated within twice its TTL, which for a
+    // short lock is twice the agent's minimum.
+    ttlGranularityMs: SESSION_REAP_FACTOR * sessionTtlMin +
+      SESSION_REAP_MARGIN_MS,
+    // A put takes two operations (a delete and a set).
+    maxAtomicOperations: TXN_MAX_OPS / 2,
+  });
+}
+
+/** One Consul store's connection to its agent. */
+export class ConsulDriver implements Driver {
+  readonly backend = "consul";
+  readonly limits: StoreLimits;
+  #http: ConsulHttp;
+  #settings: ConsulDriverSettings;
+  #stopped = new AbortController();
+  #cleanups = new Set<Promise<unknown>>();
+  #held = new Map<string, string>();
+  #locks: LockContext;
+
+  constructor(http: ConsulHttp, settings: ConsulDriverSettings) {
+    this.#http = http;
+    this.#settings = settings;
+    this.limits = consulLimits(settings.sessionTtlMin);
+    this.#locks = {
+      http,
+      sessionTtlMin: settings.sessionTtlMin,
+      waitMs: settings.watchWait,
+      retryTimeout: settings.retryTimeout,
+      held: this.#held,
+      stopped: this.#stopped.signal,
+      cleanup: (work) => this.#cleanup(work),
+    };
+  }
+
+  checkKey(key: string): string | undefined {
+    return consulKeyProblem(key);
+  }
+
+  async get(key: string, options: DriverReadOptions): Promise<Entry | null> {
+    const { entry } = await this.#http.get(key, {
+      consistent: options.consistent,
+      signal: this.#signal(options.signal),
+    });
+    return entry ? toEntry(entry) : null;
+  }
+
+  async list(dir: string, options: DriverReadOptions): Promise<Entry[]> {
+    const { entries } = await this.#http.list(dir, {
+      consistent: options.consistent,
+      signal: this.#signal(options.signal),
+    });
+    return toEntries(entries);
+  }
+
+  async put(
+    key: string,
+    value: Uint8Array,
+    options: DriverWriteOptions,
+  ): Promise<void> {
+    const signal = this.#signal(options.signal);
+    const { ttl } = options;
+    const lockSession = this.#held.get(key);
+    if (ttl === undefined || lockSession !== undefined) {
+      const flags = ttl === undefined ? 0 : expiryFlags(Date.now() + ttl);
+      await this.#apply([
+        { Verb: "delete", Key: key },
+        write(key, value, flags, lockSession),
+      ], signal);
+      return;
+    }
+    const deadline = Date.now() + ttl;
+    const sessionTtl = keySessionTtl(ttl, this.#settings.sessionTtlMin);
+    // The key's old TTL session, if any, is destroyed once the key is free
+    // of it, rather than left to expire.
+    const [session, previous] = await Promise.all([
+      this.#keySession(sessionTtl, signal),
+      this.#http.get(key, { signal }).then(({ entry }) => entry, () => null),
+    ]);
+    try {
+      await this.#apply([
+        { Verb: "delete", Key: key },
+        write(key, value, expiryFlags(deadline), session),
+      ], signal);
+    } catch (error) {
+      this.#cleanup(() => this.#http.destroySession(session));
+      throw error;
+    }
+    const old = previous?.Session;
+    if (old && old !== session && hasExpiry(previous)) {
+      this.#cleanup(() => this.#http.destroySession(old));
+    }
+  }
+
+  async delete(key: string, options: DriverSignalOptions): Promise<void> {
+    await this.#apply(
+      [{ Verb: "delete", Key: key }],
+      this.#signal(options.signal),
+    );
+  }
+
+  async deleteTree(
+    key: string | null,
+    dir: string,
+    options: DriverSignalOptions,
+  ): Promise<void> {
+    const ops: TxnOp[] = [{ Verb: "delete-tree", Key: dir }];
+    if (key !== null) ops.unshift({ Verb: "delete", Key: key });
+    await this.#apply(ops, this.#signal(options.signal));
+  }
+
+  async commit(
+    steps: readonly AtomicStep[],
+    options: DriverSignalOptions,
+  ): Promise<CommitOutcome> {
+    const signal = this.#signal(options.signal);
+    const ttlPuts = steps.filter((s): s is AtomicPut =>
+      s.type === "put" && s.ttl !== undefined && !this.#held.has(s.key)
+    );
+    const sessionTtls = ttlPuts.map((s) =>
+      keySessionTtl(s.ttl!, this.#settings.sessionTtlMin)
+    );
+    const plan: CommitPlan = {
+      now: Date.now(),
+      held: this.#held,
+      // Placeholders of a session ID's length, to measure the request.
+      sessions: new Map(ttlPuts.map((s) => [s.key, NIL_SESSION])),
+      expired: new Map(),
+    };
+    // Refuse what Consul would refuse, before any I/O.
+    const size = new TextEncoder().encode(
+      JSON.stringify(planCommit(steps, plan).map(({ op }) => ({ KV: op }))),
+    ).length;
+    if (size > TXN_MAX_REQ_LEN) {
+      throw new InvalidArgumentError(
+        `The atomic operation is ${size} bytes as a Consul transaction, over its limit of ${TXN_MAX_REQ_LEN} bytes`,
+      );
+    }
+    const created = await Promise.all(
+      sessionTtls.map((ttl) => this.#keySession(ttl, signal)),
+    );
+    ttlPuts.forEach((s, i) => plan.sessions.set(s.key, created[i]));
+    let succeeded = false;
+    try {
+      // At most one retry per key checked absent that turns out expired.
+      for (let attempt = 0; attempt <= steps.length; attempt++) {
+        const planned = planCommit(steps, plan);
+        const outcome = await this.#http.txn(
+          planned.map(({ op }) => op),
+          { signal },
+        );
+        if (outcome.ok) {
+          succeeded = true;
+          return { ok: true, lastIndex: commitIndex(planned, outcome.results) };
+        }
+        const failures = outcome.errors.map((e) => ({
+          what: e.What,
+          step: planned[e.OpIndex],
+        }));
+        const unexpected = failures.find((f) =>
+          f.step?.kind !== "check" || !CHECK_FAILURES.test(f.what)
+        );
+        if (unexpected) {
+          throw new StoreError(
+            `Consul refused the transaction: ${unexpected.what}`,
+          );
+        }
+        // A key checked absent that Consul still has may have expired: this
+        // store treats it as absent and replaces it, if it is unchanged.
+        let retry = false;
+        for (const { what, step } of failures) {
+          if (!/ exists$/.test(what)) continue;
+          const { entry } = await this.#http.get(step.op.Key, {
+            consistent: true,
+            signal,
+          });
+          if (entry && toEntry(entry) === null) {
+            plan.expired.set(step.op.Key, entry.ModifyIndex);
+            retry = true;
+          }
+        }
+        if (!retry) {
+          const { what, step } = failures[0];
+          return /doesn't exist/.test(what)
+            ? { ok: false, key: step.op.Key, current: null }
+            : { ok: false, key: step.op.Key };
+        }
+      }
+      return { ok: false };
+    } finally {
+      if (!succeeded) {
+        for (const session of created) {
+          this.#cleanup(() => this.#http.destroySession(session));
+        }
+      }
+    }
+  }
+
+  watchKey(key: string, sink: KeySink, signal: AbortSignal): void {
+    // The store drops a state whose lastIndex is below one it reported, so
+    // a key whose index went backwards (a snapshot restored on the servers)
+    // would go silent: the watch says so instead.
+    let highest = 0n;
+    void runBlockingLoop({
+      what: `watch of ${JSON.stringify(key)}`,
+      signal: this.#signal(signal),
+      giveUpMs: this.#settings.retryTimeout,
+      read: async (index, signal) => {
+        const { entry, index: next } = await this.#http.get(key, {
+          index: index > 0n ? index : undefined,
+          waitMs: index > 0n ? this.#settings.watchWait : undefined,
+          signal,
+        });
+        return { value: entry ? toEntry(entry) : null, index: next };
+      },
+      onResult: (entry) => {
+        if (entry && entry.lastIndex < highest) {
+          sink.error(
+            new StoreError(
+              `The index of ${
+                JSON.stringify(key)
+              } went backwards in Consul (was a snapshot restored?); watch it again`,
+            ),
+          );
+          return true;
+        }
+        if (entry) highest = entry.lastIndex;
+        sink.state(entry);
+      },
+      onFailure: (error) => sink.error(error),
+    });
+  }
+
+  watchTree(dir: string, sink: TreeSink, signal: AbortSignal): void {
+    void runBlockingLoop({
+      what: `watch of the tree ${JSON.stringify(dir)}`,
+      signal: this.#signal(signal),
+      giveUpMs: this.#settings.retryTimeout,
+      read: async (index, signal) => {
+        const { entries, index: next } = await this.#http.list(dir, {
+          index: index > 0n ? index : undefined,
+          waitMs: index > 0n ? this.#settings.watchWait : undefined,
+          signal,
+        });
+        return { value: toEntries(entries), index: next };
+      },
+      onResult: (entries) => sink.reset(entries),
+      onFailure: (error) => sink.error(error),
+    });
+  }
+
+  lock(key: string, options: DriverLockOptions): Promise<LockLease> {
+    return acquireLock(this.#locks, key, options);
+  }
+
+  async close(): Promise<void> {
+    this.#stopped.abort();
+    // Sessions of locks that were still waiting are destroyed first.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.#cleanups]),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, CLEANUP_TIMEOUT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+    this.#http.destroy();
+  }
+
+  abandon(): Promise<void> {
+    this.#stopped.abort();
+    this.#http.destroy();
+    return Promise.resolve();
+  }
+
+  async #apply(ops: TxnOp[], signal: AbortSignal): Promise<void> {
+    const outcome = await this.#http.txn(ops, { signal });
+    if (!outcome.ok) {
+      throw new StoreError(
+        `Consul refused the write: ${outcome.errors[0]?.What}`,
+      );
+    }
+  }
+
+  #keySession(ttl: number, signal: AbortSignal): Promise<string> {
+    // No health checks: the key lives until its TTL even if the agent that
+    // wrote it fails. Consul deletes it when the session ends.
+    return this.#http.createSession({
+      name: "valkeyrie ttl",
+      ttl: goDuration(ttl),
+      behavior: "delete",
+      lockDelay: "0s",
+      checks: [],
+    }, { signal });
+  }
+
+  // A signal of its own per call: the store's is shared by every request
+  // in flight, which would pile listeners on it.
+  #signal(signal: AbortSignal | undefined): AbortSignal {
+    return AbortSignal.any(
+      signal ? [signal, this.#stopped.signal] : [this.#stopped.signal],
+    );
+  }
+
+  #cleanup(work: () => Promise<unknown>): void {
+    const promise = work().catch(() => {}).finally(() =>
+      this.#cleanups.delete(promise)
+    );
+    this.#cleanups.add(promise);
+  }
+}
+
+type AtomicPut = AtomicStep & { type: "put" };
+
+/** A session ID's shape, to measure a transaction before sessions exist. */
+const NIL_SESSION = "00000000-0000-0000-0000-000000000000";
+
+/** What a commit's operations depend on. */
+interface CommitPlan {
+  /** When the commit started: TTLs count from here. */
+  now: number;
+  /** Keys this store holds a lock on, and the lock's session. */
+  held: Map<string, string>;
+  /** The TTL session of each key put with a TTL. */
+  sessions: Map<string, string>;
+  /** Keys checked absent that Consul still has, expired, at this index. */
+  expired: Map<string, number>;
+}
+
+/** One operation of a commit, and what its answer and its failure mean. */
+interface PlannedOp {
+  op: TxnOp;
+  /** A failure of a check is a failed commit; of a write, an error. */
+  kind: "check" | "write";
+  /** Whether Consul answers a result for it (deletes and check-not-exists do not). */
+  answers: boolean;
+}
+
+// The transaction of a commit. A put deletes the key first (see the module
+// comment), unless the commit checked the key absent.
+function planCommit(
+  steps: readonly AtomicStep[],
+  plan: CommitPlan,
+): PlannedOp[] {
+  const planned: PlannedOp[] = [];
+  const absent = new Set<string>();
+  for (const step of steps) {
+    const Key = step.key;
+    if (step.type === "check") {
+      const expired = plan.expired.get(Key);
+      if (step.lastIndex !== null) {
+        planned.push({
+          op: { Verb: "check-index", Key, Index: Number(step.lastIndex) },
+          kind: "check",
+          answers: true,
+        });
+      } else if (expired !== undefined) {
+        absent.add(Key);
+        planned.push(
+          {
+            op: { Verb: "check-index", Key, Index: expired },
+            kind: "check",
+            answers: true,
+          },
+          { op: { Verb: "delete", Key }, kind: "write", answers: false },
+        );
+      } else {
+        absent.add(Key);
+        planned.push({
+          op: { Verb: "check-not-exists", Key },
+          kind: "check",
+          answers: false,
+        });
+      }
+    } else if (step.type === "put") {
+      if (!absent.has(Key)) {
+        planned.push({
+          op: { Verb: "delete", Key },
+          kind: "write",
+          answers: false,
+        });
+      }
+      const flags = step.ttl === undefined
+        ? 0
+        : expiryFlags(plan.now + step.ttl);
+      planned.push({
+        op: write(
+          Key,
+          step.value,
+          flags,
+          plan.held.get(Key) ?? plan.sessions.get(Key),
+        ),
+        kind: "write",
+        answers: true,
+      });
+    } else {
+      planned.push({
+        op: { Verb: "delete", Key },
+        kind: "write",
+        answers: false,
+      });
+    }
+  }
+  return planned;
+}
+
+// The highest ModifyIndex a commit gave a key it wrote (0 when it only
+// deleted: Consul answers nothing for deletes).
+function commitIndex(
+  planned: PlannedOp[],
+  results: Array<{ ModifyIndex: number }>,
+): bigint {
+  let highest = 0n;
+  let at = 0;
+  for (const { kind, answers } of planned) {
+    if (!answers) continue;
+    const index = BigInt(results[at++]?.ModifyIndex ?? 0);
+    if (kind === "write" && index > highest) highest = index;
+  }
+  return highest;
+}
+
+function write(
+  key: string,
+  value: Uint8Array,
+  flags: number,
+  session: string | undefined,
+): TxnOp {
+  const op: TxnOp = {
+    Verb: "set",
+    Key: key,
+    Value: base64(value),
+    Flags: flags,
+  };
+  if (session !== undefined) {
+    op.Verb = "lock";
+    op.Session = session;
+  }
+  return op;
+}
