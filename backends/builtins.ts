@@ -20,3 +20,8 @@ register(
   "memory",
   lazy(async () => (await import("./memory/mod.ts")).MemoryStore),
 );
+
+register(
+  "redis",
+  lazy(async () => (await import("./redis/mod.ts")).RedisStore),
+);
