@@ -84,12 +84,19 @@ export function openConnection(
 // do not verify. Returns the error to report, or undefined to keep trying.
 function fatalError(endpoint: Endpoint, error: Error): Error | undefined {
   const message = error.message ?? "";
-  if (/^(WRONGPASS|NOAUTH|NOPERM)\b/.test(message)) {
+  if (/^(WRONGPASS|NOAUTH)\b/.test(message)) {
     const user = endpoint.options.username;
     return new InvalidConfigurationError(
       `${endpoint.what} refused ${
         user ? `the credentials of user ${JSON.stringify(user)}` : "to log in"
       }: ${message}`,
+      { cause: error },
+    );
+  }
+  // The database could not be selected: going on would use database 0.
+  if (/DB index is out of range|NOPERM.*'select'/i.test(message)) {
+    return new InvalidConfigurationError(
+      `${endpoint.what} would not select database ${endpoint.db}: ${message}`,
       { cause: error },
     );
   }

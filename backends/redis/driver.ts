@@ -22,6 +22,7 @@ import type {
 import type { StoreLimits } from "../../core/types.ts";
 import type { Endpoint } from "./connection.ts";
 import { digest, readEntries, toBuffer, withCompanions } from "./entries.ts";
+import { explain } from "./errors.ts";
 import { acquireLock } from "./lock.ts";
 import {
   COUNTER_KEY,
@@ -78,6 +79,7 @@ export class RedisDriver implements Driver, WatchSource {
   readonly notifications: Notifications;
   readonly maxKeyBytes: number = REDIS_LIMITS.maxKeyBytes;
   readonly #client: Redis;
+  readonly #what: string;
 
   /**
    * @param client The command connection, ready.
@@ -85,31 +87,39 @@ export class RedisDriver implements Driver, WatchSource {
    */
   constructor(client: Redis, endpoint: Endpoint) {
     this.#client = client;
+    this.#what = endpoint.what;
     this.notifications = new Notifications(endpoint, client);
   }
 
-  async get(key: string, _options: DriverReadOptions): Promise<Entry | null> {
-    const [entry] = await this.read([key]);
-    return entry;
+  get(key: string, _options: DriverReadOptions): Promise<Entry | null> {
+    return this.#run("get", async () => (await this.read([key]))[0]);
   }
 
-  async put(
+  put(
     key: string,
     value: Uint8Array,
     options: DriverWriteOptions,
   ): Promise<void> {
-    await this.commit([{ type: "put", key, value, ttl: options.ttl }], options);
+    return this.#run("put", async () => {
+      await this.#commit([{ type: "put", key, value, ttl: options.ttl }]);
+    });
   }
 
-  async delete(key: string, _options: DriverSignalOptions): Promise<void> {
-    await this.#client.unlink(key, versionKey(key));
+  delete(key: string, _options: DriverSignalOptions): Promise<void> {
+    return this.#run("delete", async () => {
+      await this.#client.unlink(key, versionKey(key));
+    });
   }
 
   read(keys: readonly string[]): Promise<(Entry | null)[]> {
     return readEntries(this.#client, keys);
   }
 
-  async list(dir: string, options?: DriverReadOptions): Promise<Entry[]> {
+  list(dir: string, options?: DriverReadOptions): Promise<Entry[]> {
+    return this.#run("list", () => this.#list(dir, options));
+  }
+
+  async #list(dir: string, options?: DriverReadOptions): Promise<Entry[]> {
     const reads: Promise<(Entry | null)[]>[] = [];
     const seen = new Set<string>();
     for await (const names of this.#scan(startsWithPattern(dir), options)) {
@@ -125,7 +135,15 @@ export class RedisDriver implements Driver, WatchSource {
     return entries;
   }
 
-  async deleteTree(
+  deleteTree(
+    key: string | null,
+    dir: string,
+    options: DriverSignalOptions,
+  ): Promise<void> {
+    return this.#run("deleteTree", () => this.#deleteTree(key, dir, options));
+  }
+
+  async #deleteTree(
     key: string | null,
     dir: string,
     options: DriverSignalOptions,
@@ -156,10 +174,14 @@ export class RedisDriver implements Driver, WatchSource {
     }
   }
 
-  async commit(
+  commit(
     steps: readonly AtomicStep[],
     _options: DriverSignalOptions,
   ): Promise<CommitOutcome> {
+    return this.#run("atomic", () => this.#commit(steps));
+  }
+
+  async #commit(steps: readonly AtomicStep[]): Promise<CommitOutcome> {
     const keys = [COUNTER_KEY];
     const checks: string[] = [];
     const writes: ScriptArg[] = [];
@@ -196,7 +218,10 @@ export class RedisDriver implements Driver, WatchSource {
   }
 
   lock(key: string, options: DriverLockOptions): Promise<LockLease> {
-    return acquireLock(this.#client, this.notifications, key, options);
+    return this.#run(
+      "lock",
+      () => acquireLock(this.#client, this.notifications, key, options),
+    );
   }
 
   // Locks are released and watches ended by now, so nothing is waiting for
@@ -211,6 +236,14 @@ export class RedisDriver implements Driver, WatchSource {
   // The same, minus the store's goodbyes, which BaseStore leaves out.
   abandon(): Promise<void> {
     return this.close();
+  }
+
+  async #run<T>(op: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      throw explain(error, op, this.#what);
+    }
   }
 
   // Every name matching `pattern`, a SCAN step at a time.

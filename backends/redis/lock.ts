@@ -53,21 +53,6 @@ export async function acquireLock(
   const ttl = String(Math.ceil(options.ttl));
   const value = toBuffer(options.value);
   const valueDigest = digest(options.value);
-  const wakers = new Set<() => void>();
-  const wake = () => {
-    for (const waker of [...wakers]) waker();
-  };
-  const listening = new AbortController();
-  let maxWaitMs = LOCK_RECHECK_MS;
-  try {
-    await notifications.listenKey(bookkeeping, {
-      changed: wake,
-      resync: wake,
-      error: wake,
-    }, listening.signal);
-  } catch {
-    maxWaitMs = LOCK_POLL_MS;
-  }
   const lease = (lastIndex: bigint): LockLease => ({
     lastIndex,
     renew: async (signal) =>
@@ -85,20 +70,46 @@ export async function acquireLock(
       );
     },
   });
+  const attempt = async (): Promise<LockLease | number | null> => {
+    const [taken, detail] = await ACQUIRE.run(client, [
+      COUNTER_KEY,
+      bookkeeping,
+      key,
+      versionKey(key),
+    ], [token, ttl, value, valueDigest]) as [number, unknown];
+    if (taken === 1) return lease(BigInt(String(detail)));
+    return typeof detail === "number" && detail > 0 ? detail : null;
+  };
+  // A free lock is taken at once, without listening for anything.
+  options.signal?.throwIfAborted();
+  const first = await attempt();
+  if (first !== null && typeof first === "object") return first;
+  const wakers = new Set<() => void>();
+  const wake = () => {
+    for (const waker of [...wakers]) waker();
+  };
+  const listening = new AbortController();
+  let maxWaitMs = LOCK_RECHECK_MS;
   try {
+    await abortable(
+      notifications.listenKey(bookkeeping, {
+        changed: wake,
+        resync: wake,
+        error: wake,
+      }, listening.signal),
+      options.signal,
+    );
+  } catch {
+    // Without notifications (or aborted: waitForLock then throws at once).
+    maxWaitMs = LOCK_POLL_MS;
+  }
+  try {
+    // Its first attempt comes after listening began: a release between the
+    // attempt above and now is not missed.
     return await waitForLock<LockLease>({
       signal: options.signal,
       maxWaitMs,
-      attempt: async () => {
-        const [taken, detail] = await ACQUIRE.run(client, [
-          COUNTER_KEY,
-          bookkeeping,
-          key,
-          versionKey(key),
-        ], [token, ttl, value, valueDigest]) as [number, unknown];
-        if (taken === 1) return lease(BigInt(String(detail)));
-        return typeof detail === "number" && detail > 0 ? detail : null;
-      },
+      attempt,
       changed: (signal) =>
         new Promise<void>((resolve) => {
           const done = () => {

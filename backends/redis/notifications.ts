@@ -49,7 +49,7 @@ const MAX_RECONNECT_DELAY_MS = 1_000;
  * once with that error for this long before the store checks again (an
  * operator may have turned them on).
  */
-const RECHECK_AFTER_FAILURE_MS = 10_000;
+const RECHECK_AFTER_FAILURE_MS = 30_000;
 
 interface Topic {
   readonly listeners: Set<Listener>;
