@@ -27,6 +27,14 @@ export interface Endpoint {
 }
 
 /**
+ * How long ioredis lets a socket it ended finish closing before destroying
+ * it. Its default, 2 s, keeps a process alive that long after a failed
+ * connection (ioredis ends the socket twice, and the second wait is never
+ * cut short).
+ */
+const DISCONNECT_TIMEOUT_MS = 100;
+
+/**
  * Opens one connection and waits until it is ready. Reconnection after that
  * is ioredis's: commands wait for the connection to come back (or fail after
  * its `maxRetriesPerRequest`), and `ready` is emitted again.
@@ -47,6 +55,7 @@ export function openConnection(
     (stop) =>
       new Promise<Redis>((resolve, reject) => {
         const client = new Redis({
+          disconnectTimeout: DISCONNECT_TIMEOUT_MS,
           ...endpoint.options,
           ...extra,
           lazyConnect: true,
@@ -56,6 +65,7 @@ export function openConnection(
         const fail = (error: unknown) => {
           client.off("error", onError);
           client.off("ready", onReady);
+          stop.removeEventListener("abort", onAbort);
           client.disconnect();
           reject(error);
         };
