@@ -103,7 +103,7 @@ function verifiedVersion(
   const text = meta.toString("latin1");
   const space = text.indexOf(" ");
   const version = text.slice(0, space);
-  if (!/^[0-9]+$/.test(version)) return undefined;
+  if (space < 1 || !/^[0-9]+$/.test(version)) return undefined;
   if (text.slice(space + 1) !== digest(value)) return undefined;
   return BigInt(version);
 }

@@ -54,6 +54,9 @@ export async function ensureKeyspaceEvents(
     const reply = await commands.config("GET", "notify-keyspace-events");
     current = String((reply as string[])[1] ?? "");
   } catch (error) {
+    // A refusal (NOPERM, a renamed CONFIG): find out by probing. A lost
+    // connection is no answer at all.
+    if ((error as Error)?.name !== "ReplyError") throw error;
     return await probe(commands, subscriber, db, what, error);
   }
   if (covers(current)) return;

@@ -247,8 +247,17 @@ export class Notifications {
         patterns.length ? subscriber.psubscribe(...patterns) : undefined,
       ]);
     } catch (error) {
+      // Dropped again meanwhile: the next "ready" resumes.
       if (this.#closed || subscriber.status !== "ready") return;
-      this.#fail(subscriber, error);
+      this.#fail(
+        subscriber,
+        error instanceof StoreError ? error : new StoreError(
+          `Watches stopped: after reconnecting to ${this.#endpoint.what}, notifications could not be set up again: ${
+            (error as Error)?.message ?? error
+          }`,
+          { cause: error },
+        ),
+      );
       return;
     }
     for (
