@@ -18,7 +18,11 @@
  */
 
 import type { Redis } from "ioredis";
-import { StoreClosedError, StoreError } from "../../core/errors.ts";
+import {
+  NotReachableError,
+  StoreClosedError,
+  StoreError,
+} from "../../core/errors.ts";
 import { type Endpoint, openConnection } from "./connection.ts";
 import { ensureKeyspaceEvents } from "./keyspace_events.ts";
 import { keyspacePrefix, startsWithPattern } from "./names.ts";
@@ -151,7 +155,7 @@ export class Notifications {
           JSON.stringify(name)
         } on ${this.#endpoint.what}${
           /NOPERM/.test(String(error))
-            ? " (the user may not use that channel: grant it with ACL SETUSER USER &__keyspace@*)"
+            ? " (the user may not subscribe to it: grant channels with ACL SETUSER USER &*, as Redis matches PSUBSCRIBE patterns literally)"
             : ""
         }: ${(error as Error).message}`,
         { cause: error },
@@ -160,7 +164,8 @@ export class Notifications {
   }
 
   // Connects the subscriber and checks the server's notification setting,
-  // once; a failure is remembered for a while, then retried.
+  // once. A server that does not give notifications is remembered for a
+  // while (finding out may take a probe); one that cannot be reached is not.
   #start(): Promise<Redis> {
     if (this.#closed) return Promise.reject(new StoreClosedError("redis"));
     const failure = this.#failure;
@@ -168,13 +173,18 @@ export class Notifications {
       return Promise.reject(failure.error);
     }
     this.#failure = undefined;
-    const starting = this.#starting ??= this.#connect();
-    starting.catch((error) => {
-      if (this.#starting !== starting) return;
-      this.#starting = undefined;
-      this.#failure = { error, at: Date.now() };
-    });
-    return starting;
+    if (!this.#starting) {
+      const starting = this.#connect();
+      this.#starting = starting;
+      starting.catch((error) => {
+        if (this.#starting !== starting) return;
+        this.#starting = undefined;
+        if (!(error instanceof NotReachableError)) {
+          this.#failure = { error, at: Date.now() };
+        }
+      });
+    }
+    return this.#starting;
   }
 
   async #connect(): Promise<Redis> {
