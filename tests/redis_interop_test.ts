@@ -4,7 +4,7 @@
 // never outlives its key, and versions keep growing across a restart.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { KeyModifiedError, type Store } from "../mod.ts";
+import { KeyModifiedError, LockLostError, type Store } from "../mod.ts";
 import { RedisStore } from "../backends/redis/mod.ts";
 import { abandon } from "./conformance/mod.ts";
 import {
@@ -184,6 +184,20 @@ describe("redis: sharing data with other clients", () => {
       assert.ok(Date.now() < deadline, "the bookkeeping expires");
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
+  });
+
+  test("a lock whose bookkeeping another client deletes is reported lost", async () => {
+    const lock = await store.lock("lost/lock", { ttl: 600 });
+    redisCli(redis.port, ["DEL", "/lock/lost/lock"]);
+    const reason = await new Promise<unknown>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("not lost")), 3_000);
+      lock.lost.addEventListener("abort", () => {
+        clearTimeout(timer);
+        resolve(lock.lost.reason);
+      }, { once: true });
+    });
+    assert.ok(reason instanceof LockLostError, String(reason));
+    await lock.unlock();
   });
 });
 

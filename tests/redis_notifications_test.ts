@@ -116,6 +116,27 @@ describe("redis: keyspace notifications", () => {
     await tree.cancel();
   });
 
+  test("a lock waiter does not poll: it tries again on the release it hears", async () => {
+    await using a = await RedisStore.connect({ url: redis.url });
+    await using b = await RedisStore.connect({ url: redis.url });
+    const held = await a.lock("storm/lock", { ttl: 60_000 });
+    redisCli(redis.port, ["CONFIG", "RESETSTAT"]);
+    const waiting = b.lock("storm/lock", {
+      signal: AbortSignal.timeout(10_000),
+    });
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    const released = Date.now();
+    await held.unlock();
+    const lock = await waiting;
+    assert.ok(Date.now() - released < 1_000, "the release is heard");
+    // Scripts run: the waiter's first try, its try once listening, the
+    // holder's release, and the waiter's try after hearing it.
+    const stats = redisCli(redis.port, ["INFO", "commandstats"]);
+    const calls = Number(/cmdstat_evalsha:calls=(\d+)/.exec(stats)?.[1]);
+    assert.ok(calls <= 5, `${calls} scripts in 3 s of waiting`);
+    await lock.unlock();
+  });
+
   test("without CONFIG and with notifications off, a watch fails saying what to set", async () => {
     redisCli(redis.port, ["CONFIG", "SET", "notify-keyspace-events", ""]);
     userWithoutConfig(redis.port, "noconfig");
