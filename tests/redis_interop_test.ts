@@ -7,6 +7,7 @@ import { after, before, describe, test } from "node:test";
 import { KeyModifiedError, LockLostError, type Store } from "../mod.ts";
 import { RedisStore } from "../backends/redis/mod.ts";
 import { abandon } from "./conformance/mod.ts";
+import { StreamReader, text } from "./conformance/harness.ts";
 import {
   redisCli,
   redisCliBytes,
@@ -15,28 +16,6 @@ import {
 } from "./services/redis.ts";
 import { rmSync } from "node:fs";
 import { tempDir } from "./services/process.ts";
-
-const decoder = new TextDecoder();
-const text = (pair: { value: Uint8Array } | null) =>
-  pair === null ? null : decoder.decode(pair.value);
-
-/** Reads the next chunk of a stream, failing after `ms`. */
-async function next<T>(
-  reader: ReadableStreamDefaultReader<T>,
-  ms = 5_000,
-): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no chunk within ${ms} ms`)), ms);
-  });
-  try {
-    const result = await Promise.race([reader.read(), timeout]);
-    if (result.done) throw new Error("the stream ended");
-    return result.value;
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Names in the database matching `pattern`, as redis-cli lists them. */
 function names(port: number, pattern: string): string[] {
@@ -108,16 +87,16 @@ describe("redis: sharing data with other clients", () => {
   });
 
   test("a watch hears writes, deletes and expiries made with redis-cli", async () => {
-    const reader = store.watch("cli/watched").getReader();
-    assert.equal(await next(reader), null);
+    const watch = new StreamReader(store.watch("cli/watched"));
+    assert.equal(await watch.next(), null);
     redisCli(redis.port, ["SET", "cli/watched", "one"]);
-    assert.equal(text(await next(reader)), "one");
+    assert.equal(text(await watch.next()), "one");
     redisCli(redis.port, ["DEL", "cli/watched"]);
-    assert.equal(await next(reader), null);
+    assert.equal(await watch.next(), null);
     redisCli(redis.port, ["SET", "cli/watched", "brief", "PX", "300"]);
-    assert.equal(text(await next(reader)), "brief");
-    assert.equal(await next(reader), null, "the expiry is heard");
-    await reader.cancel();
+    assert.equal(text(await watch.next()), "brief");
+    assert.equal(await watch.next(), null, "the expiry is heard");
+    await watch.cancel();
   });
 
   test("keys of other Redis types and names that are not keys are not listed", async () => {
@@ -213,8 +192,8 @@ describe("redis: versions across a restart", () => {
       const before = (await store.get("restart/k"))!;
       await store.put("restart/gone", "x");
       const gone = (await store.get("restart/gone"))!;
-      const reader = store.watch("restart/k").getReader();
-      assert.equal(text(await next(reader)), "before");
+      const watch = new StreamReader(store.watch("restart/k"));
+      assert.equal(text(await watch.next()), "before");
       await redis.kill();
       redis = await startRedis({ dir, port, args, keepDir: true });
       const reread = (await store.get("restart/k"))!;
@@ -222,12 +201,12 @@ describe("redis: versions across a restart", () => {
       await store.put("restart/k", "after");
       const after = (await store.get("restart/k"))!;
       assert.ok(after.lastIndex > before.lastIndex);
-      assert.equal(text(await next(reader, 10_000)), "after");
+      assert.equal(text(await watch.next()), "after");
       await store.delete("restart/gone");
       await store.put("restart/gone", "x");
       const reborn = (await store.get("restart/gone"))!;
       assert.ok(reborn.lastIndex > gone.lastIndex, "re-created after restart");
-      await reader.cancel();
+      await watch.cancel();
     } finally {
       await store.close();
       await redis.stop();

@@ -8,41 +8,7 @@ import { after, before, describe, test } from "node:test";
 import { StoreError } from "../mod.ts";
 import { RedisStore } from "../backends/redis/mod.ts";
 import { redisCli, type RedisService, startRedis } from "./services/redis.ts";
-
-const decoder = new TextDecoder();
-const text = (pair: { value: Uint8Array } | null) =>
-  pair === null ? null : decoder.decode(pair.value);
-
-/** Reads the next chunk of a stream, failing after `ms`. */
-async function next<T>(
-  reader: ReadableStreamDefaultReader<T>,
-  ms = 5_000,
-): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no chunk within ${ms} ms`)), ms);
-  });
-  try {
-    const result = await Promise.race([reader.read(), timeout]);
-    if (result.done) throw new Error("the stream ended");
-    return result.value;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Resolves the error a stream fails with within `ms`. */
-async function failure(
-  reader: ReadableStreamDefaultReader<unknown>,
-  ms = 10_000,
-): Promise<unknown> {
-  try {
-    await next(reader, ms);
-  } catch (error) {
-    return error;
-  }
-  throw new Error("the stream gave a chunk instead of failing");
-}
+import { StreamReader, text } from "./conformance/harness.ts";
 
 /** Creates an ACL user that may do everything but CONFIG. */
 function userWithoutConfig(port: number, name: string): void {
@@ -73,8 +39,8 @@ describe("redis: keyspace notifications", () => {
   test("a watch turns the server's notifications on, keeping what was on", async () => {
     redisCli(redis.port, ["CONFIG", "SET", "notify-keyspace-events", "El"]);
     await using store = await RedisStore.connect({ url: redis.url });
-    const reader = store.watch("on/key").getReader();
-    assert.equal(await next(reader), null);
+    const watch = new StreamReader(store.watch("on/key"));
+    assert.equal(await watch.next(), null);
     const flags = redisCli(redis.port, [
       "CONFIG",
       "GET",
@@ -82,17 +48,17 @@ describe("redis: keyspace notifications", () => {
     ]).split("\n")[1];
     for (const flag of "KEg$xel") assert.ok(flags.includes(flag), flags);
     await store.put("on/key", "heard");
-    assert.equal(text(await next(reader)), "heard");
-    await reader.cancel();
+    assert.equal(text(await watch.next()), "heard");
+    await watch.cancel();
   });
 
   test("a watch resumes after its connection is killed, with what changed meanwhile", async () => {
     await using store = await RedisStore.connect({ url: redis.url });
     await store.put("resume/key", "before");
-    const key = store.watch("resume/key").getReader();
-    const tree = store.watchTree("resume").getReader();
-    assert.equal(text(await next(key)), "before");
-    assert.deepEqual((await next(tree)).map(text), ["before"]);
+    const key = new StreamReader(store.watch("resume/key"));
+    const tree = new StreamReader(store.watchTree("resume"));
+    assert.equal(text(await key.next()), "before");
+    assert.deepEqual((await tree.next()).map(text), ["before"]);
     // One connection kills the subscriber and writes in the same
     // transaction: the write's notification can only be lost.
     redisCli(redis.port, [], {
@@ -104,14 +70,14 @@ describe("redis: keyspace notifications", () => {
         "EXEC",
       ].join("\n"),
     });
-    assert.equal(text(await next(key)), "during");
-    const snapshot = await next(tree);
+    assert.equal(text(await key.next()), "during");
+    const snapshot = await tree.next();
     assert.deepEqual(snapshot.map((pair) => pair.key), [
       "resume/key",
       "resume/other",
     ]);
     await store.put("resume/key", "after");
-    assert.equal(text(await next(key)), "after");
+    assert.equal(text(await key.next()), "after");
     await key.cancel();
     await tree.cancel();
   });
@@ -145,11 +111,11 @@ describe("redis: keyspace notifications", () => {
       username: "noconfig",
       password: "secret",
     });
-    const error = await failure(store.watch("off/key").getReader());
+    const error = await new StreamReader(store.watch("off/key")).failure();
     assert.ok(error instanceof StoreError, String(error));
     assert.match(error.message, /notify-keyspace-events/);
     assert.match(error.message, /"Kg\$xe"/);
-    const tree = await failure(store.watchTree("off").getReader());
+    const tree = await new StreamReader(store.watchTree("off")).failure();
     assert.ok(tree instanceof StoreError);
   });
 
@@ -184,11 +150,11 @@ describe("redis: keyspace notifications", () => {
       username: "noconfig",
       password: "secret",
     });
-    const reader = store.watch("probed/key").getReader();
-    assert.equal(await next(reader), null);
+    const watch = new StreamReader(store.watch("probed/key"));
+    assert.equal(await watch.next(), null);
     await store.put("probed/key", "heard");
-    assert.equal(text(await next(reader)), "heard");
-    await reader.cancel();
+    assert.equal(text(await watch.next()), "heard");
+    await watch.cancel();
     const probes = redisCli(redis.port, ["--scan", "--pattern", "/probe/*"]);
     assert.equal(probes, "", "the probe key is gone");
   });

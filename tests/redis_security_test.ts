@@ -19,28 +19,7 @@ import {
   type RedisService,
   startRedis,
 } from "./services/redis.ts";
-
-const decoder = new TextDecoder();
-const text = (pair: { value: Uint8Array } | null) =>
-  pair === null ? null : decoder.decode(pair.value);
-
-/** Reads the next chunk of a stream, failing after `ms`. */
-async function next<T>(
-  reader: ReadableStreamDefaultReader<T>,
-  ms = 5_000,
-): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no chunk within ${ms} ms`)), ms);
-  });
-  try {
-    const result = await Promise.race([reader.read(), timeout]);
-    if (result.done) throw new Error("the stream ended");
-    return result.value;
-  } finally {
-    clearTimeout(timer);
-  }
-}
+import { StreamReader, text } from "./conformance/harness.ts";
 
 /** How quickly a refused TLS or login must be reported (no retrying). */
 const FAIL_FAST_MS = 3_000;
@@ -86,10 +65,10 @@ describe("redis: TLS with a CA and a client certificate", () => {
     await using store = await openStore(url, {
       tls: { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey },
     });
-    const watch = store.watch("tls/key").getReader();
-    assert.equal(await next(watch), null);
+    const watch = new StreamReader(store.watch("tls/key"));
+    assert.equal(await watch.next(), null);
     await store.put("tls/key", "secret");
-    assert.equal(text(await next(watch)), "secret");
+    assert.equal(text(await watch.next()), "secret");
     await watch.cancel();
     const lock = await store.lock("tls/lock");
     await lock.unlock();
@@ -176,10 +155,10 @@ describe("redis: ACL users and database numbers", () => {
       url: `redis://app:app-secret@127.0.0.1:${redis.port}`,
       prefix: "app",
     });
-    const tree = store.watchTree("").getReader();
-    assert.deepEqual(await next(tree), []);
+    const tree = new StreamReader(store.watchTree(""));
+    assert.deepEqual(await tree.next(), []);
     await store.put("config/db", "10.0.0.5", { ttl: 60_000 });
-    assert.deepEqual((await next(tree)).map((p) => p.key), ["config/db"]);
+    assert.deepEqual((await tree.next()).map((p) => p.key), ["config/db"]);
     const pair = (await store.get("config/db"))!;
     await store.atomicPut("config/db", "10.0.0.6", pair);
     const lock = await store.lock("jobs/nightly");
@@ -228,10 +207,10 @@ describe("redis: ACL users and database numbers", () => {
 
   test("the database number in the URL is the database used, watches too", async () => {
     await using store = await openStore(`${redis.url}/3`);
-    const watch = store.watch("db/key").getReader();
-    assert.equal(await next(watch), null);
+    const watch = new StreamReader(store.watch("db/key"));
+    assert.equal(await watch.next(), null);
     await store.put("db/key", "in three");
-    assert.equal(text(await next(watch)), "in three");
+    assert.equal(text(await watch.next()), "in three");
     assert.equal(
       redisCli(redis.port, ["GET", "db/key"], { db: 3 }),
       "in three",

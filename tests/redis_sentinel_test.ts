@@ -15,6 +15,7 @@ import {
   startRedis,
   startSentinel,
 } from "./services/redis.ts";
+import { StreamReader, text } from "./conformance/harness.ts";
 
 const MASTER = "kit-master";
 /** Sentinel's own timings, short so that a failover takes seconds. */
@@ -23,35 +24,6 @@ const FAILOVER_TIMEOUT_MS = 3_000;
 /** How long the whole failover may take on a loaded machine. */
 const FAILOVER_BOUND_MS = 30_000;
 const LOCK_TTL_MS = 3_000;
-
-const decoder = new TextDecoder();
-const text = (pair: { value: Uint8Array } | null) =>
-  pair === null ? null : decoder.decode(pair.value);
-
-/** Reads chunks until one matches, failing after `ms`. */
-async function until<T>(
-  reader: ReadableStreamDefaultReader<T>,
-  match: (chunk: T) => boolean,
-  ms: number,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (true) {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`no matching chunk within ${ms} ms`)),
-        Math.max(0, deadline - Date.now()),
-      );
-    });
-    try {
-      const result = await Promise.race([reader.read(), timeout]);
-      if (result.done) throw new Error("the stream ended");
-      if (match(result.value)) return result.value;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-}
 
 describe("redis: Sentinel failover", () => {
   let master: RedisService;
@@ -116,10 +88,10 @@ describe("redis: Sentinel failover", () => {
       // Acknowledged by the replica too.
       assert.equal(redisCli(master.port, ["WAIT", "1", "5000"]), "1");
 
-      const key = store.watch("failover/watched").getReader();
-      const tree = store.watchTree("failover").getReader();
-      assert.equal((await key.read()).value, null);
-      assert.deepEqual((await tree.read()).value, []);
+      const key = new StreamReader(store.watch("failover/watched"));
+      const tree = new StreamReader(store.watchTree("failover"));
+      assert.equal(await key.next(), null);
+      assert.deepEqual(await tree.next(), []);
       const lock: Lock = await store.lock("held/lock", {
         value: "holder",
         ttl: LOCK_TTL_MS,
@@ -144,19 +116,18 @@ describe("redis: Sentinel failover", () => {
 
       assert.deepEqual(await store.list("acked"), before, "acked writes kept");
       assert.equal(
-        text(await until(key, (p) => p !== null, FAILOVER_BOUND_MS)),
+        text(await key.until((p) => p !== null, FAILOVER_BOUND_MS)),
         "after failover",
         "the key watch resumed",
       );
-      const snapshot = await until(
-        tree,
+      const snapshot = await tree.until(
         (pairs) => pairs.length === 1,
         FAILOVER_BOUND_MS,
       );
       assert.equal(snapshot[0].key, "failover/watched", "the tree resumed");
       await store.put("failover/watched", "later");
       assert.equal(
-        text(await until(key, () => true, 10_000)),
+        text(await key.next()),
         "later",
         "and goes on hearing changes",
       );
