@@ -33,6 +33,14 @@ const PROBE_TIMEOUT_MS = 2_000;
 const PROBE_TTL_MS = 60_000;
 
 /**
+ * The short TTL the probe then gives its key, to see it expire. Not 1 ms:
+ * Redis deletes a key at once, with a `del` instead of an `expired`
+ * notification, when the expiry time has already passed by the time it
+ * checks (a loaded server can take a millisecond for that).
+ */
+const PROBE_EXPIRY_MS = 50;
+
+/**
  * Ensures the server publishes the notifications the store needs, turning
  * them on when it may.
  *
@@ -119,8 +127,8 @@ async function probe(
   try {
     await subscriber.subscribe(channel);
     await commands.set(key, "probe", "PX", PROBE_TTL_MS);
-    await commands.pexpire(key, 1);
-    await delay(5);
+    await commands.pexpire(key, PROBE_EXPIRY_MS);
+    await delay(2 * PROBE_EXPIRY_MS);
     // Touching an expired key expires it now, with its notification.
     await commands.exists(key);
     const deadline = Date.now() + PROBE_TIMEOUT_MS;
