@@ -73,7 +73,11 @@ export function watchTree(
       sink.reset(entries);
     }
     while (heard.size > 0 && !signal.aborted) {
-      const keys = [...heard].slice(0, REREAD_BATCH);
+      const keys: string[] = [];
+      for (const key of heard) {
+        keys.push(key);
+        if (keys.length === REREAD_BATCH) break;
+      }
       for (const key of keys) heard.delete(key);
       const entries = await source.read(keys);
       if (signal.aborted) return;
