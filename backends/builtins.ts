@@ -9,24 +9,21 @@
 import { register, type StoreFactory } from "../core/registry.ts";
 import type { Store } from "../core/types.ts";
 
-function lazy(
-  load: () => Promise<{ open: StoreFactory }>,
-): StoreFactory {
-  return async (endpoints, config): Promise<Store> =>
-    (await load()).open(endpoints, config);
+type Loader = () => Promise<{ open: StoreFactory }>;
+
+// One line per backend: the name (also its URL scheme, see core/registry.ts
+// for the aliases) and how to load its store class.
+const BUILTINS: Record<string, Loader> = {
+  memory: async () => (await import("./memory/mod.ts")).MemoryStore,
+  etcd: async () => (await import("./etcd/mod.ts")).EtcdStore,
+  consul: async () => (await import("./consul/mod.ts")).ConsulStore,
+  redis: async () => (await import("./redis/mod.ts")).RedisStore,
+};
+
+for (const [name, load] of Object.entries(BUILTINS)) {
+  register(
+    name,
+    async (endpoints, config): Promise<Store> =>
+      (await load()).open(endpoints, config),
+  );
 }
-
-register(
-  "memory",
-  lazy(async () => (await import("./memory/mod.ts")).MemoryStore),
-);
-
-register(
-  "etcd",
-  lazy(async () => (await import("./etcd/mod.ts")).EtcdStore),
-);
-
-register(
-  "consul",
-  lazy(async () => (await import("./consul/mod.ts")).ConsulStore),
-);

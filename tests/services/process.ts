@@ -226,18 +226,24 @@ export async function startProcess(options: SpawnOptions): Promise<Service> {
     } catch {
       return;
     }
-    const timer = new Promise((resolve) => setTimeout(resolve, graceMs));
+    let grace: ReturnType<typeof setTimeout> | undefined;
+    const timer = new Promise((
+      resolve,
+    ) => (grace = setTimeout(resolve, graceMs)));
     await Promise.race([exit, timer]);
+    clearTimeout(grace); // or it keeps a finished test process alive
     if (!exited) {
       try {
         process.kill(-pid, "SIGKILL");
       } catch {
         // Gone.
       }
+      let wait: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
         exit,
-        new Promise((resolve) => setTimeout(resolve, 2_000)),
+        new Promise((resolve) => (wait = setTimeout(resolve, 2_000))),
       ]);
+      clearTimeout(wait);
     }
     try {
       unlinkSync(pidFile);

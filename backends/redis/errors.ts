@@ -1,0 +1,36 @@
+/**
+ * Turning Redis and ioredis errors into errors that say what to do.
+ *
+ * @module
+ */
+
+import { NotReachableError, StoreError } from "../../core/errors.ts";
+
+/**
+ * What an ACL user needs besides the store's own keys, for the hint of a
+ * permission error.
+ */
+const ACL_HINT =
+  "a store's user needs its keys and their bookkeeping (~PREFIX/* ~/v/PREFIX/* ~/lock/PREFIX/* ~/counter ~/probe/*) and the commands of +@read +@write +@scripting +@pubsub";
+
+/**
+ * Explains `error` from operation `op` on `what` (`"redis at host:port"`):
+ * a permission error gets what the user needs, a connection given up on is
+ * a `NotReachableError`, anything else passes unchanged (the store wraps it).
+ */
+export function explain(error: unknown, op: string, what: string): unknown {
+  if (!(error instanceof Error) || error instanceof StoreError) return error;
+  if (error.message.startsWith("NOPERM")) {
+    return new StoreError(
+      `redis ${op} failed: ${error.message} (${ACL_HINT})`,
+      { cause: error },
+    );
+  }
+  if (error.name === "MaxRetriesPerRequestError") {
+    return new NotReachableError(
+      `redis ${op} failed: ${what} is not reachable (${error.message})`,
+      { cause: error },
+    );
+  }
+  return error;
+}

@@ -1,0 +1,165 @@
+/**
+ * The Redis backend: the whole store contract on Redis (and Valkey), through
+ * `ioredis`, standalone or behind Sentinel, with TLS and ACL users.
+ *
+ * Values are stored raw at their key, so `redis-cli GET key` returns exactly
+ * the bytes that were put and other clients (Traefik, valkeyrie in Go with
+ * its raw codec) share the data. Versions, lock holders and the version
+ * counter live beside the data under names that start with `/`, which no key
+ * can. See `docs/backends/redis.md` for the layout, what the server must
+ * allow, and what happens when another client writes a key.
+ *
+ * @example
+ * ```ts ignore
+ * import { RedisStore } from "@valkeyrie/valkeyrie/redis";
+ *
+ * await using store = await RedisStore.connect({ url: "redis://127.0.0.1:6379/0" });
+ * await store.put("config/db/host", "10.0.0.5");
+ * console.log((await store.get("config/db/host"))?.lastIndex);
+ * ```
+ *
+ * @module
+ */
+
+import { BaseStore } from "../../core/store.ts";
+import { InvalidConfigurationError } from "../../core/errors.ts";
+import type { FactoryConfig } from "../../core/registry.ts";
+import type { TlsOptions } from "../../core/types.ts";
+import { parseStoreUrl, type StoreUrl } from "../../core/url.ts";
+import { openConnection } from "./connection.ts";
+import { RedisDriver } from "./driver.ts";
+import { readSettings } from "./options.ts";
+
+/** Options of {@linkcode RedisStore.connect}. */
+export interface RedisStoreOptions {
+  /**
+   * The server as a URL: `redis://[user:password@]host[:port][/db]`,
+   * `rediss://...` for TLS, or `redis://s1:26379,s2:26379/db?master=NAME`
+   * for a Sentinel deployment. Options given beside it win over its parts.
+   */
+  url?: string | URL;
+  /**
+   * `host:port` of the server, or of the sentinels when `master` is set
+   * (instead of `url`). Default: `127.0.0.1:6379`.
+   */
+  endpoints?: string[];
+  /** The database number (default 0). */
+  db?: number;
+  /** The Sentinel master name: the endpoints are then sentinels. */
+  master?: string;
+  /** The ACL user name (Redis 6+). */
+  username?: string;
+  /** The password (of the user, or `requirepass`). */
+  password?: string;
+  /** The user name for the sentinels, when they require one. */
+  sentinelUsername?: string;
+  /** The password for the sentinels, when they require one. */
+  sentinelPassword?: string;
+  /**
+   * TLS: `true`, or the CA to trust and a client certificate. With Sentinel
+   * it applies to the sentinels and the master alike.
+   */
+  tls?: TlsOptions | boolean;
+  /** A namespace every key is stored under. */
+  prefix?: string;
+  /** How long connecting may take, in milliseconds (default 10 000). */
+  connectTimeout?: number;
+  /** Aborts connecting. */
+  signal?: AbortSignal;
+}
+
+/**
+ * A store on Redis.
+ *
+ * @example Opening by URL, through the registry
+ * ```ts ignore
+ * import { openStore } from "@valkeyrie/valkeyrie";
+ *
+ * await using store = await openStore("rediss://app:secret@cache.internal:6380/2", {
+ *   tls: { ca: await Deno.readTextFile("ca.pem") },
+ *   prefix: "app",
+ * });
+ * ```
+ *
+ * @example Sentinel
+ * ```ts ignore
+ * import { RedisStore } from "@valkeyrie/valkeyrie/redis";
+ *
+ * await using store = await RedisStore.connect({
+ *   endpoints: ["10.0.0.1:26379", "10.0.0.2:26379", "10.0.0.3:26379"],
+ *   master: "mymaster",
+ * });
+ * ```
+ */
+export class RedisStore extends BaseStore {
+  private constructor(driver: RedisDriver, prefix: string | undefined) {
+    super(driver, { prefix });
+  }
+
+  /**
+   * Connects to Redis.
+   *
+   * @param options Where the server is and how to log in.
+   * @returns The store, connected.
+   */
+  static connect(options: RedisStoreOptions = {}): Promise<RedisStore> {
+    const { url, endpoints, ...settings } = options;
+    if (url !== undefined && endpoints !== undefined) {
+      return Promise.reject(
+        new InvalidConfigurationError(
+          "Give redis a url or endpoints, not both",
+        ),
+      );
+    }
+    let parsed: StoreUrl | undefined;
+    const config: FactoryConfig = { ...settings };
+    if (url !== undefined) {
+      try {
+        parsed = parseStoreUrl(url);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      if (parsed.scheme !== "redis" && parsed.scheme !== "rediss") {
+        return Promise.reject(
+          new InvalidConfigurationError(
+            `A redis URL starts with redis:// or rediss://, not ${parsed.scheme}:`,
+          ),
+        );
+      }
+      config.url = parsed;
+      config.username ??= parsed.username;
+      config.password ??= parsed.password;
+      if (parsed.scheme === "rediss") config.tls ??= true;
+    }
+    return RedisStore.open(parsed?.hosts ?? endpoints ?? [], config);
+  }
+
+  /**
+   * Opens a store from the registry: `openStore("redis://...")` or
+   * `newStore("redis", ["host:port"], config)`.
+   *
+   * @param endpoints `host:port` of the server, or of the sentinels.
+   * @param config The settings, with the parsed URL if any.
+   * @returns The store, connected.
+   */
+  static async open(
+    endpoints: string[],
+    config: FactoryConfig,
+  ): Promise<RedisStore> {
+    const settings = readSettings(endpoints, config);
+    const client = await openConnection(
+      settings.endpoint,
+      {},
+      settings.signal,
+    );
+    try {
+      return new RedisStore(
+        new RedisDriver(client, settings.endpoint),
+        settings.prefix,
+      );
+    } catch (error) {
+      client.disconnect();
+      throw error;
+    }
+  }
+}

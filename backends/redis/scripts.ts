@@ -1,0 +1,234 @@
+/**
+ * The Lua scripts the store runs on Redis, and how it runs them.
+ *
+ * Every script names every key it touches in `KEYS[]` (never a name built
+ * inside Lua), as Redis asks of scripts so that ACL key patterns and key
+ * routing see them. A script runs alone on the server: that is what makes a
+ * compare-and-set, an `atomic()` commit or a lock acquisition all or nothing.
+ *
+ * A version companion (`/v/KEY`) holds `"<version> <sha1 of the value>"`.
+ * Versions come from the database's counter (`INCR /counter`), so they grow
+ * with every write and are never given twice, also across delete and
+ * re-create. The SHA-1 lets a script see that another client wrote the key
+ * behind the store's back (a plain `SET` leaves the companion as it was):
+ * such a value is adopted with a fresh version before it is compared.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import type { Buffer } from "node:buffer";
+import type { Redis } from "ioredis";
+
+/** A script argument: text, or bytes passed as they are. */
+export type ScriptArg = string | Buffer;
+
+/** A Lua script, run by its SHA-1 (`EVALSHA`) once the server has it. */
+export class Script {
+  readonly #lua: string;
+  readonly #sha: string;
+
+  constructor(lua: string) {
+    this.#lua = lua;
+    this.#sha = createHash("sha1").update(lua).digest("hex");
+  }
+
+  /**
+   * Runs the script; replies keep bulk strings as bytes. The first run on a
+   * server (or after `SCRIPT FLUSH`, a restart or a failover) sends the
+   * source once.
+   */
+  async run(
+    client: Redis,
+    keys: readonly string[],
+    args: readonly ScriptArg[],
+  ): Promise<unknown> {
+    try {
+      return await client.callBuffer(
+        "EVALSHA",
+        this.#sha,
+        keys.length,
+        ...keys,
+        ...args,
+      );
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.startsWith("NOSCRIPT")) {
+        throw error;
+      }
+      return await client.callBuffer(
+        "EVAL",
+        this.#lua,
+        keys.length,
+        ...keys,
+        ...args,
+      );
+    }
+  }
+}
+
+// A key's current version, or false when it holds no value. A value whose
+// SHA-1 is not the one its companion recorded was written by another client:
+// it gets a fresh version now, expiring with the key.
+const CURRENT_VERSION = `
+local function current_version(counter, key, meta_key)
+  local value = redis.pcall('GET', key)
+  if type(value) ~= 'string' then return false end
+  local digest = redis.sha1hex(value)
+  local meta = redis.call('GET', meta_key)
+  if meta then
+    local space = string.find(meta, ' ', 1, true)
+    if space and string.sub(meta, space + 1) == digest then
+      return string.sub(meta, 1, space - 1)
+    end
+  end
+  local version = string.format('%d', redis.call('INCR', counter))
+  local pttl = redis.call('PTTL', key)
+  if pttl > 0 then
+    redis.call('SET', meta_key, version .. ' ' .. digest, 'PX', pttl)
+  else
+    redis.call('SET', meta_key, version .. ' ' .. digest)
+  end
+  return version
+end
+`;
+
+/**
+ * Reads keys: KEYS are pairs (key, companion). Returns, per key, its value
+ * (or nil), its companion (or nil) and its PTTL. A key holding another Redis
+ * type than a string reads as absent.
+ */
+export const READ: Script = new Script(`
+local out = {}
+for i = 1, #KEYS, 2 do
+  local value = redis.pcall('GET', KEYS[i])
+  if type(value) == 'string' then
+    out[#out + 1] = value
+    out[#out + 1] = redis.call('GET', KEYS[i + 1])
+    out[#out + 1] = redis.call('PTTL', KEYS[i])
+  else
+    out[#out + 1] = false
+    out[#out + 1] = false
+    out[#out + 1] = -2
+  end
+end
+return out
+`);
+
+/**
+ * Reads keys whose companion did not match, adopting foreign writes:
+ * KEYS[1] is the counter, then pairs (key, companion). Returns, per key, its
+ * value (or nil), its version (or nil) and its PTTL.
+ */
+export const ADOPT: Script = new Script(`${CURRENT_VERSION}
+local out = {}
+for i = 2, #KEYS, 2 do
+  local version = current_version(KEYS[1], KEYS[i], KEYS[i + 1])
+  if version then
+    out[#out + 1] = redis.call('GET', KEYS[i])
+    out[#out + 1] = version
+    out[#out + 1] = redis.call('PTTL', KEYS[i])
+  else
+    out[#out + 1] = false
+    out[#out + 1] = false
+    out[#out + 1] = -2
+  end
+end
+return out
+`);
+
+/**
+ * Checks, then writes, all or nothing. KEYS[1] is the counter, then pairs
+ * (key, companion): first one per check, then one per write. ARGV[1] is the
+ * number of checks; then one expected version per check ("" for absent);
+ * then four per write: "p" (put) or "d" (delete), the value, its SHA-1, and
+ * the TTL in milliseconds ("" for none).
+ *
+ * Returns {1, version} when applied, or {0, i, current} when check i failed
+ * (current is nil when the key is absent).
+ */
+export const COMMIT: Script = new Script(`${CURRENT_VERSION}
+local checks = tonumber(ARGV[1])
+for i = 1, checks do
+  local current = current_version(KEYS[1], KEYS[2 * i], KEYS[2 * i + 1])
+  local expected = ARGV[1 + i]
+  if (expected == '' and current) or (expected ~= '' and current ~= expected) then
+    return {0, i, current}
+  end
+end
+local version = string.format('%d', redis.call('INCR', KEYS[1]))
+local arg = 2 + checks
+for i = checks + 1, (#KEYS - 1) / 2 do
+  local key, meta_key = KEYS[2 * i], KEYS[2 * i + 1]
+  if ARGV[arg] == 'p' then
+    local meta = version .. ' ' .. ARGV[arg + 2]
+    local ttl = ARGV[arg + 3]
+    if ttl == '' then
+      redis.call('SET', key, ARGV[arg + 1])
+      redis.call('SET', meta_key, meta)
+    else
+      redis.call('SET', key, ARGV[arg + 1], 'PX', ttl)
+      redis.call('SET', meta_key, meta, 'PX', ttl)
+    end
+  else
+    redis.call('DEL', key, meta_key)
+  end
+  arg = arg + 4
+end
+return {1, version}
+`);
+
+/**
+ * Takes a lock: KEYS are the counter, the lock bookkeeping, the key and its
+ * companion; ARGV the holder's token, the TTL in milliseconds, the value and
+ * its SHA-1. Returns {1, version} when taken (the version of the value it
+ * wrote: the fencing token), or {0, pttl} with the holder's time left.
+ */
+export const ACQUIRE: Script = new Script(`
+local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= ARGV[1] then
+  return {0, redis.call('PTTL', KEYS[2])}
+end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+local version = string.format('%d', redis.call('INCR', KEYS[1]))
+redis.call('SET', KEYS[3], ARGV[3])
+redis.call('SET', KEYS[4], version .. ' ' .. ARGV[4])
+return {1, version}
+`);
+
+/**
+ * Extends a lock: KEYS[1] is the lock bookkeeping; ARGV the token and the
+ * TTL. Returns 1 when the token still holds it, else 0.
+ */
+export const RENEW: Script = new Script(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+`);
+
+/**
+ * Releases a lock: KEYS are the lock bookkeeping, the key and its companion;
+ * ARGV the token and "1" to delete the key too. Nothing happens unless the
+ * token holds the lock, so another holder's value is never deleted.
+ */
+export const RELEASE: Script = new Script(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '1' then redis.call('DEL', KEYS[2], KEYS[3]) end
+redis.call('DEL', KEYS[1])
+return 1
+`);
+
+/**
+ * Deletes companions left behind by keys another client deleted: KEYS are
+ * pairs (companion, key); a companion goes only when its key is gone.
+ */
+export const PRUNE: Script = new Script(`
+local pruned = 0
+for i = 1, #KEYS, 2 do
+  if redis.call('EXISTS', KEYS[i + 1]) == 0 then
+    pruned = pruned + redis.call('DEL', KEYS[i])
+  end
+end
+return pruned
+`);
