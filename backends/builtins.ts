@@ -20,3 +20,8 @@ register(
   "memory",
   lazy(async () => (await import("./memory/mod.ts")).MemoryStore),
 );
+
+register(
+  "zookeeper",
+  lazy(async () => (await import("./zookeeper/mod.ts")).ZookeeperStore),
+);
