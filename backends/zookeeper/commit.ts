@@ -35,6 +35,13 @@ import { Code, Mode, type MultiOp } from "./protocol.ts";
  */
 const MAX_ATTEMPTS = 100;
 
+/**
+ * How many times a put or delete is sent again after its connection dropped
+ * before the reply: enough to ride out a server failover, and no more (a
+ * request the server refuses as too large drops the connection every time).
+ */
+const MAX_RESENDS = 3;
+
 /** After this many conflicts, back off a little between attempts. */
 const BACKOFF_AFTER = 3;
 
@@ -86,6 +93,7 @@ export async function commit(
     else target.write = step;
   }
   const list = [...targets.values()];
+  let resends = 0;
   // Parents made for a write that then failed, or only to check a key's
   // absence, are not needed afterwards.
   const parentsMade = new Set<string>();
@@ -147,7 +155,9 @@ export async function commit(
       try {
         reply = await nodes.multi(ops);
       } catch (error) {
-        if (isConnectionLoss(error) && options.resend) continue;
+        if (
+          isConnectionLoss(error) && options.resend && ++resends <= MAX_RESENDS
+        ) continue;
         throw storeError(error, "write");
       }
       const { zxid, results } = reply;

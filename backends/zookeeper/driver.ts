@@ -7,6 +7,7 @@
 
 import { abortable } from "../../core/abort.ts";
 import { connectWithin } from "../../core/connect.ts";
+import { InvalidArgumentError, NotReachableError } from "../../core/errors.ts";
 import { utf8Length } from "../../core/keys.ts";
 import type {
   AtomicStep,
@@ -159,26 +160,43 @@ class LockSessions {
   }
 }
 
-function openSession(
+async function openSession(
   config: ZookeeperConfig,
   timeout: number,
   signal: AbortSignal | undefined,
 ): Promise<Session> {
-  return connectWithin(
-    config.name,
-    config.connectTimeout,
-    signal,
-    (stop) =>
-      Session.open({
-        servers: config.servers,
-        sessionTimeout: timeout,
-        connectTimeout: config.connectTimeout,
-        tls: config.tls,
-        credentials: config.credentials,
-        maxBufferSize: config.maxBufferSize,
-        name: config.name,
-      }, stop),
-  );
+  const attempts: { failure?: unknown } = {};
+  try {
+    return await connectWithin(
+      config.name,
+      config.connectTimeout,
+      signal,
+      (stop) =>
+        Session.open(
+          {
+            servers: config.servers,
+            sessionTimeout: timeout,
+            connectTimeout: config.connectTimeout,
+            tls: config.tls,
+            credentials: config.credentials,
+            maxBufferSize: config.maxBufferSize,
+            name: config.name,
+          },
+          stop,
+          attempts,
+        ),
+    );
+  } catch (error) {
+    // Say why the servers could not be reached (refused, TLS, ...).
+    const failure = attempts.failure;
+    if (error instanceof NotReachableError && failure instanceof Error) {
+      throw new NotReachableError(
+        `${error.message}; the last attempt failed with: ${failure.message}`,
+        { cause: failure },
+      );
+    }
+    throw error;
+  }
 }
 
 // Reads again when the connection dropped under a read: reads change
@@ -344,7 +362,16 @@ export class ZookeeperDriver implements Driver {
   }
 }
 
-// ZooKeeper takes whole milliseconds.
+/** The longest TTL ZooKeeper can record: 2^40 - 1 ms, about 34 years. */
+const MAX_TTL_MS = 2 ** 40 - 1;
+
+// ZooKeeper takes whole milliseconds, up to its maximum.
 function ttlOf(ttl: number | undefined): number | undefined {
-  return ttl === undefined ? undefined : Math.ceil(ttl);
+  if (ttl === undefined) return undefined;
+  if (ttl > MAX_TTL_MS) {
+    throw new InvalidArgumentError(
+      `A ttl of ${ttl} ms is longer than ZooKeeper's maximum of ${MAX_TTL_MS} ms`,
+    );
+  }
+  return Math.ceil(ttl);
 }

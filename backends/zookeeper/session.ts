@@ -149,6 +149,7 @@ export class Session {
   #outage: ReturnType<typeof setTimeout> | undefined;
   #unreachable = false;
   #wake: (() => void) | undefined;
+  #lastFailure: unknown;
 
   private constructor(options: SessionOptions) {
     this.options = options;
@@ -171,7 +172,11 @@ export class Session {
    * Opens a session: resolves once connected, rejects with the reason when
    * `signal` aborts first (the session is then dropped).
    */
-  static open(options: SessionOptions, signal: AbortSignal): Promise<Session> {
+  static open(
+    options: SessionOptions,
+    signal: AbortSignal,
+    attempts?: { failure?: unknown },
+  ): Promise<Session> {
     const session = new Session(options);
     return new Promise((resolve, reject) => {
       const listener: SessionListener = {
@@ -187,6 +192,7 @@ export class Session {
       };
       const onAbort = () => {
         session.#listeners.delete(listener);
+        if (attempts) attempts.failure = session.#lastFailure;
         session.abandon();
         reject(signal.reason);
       };
@@ -330,7 +336,8 @@ export class Session {
       let closed: Promise<void>;
       try {
         ({ closed } = await this.#attempt(server));
-      } catch {
+      } catch (error) {
+        this.#lastFailure = error;
         if (++failures % this.#servers.length === 0 && !this.#closed) {
           await this.#pause(Math.random() * MAX_ROUND_PAUSE_MS);
         }
