@@ -334,16 +334,37 @@ export async function startZookeeperEnsemble(
 
 /**
  * Runs one `zkCli.sh` command against a server and returns what it printed,
- * without the client's connection chatter.
+ * without the client's connection chatter. With `auth` (`"user:password"`),
+ * it authenticates first (`addauth digest`).
  */
 export function zkCli(port: number, ...command: string[]): string {
-  const output = run("/usr/share/zookeeper/bin/zkCli.sh", [
-    "-server",
-    `127.0.0.1:${port}`,
-    ...command,
-  ]);
+  return cli(port, command, undefined);
+}
+
+/** {@linkcode zkCli}, authenticated as `auth` (`"user:password"`). */
+export function zkCliAs(
+  port: number,
+  auth: string,
+  ...command: string[]
+): string {
+  return cli(port, command, auth);
+}
+
+function cli(port: number, command: string[], auth: string | undefined) {
+  const args = ["-server", `127.0.0.1:${port}`];
+  const output = auth === undefined
+    ? run("/usr/share/zookeeper/bin/zkCli.sh", [...args, ...command])
+    // Commands read from stdin run once connected.
+    : run(
+      "/usr/share/zookeeper/bin/zkCli.sh",
+      ["-waitforconnection", ...args],
+      {
+        input: `addauth digest ${auth}\n${command.join(" ")}\nquit\n`,
+      },
+    );
   return output.split("\n").filter((line) =>
     line !== "" && !line.startsWith("Connecting to ") &&
-    !line.startsWith("WATCHER::") && !line.startsWith("WatchedEvent ")
+    !line.startsWith("WATCHER::") && !line.startsWith("WatchedEvent ") &&
+    line !== "Welcome to ZooKeeper!" && line !== "JLine support is disabled"
   ).join("\n");
 }
