@@ -12,7 +12,6 @@ import {
 
 const text = (pair: { value: Uint8Array } | null) =>
   pair === null ? null : new TextDecoder().decode(pair.value);
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("zookeeper ttl keys", () => {
   // ZooKeeper's own container check interval: expired nodes stay a minute.
