@@ -7,7 +7,7 @@
  */
 
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { Socket } from "node:net";
+import { connect, createServer, Socket } from "node:net";
 import { join } from "node:path";
 import {
   ensureCommand,
@@ -367,4 +367,74 @@ function cli(port: number, command: string[], auth: string | undefined) {
     !line.startsWith("WATCHER::") && !line.startsWith("WatchedEvent ") &&
     line !== "Welcome to ZooKeeper!" && line !== "JLine support is disabled"
   ).join("\n");
+}
+
+/** A TCP proxy on loopback that can cut the network between its two ends. */
+export interface Proxy {
+  /** The port clients connect to. */
+  readonly port: number;
+  /**
+   * Drops every connection at once: both ends see it close, as when a
+   * server restarts. New connections are forwarded.
+   */
+  drop(): void;
+  /**
+   * A partition: bytes stop flowing both ways and new connections are
+   * accepted but never answered; nobody is told.
+   */
+  cut(): void;
+  /** Ends a partition: its stale connections close, new ones flow. */
+  heal(): void;
+  /** Closes the proxy and every connection. */
+  close(): Promise<void>;
+}
+
+/** Starts a proxy from a free loopback port to `target`. */
+export async function startProxy(target: number): Promise<Proxy> {
+  const sockets = new Set<Socket>();
+  let partitioned = false;
+  const track = (socket: Socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => socket.destroy());
+  };
+  const server = createServer((client) => {
+    track(client);
+    if (partitioned) return;
+    const upstream = connect(target, "127.0.0.1");
+    track(upstream);
+    const forward = (from: Socket, to: Socket) => {
+      from.on("data", (data) => {
+        if (!partitioned) to.write(data);
+      });
+      from.on("close", () => {
+        if (!partitioned) to.destroy();
+      });
+    };
+    forward(client, upstream);
+    forward(upstream, client);
+  });
+  await new Promise<void>((resolve) =>
+    server.listen(0, "127.0.0.1", () => resolve())
+  );
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : 0;
+  const dropAll = () => {
+    for (const socket of [...sockets]) socket.destroy();
+  };
+  return {
+    port,
+    drop: dropAll,
+    cut: () => {
+      partitioned = true;
+    },
+    heal: () => {
+      partitioned = false;
+      dropAll();
+    },
+    close: async () => {
+      dropAll();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
 }
