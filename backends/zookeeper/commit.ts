@@ -19,7 +19,12 @@
 import { delay } from "../../core/abort.ts";
 import { StoreError } from "../../core/errors.ts";
 import type { AtomicStep, CommitOutcome } from "../../core/driver.ts";
-import { isConnectionLoss, storeError, ZkError } from "./errors.ts";
+import {
+  isConnectionLoss,
+  MAX_RESENDS,
+  storeError,
+  ZkError,
+} from "./errors.ts";
 import {
   isLive,
   kindChangeError,
@@ -34,13 +39,6 @@ import { Code, Mode, type MultiOp } from "./protocol.ts";
  * contention on one key, short of spinning forever.
  */
 const MAX_ATTEMPTS = 100;
-
-/**
- * How many times a put or delete is sent again after its connection dropped
- * before the reply: enough to ride out a server failover, and no more (a
- * request the server refuses as too large drops the connection every time).
- */
-const MAX_RESENDS = 3;
 
 /** After this many conflicts, back off a little between attempts. */
 const BACKOFF_AFTER = 3;
@@ -119,7 +117,7 @@ export async function commit(
           )
         ));
       } catch (error) {
-        if (isConnectionLoss(error)) continue;
+        if (isConnectionLoss(error) && ++resends <= MAX_RESENDS) continue;
         throw error;
       }
       const now = Date.now();

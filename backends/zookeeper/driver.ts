@@ -25,7 +25,7 @@ import type {
 import type { StoreLimits } from "../../core/types.ts";
 import { commit } from "./commit.ts";
 import type { ZookeeperConfig } from "./config.ts";
-import { isConnectionLoss, storeError } from "./errors.ts";
+import { resending, storeError } from "./errors.ts";
 import { lock } from "./lock.ts";
 import { entryOf, Nodes, ttlAcl } from "./nodes.ts";
 import { Paths } from "./paths.ts";
@@ -199,18 +199,6 @@ async function openSession(
   }
 }
 
-// Reads again when the connection dropped under a read: reads change
-// nothing, so doing them twice is harmless.
-async function reading<T>(read: () => Promise<T>): Promise<T> {
-  while (true) {
-    try {
-      return await read();
-    } catch (error) {
-      if (!isConnectionLoss(error)) throw error;
-    }
-  }
-}
-
 /** A ZooKeeper store's driver. */
 export class ZookeeperDriver implements Driver {
   readonly backend = "zookeeper";
@@ -243,7 +231,7 @@ export class ZookeeperDriver implements Driver {
   async get(key: string, options: DriverReadOptions): Promise<Entry | null> {
     const path = this.#nodes.paths.path(key);
     try {
-      return await reading(async () => {
+      return await resending(async () => {
         if (options.consistent) await this.#nodes.sync();
         return entryOf(key, await this.#nodes.read(path, true));
       });
@@ -271,7 +259,7 @@ export class ZookeeperDriver implements Driver {
   async list(dir: string, options: DriverReadOptions): Promise<Entry[]> {
     const key = dir.endsWith("/") ? dir.slice(0, -1) : dir;
     try {
-      return await reading(async () => {
+      return await resending(async () => {
         if (options.consistent) await this.#nodes.sync();
         return await listTree(this.#nodes, key, options.signal);
       });
@@ -286,7 +274,7 @@ export class ZookeeperDriver implements Driver {
     options: DriverSignalOptions,
   ): Promise<void> {
     try {
-      await reading(() => deleteTree(this.#nodes, key, dir, options.signal));
+      await resending(() => deleteTree(this.#nodes, key, dir, options.signal));
     } catch (error) {
       throw storeError(error, `deleteTree of ${JSON.stringify(dir)}`);
     }

@@ -43,6 +43,28 @@ export function isConnectionLoss(error: unknown): boolean {
 }
 
 /**
+ * How many times a request cut off by a dropped connection is sent again
+ * when doing it twice is harmless: enough to ride out a server failover, and
+ * no more (a connection that drops on every request would loop forever).
+ */
+export const MAX_RESENDS = 3;
+
+/**
+ * Runs `request`, and again (at most {@linkcode MAX_RESENDS} times) when the
+ * connection dropped before its reply. For requests that are harmless to
+ * repeat: reads, and writes whose repetition changes nothing.
+ */
+export async function resending<T>(request: () => Promise<T>): Promise<T> {
+  for (let resends = 0;; resends++) {
+    try {
+      return await request();
+    } catch (error) {
+      if (!isConnectionLoss(error) || resends >= MAX_RESENDS) throw error;
+    }
+  }
+}
+
+/**
  * Turns a ZooKeeper error that the driver does not handle itself into a
  * `StoreError` that says what happened in ZooKeeper's terms.
  *

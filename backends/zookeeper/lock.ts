@@ -23,7 +23,7 @@
 import { abortable } from "../../core/abort.ts";
 import { StoreClosedError, StoreError } from "../../core/errors.ts";
 import type { DriverLockOptions, LockLease } from "../../core/driver.ts";
-import { isCode, isConnectionLoss } from "./errors.ts";
+import { isCode, isConnectionLoss, MAX_RESENDS, resending } from "./errors.ts";
 import { Nodes } from "./nodes.ts";
 import { Code, EventType, Mode, Op } from "./protocol.ts";
 import type { Session } from "./session.ts";
@@ -73,10 +73,10 @@ export async function lock(
         mine = undefined;
       }
       if (mine === undefined) {
-        createdIn = session.sessionId;
         mine = await createContender(nodes, dir, prefix);
+        createdIn = session.sessionId;
       }
-      const names = await retried(() => nodes.children(dir));
+      const names = await resending(() => nodes.children(dir));
       const contenders = (names ?? []).filter((name) => CONTENDER.test(name))
         .sort((a, b) => sequence(a) - sequence(b));
       const at = contenders.indexOf(mine.slice(dir.length + 1));
@@ -112,13 +112,13 @@ async function createContender(
     acl: nodes.acl,
     mode: Mode.ephemeralSequential,
   };
-  while (true) {
+  for (let resends = 0;; resends++) {
     try {
       return await nodes.create(spec);
     } catch (error) {
-      if (isConnectionLoss(error)) {
+      if (isConnectionLoss(error) && resends < MAX_RESENDS) {
         // It may have been created: look for it before trying again.
-        const names = await retried(() => nodes.children(dir));
+        const names = await resending(() => nodes.children(dir));
         const found = names?.find((name) => name.startsWith(prefix));
         if (found) return `${dir}/${found}`;
         continue;
@@ -144,17 +144,6 @@ async function makeContainer(nodes: Nodes, path: string): Promise<void> {
       // The store's root is missing.
       await nodes.ensureParents(node);
       return makeContainer(nodes, path);
-    }
-  }
-}
-
-// Reads again when the connection dropped under a read.
-async function retried<T>(read: () => Promise<T>): Promise<T> {
-  while (true) {
-    try {
-      return await read();
-    } catch (error) {
-      if (!isConnectionLoss(error)) throw error;
     }
   }
 }

@@ -88,8 +88,6 @@ export interface RequestOptions {
 export interface SessionListener {
   /** Connected; `newSession` when the previous session was lost. */
   connected?(newSession: boolean): void;
-  /** The connection dropped; the session may still live. */
-  disconnected?(): void;
   /** The session (its ephemeral nodes, its watches) is gone. */
   expired?(): void;
   /** The session ended for good: closed, or a fatal error. */
@@ -216,16 +214,6 @@ export class Session {
   /** Whether a connection is up now. */
   get connected(): boolean {
     return this.#connected;
-  }
-
-  /** The server connected to now, as `host:port`, if any. */
-  get server(): string | undefined {
-    if (!this.#connected) return undefined;
-    const server = this.#servers[
-      (this.#next + this.#servers.length - 1) %
-      this.#servers.length
-    ];
-    return `${server.host}:${server.port}`;
   }
 
   /** Starts hearing the session's state; returns what stops it. */
@@ -373,9 +361,11 @@ export class Session {
         ? tlsConnect({
           host: server.host,
           port: server.port,
-          ca: tls.ca as string | string[] | undefined,
-          cert: tls.cert as string | undefined,
-          key: tls.key as string | undefined,
+          ca: Array.isArray(tls.ca)
+            ? tls.ca.map((ca) => pem(ca)!)
+            : pem(tls.ca),
+          cert: pem(tls.cert),
+          key: pem(tls.key),
           servername: tls.servername ?? tlsServername(server.host),
           rejectUnauthorized: tls.rejectUnauthorized ?? true,
         })
@@ -464,7 +454,6 @@ export class Session {
     const now = Date.now();
     this.#lastReceived = now;
     this.#lastAckSentAt = now;
-    socket.on("error", () => {});
     // Credentials and watches first: the server handles a connection's
     // requests in order, so every request after them is authenticated and
     // no change after them goes unheard.
@@ -491,15 +480,9 @@ export class Session {
     this.#socket = undefined;
     this.#stopTimers();
     for (const pending of this.#inflight.splice(0)) {
-      this.#fail(
-        pending,
-        pending.op === Op.closeSession
-          ? undefined
-          : new ZkError(Code.connectionLoss),
-      );
+      this.#fail(pending, new ZkError(Code.connectionLoss));
     }
     if (this.#closed) return;
-    for (const listener of [...this.#listeners]) listener.disconnected?.();
     // ZooKeeper expires the session once it has heard nothing for the whole
     // timeout; the earliest it can is the timeout after the last request it
     // answered was sent.
@@ -564,9 +547,7 @@ export class Session {
 
   #fail(pending: Pending, error: unknown): void {
     pending.detach?.();
-    if (error === undefined) {
-      pending.resolve({ zxid: 0n, err: 0, value: undefined });
-    } else pending.reject(error);
+    pending.reject(error);
   }
 
   #onFrame(body: Uint8Array): void {
@@ -687,6 +668,13 @@ function shuffle<T>(items: T[]): T[] {
     [items[i], items[j]] = [items[j], items[i]];
   }
   return items;
+}
+
+// PEM text, as given or from its bytes.
+function pem(value: string | Uint8Array | undefined): string | undefined {
+  return value === undefined || typeof value === "string"
+    ? value
+    : new TextDecoder().decode(value);
 }
 
 // TLS server names must be host names, not IP addresses.
