@@ -5,9 +5,7 @@
  * @module
  */
 
-import { abortable } from "../../core/abort.ts";
-import { connectWithin } from "../../core/connect.ts";
-import { InvalidArgumentError, NotReachableError } from "../../core/errors.ts";
+import { InvalidArgumentError } from "../../core/errors.ts";
 import { utf8Length } from "../../core/keys.ts";
 import type {
   AtomicStep,
@@ -29,8 +27,10 @@ import { resending, storeError } from "./errors.ts";
 import { lock } from "./lock.ts";
 import { entryOf, Nodes, ttlAcl } from "./nodes.ts";
 import { Paths } from "./paths.ts";
+import { openSession } from "./connect.ts";
+import { LockSessions } from "./lock_sessions.ts";
 import type { Acl } from "./protocol.ts";
-import { Session } from "./session.ts";
+import type { Session } from "./session.ts";
 import { deleteTree, listTree } from "./tree.ts";
 import { watchKey, watchTree } from "./watch.ts";
 
@@ -88,117 +88,6 @@ function limitsOf(config: ZookeeperConfig): StoreLimits {
   });
 }
 
-/** Sessions for locks, one per ttl, open while locks use them. */
-class LockSessions {
-  readonly #config: ZookeeperConfig;
-  readonly #main: Session;
-  #slots = new Map<number, { session: Promise<Session>; users: number }>();
-  #sessions = new Set<Session>();
-
-  constructor(config: ZookeeperConfig, main: Session) {
-    this.#config = config;
-    this.#main = main;
-  }
-
-  async acquire(
-    ttl: number,
-    signal?: AbortSignal,
-  ): Promise<{ session: Session; release(): void }> {
-    if (ttl === this.#config.sessionTimeout) {
-      return { session: this.#main, release: () => {} };
-    }
-    let slot = this.#slots.get(ttl);
-    if (!slot) {
-      const opening = openSession(this.#config, ttl, undefined);
-      slot = { session: opening, users: 0 };
-      const own = slot;
-      this.#slots.set(ttl, own);
-      opening.then((session) => {
-        this.#sessions.add(session);
-        // A session that ends for good is not handed out again.
-        session.listen({
-          closed: () => {
-            this.#sessions.delete(session);
-            if (this.#slots.get(ttl) === own) this.#slots.delete(ttl);
-          },
-        });
-      }, () => {
-        if (this.#slots.get(ttl) === own) this.#slots.delete(ttl);
-      });
-    }
-    slot.users++;
-    let released = false;
-    const release = () => {
-      if (released) return;
-      released = true;
-      if (--slot.users > 0) return;
-      if (this.#slots.get(ttl) === slot) this.#slots.delete(ttl);
-      slot.session.then((session) => session.close(), () => {});
-    };
-    try {
-      return { session: await abortable(slot.session, signal), release };
-    } catch (error) {
-      release();
-      throw error;
-    }
-  }
-
-  async close(): Promise<void> {
-    const sessions = [...this.#slots.values()].map((slot) => slot.session);
-    this.#slots.clear();
-    await Promise.allSettled(
-      sessions.map((session) => session.then((s) => s.close())),
-    );
-  }
-
-  abandon(): void {
-    for (const session of this.#sessions) session.abandon();
-    for (const slot of this.#slots.values()) {
-      slot.session.then((session) => session.abandon(), () => {});
-    }
-    this.#slots.clear();
-  }
-}
-
-async function openSession(
-  config: ZookeeperConfig,
-  timeout: number,
-  signal: AbortSignal | undefined,
-): Promise<Session> {
-  const attempts: { failure?: unknown } = {};
-  try {
-    return await connectWithin(
-      config.name,
-      config.connectTimeout,
-      signal,
-      (stop) =>
-        Session.open(
-          {
-            servers: config.servers,
-            sessionTimeout: timeout,
-            connectTimeout: config.connectTimeout,
-            tls: config.tls,
-            credentials: config.credentials,
-            maxBufferSize: config.maxBufferSize,
-            name: config.name,
-          },
-          stop,
-          attempts,
-        ),
-    );
-  } catch (error) {
-    // Say why the servers could not be reached (refused, TLS, ...).
-    const failure = attempts.failure;
-    if (error instanceof NotReachableError && failure instanceof Error) {
-      throw new NotReachableError(
-        `${error.message}; the last attempt failed with: ${failure.message}`,
-        { cause: failure },
-      );
-    }
-    throw error;
-  }
-}
-
 /** A ZooKeeper store's driver. */
 export class ZookeeperDriver implements Driver {
   readonly backend = "zookeeper";
@@ -221,11 +110,6 @@ export class ZookeeperDriver implements Driver {
   ): Promise<ZookeeperDriver> {
     const session = await openSession(config, config.sessionTimeout, signal);
     return new ZookeeperDriver(config, session);
-  }
-
-  /** The store's session, for tests of failover. */
-  get session(): Session {
-    return this.#session;
   }
 
   async get(key: string, options: DriverReadOptions): Promise<Entry | null> {
