@@ -14,35 +14,11 @@ import {
   startZookeeperEnsemble,
   type ZookeeperEnsemble,
 } from "./services/zookeeper.ts";
+import { StreamReader } from "./conformance/harness.ts";
 
 const text = (pair: { value: Uint8Array } | null) =>
   pair === null ? null : new TextDecoder().decode(pair.value);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Reads a stream until a chunk matches, failing after `ms`. */
-async function until<T>(
-  reader: ReadableStreamDefaultReader<T>,
-  match: (chunk: T) => boolean,
-  ms = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (true) {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`No matching chunk within ${ms} ms`)),
-        Math.max(0, deadline - Date.now()),
-      );
-    });
-    try {
-      const { value, done } = await Promise.race([reader.read(), timeout]);
-      if (done) throw new Error("The stream ended");
-      if (match(value)) return value;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-}
 
 /** Writes of the workload. */
 const WRITES = 60;
@@ -72,10 +48,10 @@ describe("a 3-server zookeeper ensemble", () => {
     await using b = await openStore(url);
 
     const lock = await a.lock("leader", { ttl: 4_000, value: "a" });
-    const watch = a.watch("counter").getReader();
-    const tree = a.watchTree("items").getReader();
-    assert.equal((await watch.read()).value, null);
-    assert.deepEqual((await tree.read()).value, []);
+    const watch = new StreamReader(a.watch("counter"));
+    const tree = new StreamReader(a.watchTree("items"));
+    assert.equal(await watch.next(), null);
+    assert.deepEqual(await tree.next(), []);
     const waiting = b.lock("leader", { value: "b" });
     await b.put("cas", "0");
 
@@ -118,12 +94,11 @@ describe("a 3-server zookeeper ensemble", () => {
 
     // Watches end on the final state.
     assert.equal(
-      text(await until(watch, (pair) => text(pair) === String(WRITES))),
+      text(await watch.until((pair) => text(pair) === String(WRITES))),
       String(WRITES),
     );
     const items = await a.list("items");
-    const last = await until(
-      tree,
+    const last = await tree.until(
       (pairs: KVPair[]) =>
         JSON.stringify(pairs.map(text)) === JSON.stringify(items.map(text)),
     );

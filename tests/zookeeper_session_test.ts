@@ -12,6 +12,7 @@ import {
   startZookeeper,
   type ZookeeperService,
 } from "./services/zookeeper.ts";
+import { StreamReader } from "./conformance/harness.ts";
 
 const text = (pair: { value: Uint8Array } | null) =>
   pair === null ? null : new TextDecoder().decode(pair.value);
@@ -19,31 +20,6 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The session timeout the proxied store asks for (5 ticks of 200 ms). */
 const SESSION_MS = 1_000;
-
-/** Reads a stream until a chunk matches, failing after `ms`. */
-async function until<T>(
-  reader: ReadableStreamDefaultReader<T>,
-  match: (chunk: T) => boolean,
-  ms = 10_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (true) {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`No matching chunk within ${ms} ms`)),
-        Math.max(0, deadline - Date.now()),
-      );
-    });
-    try {
-      const { value, done } = await Promise.race([reader.read(), timeout]);
-      if (done) throw new Error("The stream ended");
-      if (match(value)) return value;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-}
 
 let server: ZookeeperService;
 let proxy: Proxy;
@@ -69,19 +45,19 @@ describe("zookeeper sessions across network trouble", () => {
     await using a = await open("drop", true);
     await using b = await open("drop", false);
     const lock = await a.lock("leader", { ttl: SESSION_MS, value: "a" });
-    const watch = a.watch("state").getReader();
-    const tree = a.watchTree("tree").getReader();
-    assert.equal((await watch.read()).value, null);
-    assert.deepEqual((await tree.read()).value, []);
+    const watch = new StreamReader(a.watch("state"));
+    const tree = new StreamReader(a.watchTree("tree"));
+    assert.equal(await watch.next(), null);
+    assert.deepEqual(await tree.next(), []);
     const waiting = b.lock("leader", { value: "b" });
 
     proxy.drop();
     await b.put("state", "written while a reconnects");
     await b.put("tree/x", "x");
 
-    const state = await until(watch, (pair) => pair !== null);
+    const state = await watch.until((pair) => pair !== null);
     assert.equal(text(state), "written while a reconnects");
-    await until(tree, (pairs) => pairs.length === 1);
+    await tree.until((pairs) => pairs.length === 1);
     await sleep(2 * SESSION_MS);
     assert.equal(lock.lost.aborted, false, "the session survived");
     assert.equal(text(await b.get("leader")), "a", "b still waits");
@@ -97,10 +73,10 @@ describe("zookeeper sessions across network trouble", () => {
     const lock = await a.lock("leader", { ttl: SESSION_MS, value: "a" });
     let lostAt = 0;
     lock.lost.addEventListener("abort", () => (lostAt = Date.now()));
-    const watch = a.watch("state").getReader();
-    const tree = a.watchTree("tree").getReader();
-    assert.equal((await watch.read()).value, null);
-    assert.deepEqual((await tree.read()).value, []);
+    const watch = new StreamReader(a.watch("state"));
+    const tree = new StreamReader(a.watchTree("tree"));
+    assert.equal(await watch.next(), null);
+    assert.deepEqual(await tree.next(), []);
     const waiting = b.lock("leader", { value: "b" });
 
     const cutAt = Date.now();
@@ -120,10 +96,10 @@ describe("zookeeper sessions across network trouble", () => {
 
     proxy.heal();
     // a's watches come back on a new session with what they missed.
-    const state = await until(watch, (pair) => pair !== null);
+    const state = await watch.until((pair) => pair !== null);
     assert.equal(text(state), "written during the partition");
     assert.deepEqual(
-      (await until(tree, (pairs) => pairs.length === 1)).map((p) => p.key),
+      (await tree.until((pairs) => pairs.length === 1)).map((p) => p.key),
       ["tree/x"],
     );
     await a.put("after", "a works again");
@@ -148,10 +124,9 @@ describe("zookeeper sessions across network trouble", () => {
     } finally {
       proxy.heal();
     }
-    await until(
-      a.watch("k").getReader(),
-      (pair) => pair === null,
-    );
+    const watch = new StreamReader(a.watch("k"));
+    assert.equal(await watch.next(), null);
+    await watch.cancel();
     await a.put("k", "v");
     assert.equal(text(await a.get("k")), "v");
   });
