@@ -18,6 +18,7 @@ const BUILTINS: Record<string, Loader> = {
   etcd: async () => (await import("./etcd/mod.ts")).EtcdStore,
   consul: async () => (await import("./consul/mod.ts")).ConsulStore,
   redis: async () => (await import("./redis/mod.ts")).RedisStore,
+  zookeeper: async () => (await import("./zookeeper/mod.ts")).ZookeeperStore,
 };
 
 for (const [name, load] of Object.entries(BUILTINS)) {

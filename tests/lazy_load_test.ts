@@ -10,7 +10,6 @@ const CLIENTS = [
   "ioredis",
   "etcd3",
   "consul",
-  "node-zookeeper-client",
   "@aws-sdk/client-dynamodb",
 ];
 

@@ -1,14 +1,19 @@
 /**
- * A real ZooKeeper 3.8 on loopback (Debian package `zookeeper`, Java 17).
+ * A real ZooKeeper 3.8 on loopback (Debian package `zookeeper`, Java 17):
+ * one server, a TLS one, or an ensemble whose members can be killed and
+ * started again.
  *
  * @module
  */
 
-import { writeFileSync } from "node:fs";
-import { Socket } from "node:net";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { connect, createServer, Socket } from "node:net";
+import { join } from "node:path";
 import {
   ensureCommand,
   freePort,
+  portOpen,
+  run,
   type Service,
   startProcess,
   tempDir,
@@ -18,6 +23,8 @@ import {
 export interface ZookeeperService extends Service {
   /** `zk://127.0.0.1:PORT`. */
   readonly url: string;
+  /** `zks://127.0.0.1:PORT` of the TLS client port, when started with TLS. */
+  readonly secureUrl?: string;
 }
 
 /** Options of {@linkcode startZookeeper}. */
@@ -32,6 +39,12 @@ export interface ZookeeperOptions {
    * ZooKeeper's default 60 000); the default here is 100 for tests.
    */
   containerCheckIntervalMs?: number;
+  /** TTL nodes (`zookeeper.extendedTypesEnabled`); on by default here. */
+  extendedTypes?: boolean;
+  /** The largest request the server accepts (`jute.maxbuffer`). */
+  maxBuffer?: number;
+  /** A TLS client port too, with these certificates. */
+  tls?: Certificates;
   /** More lines of zoo.cfg. */
   config?: string[];
   /** More JVM system properties (`-Dname=value`). */
@@ -54,47 +67,374 @@ export function fourLetter(port: number, command: string): Promise<string> {
   });
 }
 
-/** Starts a standalone ZooKeeper with TTL nodes enabled on 127.0.0.1. */
+function jvmArgs(options: ZookeeperOptions, configPath: string): string[] {
+  return [
+    "-Xmx256m",
+    `-Dzookeeper.extendedTypesEnabled=${options.extendedTypes ?? true}`,
+    `-Dznode.container.checkIntervalMs=${
+      options.containerCheckIntervalMs ?? 100
+    }`,
+    "-Dzookeeper.admin.enableServer=false",
+    ...(options.maxBuffer ? [`-Djute.maxbuffer=${options.maxBuffer}`] : []),
+    ...(options.jvmArgs ?? []),
+    "-cp",
+    "/usr/share/java/*:/etc/zookeeper/conf",
+    "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+    configPath,
+  ];
+}
+
+function baseConfig(options: ZookeeperOptions, dir: string, port: number) {
+  return [
+    `tickTime=${options.tickTime ?? 200}`,
+    `dataDir=${dir}/data`,
+    `clientPort=${port}`,
+    "clientPortAddress=127.0.0.1",
+    "admin.enableServer=false",
+    "4lw.commands.whitelist=*",
+    "maxClientCnxns=0",
+  ];
+}
+
+function ensureZookeeper(): void {
+  ensureCommand("java", ["openjdk-17-jre-headless"]);
+  ensureCommand("/usr/share/zookeeper/bin/zkCli.sh", ["zookeeper"]);
+}
+
+/** Starts a standalone ZooKeeper (TTL nodes enabled) on 127.0.0.1. */
 export async function startZookeeper(
   options: ZookeeperOptions = {},
 ): Promise<ZookeeperService> {
-  ensureCommand("java", ["openjdk-17-jre-headless"]);
-  ensureCommand("/usr/share/zookeeper/bin/zkCli.sh", ["zookeeper"]);
+  ensureZookeeper();
   const port = await freePort();
   const dir = tempDir("zookeeper");
+  const lines = baseConfig(options, dir, port);
+  let securePort: number | undefined;
+  if (options.tls) {
+    securePort = await freePort();
+    lines.push(
+      `secureClientPort=${securePort}`,
+      "secureClientPortAddress=127.0.0.1",
+      "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory",
+      `ssl.keyStore.location=${options.tls.serverPem}`,
+      "ssl.keyStore.type=PEM",
+      `ssl.trustStore.location=${options.tls.caPem}`,
+      "ssl.trustStore.type=PEM",
+    );
+  }
   writeFileSync(
     `${dir}/zoo.cfg`,
-    [
-      `tickTime=${options.tickTime ?? 200}`,
-      `dataDir=${dir}/data`,
-      `clientPort=${port}`,
-      "clientPortAddress=127.0.0.1",
-      "admin.enableServer=false",
-      "4lw.commands.whitelist=*",
-      "maxClientCnxns=0",
-      ...(options.config ?? []),
-    ].join("\n") + "\n",
+    [...lines, ...(options.config ?? [])].join("\n") + "\n",
   );
   const service = await startProcess({
     name: "zookeeper",
     command: "java",
-    args: [
-      "-Xmx256m",
-      "-Dzookeeper.extendedTypesEnabled=true",
-      `-Dznode.container.checkIntervalMs=${
-        options.containerCheckIntervalMs ?? 100
-      }`,
-      "-Dzookeeper.admin.enableServer=false",
-      ...(options.jvmArgs ?? []),
-      "-cp",
-      "/usr/share/java/*:/etc/zookeeper/conf",
-      "org.apache.zookeeper.server.quorum.QuorumPeerMain",
-      `${dir}/zoo.cfg`,
-    ],
+    args: jvmArgs(options, `${dir}/zoo.cfg`),
     dir,
     port,
-    ready: async () => (await fourLetter(port, "ruok")) === "imok",
+    ready: async () =>
+      (await fourLetter(port, "ruok")) === "imok" &&
+      (securePort === undefined || await portOpen(securePort)),
     readyTimeoutMs: 60_000,
   });
-  return { ...service, url: `zk://127.0.0.1:${port}` };
+  return {
+    ...service,
+    url: `zk://127.0.0.1:${port}`,
+    ...(securePort === undefined
+      ? {}
+      : { secureUrl: `zks://127.0.0.1:${securePort}` }),
+  };
+}
+
+/** PEM files for a TLS server and its clients, made by one test CA. */
+export interface Certificates {
+  /** The CA's certificate: what both sides trust. */
+  caPem: string;
+  /** The server's private key and certificate (for ZooKeeper's keystore). */
+  serverPem: string;
+  /** A client's certificate. */
+  clientCert: string;
+  /** That client's private key. */
+  clientKey: string;
+  /** Removes the files. */
+  remove(): void;
+}
+
+/**
+ * Makes a CA, a server certificate and a client certificate (both for
+ * 127.0.0.1 and localhost) with `openssl`.
+ */
+export function makeCertificates(): Certificates {
+  ensureCommand("openssl", ["openssl"]);
+  const dir = tempDir("certs");
+  const path = (name: string) => join(dir, name);
+  const openssl = (...args: string[]) => run("openssl", args, { cwd: dir });
+  writeFileSync(
+    path("san.cnf"),
+    "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+  );
+  openssl(
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-days",
+    "2",
+    "-subj",
+    "/CN=valkeyrie test CA",
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.pem",
+  );
+  for (const name of ["server", "client"]) {
+    openssl(
+      "req",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-subj",
+      `/CN=${name}`,
+      "-keyout",
+      `${name}.key`,
+      "-out",
+      `${name}.csr`,
+    );
+    openssl(
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      "ca.pem",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-days",
+      "2",
+      "-extfile",
+      "san.cnf",
+      "-out",
+      `${name}.pem`,
+    );
+  }
+  // ZooKeeper's PEM keystore: the private key (PKCS#8) and the certificate.
+  const key = openssl("pkcs8", "-topk8", "-nocrypt", "-in", "server.key");
+  const cert = run("cat", [path("server.pem")]);
+  writeFileSync(path("server-keystore.pem"), key + cert);
+  return {
+    caPem: path("ca.pem"),
+    serverPem: path("server-keystore.pem"),
+    clientCert: path("client.pem"),
+    clientKey: path("client.key"),
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** A ZooKeeper ensemble on loopback. */
+export interface ZookeeperEnsemble {
+  /** `zk://` with every member. */
+  readonly url: string;
+  /** The members' client ports, by member index. */
+  readonly ports: readonly number[];
+  /** Kills member `i` at once (SIGKILL), as a crash would. */
+  kill(i: number): Promise<void>;
+  /** Starts member `i` again with its data, after a kill. */
+  restart(i: number): Promise<void>;
+  /** The ids (hex) of the client sessions connected to member `i`. */
+  sessions(i: number): Promise<string[]>;
+  /** The members serving clients now. */
+  serving(): Promise<number[]>;
+  /** Stops every member and removes their directories. */
+  stop(): Promise<void>;
+}
+
+/** Starts an ensemble of `size` servers (default 3) on 127.0.0.1. */
+export async function startZookeeperEnsemble(
+  options: ZookeeperOptions & { size?: number } = {},
+): Promise<ZookeeperEnsemble> {
+  ensureZookeeper();
+  const size = options.size ?? 3;
+  const root = tempDir("zookeeper-ensemble");
+  const ports: number[] = [];
+  const peers: string[] = [];
+  for (let i = 1; i <= size; i++) {
+    const [client, peer, election] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
+    ports.push(client);
+    peers.push(`server.${i}=127.0.0.1:${peer}:${election}`);
+  }
+  const members: (Service | undefined)[] = [];
+  const start = async (i: number) => {
+    const dir = join(root, `member-${i + 1}`);
+    mkdirSync(join(dir, "data"), { recursive: true });
+    writeFileSync(join(dir, "data", "myid"), `${i + 1}\n`);
+    writeFileSync(
+      join(dir, "zoo.cfg"),
+      [
+        ...baseConfig(options, dir, ports[i]),
+        "initLimit=20",
+        "syncLimit=10",
+        ...peers,
+        ...(options.config ?? []),
+      ].join("\n") + "\n",
+    );
+    members[i] = await startProcess({
+      name: "zookeeper",
+      command: "java",
+      args: jvmArgs(options, join(dir, "zoo.cfg")),
+      dir,
+      port: ports[i],
+      keepDir: true,
+      // Serving once it has joined a quorum, as a leader or a follower.
+      ready: async () => /Mode: /.test(await fourLetter(ports[i], "srvr")),
+      readyTimeoutMs: 90_000,
+    });
+  };
+  try {
+    await Promise.all(ports.map((_, i) => start(i)));
+  } catch (error) {
+    await Promise.allSettled(members.map((member) => member?.stop()));
+    rmSync(root, { recursive: true, force: true });
+    throw error;
+  }
+  return {
+    url: `zk://${ports.map((port) => `127.0.0.1:${port}`).join(",")}`,
+    ports,
+    kill: async (i) => {
+      await members[i]?.kill();
+      members[i] = undefined;
+    },
+    restart: (i) => start(i),
+    sessions: async (i) => {
+      if (!members[i]) return [];
+      const reply = await fourLetter(ports[i], "cons").catch(() => "");
+      return [...reply.matchAll(/sid=0x([0-9a-f]+)/g)]
+        .map((match) => match[1])
+        .filter((sid) => sid !== "0");
+    },
+    serving: async () => {
+      const up: number[] = [];
+      for (let i = 0; i < size; i++) {
+        const reply = await fourLetter(ports[i], "srvr").catch(() => "");
+        if (/Mode: /.test(reply)) up.push(i);
+      }
+      return up;
+    },
+    stop: async () => {
+      await Promise.allSettled(members.map((member) => member?.stop()));
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Runs one `zkCli.sh` command against a server and returns what it printed,
+ * without the client's connection chatter. With `auth` (`"user:password"`),
+ * it authenticates first (`addauth digest`).
+ */
+export function zkCli(port: number, ...command: string[]): string {
+  return cli(port, command, undefined);
+}
+
+/** {@linkcode zkCli}, authenticated as `auth` (`"user:password"`). */
+export function zkCliAs(
+  port: number,
+  auth: string,
+  ...command: string[]
+): string {
+  return cli(port, command, auth);
+}
+
+function cli(port: number, command: string[], auth: string | undefined) {
+  const args = ["-server", `127.0.0.1:${port}`];
+  const output = auth === undefined
+    ? run("/usr/share/zookeeper/bin/zkCli.sh", [...args, ...command])
+    // Commands read from stdin run once connected.
+    : run(
+      "/usr/share/zookeeper/bin/zkCli.sh",
+      ["-waitforconnection", ...args],
+      {
+        input: `addauth digest ${auth}\n${command.join(" ")}\nquit\n`,
+      },
+    );
+  return output.split("\n").filter((line) =>
+    line !== "" && !line.startsWith("Connecting to ") &&
+    !line.startsWith("WATCHER::") && !line.startsWith("WatchedEvent ") &&
+    line !== "Welcome to ZooKeeper!" && line !== "JLine support is disabled"
+  ).join("\n");
+}
+
+/** A TCP proxy on loopback that can cut the network between its two ends. */
+export interface Proxy {
+  /** The port clients connect to. */
+  readonly port: number;
+  /**
+   * Drops every connection at once: both ends see it close, as when a
+   * server restarts. New connections are forwarded.
+   */
+  drop(): void;
+  /**
+   * A partition: bytes stop flowing both ways and new connections are
+   * accepted but never answered; nobody is told.
+   */
+  cut(): void;
+  /** Ends a partition: its stale connections close, new ones flow. */
+  heal(): void;
+  /** Closes the proxy and every connection. */
+  close(): Promise<void>;
+}
+
+/** Starts a proxy from a free loopback port to `target`. */
+export async function startProxy(target: number): Promise<Proxy> {
+  const sockets = new Set<Socket>();
+  let partitioned = false;
+  const track = (socket: Socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => socket.destroy());
+  };
+  const server = createServer((client) => {
+    track(client);
+    if (partitioned) return;
+    const upstream = connect(target, "127.0.0.1");
+    track(upstream);
+    const forward = (from: Socket, to: Socket) => {
+      from.on("data", (data) => {
+        if (!partitioned) to.write(data);
+      });
+      from.on("close", () => {
+        if (!partitioned) to.destroy();
+      });
+    };
+    forward(client, upstream);
+    forward(upstream, client);
+  });
+  await new Promise<void>((resolve) =>
+    server.listen(0, "127.0.0.1", () => resolve())
+  );
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : 0;
+  const dropAll = () => {
+    for (const socket of [...sockets]) socket.destroy();
+  };
+  return {
+    port,
+    drop: dropAll,
+    cut: () => {
+      partitioned = true;
+    },
+    heal: () => {
+      partitioned = false;
+      dropAll();
+    },
+    close: async () => {
+      dropAll();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
 }

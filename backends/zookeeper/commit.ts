@@ -1,0 +1,246 @@
+/**
+ * Writes as ZooKeeper `multi` requests: every put, delete and atomic
+ * operation reads the nodes it touches, then applies its writes in one
+ * `multi` whose operations carry the versions it read, so the writes land
+ * only if nothing changed in between. A conflict makes it read again; a
+ * check that no longer holds ends it with `{ ok: false }`.
+ *
+ * A key's `lastIndex` is its node's `mzxid`, the id of the transaction that
+ * last wrote it: it grows with every write and never repeats, also when the
+ * key is deleted and created again (the node's version restarts at 0 then).
+ * A check compares the `mzxid` read with the expected index; the `multi`
+ * then carries the node's version (ZooKeeper's conditions only compare
+ * versions). A check that a key is absent writes and deletes the node in the
+ * same `multi` when it does not exist, which fails if it exists by then.
+ *
+ * @module
+ */
+
+import { delay } from "../../core/abort.ts";
+import { StoreError } from "../../core/errors.ts";
+import type { AtomicStep, CommitOutcome } from "../../core/driver.ts";
+import {
+  isConnectionLoss,
+  MAX_RESENDS,
+  storeError,
+  ZkError,
+} from "./errors.ts";
+import {
+  isLive,
+  kindChangeError,
+  type Nodes,
+  type NodeState,
+} from "./nodes.ts";
+import { Code, Mode, type MultiOp } from "./protocol.ts";
+
+/**
+ * How many times a write reads and tries again when the nodes it read
+ * changed before its `multi` landed, before it gives up: enough for heavy
+ * contention on one key, short of spinning forever.
+ */
+const MAX_ATTEMPTS = 100;
+
+/** After this many conflicts, back off a little between attempts. */
+const BACKOFF_AFTER = 3;
+
+/** Longest pause between attempts under contention, in milliseconds. */
+const MAX_BACKOFF_MS = 50;
+
+/** What a commit wrote, for the driver's bookkeeping after it. */
+export interface Committed {
+  outcome: CommitOutcome;
+  /** Nodes the commit deleted: their empty parents may go now. */
+  deleted: string[];
+}
+
+interface Target {
+  key: string;
+  path: string;
+  check?: bigint | null;
+  write?: AtomicStep & { type: "put" | "delete" };
+  state: NodeState | null;
+}
+
+/** Options of {@linkcode commit}. */
+export interface CommitOptions {
+  /** Stops it between requests; a request already sent is not taken back. */
+  signal?: AbortSignal;
+  /**
+   * Send the `multi` again when the connection drops before its reply: right
+   * for a put or delete (doing it twice is harmless), wrong for a
+   * compare-and-set (its own first landing would make it fail).
+   */
+  resend?: boolean;
+}
+
+/** Applies `steps` atomically (see the module doc). */
+export async function commit(
+  nodes: Nodes,
+  steps: readonly AtomicStep[],
+  options: CommitOptions = {},
+): Promise<Committed> {
+  const { signal } = options;
+  const targets = new Map<string, Target>();
+  for (const step of steps) {
+    let target = targets.get(step.key);
+    if (!target) {
+      target = { key: step.key, path: nodes.paths.path(step.key), state: null };
+      targets.set(step.key, target);
+    }
+    if (step.type === "check") target.check = step.lastIndex;
+    else target.write = step;
+  }
+  const list = [...targets.values()];
+  let resends = 0;
+  // Parents made for a write that then failed, or only to check a key's
+  // absence, are not needed afterwards.
+  const parentsMade = new Set<string>();
+  const parentsKept = new Set<string>();
+  try {
+    for (let attempt = 1;; attempt++) {
+      if (attempt > MAX_ATTEMPTS) {
+        throw new StoreError(
+          `The write kept conflicting with other writers; gave up after ${MAX_ATTEMPTS} attempts`,
+        );
+      }
+      if (attempt > BACKOFF_AFTER) {
+        await delay(Math.random() * MAX_BACKOFF_MS, signal);
+      }
+      signal?.throwIfAborted();
+      let states: (NodeState | null)[];
+      try {
+        // Puts need the node's kind, checks and deletes also its data.
+        states = await Promise.all(list.map((target) =>
+          nodes.read(
+            target.path,
+            target.check !== undefined || target.write?.type === "delete",
+          )
+        ));
+      } catch (error) {
+        if (isConnectionLoss(error) && ++resends <= MAX_RESENDS) continue;
+        throw error;
+      }
+      const now = Date.now();
+      const ops: MultiOp[] = [];
+      const deleted: string[] = [];
+      for (let i = 0; i < list.length; i++) {
+        const target = list[i];
+        const state = target.state = states[i];
+        if (target.check !== undefined) {
+          const current = state && isLive(state, now) ? state.stat.mzxid : null;
+          if (current !== target.check) {
+            return {
+              outcome: { ok: false, key: target.key, current },
+              deleted,
+            };
+          }
+        }
+        const writes = plan(nodes, target);
+        // A write carrying the version read already asserts the check.
+        if (target.check !== undefined && writes.length === 0) {
+          ops.push(...assertUnchanged(nodes, target));
+        }
+        for (const op of writes) {
+          if (op.type === "delete") deleted.push(op.path);
+        }
+        ops.push(...writes);
+      }
+      if (ops.length === 0) {
+        return { outcome: { ok: true, lastIndex: 0n }, deleted };
+      }
+      signal?.throwIfAborted();
+      let reply;
+      try {
+        reply = await nodes.multi(ops);
+      } catch (error) {
+        if (
+          isConnectionLoss(error) && options.resend && ++resends <= MAX_RESENDS
+        ) continue;
+        throw storeError(error, "write");
+      }
+      const { zxid, results } = reply;
+      const failed = results.findIndex((result) =>
+        result.err !== Code.ok && result.err !== Code.runtimeInconsistency
+      );
+      if (failed < 0) {
+        for (const op of ops) {
+          if (op.type === "create" && op.spec.data !== null) {
+            parentsKept.add(op.spec.path);
+          }
+        }
+        return { outcome: { ok: true, lastIndex: zxid }, deleted };
+      }
+      const op = ops[failed];
+      const err = results[failed].err;
+      if (err === Code.noNode && op.type === "create") {
+        // Its parent is missing: create it and try again.
+        await nodes.ensureParents(op.spec.path, signal);
+        parentsMade.add(op.spec.path);
+      } else if (!CONFLICTS.has(err)) {
+        throw storeError(
+          new ZkError(err, op.type === "create" ? op.spec.path : op.path),
+          "write",
+        );
+      }
+    }
+  } finally {
+    const unneeded = [...parentsMade].filter((path) => !parentsKept.has(path));
+    await Promise.allSettled(unneeded.map((path) => nodes.prune(path)));
+  }
+}
+
+/** Errors that mean "the nodes changed since they were read". */
+const CONFLICTS: ReadonlySet<number> = new Set([
+  Code.noNode,
+  Code.nodeExists,
+  Code.badVersion,
+  Code.notEmpty,
+]);
+
+// The operations that write a target, each carrying the version read.
+function plan(nodes: Nodes, target: Target): MultiOp[] {
+  const { write, state, path } = target;
+  if (!write) return [];
+  if (write.type === "delete") {
+    if (!state || state.data === null) return [];
+    // A key with children keeps its node, as an implicit parent.
+    if (state.stat.numChildren > 0) {
+      return [{
+        type: "setData",
+        path,
+        data: null,
+        version: state.stat.version,
+      }];
+    }
+    return [{ type: "delete", path, version: state.stat.version }];
+  }
+  const spec = nodes.createSpec(path, write.value, write.ttl);
+  if (!state) return [{ type: "create", spec }];
+  if (state.ttl === write.ttl) {
+    return [{
+      type: "setData",
+      path,
+      data: write.value,
+      version: state.stat.version,
+    }];
+  }
+  // A node's kind is fixed at creation: make it again.
+  if (state.stat.numChildren > 0) throw kindChangeError(target.key, write.ttl);
+  return [
+    { type: "delete", path, version: state.stat.version },
+    { type: "create", spec },
+  ];
+}
+
+// Operations that fail unless the node is still as it was read.
+function assertUnchanged(nodes: Nodes, target: Target): MultiOp[] {
+  const { state, path } = target;
+  if (state) return [{ type: "check", path, version: state.stat.version }];
+  return [
+    {
+      type: "create",
+      spec: { path, data: null, acl: nodes.acl, mode: Mode.persistent },
+    },
+    { type: "delete", path, version: 0 },
+  ];
+}

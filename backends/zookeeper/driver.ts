@@ -1,0 +1,249 @@
+/**
+ * The ZooKeeper driver: the store contract over one ZooKeeper session (and
+ * one more per lock ttl that differs from the session's timeout).
+ *
+ * @module
+ */
+
+import { InvalidArgumentError } from "../../core/errors.ts";
+import { utf8Length } from "../../core/keys.ts";
+import type {
+  AtomicStep,
+  CommitOutcome,
+  Driver,
+  DriverLockOptions,
+  DriverReadOptions,
+  DriverSignalOptions,
+  DriverWriteOptions,
+  Entry,
+  KeySink,
+  LockLease,
+  TreeSink,
+} from "../../core/driver.ts";
+import type { StoreLimits } from "../../core/types.ts";
+import { commit } from "./commit.ts";
+import type { ZookeeperConfig } from "./config.ts";
+import { resending, storeError } from "./errors.ts";
+import { lock } from "./lock.ts";
+import { entryOf, Nodes, ttlAcl } from "./nodes.ts";
+import { Paths } from "./paths.ts";
+import { openSession } from "./connect.ts";
+import { LockSessions } from "./lock_sessions.ts";
+import type { Acl } from "./protocol.ts";
+import type { Session } from "./session.ts";
+import { deleteTree, listTree } from "./tree.ts";
+import { watchKey, watchTree } from "./watch.ts";
+
+/**
+ * The longest key, in UTF-8 bytes: a bound of this backend, not of
+ * ZooKeeper (whose only bound is the request size). It keeps the largest
+ * path, escaped, a small part of a request.
+ */
+const MAX_KEY_BYTES = 4_096;
+
+/**
+ * How much longer than its key a path can be once escaped: `¤80;` (5 bytes)
+ * stands for a 2-byte character.
+ */
+const ESCAPED_GROWTH = 2.5;
+
+/** Request bytes besides paths, data and ACLs: headers of a two-step multi. */
+const REQUEST_OVERHEAD_BYTES = 128;
+
+/**
+ * How long after its session's timeout ZooKeeper may still hold an
+ * ephemeral node, besides one tick (sessions expire on tick boundaries):
+ * the leader's deletion, its notification and the waiter's requests.
+ */
+const EXPIRY_PROCESSING_MS = 250;
+
+/**
+ * The most checks and writes of one `atomic()`. ZooKeeper bounds a `multi`
+ * by its size only (maxBufferSize, checked before sending); this keeps one
+ * transaction from holding the ensemble's pipeline for long.
+ */
+const MAX_ATOMIC_OPERATIONS = 1_024;
+
+function aclBytes(acl: readonly Acl[]): number {
+  return acl.reduce(
+    (sum, entry) => sum + 12 + utf8Length(entry.scheme) + utf8Length(entry.id),
+    4,
+  );
+}
+
+/** The store's limits under `config`. */
+function limitsOf(config: ZookeeperConfig): StoreLimits {
+  const maxPath = utf8Length(config.root) + 1 +
+    Math.ceil(MAX_KEY_BYTES * ESCAPED_GROWTH);
+  // The largest write: a key made again with another kind, in one multi
+  // (a delete and a create of the same path), with the TTL's ACL entry.
+  const reserve = 2 * (4 + maxPath) +
+    aclBytes([...config.acl, ttlAcl(Number.MAX_SAFE_INTEGER)]) +
+    REQUEST_OVERHEAD_BYTES;
+  return Object.freeze({
+    maxKeyBytes: MAX_KEY_BYTES,
+    maxValueBytes: config.maxBufferSize - reserve,
+    ttlGranularityMs: config.tickTime + EXPIRY_PROCESSING_MS,
+    maxAtomicOperations: MAX_ATOMIC_OPERATIONS,
+  });
+}
+
+/** A ZooKeeper store's driver. */
+export class ZookeeperDriver implements Driver {
+  readonly backend = "zookeeper";
+  readonly limits: StoreLimits;
+  readonly #session: Session;
+  readonly #nodes: Nodes;
+  readonly #locks: LockSessions;
+
+  private constructor(config: ZookeeperConfig, session: Session) {
+    this.limits = limitsOf(config);
+    this.#session = session;
+    this.#nodes = new Nodes(session, new Paths(config.root), config.acl);
+    this.#locks = new LockSessions(config, session);
+  }
+
+  /** Opens the store's session within `connectTimeout`. */
+  static async connect(
+    config: ZookeeperConfig,
+    signal?: AbortSignal,
+  ): Promise<ZookeeperDriver> {
+    const session = await openSession(config, config.sessionTimeout, signal);
+    return new ZookeeperDriver(config, session);
+  }
+
+  async get(key: string, options: DriverReadOptions): Promise<Entry | null> {
+    const path = this.#nodes.paths.path(key);
+    try {
+      return await resending(async () => {
+        if (options.consistent) await this.#nodes.sync();
+        return entryOf(key, await this.#nodes.read(path, true));
+      });
+    } catch (error) {
+      throw storeError(error, `get of ${JSON.stringify(key)}`);
+    }
+  }
+
+  async put(
+    key: string,
+    value: Uint8Array,
+    options: DriverWriteOptions,
+  ): Promise<void> {
+    await this.#write(
+      [{ type: "put", key, value, ttl: ttlOf(options.ttl) }],
+      options.signal,
+      true,
+    );
+  }
+
+  async delete(key: string, options: DriverSignalOptions): Promise<void> {
+    await this.#write([{ type: "delete", key }], options.signal, true);
+  }
+
+  async list(dir: string, options: DriverReadOptions): Promise<Entry[]> {
+    const key = dir.endsWith("/") ? dir.slice(0, -1) : dir;
+    try {
+      return await resending(async () => {
+        if (options.consistent) await this.#nodes.sync();
+        return await listTree(this.#nodes, key, options.signal);
+      });
+    } catch (error) {
+      throw storeError(error, `list of ${JSON.stringify(key)}`);
+    }
+  }
+
+  async deleteTree(
+    key: string | null,
+    dir: string,
+    options: DriverSignalOptions,
+  ): Promise<void> {
+    try {
+      await resending(() => deleteTree(this.#nodes, key, dir, options.signal));
+    } catch (error) {
+      throw storeError(error, `deleteTree of ${JSON.stringify(dir)}`);
+    }
+  }
+
+  commit(
+    steps: readonly AtomicStep[],
+    options: DriverSignalOptions,
+  ): Promise<CommitOutcome> {
+    const withTtl = steps.map((step) =>
+      step.type === "put" ? { ...step, ttl: ttlOf(step.ttl) } : step
+    );
+    return this.#write(withTtl, options.signal, false);
+  }
+
+  watchKey(key: string, sink: KeySink, signal: AbortSignal): void {
+    watchKey(this.#nodes, key, sink, signal);
+  }
+
+  watchTree(dir: string, sink: TreeSink, signal: AbortSignal): void {
+    watchTree(this.#nodes, dir, sink, signal);
+  }
+
+  lock(key: string, options: DriverLockOptions): Promise<LockLease> {
+    return lock(
+      {
+        nodes: this.#nodes,
+        sessionFor: (ttl, signal) => this.#locks.acquire(ttl, signal),
+        put: async (key, value) => {
+          const outcome = await this.#write(
+            [{ type: "put", key, value }],
+            undefined,
+            true,
+          );
+          return outcome.ok ? outcome.lastIndex : 0n;
+        },
+        delete: async (key) => {
+          await this.#write([{ type: "delete", key }], undefined, true);
+        },
+      },
+      key,
+      { ...options, ttl: Math.ceil(options.ttl) },
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.#locks.close();
+    await this.#session.close();
+  }
+
+  abandon(): Promise<void> {
+    this.#locks.abandon();
+    this.#session.abandon();
+    return Promise.resolve();
+  }
+
+  async #write(
+    steps: readonly AtomicStep[],
+    signal: AbortSignal | undefined,
+    resend: boolean,
+  ): Promise<CommitOutcome> {
+    try {
+      const { outcome, deleted } = await commit(this.#nodes, steps, {
+        signal,
+        resend,
+      });
+      // Parents left empty by a deletion go too, if they can.
+      await Promise.allSettled(deleted.map((path) => this.#nodes.prune(path)));
+      return outcome;
+    } catch (error) {
+      throw storeError(error, "write");
+    }
+  }
+}
+
+/** The longest TTL ZooKeeper can record: 2^40 - 1 ms, about 34 years. */
+const MAX_TTL_MS = 2 ** 40 - 1;
+
+// ZooKeeper takes whole milliseconds, up to its maximum.
+function ttlOf(ttl: number | undefined): number | undefined {
+  if (ttl === undefined) return undefined;
+  if (ttl > MAX_TTL_MS) {
+    throw new InvalidArgumentError(
+      `A ttl of ${ttl} ms is longer than ZooKeeper's maximum of ${MAX_TTL_MS} ms`,
+    );
+  }
+  return Math.ceil(ttl);
+}

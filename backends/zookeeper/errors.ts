@@ -1,0 +1,103 @@
+/**
+ * ZooKeeper's error codes as errors, and what they mean for a store.
+ *
+ * @module
+ */
+
+import { StoreError } from "../../core/errors.ts";
+import { Code, codeName } from "./protocol.ts";
+
+/**
+ * A request the server answered with an error code (or that the connection
+ * cut off: `CONNECTIONLOSS`). It stays inside the backend: the driver turns
+ * it into the contract's errors.
+ */
+export class ZkError extends Error {
+  /** ZooKeeper's code: `Code.noNode`, ... */
+  readonly code: number;
+  /** The znode the request was about, if any. */
+  readonly path: string | undefined;
+
+  constructor(code: number, path?: string, options?: ErrorOptions) {
+    super(
+      `ZooKeeper ${codeName(code)}${path === undefined ? "" : ` for ${path}`}`,
+      options,
+    );
+    this.name = "ZkError";
+    this.code = code;
+    this.path = path;
+  }
+}
+
+/** Whether `error` is a ZooKeeper error with `code`. */
+export function isCode(error: unknown, code: number): boolean {
+  return error instanceof ZkError && error.code === code;
+}
+
+/**
+ * Whether a request failed because its connection dropped while it was in
+ * flight: the server may or may not have applied it.
+ */
+export function isConnectionLoss(error: unknown): boolean {
+  return isCode(error, Code.connectionLoss);
+}
+
+/**
+ * How many times a request cut off by a dropped connection is sent again
+ * when doing it twice is harmless: enough to ride out a server failover, and
+ * no more (a connection that drops on every request would loop forever).
+ */
+export const MAX_RESENDS = 3;
+
+/**
+ * Runs `request`, and again (at most {@linkcode MAX_RESENDS} times) when the
+ * connection dropped before its reply. For requests that are harmless to
+ * repeat: reads, and writes whose repetition changes nothing.
+ */
+export async function resending<T>(request: () => Promise<T>): Promise<T> {
+  for (let resends = 0;; resends++) {
+    try {
+      return await request();
+    } catch (error) {
+      if (!isConnectionLoss(error) || resends >= MAX_RESENDS) throw error;
+    }
+  }
+}
+
+/**
+ * Turns a ZooKeeper error that the driver does not handle itself into a
+ * `StoreError` that says what happened in ZooKeeper's terms.
+ *
+ * @param error What a request failed with.
+ * @param what The operation, for the message: `"put of \"a/b\""`.
+ */
+export function storeError(error: unknown, what: string): unknown {
+  if (!(error instanceof ZkError)) return error;
+  switch (error.code) {
+    case Code.noAuth:
+      return new StoreError(
+        `ZooKeeper refused the ${what}: the session's credentials lack the permission (NOAUTH)`,
+        { cause: error },
+      );
+    case Code.invalidAcl:
+      return new StoreError(
+        `ZooKeeper refused the ACL of the ${what} (INVALIDACL): the "creator" ACL needs credentials`,
+        { cause: error },
+      );
+    case Code.unimplemented:
+      return new StoreError(
+        `ZooKeeper does not implement the ${what} (UNIMPLEMENTED): TTL nodes need ZooKeeper 3.5.3+ started with -Dzookeeper.extendedTypesEnabled=true`,
+        { cause: error },
+      );
+    case Code.connectionLoss:
+      return new StoreError(
+        `The connection to ZooKeeper dropped during the ${what}; it may or may not have been applied`,
+        { cause: error },
+      );
+    default:
+      return new StoreError(
+        `ZooKeeper failed the ${what}: ${codeName(error.code)}`,
+        { cause: error },
+      );
+  }
+}

@@ -1,0 +1,133 @@
+// ZooKeeper sessions across network trouble, through a proxy that can drop
+// or cut the connection: a dropped connection keeps the session (locks stay
+// held, watches catch up); a partition longer than the session timeout
+// loses it (locks report `lost` before anyone else can take them, watches
+// resume on a new session with the final state).
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { openStore, type Store } from "../mod.ts";
+import {
+  type Proxy,
+  startProxy,
+  startZookeeper,
+  type ZookeeperService,
+} from "./services/zookeeper.ts";
+import { StreamReader } from "./conformance/harness.ts";
+
+const text = (pair: { value: Uint8Array } | null) =>
+  pair === null ? null : new TextDecoder().decode(pair.value);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The session timeout the proxied store asks for (5 ticks of 200 ms). */
+const SESSION_MS = 1_000;
+
+let server: ZookeeperService;
+let proxy: Proxy;
+
+describe("zookeeper sessions across network trouble", () => {
+  before(async () => {
+    server = await startZookeeper();
+    proxy = await startProxy(server.port);
+  });
+  after(async () => {
+    await proxy?.close();
+    await server?.stop();
+  });
+
+  const open = (name: string, viaProxy: boolean): Promise<Store> =>
+    openStore(
+      `zk://127.0.0.1:${
+        viaProxy ? proxy.port : server.port
+      }/${name}?tickTime=200&sessionTimeout=${SESSION_MS}`,
+    );
+
+  test("a dropped connection keeps the session: the lock stays, watches catch up", async () => {
+    await using a = await open("drop", true);
+    await using b = await open("drop", false);
+    const lock = await a.lock("leader", { ttl: SESSION_MS, value: "a" });
+    const watch = new StreamReader(a.watch("state"));
+    const tree = new StreamReader(a.watchTree("tree"));
+    assert.equal(await watch.next(), null);
+    assert.deepEqual(await tree.next(), []);
+    const waiting = b.lock("leader", { value: "b" });
+
+    proxy.drop();
+    await b.put("state", "written while a reconnects");
+    await b.put("tree/x", "x");
+
+    const state = await watch.until((pair) => pair !== null);
+    assert.equal(text(state), "written while a reconnects");
+    await tree.until((pairs) => pairs.length === 1);
+    await sleep(2 * SESSION_MS);
+    assert.equal(lock.lost.aborted, false, "the session survived");
+    assert.equal(text(await b.get("leader")), "a", "b still waits");
+    await lock.unlock();
+    await (await waiting).unlock();
+    await watch.cancel();
+    await tree.cancel();
+  });
+
+  test("a partition longer than the session loses the lock first, then watches resume", async () => {
+    await using a = await open("cut", true);
+    await using b = await open("cut", false);
+    const lock = await a.lock("leader", { ttl: SESSION_MS, value: "a" });
+    let lostAt = 0;
+    lock.lost.addEventListener("abort", () => (lostAt = Date.now()));
+    const watch = new StreamReader(a.watch("state"));
+    const tree = new StreamReader(a.watchTree("tree"));
+    assert.equal(await watch.next(), null);
+    assert.deepEqual(await tree.next(), []);
+    const waiting = b.lock("leader", { value: "b" });
+
+    const cutAt = Date.now();
+    proxy.cut();
+    await b.put("state", "written during the partition");
+    await b.put("tree/x", "x");
+    // ZooKeeper expires a's session, and b gets the lock.
+    const taken = await waiting;
+    const takenAt = Date.now();
+    assert.ok(lostAt > 0, "a was told it lost the lock");
+    assert.ok(lostAt <= takenAt, "a knew before b took it");
+    assert.ok(
+      takenAt - cutAt <= SESSION_MS + 200 + 250 + 1_500,
+      `b waited ${takenAt - cutAt} ms`,
+    );
+    assert.equal(text(await b.get("leader")), "b");
+
+    proxy.heal();
+    // a's watches come back on a new session with what they missed.
+    const state = await watch.until((pair) => pair !== null);
+    assert.equal(text(state), "written during the partition");
+    assert.deepEqual(
+      (await tree.until((pairs) => pairs.length === 1)).map((p) => p.key),
+      ["tree/x"],
+    );
+    await a.put("after", "a works again");
+    assert.equal(text(await b.get("after")), "a works again");
+    await taken.unlock();
+    await lock.unlock();
+    await watch.cancel();
+    await tree.cancel();
+  });
+
+  test("calls made while no server answers fail with NotReachableError, then work", async () => {
+    await using a = await openStore(
+      `zk://127.0.0.1:${proxy.port}/down?sessionTimeout=${SESSION_MS}`,
+      { connectTimeout: 1_000 },
+    );
+    proxy.cut();
+    try {
+      await sleep(SESSION_MS);
+      const started = Date.now();
+      await assert.rejects(a.put("k", "v"), { name: "NotReachableError" });
+      assert.ok(Date.now() - started < 1_000 + 1_500);
+    } finally {
+      proxy.heal();
+    }
+    const watch = new StreamReader(a.watch("k"));
+    assert.equal(await watch.next(), null);
+    await watch.cancel();
+    await a.put("k", "v");
+    assert.equal(text(await a.get("k")), "v");
+  });
+});
