@@ -5,8 +5,7 @@
  * @module
  */
 
-import { KeyModifiedError, KeyNotFoundError } from "../core/errors.ts";
-import type { KVPair, Lock, Store } from "../core/types.ts";
+import type { Lock, Store } from "../core/types.ts";
 
 /** Options of {@linkcode Candidate}. */
 export interface CandidateOptions {
@@ -22,17 +21,17 @@ export interface CandidateOptions {
   signal?: AbortSignal;
 }
 
-/** The leader's value is re-written this many times per TTL while it leads. */
-const REFRESHES_PER_TTL = 3;
-
 /**
  * Campaigns for the lock on `key`, on any store. `campaign()` reports
  * `false` at once, then `true` when elected and `false` when leadership ends
- * (lost, resigned, stopped); after a loss or a resignation it campaigns again.
+ * (lost, resigned, stopped); after a loss it campaigns again at once, after a
+ * resignation once another candidate leads (or one TTL has passed).
  *
- * While leading, it keeps its value at `key` with a TTL, so a dead leader's
- * value disappears with it, and followers never report a leader that is gone.
- * `lastIndex` of each term is the lock's fencing token.
+ * The leader's value is at `key` while it leads (the lock's value) and is
+ * deleted when it steps down. A leader that dies leaves its value until the
+ * next leader writes its own, within `ttl` plus the store's granularity when
+ * another candidate campaigns. `lastIndex` of each term is the lock's
+ * fencing token.
  *
  * @example
  * ```ts
@@ -156,58 +155,49 @@ export class Candidate implements AsyncDisposable {
       }
       this.#term = lock;
       emit(true);
+      let resigned = false;
       try {
-        await this.#lead(lock, stop);
+        resigned = await this.#lead(lock, stop);
       } finally {
         this.#term = undefined;
         emit(false);
         await lock.unlock().catch(() => {});
       }
+      if (resigned) await this.#sitOut(stop);
     }
   }
 
-  // Leads until the lock is lost, the candidate resigns or stops, or its
-  // value was changed by someone else (then it is no longer the leader the
-  // followers see). The value is re-written with a TTL while leading.
-  async #lead(lock: Lock, stop: AbortSignal): Promise<void> {
-    const ended = new AbortController();
-    const end = () => ended.abort();
-    this.#resign = end;
-    lock.lost.addEventListener("abort", end, { once: true });
-    stop.addEventListener("abort", end, { once: true, signal: ended.signal });
+  // Leads until the lock is lost, the candidate resigns (resolves true) or
+  // it is stopped. It never writes the lock's key meanwhile: on some
+  // backends (Consul) a write to a locked key takes the lock away.
+  #lead(lock: Lock, stop: AbortSignal): Promise<boolean> {
+    return new Promise((resolve) => {
+      const done = (resigned: boolean) => {
+        this.#resign = undefined;
+        lock.lost.removeEventListener("abort", onLost);
+        stop.removeEventListener("abort", onLost);
+        resolve(resigned);
+      };
+      const onLost = () => done(false);
+      this.#resign = () => done(true);
+      lock.lost.addEventListener("abort", onLost, { once: true });
+      stop.addEventListener("abort", onLost, { once: true });
+      if (lock.lost.aborted || stop.aborted) done(false);
+    });
+  }
+
+  // After resigning, leaves the field to others: campaigns again once
+  // another candidate leads, or after one TTL if none does.
+  async #sitOut(stop: AbortSignal): Promise<void> {
+    const waiting = AbortSignal.any([stop, AbortSignal.timeout(this.#ttl)]);
     try {
-      let written: KVPair | null = await this.#store.get(this.#key);
-      const every = this.#ttl / REFRESHES_PER_TTL;
-      while (!ended.signal.aborted && written) {
-        written = await this.#store.atomicPut(this.#key, this.#value, written, {
-          ttl: this.#ttl,
-        }).catch((error) => {
-          if (error instanceof KeyModifiedError) return null;
-          if (error instanceof KeyNotFoundError) return null;
-          throw error;
-        });
-        if (!written) break;
-        await sleep(every, ended.signal);
+      for await (
+        const pair of this.#store.watch(this.#key, { signal: waiting })
+      ) {
+        if (pair) return;
       }
-    } finally {
-      this.#resign = undefined;
-      lock.lost.removeEventListener("abort", end);
-      ended.abort();
+    } catch {
+      // Timed out, stopped, or the store failed (the next lock() says so).
     }
   }
-}
-
-// A ref'd timer: a campaigning candidate keeps its process alive, as a
-// server's socket would.
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

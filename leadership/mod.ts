@@ -5,8 +5,9 @@
  * work on every backend.
  *
  * Unlike docker/leadership, a lost lock and `resign()` cannot deadlock, a
- * follower whose watch fails reports it instead of hanging, the first event
- * is always sent, and a dead leader's value disappears with its TTL.
+ * resigning leader leaves the field to the others instead of winning again
+ * at once, a follower whose watch fails reports it instead of hanging, and
+ * the first event is always sent.
  *
  * @example
  * ```ts

@@ -119,7 +119,7 @@ export function leadershipCases(
       }
     });
 
-    test("a follower reports each leader once, though the leader refreshes its value", async () => {
+    test("a follower reports each leader once, and no leader when it steps down", async () => {
       const store = await open();
       try {
         const k = key();
@@ -135,7 +135,7 @@ export function leadershipCases(
         await elected.next();
         assert.equal(await elected.next(), true);
         assert.equal(await leaders.next(), "steady");
-        // Several refreshes happen here; none is a new leader.
+        // The lock renews several times here; none is a new leader.
         assert.equal(await leaders.maybe(1_500), undefined);
         controller.abort();
         assert.equal(await elected.next(), false);

@@ -1,0 +1,27 @@
+// Keyv's compliance suite on the network backends it is required on, each
+// against its real server.
+import { after, before, describe, test } from "node:test";
+import Keyv from "keyv";
+import keyvTestSuite, { keyvIteratorTests } from "@keyv/test-suite";
+import { KeyvValkeyrie } from "../adapters/keyv/mod.ts";
+import { type RedisService, startRedis } from "./services/redis.ts";
+import { vitestShim } from "./keyv_suite_shim.ts";
+
+describe("Keyv compliance suite: redis", () => {
+  let redis: RedisService | undefined;
+  const adapters: KeyvValkeyrie[] = [];
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(async () => {
+    await Promise.allSettled(adapters.map((adapter) => adapter.disconnect()));
+    await redis?.stop();
+  });
+  const store = () => {
+    const adapter = new KeyvValkeyrie(redis!.url);
+    adapters.push(adapter);
+    return adapter;
+  };
+  keyvTestSuite(vitestShim(test) as never, Keyv, store);
+  keyvIteratorTests(vitestShim(test) as never, Keyv, store);
+});
