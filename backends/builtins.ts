@@ -20,3 +20,8 @@ register(
   "memory",
   lazy(async () => (await import("./memory/mod.ts")).MemoryStore),
 );
+
+register(
+  "dynamodb",
+  lazy(async () => (await import("./dynamodb/mod.ts")).DynamoDBStore),
+);
