@@ -27,7 +27,7 @@ import { createClient, createStreamsClient, settingsOf } from "./client.ts";
 import { commit, MAX_TRANSACTION_ITEMS } from "./commit.ts";
 import type { Context } from "./context.ts";
 import { deleteKey, deleteTree } from "./delete_tree.ts";
-import { toStoreError } from "./errors.ts";
+import { errorName, toStoreError } from "./errors.ts";
 import { toEntry, valueItem } from "./items.ts";
 import { acquireLock } from "./lock.ts";
 import type { Settings } from "./options.ts";
@@ -62,6 +62,30 @@ function clockCorrection(client: DynamoDBClient): number {
   const offset =
     (client.config as { systemClockOffset?: number }).systemClockOffset ?? 0;
   return Math.abs(offset) >= CLOCK_CORRECTION_THRESHOLD_MS ? offset : 0;
+}
+
+/**
+ * What the SDK says when it lacks what it needs before sending anything: no
+ * credentials, no region. That is the caller's configuration, not an
+ * unreachable server.
+ */
+function configurationError(
+  error: unknown,
+): InvalidConfigurationError | undefined {
+  const message = (error as Error | undefined)?.message ?? "";
+  if (errorName(error) === "CredentialsProviderError") {
+    return new InvalidConfigurationError(
+      `No AWS credentials for DynamoDB: ${message}`,
+      { cause: error },
+    );
+  }
+  if (/region is missing/i.test(message)) {
+    return new InvalidConfigurationError(
+      "No AWS region for DynamoDB: set region (or AWS_REGION)",
+      { cause: error },
+    );
+  }
+  return undefined;
 }
 
 /** The driver of one store handle. */
@@ -141,6 +165,8 @@ export class DynamoDBDriver implements Driver {
         openTable(this.#ctx.client, settings.table, {
           create: settings.createTable,
           signal,
+        }).catch((error) => {
+          throw configurationError(error) ?? error;
         }),
     );
     if (settings.watchMode === "streams" && !info.streamArn) {

@@ -159,12 +159,17 @@ export function readSettings(config: Record<string, unknown>): Settings {
     table,
     region: reader.string("region"),
     endpoint: reader.string("endpoint"),
-    credentials: (credentials as Credentials | undefined) ??
-      (accessKeyId === undefined ? undefined : {
-        accessKeyId,
-        secretAccessKey: secretAccessKey!,
-        sessionToken: reader.string("sessionToken"),
-      }),
+    // A copy: the SDK marks where credentials came from on the object itself,
+    // which fails on a frozen one.
+    credentials:
+      (typeof credentials === "object"
+        ? { ...credentials } as Credentials
+        : credentials as Credentials | undefined) ??
+        (accessKeyId === undefined ? undefined : {
+          accessKeyId,
+          secretAccessKey: secretAccessKey!,
+          sessionToken: reader.string("sessionToken"),
+        }),
     client,
     streamsClient,
     createTable: reader.boolean("createTable") ?? false,
