@@ -185,7 +185,7 @@ export class DynamoDBDriver implements Driver {
 
   /** Whether watches hear the table's stream (rather than poll). */
   get streaming(): boolean {
-    return this.#feed !== undefined;
+    return this.#feed !== undefined && !this.#feed.gone;
   }
 
   get(key: string, options: DriverReadOptions): Promise<Entry | null> {

@@ -45,7 +45,7 @@ import {
   valueItem,
   VERSION_IS_LOWER,
 } from "./items.ts";
-import type { StreamFeed } from "./stream_feed.ts";
+import { type StreamFeed, StreamGoneError } from "./stream_feed.ts";
 import { VERSION_RETRIES } from "./writes.ts";
 
 /** What locks need from the store. */
@@ -98,8 +98,8 @@ export async function acquireLock(
   const backoff = new Backoff(POLL_BACKOFF);
   const conflicts = new Backoff(CONFLICT_BACKOFF);
   const pulse = new Pulse();
-  let streaming = feed !== undefined;
-  const subscription = feed?.subscribe({
+  let streaming = feed !== undefined && !feed.gone;
+  const subscription = !streaming ? undefined : feed?.subscribe({
     changes: (changes) => {
       if (changes.some((c) => c.lock && c.key === key)) pulse.notify();
     },
@@ -155,7 +155,13 @@ export async function acquireLock(
   };
 
   try {
-    if (subscription) await abortable(subscription.ready, signal);
+    if (subscription) {
+      await abortable(subscription.ready, signal).catch((error) => {
+        // Without the stream, waiting goes on with backoff.
+        if (!(error instanceof StreamGoneError)) throw error;
+        streaming = false;
+      });
+    }
     return await waitForLock<LockLease>({
       signal,
       maxWaitMs: streaming ? STREAM_RECHECK_MS : POLL_BACKOFF.capMs,

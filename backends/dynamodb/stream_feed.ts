@@ -49,13 +49,22 @@ export interface StreamChange {
   oldImage?: Item;
 }
 
+/**
+ * The table's stream is gone: disabled, or the table deleted. Watches then
+ * go on by polling; it is not an error of theirs.
+ */
+export class StreamGoneError extends StoreError {}
+
 /** Hears the stream. */
 export interface FeedListener {
   /** Changes, in the order of the stream; one call per GetRecords page. */
   changes(changes: readonly StreamChange[]): void;
   /** Changes may have been missed: re-read what is watched. */
   resync(): void;
-  /** The stream cannot be read any more. */
+  /**
+   * The stream cannot be read any more: a {@linkcode StreamGoneError} when
+   * it was disabled, another error when reading it failed for good.
+   */
   error(error: unknown): void;
 }
 
@@ -92,6 +101,7 @@ export class StreamFeed {
   #options: StreamFeedOptions;
   #listeners = new Set<FeedListener>();
   #run: Run | undefined;
+  #gone = false;
 
   constructor(
     client: DynamoDBStreamsClient,
@@ -103,8 +113,21 @@ export class StreamFeed {
     this.#options = options;
   }
 
+  /** Whether the stream is known to be gone (watches then poll). */
+  get gone(): boolean {
+    return this.#gone;
+  }
+
   /** Starts hearing changes; the reader starts with the first listener. */
   subscribe(listener: FeedListener): Subscription {
+    if (this.#gone) {
+      return {
+        ready: Promise.reject(
+          new StreamGoneError("The table's stream is gone"),
+        ),
+        close: () => {},
+      };
+    }
     this.#listeners.add(listener);
     this.#run ??= new Run(this.#client, this.#arn, this.#options, {
       changes: (changes) => {
@@ -114,6 +137,7 @@ export class StreamFeed {
         for (const l of [...this.#listeners]) safely(() => l.resync());
       },
       error: (error) => {
+        if (error instanceof StreamGoneError) this.#gone = true;
         const listeners = [...this.#listeners];
         this.#listeners.clear();
         this.#stop();
@@ -177,7 +201,11 @@ class Run {
     this.ready = this.#begin();
     this.ready.catch((error) => {
       if (!this.#stop.signal.aborted) {
-        out.error(toStoreError("reading the table's stream", error));
+        out.error(
+          isNotFound(error)
+            ? gone(error)
+            : toStoreError("reading the table's stream", error),
+        );
       }
     });
   }
@@ -212,7 +240,7 @@ class Run {
       );
       const description = output.StreamDescription;
       if (description?.StreamStatus === "DISABLED") {
-        throw new StoreError("The table's stream is disabled");
+        throw new StreamGoneError("The table's stream is disabled");
       }
       for (const shard of description?.Shards ?? []) {
         shards.push({
@@ -308,12 +336,7 @@ class Run {
           position = "LATEST";
           missed = true;
         } else if (isNotFound(error)) {
-          this.#out.error(
-            new StoreError(
-              "The table's stream is gone (stream disabled or table deleted)",
-              { cause: error },
-            ),
-          );
+          this.#out.error(gone(error));
           return;
         } else {
           try {
@@ -348,8 +371,12 @@ class Run {
           return;
         } catch (error) {
           if (signal.aborted) return;
-          if (isNotFound(error) || error instanceof StoreError) {
-            this.#out.error(toStoreError("reading the table's stream", error));
+          if (isNotFound(error)) {
+            this.#out.error(gone(error));
+            return;
+          }
+          if (error instanceof StoreError) {
+            this.#out.error(error);
             return;
           }
           await delay(backoff.next(), signal).catch(() => {});
@@ -363,6 +390,13 @@ class Run {
       }
     });
   }
+}
+
+function gone(cause: unknown): StreamGoneError {
+  return new StreamGoneError(
+    "The table's stream is gone (stream disabled or table deleted)",
+    { cause },
+  );
 }
 
 function toChange(record: StreamRecord): StreamChange | null {

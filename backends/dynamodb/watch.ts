@@ -9,8 +9,8 @@
  * tombstones included, keeps any of them from moving a key backwards.
  * Versions grow on every write and delete, so "newer" is always decidable.
  *
- * Without a stream, each watch re-reads its key or tree every
- * `pollInterval`; writes between two polls fold into one change.
+ * Without a stream, or once it is disabled, each watch re-reads its key or
+ * tree every `pollInterval`; writes between two polls fold into one change.
  *
  * @module
  */
@@ -20,7 +20,12 @@ import type { Entry, KeySink, TreeSink } from "../../core/driver.ts";
 import { Backoff } from "./backoff.ts";
 import { toStoreError } from "./errors.ts";
 import { type Item, readItem } from "./items.ts";
-import type { StreamChange, StreamFeed, Subscription } from "./stream_feed.ts";
+import {
+  type StreamChange,
+  type StreamFeed,
+  StreamGoneError,
+  type Subscription,
+} from "./stream_feed.ts";
 
 /** Where watches get their data. */
 export interface WatchSource {
@@ -222,24 +227,37 @@ function run(source: WatchSource, watched: Watched, signal: AbortSignal) {
     once: true,
   });
 
+  let polling = false;
+  const poll = async () => {
+    if (polling) return;
+    polling = true;
+    subscription?.close();
+    subscription = undefined;
+    await reread();
+    while (!signal.aborted) {
+      await delay(source.pollIntervalMs, signal);
+      await reread();
+    }
+  };
+  const pollOrFail = (error: unknown) => {
+    if (signal.aborted) return;
+    // The stream was turned off: the watch goes on by polling.
+    if (error instanceof StreamGoneError) poll().catch(pollOrFail);
+    else fail(error);
+  };
+
   (async () => {
-    if (source.feed) {
+    if (source.feed && !source.feed.gone) {
       subscription = source.feed.subscribe({
         changes: onChanges,
         resync: () => void reread().catch(fail),
-        error: fail,
+        error: pollOrFail,
       });
       if (signal.aborted) subscription.close();
       await subscription.ready;
       await reread();
       return;
     }
-    await reread();
-    while (!signal.aborted) {
-      await delay(source.pollIntervalMs, signal);
-      await reread();
-    }
-  })().catch((error) => {
-    if (!signal.aborted) fail(error);
-  });
+    await poll();
+  })().catch(pollOrFail);
 }
