@@ -53,9 +53,13 @@ function common(settings: ClientSettings) {
         ? {
           httpsAgent: new HttpsAgent({
             keepAlive: true,
-            ca: tls.ca as string | string[] | undefined,
-            cert: tls.cert as string | undefined,
-            key: tls.key as string | undefined,
+            ca: tls.ca === undefined
+              ? undefined
+              : Array.isArray(tls.ca)
+              ? tls.ca.map(pem)
+              : pem(tls.ca),
+            cert: tls.cert === undefined ? undefined : pem(tls.cert),
+            key: tls.key === undefined ? undefined : pem(tls.key),
             servername: tls.servername,
             rejectUnauthorized: tls.rejectUnauthorized ?? true,
           }),
@@ -63,6 +67,10 @@ function common(settings: ClientSettings) {
         : {}),
     },
   };
+}
+
+function pem(text: string | Uint8Array): string {
+  return typeof text === "string" ? text : new TextDecoder().decode(text);
 }
 
 /** A DynamoDB client with the store's deadlines. */

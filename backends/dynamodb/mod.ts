@@ -30,15 +30,32 @@
  * @module
  */
 
-import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import type { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import { InvalidConfigurationError } from "../../core/errors.ts";
 import type { FactoryConfig } from "../../core/registry.ts";
 import { BaseStore } from "../../core/store.ts";
 import type { TlsOptions } from "../../core/types.ts";
-import type { Credentials } from "./client.ts";
 import { DynamoDBDriver } from "./driver.ts";
 import { readSettings } from "./options.ts";
+
+/** AWS credentials, as the AWS SDK takes them. */
+export interface AwsCredentials {
+  /** The access key id. */
+  accessKeyId: string;
+  /** Its secret. */
+  secretAccessKey: string;
+  /** A session token, for temporary credentials. */
+  sessionToken?: string;
+  /** When temporary credentials expire. */
+  expiration?: Date;
+}
+
+/** A client of the AWS SDK v3, as far as these options need to know. */
+export interface SdkClient {
+  /** Sends a command. */
+  send(command: never, options?: never): Promise<unknown>;
+  /** Frees its connections. */
+  destroy(): void;
+}
 
 /** Options of {@linkcode DynamoDBStore.connect}. */
 export interface DynamoDBStoreOptions {
@@ -58,14 +75,19 @@ export interface DynamoDBStoreOptions {
   /** A session token for temporary credentials. */
   sessionToken?: string;
   /** Credentials, or a provider of them, as the AWS SDK takes them. */
-  credentials?: Credentials;
+  credentials?:
+    | AwsCredentials
+    | (() => Promise<AwsCredentials>);
   /**
-   * A DynamoDB client to use instead of building one (it is not destroyed
-   * on close). Its region, endpoint and credentials also serve the stream.
+   * An AWS SDK v3 `DynamoDBClient` to use instead of building one (with your
+   * own middleware, retry strategy or HTTP handler). It is not destroyed on
+   * close. Its region, endpoint and credentials also serve the stream.
+   * Typed loosely here so that this module's types do not depend on the
+   * SDK's.
    */
-  client?: DynamoDBClient;
-  /** A DynamoDB Streams client to use instead of building one. */
-  streamsClient?: DynamoDBStreamsClient;
+  client?: SdkClient;
+  /** An AWS SDK v3 `DynamoDBStreamsClient` to use instead of building one. */
+  streamsClient?: SdkClient;
   /**
    * Create the table when it is missing: on demand, with a stream of new and
    * old images and TTL on the `ttl` attribute (default `false`).

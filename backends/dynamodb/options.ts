@@ -90,6 +90,28 @@ const KINDS = {
   maxClockSkew: "number",
 } as const;
 
+// A client of the AWS SDK v3 for the service (its config names it).
+function sdkClient<T>(
+  reader: ConfigReader,
+  name: string,
+  service: string,
+): T | undefined {
+  const client = reader.object<
+    { send?: unknown; config?: { serviceId?: unknown } }
+  >(name);
+  if (client === undefined) return undefined;
+  if (
+    typeof client.send !== "function" || client.config?.serviceId !== service
+  ) {
+    throw new InvalidConfigurationError(
+      `The dynamodb setting ${
+        JSON.stringify(name)
+      } must be a client of the AWS SDK v3 for ${service}`,
+    );
+  }
+  return client as T;
+}
+
 /** Reads and checks the settings (unknown ones are an error). */
 export function readSettings(config: Record<string, unknown>): Settings {
   // A credentials provider is a function, which ConfigReader's object kind

@@ -222,7 +222,7 @@ class Run {
     const iterators = await Promise.all(
       starts.map((start) => this.#iterator(start, undefined, signal)),
     );
-    starts.forEach((start, i) => this.#read(start, iterators[i]));
+    starts.forEach((start, i) => void this.#read(start, iterators[i]));
     this.#timer = setInterval(() => this.#discover(), DISCOVERY_INTERVAL_MS);
     unrefTimer(this.#timer);
   }
@@ -366,7 +366,7 @@ class Run {
         try {
           const shards = await this.#describe(signal);
           for (const start of nextPlan(shards, this.#known)) {
-            this.#read(start, undefined);
+            void this.#read(start, undefined);
           }
           return;
         } catch (error) {

@@ -97,10 +97,13 @@ class Mirror {
     }
   }
 
-  live(): Entry[] {
+  /** The entries holding a value at `now` (an expired one keeps its version). */
+  live(now: number): Entry[] {
     const entries: Entry[] = [];
     for (const { entry } of this.states.values()) {
-      if (entry) entries.push(entry);
+      if (entry && (entry.expiresAt === undefined || entry.expiresAt > now)) {
+        entries.push(entry);
+      }
     }
     return entries;
   }
@@ -191,9 +194,10 @@ function run(source: WatchSource, watched: Watched, signal: AbortSignal) {
           continue;
         }
         if (signal.aborted) return;
-        mirror.merge(items, source.now(), watched.has);
+        const now = source.now();
+        mirror.merge(items, now, watched.has);
         started = true;
-        watched.all(mirror.live());
+        watched.all(mirror.live(now));
       } while (readAgain && !signal.aborted);
     })().finally(() => {
       reading = undefined;
