@@ -76,7 +76,7 @@ async function holdElsewhere(
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describe("DynamoDB locks", () => {
+describe("DynamoDB locks and the stream", () => {
   test("a lock item sits beside the key and is gone after unlock", async () => {
     const store = await open();
     const lock = await store.lock("jobs/a", { value: "me" });
@@ -185,9 +185,7 @@ describe("DynamoDB locks", () => {
     );
     await (await waiting).unlock();
   });
-});
 
-describe("DynamoDB watches and the stream", () => {
   test("watches go on by polling when the table's stream is disabled", async () => {
     const store = await open({ table: "disabled", pollInterval: 100 });
     assert.equal(store.streaming, true);
