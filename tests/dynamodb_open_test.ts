@@ -8,6 +8,7 @@ import {
   DescribeTableCommand,
   DescribeTimeToLiveCommand,
 } from "@aws-sdk/client-dynamodb";
+import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import {
   InvalidConfigurationError,
   NotReachableError,
@@ -196,6 +197,13 @@ describe("opening a DynamoDB store", () => {
         ],
         ["an invalid table name", openStore("dynamodb://a?region=us-east-1")],
         ["two tables", openStore("dynamodb://one,two?region=us-east-1")],
+        [
+          "a client of another service",
+          DynamoDBStore.connect({
+            table: "settings",
+            client: new DynamoDBStreamsClient({ region: "us-east-1" }),
+          }),
+        ],
         [
           "a client and a region",
           DynamoDBStore.connect({

@@ -45,7 +45,7 @@ import {
   valueItem,
   VERSION_IS_LOWER,
 } from "./items.ts";
-import { type StreamFeed, StreamGoneError } from "./stream_feed.ts";
+import type { StreamFeed } from "./stream_feed.ts";
 import { VERSION_RETRIES } from "./writes.ts";
 
 /** What locks need from the store. */
@@ -97,19 +97,6 @@ export async function acquireLock(
   const owner = crypto.randomUUID();
   const backoff = new Backoff(POLL_BACKOFF);
   const conflicts = new Backoff(CONFLICT_BACKOFF);
-  const pulse = new Pulse();
-  let streaming = feed !== undefined && !feed.gone;
-  const subscription = !streaming ? undefined : feed?.subscribe({
-    changes: (changes) => {
-      if (changes.some((c) => c.lock && c.key === key)) pulse.notify();
-    },
-    resync: () => pulse.notify(),
-    error: () => {
-      // Without the stream, waiting goes on with backoff.
-      streaming = false;
-      pulse.notify();
-    },
-  });
   let seen: Sighting | undefined;
   let first = true;
 
@@ -154,21 +141,38 @@ export async function acquireLock(
     }
   };
 
+  // The uncontended case needs no stream: one transaction and done.
+  const quick = await attempt();
+  if (typeof quick !== "number") return quick;
+
+  // Contended: listen to the stream (if any), then wait. waitForLock
+  // attempts again first, so a release before the stream listened is seen.
+  const pulse = new Pulse();
+  let streaming = feed !== undefined && !feed.gone;
+  const subscription = streaming
+    ? feed!.subscribe({
+      changes: (changes) => {
+        if (changes.some((c) => c.lock && c.key === key)) pulse.notify();
+      },
+      resync: () => pulse.notify(),
+      error: () => {
+        // Without the stream, waiting goes on with backoff.
+        streaming = false;
+        pulse.notify();
+      },
+    })
+    : undefined;
   try {
     if (subscription) {
       await abortable(subscription.ready, signal).catch((error) => {
-        // Without the stream, waiting goes on with backoff.
-        if (!(error instanceof StreamGoneError)) throw error;
+        if (signal?.aborted) throw error;
         streaming = false;
       });
     }
     return await waitForLock<LockLease>({
       signal,
       maxWaitMs: streaming ? STREAM_RECHECK_MS : POLL_BACKOFF.capMs,
-      attempt: async () => {
-        const result = await attempt();
-        return typeof result === "number" ? Math.max(0, result) : result;
-      },
+      attempt,
       changed: (stop) =>
         streaming ? pulse.wait(stop) : delay(backoff.next(), stop),
     });

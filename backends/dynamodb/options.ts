@@ -156,18 +156,12 @@ export function readSettings(config: Record<string, unknown>): Settings {
     }
     return value;
   };
-  const client = reader.object<DynamoDBClient>("client");
-  if (client && typeof client.send !== "function") {
-    throw new InvalidConfigurationError(
-      'The dynamodb setting "client" must be a DynamoDBClient',
-    );
-  }
-  const streamsClient = reader.object<DynamoDBStreamsClient>("streamsClient");
-  if (streamsClient && typeof streamsClient.send !== "function") {
-    throw new InvalidConfigurationError(
-      'The dynamodb setting "streamsClient" must be a DynamoDBStreamsClient',
-    );
-  }
+  const client = sdkClient<DynamoDBClient>(reader, "client", "DynamoDB");
+  const streamsClient = sdkClient<DynamoDBStreamsClient>(
+    reader,
+    "streamsClient",
+    "DynamoDB Streams",
+  );
   if (
     client &&
     (reader.string("region") ?? reader.string("endpoint") ?? credentials ??
