@@ -1,7 +1,11 @@
 // Opening a DynamoDB store: the table found, created or refused, settings
 // from the URL, and deadlines that hold when DynamoDB does not answer.
 import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server, Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createServer as createTlsServer } from "node:tls";
 import { after, before, describe, test } from "node:test";
 import {
   CreateTableCommand,
@@ -22,6 +26,7 @@ import {
   localClient,
   startDynamoDB,
 } from "./services/dynamodb.ts";
+import { run } from "./services/process.ts";
 
 /** Scheduling slack of a loaded test machine, as in the conformance kit. */
 const SLACK_MS = 1_500;
@@ -53,6 +58,56 @@ async function silentServer(): Promise<{ port: number; close(): void }> {
   );
   return {
     port: (server.address() as { port: number }).port,
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    },
+  };
+}
+
+/**
+ * A TLS proxy to `port` with a fresh self-signed certificate for 127.0.0.1:
+ * an `https` endpoint that needs its own CA.
+ */
+async function tlsProxy(port: number) {
+  const dir = mkdtempSync(join(tmpdir(), "valkeyrie-dynamodb-tls-"));
+  run("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    join(dir, "key.pem"),
+    "-out",
+    join(dir, "cert.pem"),
+    "-days",
+    "1",
+    "-subj",
+    "/CN=127.0.0.1",
+    "-addext",
+    "subjectAltName=IP:127.0.0.1",
+  ]);
+  const cert = readFileSync(join(dir, "cert.pem"), "utf8");
+  const key = readFileSync(join(dir, "key.pem"), "utf8");
+  rmSync(dir, { recursive: true, force: true });
+  const sockets: Socket[] = [];
+  const server = createTlsServer({ cert, key }, (client) => {
+    const upstream = new Socket();
+    sockets.push(client, upstream);
+    upstream.connect(port, "127.0.0.1");
+    client.pipe(upstream).pipe(client);
+    client.on("error", () => upstream.destroy());
+    upstream.on("error", () => client.destroy());
+  });
+  await new Promise<void>((resolve) =>
+    server.listen(0, "127.0.0.1", () => resolve())
+  );
+  return {
+    port: (server.address() as { port: number }).port,
+    ca: cert,
     close: () => {
       for (const socket of sockets) socket.destroy();
       server.close();
@@ -282,6 +337,37 @@ describe("opening a DynamoDB store", () => {
       await assert.rejects(store.get("k"), NotReachableError);
       const took = Date.now() - started;
       assert.ok(took < 1_000 + SLACK_MS, `took ${took} ms`);
+    } finally {
+      proxy.close();
+    }
+  });
+
+  test("an https endpoint with its own CA works with tls.ca, and is refused without", async () => {
+    const proxy = await tlsProxy(dynamodb.port);
+    try {
+      const endpoint = `https://127.0.0.1:${proxy.port}`;
+      const store = await kept(DynamoDBStore.connect({
+        table: "over-tls",
+        endpoint,
+        region: "us-east-1",
+        ...LOCAL_CREDENTIALS,
+        createTable: true,
+        tls: { ca: proxy.ca },
+      }));
+      await store.put("k", "over tls");
+      assert.equal((await store.get("k"))?.key, "k");
+      await assert.rejects(
+        DynamoDBStore.connect({
+          table: "over-tls",
+          endpoint,
+          region: "us-east-1",
+          ...LOCAL_CREDENTIALS,
+          connectTimeout: 2_000,
+        }),
+        (error: Error) =>
+          error instanceof NotReachableError &&
+          /certificate/i.test(error.message),
+      );
     } finally {
       proxy.close();
     }
