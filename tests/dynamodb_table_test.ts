@@ -243,6 +243,32 @@ describe("the DynamoDB item model", () => {
     },
   );
 
+  test("concurrent transactions on the same keys all commit, all or nothing", async () => {
+    const client = localClient(dynamodb);
+    const store = await open({ client });
+    const requests = spyOn(client);
+    const results = await Promise.all(
+      Array.from(
+        { length: 20 },
+        (_, i) =>
+          store.atomic().put("tx/a", `${i}`).put("tx/b", `${i}`).commit(),
+      ),
+    );
+    assert.ok(results.every((result) => result.ok));
+    // Those that arrived after a higher version were cancelled and sent
+    // again above it.
+    assert.ok(requests.length > 20, `${requests.length} transactions`);
+    const a = (await store.get("tx/a"))!;
+    const b = (await store.get("tx/b"))!;
+    assert.deepEqual(a.value, b.value, "both keys from the same commit");
+    assert.equal(a.lastIndex, b.lastIndex);
+    const last = results.reduce(
+      (max, r) => r.ok && r.lastIndex > max ? r.lastIndex : max,
+      0n,
+    );
+    assert.equal(a.lastIndex, last, "the last commit's version");
+  });
+
   test("the largest value fits with the longest key and a ttl", async () => {
     const store = await open();
     const key = "x".repeat(store.limits.maxKeyBytes);
