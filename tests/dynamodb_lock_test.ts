@@ -16,6 +16,7 @@ import {
   type DynamoDBService,
   LOCAL_CREDENTIALS,
   localClient,
+  readWithin,
   spyOn,
   startDynamoDB,
 } from "./services/dynamodb.ts";
@@ -191,8 +192,8 @@ describe("DynamoDB locks and the stream", () => {
     assert.equal(store.streaming, true);
     const reader = store.watch("w/k").getReader();
     const tree = store.watchTree("w").getReader();
-    assert.equal((await reader.read()).value, null);
-    assert.deepEqual((await tree.read()).value, []);
+    assert.equal(await readWithin(reader), null);
+    assert.deepEqual(await readWithin(tree), []);
     await localClient(dynamodb).send(
       new UpdateTableCommand({
         TableName: "disabled",
@@ -202,15 +203,15 @@ describe("DynamoDB locks and the stream", () => {
     await sleep(1_000);
     assert.equal(store.streaming, false);
     await store.put("w/k", "after");
-    const next = await reader.read();
-    assert.equal(new TextDecoder().decode(next.value!.value), "after");
-    assert.deepEqual((await tree.read()).value?.map((p) => p.key), ["w/k"]);
+    const next = await readWithin(reader);
+    assert.equal(new TextDecoder().decode(next!.value), "after");
+    assert.deepEqual((await readWithin(tree)).map((p) => p.key), ["w/k"]);
     await reader.cancel();
     await tree.cancel();
     // New watches and lock waiters poll from the start.
     const later = store.watch("w/k").getReader();
     assert.equal(
-      new TextDecoder().decode((await later.read()).value!.value),
+      new TextDecoder().decode((await readWithin(later))!.value),
       "after",
     );
     await later.cancel();

@@ -6,6 +6,7 @@
  */
 
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import { existsSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -113,7 +114,7 @@ export interface SpiedRequest {
  * what the store reads and simulate throttling without a fake server.
  */
 export function spyOn(
-  client: DynamoDBClient,
+  client: DynamoDBClient | DynamoDBStreamsClient,
   hook?: (request: SpiedRequest, send: () => Promise<void>) => Promise<void>,
 ): SpiedRequest[] {
   const requests: SpiedRequest[] = [];
@@ -145,4 +146,22 @@ export function spyOn(
   };
   stack.add(middleware, { step: "initialize", name: "testSpy" });
   return requests;
+}
+
+/** The next chunk of a stream; fails if none comes within `ms`. */
+export async function readWithin<T>(
+  reader: ReadableStreamDefaultReader<T>,
+  ms = 10_000,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`No chunk within ${ms} ms`)), ms);
+  });
+  try {
+    const result = await Promise.race([reader.read(), timeout]);
+    if (result.done) throw new Error("The stream ended");
+    return result.value;
+  } finally {
+    clearTimeout(timer);
+  }
 }
