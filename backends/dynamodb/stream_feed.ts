@@ -57,7 +57,10 @@ export class StreamGoneError extends StoreError {}
 
 /** Hears the stream. */
 export interface FeedListener {
-  /** Changes, in the order of the stream; one call per GetRecords page. */
+  /**
+   * Changes, in the order of the stream. Each call holds what one shard had
+   * until it was drained (or 250 ms of a steady flow): a burst comes whole.
+   */
   changes(changes: readonly StreamChange[]): void;
   /** Changes may have been missed: re-read what is watched. */
   resync(): void;
@@ -90,6 +93,12 @@ const RECORDS_PER_CALL = 1000;
  * safety net for shards that appear without a parent this reader followed.
  */
 const DISCOVERY_INTERVAL_MS = 60_000;
+
+/**
+ * The longest a record waits to be handed out while its shard keeps
+ * returning records: a bound on the latency that draining adds.
+ */
+const MAX_HOLD_MS = 250;
 
 /** Retrying a failed GetRecords or DescribeStream. */
 const ERROR_BACKOFF = { baseMs: 100, capMs: 5_000 };
@@ -286,6 +295,20 @@ class Run {
     let position = start.position;
     let last: string | undefined;
     let missed = false;
+    // Changes read but not handed out yet, and since when.
+    let pending: StreamChange[] = [];
+    let pendingSince = 0;
+    const flush = () => {
+      if (pending.length > 0) {
+        const changes = pending;
+        pending = [];
+        this.#out.changes(changes);
+      }
+      if (missed) {
+        missed = false;
+        this.#out.resync();
+      }
+    };
     while (!signal.aborted) {
       try {
         // A lost iterator resumes after the last record read.
@@ -306,18 +329,21 @@ class Run {
         const records = output.Records ?? [];
         if (records.length > 0) {
           last = records[records.length - 1].dynamodb?.SequenceNumber ?? last;
-          const changes: StreamChange[] = [];
+          if (pending.length === 0) pendingSince = performance.now();
           for (const record of records) {
             const change = toChange(record);
-            if (change) changes.push(change);
+            if (change) pending.push(change);
           }
-          this.#out.changes(changes);
-        }
-        if (missed) {
-          missed = false;
-          this.#out.resync();
         }
         iterator = output.NextShardIterator;
+        // Changes are handed out once the shard is drained, so a burst that
+        // a poll caught halfway (the writes of one deleteTree batch) reaches
+        // watches in one piece; a steady flow is handed out at least every
+        // MAX_HOLD_MS.
+        if (
+          records.length === 0 || iterator === undefined ||
+          performance.now() - pendingSince >= MAX_HOLD_MS
+        ) flush();
         if (iterator === undefined) break;
         if (records.length === 0) {
           await delay(this.#options.pollIntervalMs, signal);
