@@ -107,3 +107,24 @@ export function settingsOf(
       : undefined,
   };
 }
+
+/**
+ * The SDK measures the local clock against the `Date` header of DynamoDB's
+ * answers, which has whole seconds: its offset is noise of up to a second
+ * on a clock that is right. It is applied only past this, when the local
+ * clock is plainly wrong and DynamoDB's is the better one.
+ */
+const CLOCK_CORRECTION_THRESHOLD_MS = 10_000;
+
+/**
+ * The time in milliseconds since the epoch, by the local clock, or by
+ * DynamoDB's when the SDK found the local one far off.
+ */
+export function clockOf(client: DynamoDBClient): () => number {
+  return () => {
+    const offset =
+      (client.config as { systemClockOffset?: number }).systemClockOffset ?? 0;
+    return Date.now() +
+      (Math.abs(offset) >= CLOCK_CORRECTION_THRESHOLD_MS ? offset : 0);
+  };
+}

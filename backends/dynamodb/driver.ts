@@ -23,11 +23,16 @@ import type {
   TreeSink,
 } from "../../core/driver.ts";
 import type { StoreLimits } from "../../core/types.ts";
-import { createClient, createStreamsClient, settingsOf } from "./client.ts";
+import {
+  clockOf,
+  createClient,
+  createStreamsClient,
+  settingsOf,
+} from "./client.ts";
 import { commit, MAX_TRANSACTION_ITEMS } from "./commit.ts";
 import type { Context } from "./context.ts";
 import { deleteKey, deleteTree } from "./delete_tree.ts";
-import { errorName, toStoreError } from "./errors.ts";
+import { configurationError, toStoreError } from "./errors.ts";
 import { toEntry, valueItem } from "./items.ts";
 import { acquireLock } from "./lock.ts";
 import type { Settings } from "./options.ts";
@@ -49,44 +54,6 @@ export const MAX_SORT_KEY_BYTES = 1024;
  * (up to 1024 bytes each), attribute names, and three numbers.
  */
 const ITEM_OVERHEAD_BYTES = 2 * MAX_SORT_KEY_BYTES + 128;
-
-/**
- * The SDK measures the local clock against the `Date` header of DynamoDB's
- * answers, which has whole seconds: its offset is noise of up to a second
- * on a clock that is right. It is applied only past this, when the local
- * clock is plainly wrong and DynamoDB's is the better one.
- */
-const CLOCK_CORRECTION_THRESHOLD_MS = 10_000;
-
-function clockCorrection(client: DynamoDBClient): number {
-  const offset =
-    (client.config as { systemClockOffset?: number }).systemClockOffset ?? 0;
-  return Math.abs(offset) >= CLOCK_CORRECTION_THRESHOLD_MS ? offset : 0;
-}
-
-/**
- * What the SDK says when it lacks what it needs before sending anything: no
- * credentials, no region. That is the caller's configuration, not an
- * unreachable server.
- */
-function configurationError(
-  error: unknown,
-): InvalidConfigurationError | undefined {
-  const message = (error as Error | undefined)?.message ?? "";
-  if (errorName(error) === "CredentialsProviderError") {
-    return new InvalidConfigurationError(
-      `No AWS credentials for DynamoDB: ${message}`,
-      { cause: error },
-    );
-  }
-  if (/region is missing/i.test(message)) {
-    return new InvalidConfigurationError(
-      "No AWS region for DynamoDB: set region (or AWS_REGION)",
-      { cause: error },
-    );
-  }
-  return undefined;
-}
 
 /** The driver of one store handle. */
 export class DynamoDBDriver implements Driver {
@@ -128,13 +95,13 @@ export class DynamoDBDriver implements Driver {
       });
       this.#owned.push(client);
     }
-    const dynamodb = client;
+    const now = clockOf(client);
     this.#ctx = {
-      client: dynamodb,
+      client,
       table: settings.table,
       retentionMs: settings.retentionMs,
-      clock: new VersionClock(() => this.#ctx.now()),
-      now: () => Date.now() + clockCorrection(dynamodb),
+      clock: new VersionClock(now),
+      now,
     };
     this.#streams = settings.streamsClient;
     if (!this.#streams && settings.watchMode !== "polling") {

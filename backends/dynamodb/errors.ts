@@ -6,7 +6,11 @@
  * @module
  */
 
-import { NotReachableError, StoreError } from "../../core/errors.ts";
+import {
+  InvalidConfigurationError,
+  NotReachableError,
+  StoreError,
+} from "../../core/errors.ts";
 import type { Item } from "./items.ts";
 
 /** What the SDK's service exceptions carry that this backend reads. */
@@ -103,4 +107,28 @@ export function toStoreError(what: string, error: unknown): unknown {
     `DynamoDB ${what} failed${name ? ` (${name})` : ""}: ${message}`,
     { cause: error },
   );
+}
+
+/**
+ * What the SDK says when it lacks what it needs before sending anything: no
+ * credentials, no region. That is the caller's configuration, not an
+ * unreachable server.
+ */
+export function configurationError(
+  error: unknown,
+): InvalidConfigurationError | undefined {
+  const message = (error as Error | undefined)?.message ?? "";
+  if (errorName(error) === "CredentialsProviderError") {
+    return new InvalidConfigurationError(
+      `No AWS credentials for DynamoDB: ${message}`,
+      { cause: error },
+    );
+  }
+  if (/region is missing/i.test(message)) {
+    return new InvalidConfigurationError(
+      "No AWS region for DynamoDB: set region (or AWS_REGION)",
+      { cause: error },
+    );
+  }
+  return undefined;
 }

@@ -2,8 +2,8 @@
  * Versions (`lastIndex`) without a central counter: a hybrid logical clock.
  *
  * Every write stores a numeric `version` chosen by the writer: its clock in
- * microseconds since the epoch, or one more than the highest version this
- * process has seen, whichever is larger. The write is conditional on the
+ * microseconds since the epoch, or one more than the highest version its
+ * store handle has seen, whichever is larger. The write is conditional on the
  * item's current version being lower (`version < :version`), and retried
  * above it when not, so a key's version only ever grows.
  *
