@@ -130,12 +130,11 @@ export class StreamFeed {
   /** Starts hearing changes; the reader starts with the first listener. */
   subscribe(listener: FeedListener): Subscription {
     if (this.#gone) {
-      return {
-        ready: Promise.reject(
-          new StreamGoneError("The table's stream is gone"),
-        ),
-        close: () => {},
-      };
+      const ready = Promise.reject(
+        new StreamGoneError("The table's stream is gone"),
+      );
+      ready.catch(() => {});
+      return { ready, close: () => {} };
     }
     this.#listeners.add(listener);
     this.#run ??= new Run(this.#client, this.#arn, this.#options, {
@@ -299,6 +298,8 @@ class Run {
     let pending: StreamChange[] = [];
     let pendingSince = 0;
     const flush = () => {
+      // A run that was stopped hands nothing to the listeners of the next.
+      if (signal.aborted) return;
       if (pending.length > 0) {
         const changes = pending;
         pending = [];
