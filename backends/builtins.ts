@@ -19,6 +19,7 @@ const BUILTINS: Record<string, Loader> = {
   consul: async () => (await import("./consul/mod.ts")).ConsulStore,
   redis: async () => (await import("./redis/mod.ts")).RedisStore,
   zookeeper: async () => (await import("./zookeeper/mod.ts")).ZookeeperStore,
+  dynamodb: async () => (await import("./dynamodb/mod.ts")).DynamoDBStore,
 };
 
 for (const [name, load] of Object.entries(BUILTINS)) {

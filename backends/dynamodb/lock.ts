@@ -1,0 +1,448 @@
+/**
+ * Locks on a hidden lock item per key (see `items.ts`), taken with a
+ * transaction that also writes the holder's value at the key, so the
+ * value's new version is the fencing token.
+ *
+ * DynamoDB has no server time in conditions, so a held lock cannot expire
+ * on the server. Instead its holder writes a new random `heartbeat` on every
+ * renewal, and a waiter takes the lock over when it has seen the same
+ * heartbeat for the holder's whole lease (measured on its own monotonic
+ * clock: no clock needs to agree), or when the holder's `lockedUntil` is
+ * more than `maxClockSkew` in the past (a long-dead holder, taken at once).
+ * The takeover is conditional on that heartbeat, so a renewal that lands
+ * first wins.
+ *
+ * Waiters hear releases and renewals from the table's stream; without one
+ * they re-check with exponential backoff and full jitter. Either way an
+ * attempt is a read first and a transaction only when the lock looks free.
+ *
+ * @module
+ */
+
+import {
+  DeleteItemCommand,
+  GetItemCommand,
+  TransactWriteItemsCommand,
+  UpdateItemCommand,
+} from "@aws-sdk/client-dynamodb";
+import { abortable, delay } from "../../core/abort.ts";
+import { StoreError } from "../../core/errors.ts";
+import { waitForLock } from "../../core/lock.ts";
+import type { DriverLockOptions, LockLease } from "../../core/driver.ts";
+import { Backoff } from "./backoff.ts";
+import type { Context } from "./context.ts";
+import { cancellationReasons, failedConditionItem } from "./errors.ts";
+import {
+  attributeNames,
+  attributeValues,
+  epochSeconds,
+  type Item,
+  lockItem,
+  lockKey,
+  num,
+  str,
+  tombstoneItem,
+  valueItem,
+  VERSION_IS_LOWER,
+} from "./items.ts";
+import type { StreamFeed } from "./stream_feed.ts";
+import { VERSION_RETRIES } from "./writes.ts";
+
+/** What locks need from the store. */
+export interface LockSource {
+  /** The table. */
+  ctx: Context;
+  /** The stream reader, to hear releases; backoff when `undefined`. */
+  feed?: StreamFeed;
+  /**
+   * How far clients' clocks may disagree, in milliseconds: a lock whose
+   * `lockedUntil` is further in the past than this is taken at once.
+   */
+  maxClockSkewMs: number;
+}
+
+/**
+ * Without a stream, a waiter re-checks after a random delay below a ceiling
+ * that doubles from 50 ms to 1 s: a released lock is noticed within a
+ * second, and many waiters do not re-check in step.
+ */
+const POLL_BACKOFF = { baseMs: 50, capMs: 1_000 };
+
+/**
+ * With a stream, a waiter re-checks at least this often even if it hears
+ * nothing: a safety net for a late stream, not the way it learns.
+ */
+const STREAM_RECHECK_MS = 5_000;
+
+/** Waiters whose transactions collided back off with jitter. */
+const CONFLICT_BACKOFF = { baseMs: 20, capMs: 500 };
+
+/** A lock as a waiter saw it. */
+interface Sighting {
+  heartbeat: string;
+  /** When this waiter first saw this heartbeat (`performance.now()`). */
+  since: number;
+  leaseMs: number;
+  lockedUntil: number;
+}
+
+/** Waits until the lock on `key` is held, writing `value` at `key`. */
+export async function acquireLock(
+  source: LockSource,
+  key: string,
+  options: DriverLockOptions,
+): Promise<LockLease> {
+  const { ctx, feed } = source;
+  const { signal } = options;
+  const owner = crypto.randomUUID();
+  const backoff = new Backoff(POLL_BACKOFF);
+  const conflicts = new Backoff(CONFLICT_BACKOFF);
+  let seen: Sighting | undefined;
+  let first = true;
+
+  // How long until the lock seen may be taken over (<= 0: now).
+  const left = (sighting: Sighting) =>
+    Math.min(
+      sighting.lockedUntil + source.maxClockSkewMs - ctx.now(),
+      sighting.since + sighting.leaseMs - performance.now(),
+    );
+  const see = (item: Item | null | undefined) => {
+    const heartbeat = item?.owner ? item.heartbeat?.S : undefined;
+    if (heartbeat === undefined) seen = undefined;
+    else if (heartbeat !== seen?.heartbeat) {
+      seen = {
+        heartbeat,
+        since: performance.now(),
+        leaseMs: Number(item!.leaseMs?.N ?? 0),
+        lockedUntil: Number(item!.lockedUntil?.N ?? 0),
+      };
+    }
+  };
+
+  const attempt = async (): Promise<LockLease | number> => {
+    if (!first && seen && left(seen) > 0) {
+      // Nothing says it is free yet: a read is cheaper than a transaction.
+      see(await readLock(ctx, key, signal));
+      if (seen && left(seen) > 0) return left(seen);
+    }
+    first = false;
+    const takeover = seen && left(seen) <= 0 ? seen.heartbeat : undefined;
+    const result = await take(ctx, key, owner, takeover, options);
+    switch (result.type) {
+      case "taken":
+        return result.lease;
+      case "conflict":
+        return conflicts.next();
+      case "version":
+        return 0;
+      case "held":
+        see(result.item);
+        return seen ? Math.max(1, left(seen)) : 0;
+    }
+  };
+
+  // The uncontended case needs no stream: one transaction and done.
+  const quick = await attempt();
+  if (typeof quick !== "number") return quick;
+
+  // Contended: listen to the stream (if any), then wait. waitForLock
+  // attempts again first, so a release before the stream listened is seen.
+  const pulse = new Pulse();
+  let streaming = feed !== undefined && !feed.gone;
+  const subscription = streaming
+    ? feed!.subscribe({
+      changes: (changes) => {
+        if (changes.some((c) => c.lock && c.key === key)) pulse.notify();
+      },
+      resync: () => pulse.notify(),
+      error: () => {
+        // Without the stream, waiting goes on with backoff.
+        streaming = false;
+        pulse.notify();
+      },
+    })
+    : undefined;
+  try {
+    if (subscription) {
+      await abortable(subscription.ready, signal).catch((error) => {
+        if (signal?.aborted) throw error;
+        streaming = false;
+      });
+    }
+    return await waitForLock<LockLease>({
+      signal,
+      maxWaitMs: streaming ? STREAM_RECHECK_MS : POLL_BACKOFF.capMs,
+      attempt,
+      changed: (stop) =>
+        streaming ? pulse.wait(stop) : delay(backoff.next(), stop),
+    });
+  } finally {
+    subscription?.close();
+  }
+}
+
+type TakeResult =
+  | { type: "taken"; lease: LockLease }
+  | { type: "held"; item: Item | null }
+  | { type: "conflict" }
+  | { type: "version" };
+
+/**
+ * One transaction: the lock item if free (or if its heartbeat is still
+ * `takeover`), and the holder's value at the key above its version.
+ */
+async function take(
+  ctx: Context,
+  key: string,
+  owner: string,
+  takeover: string | undefined,
+  options: DriverLockOptions,
+): Promise<TakeResult> {
+  const version = ctx.clock.next();
+  const now = ctx.now();
+  const heartbeat = crypto.randomUUID();
+  const free = takeover === undefined
+    ? "attribute_not_exists(#owner)"
+    : "attribute_not_exists(#owner) OR #heartbeat = :seen";
+  try {
+    await ctx.client.send(
+      new TransactWriteItemsCommand({
+        TransactItems: [
+          {
+            Put: {
+              TableName: ctx.table,
+              Item: lockItem(
+                key,
+                owner,
+                heartbeat,
+                options.ttl,
+                now,
+                ctx.retentionMs,
+              ),
+              ConditionExpression: free,
+              ExpressionAttributeNames: attributeNames(free),
+              ExpressionAttributeValues: takeover === undefined
+                ? undefined
+                : { ":seen": str(takeover) },
+              ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+            },
+          },
+          {
+            Put: {
+              TableName: ctx.table,
+              Item: valueItem(
+                key,
+                options.value,
+                version,
+                undefined,
+                ctx.retentionMs,
+              ),
+              ConditionExpression: VERSION_IS_LOWER,
+              ExpressionAttributeNames: attributeNames(VERSION_IS_LOWER),
+              ExpressionAttributeValues: { ":version": num(version) },
+              ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+            },
+          },
+        ],
+      }),
+      { abortSignal: options.signal },
+    );
+  } catch (error) {
+    const reasons = cancellationReasons(error);
+    if (!reasons) throw error;
+    const [lock, data] = reasons;
+    if (lock?.Code === "ConditionalCheckFailed") {
+      return { type: "held", item: lock.Item ?? null };
+    }
+    if (data?.Code === "ConditionalCheckFailed") {
+      const old = data.Item?.version?.N;
+      if (old !== undefined) ctx.clock.observe(BigInt(old));
+      return { type: "version" };
+    }
+    if (reasons.some((r) => r.Code === "TransactionConflict")) {
+      return { type: "conflict" };
+    }
+    throw error;
+  }
+  return { type: "taken", lease: lease(ctx, key, owner, version, options.ttl) };
+}
+
+async function readLock(
+  ctx: Context,
+  key: string,
+  signal: AbortSignal | undefined,
+): Promise<Item | undefined> {
+  const output = await ctx.client.send(
+    new GetItemCommand({
+      TableName: ctx.table,
+      Key: lockKey(key),
+      ConsistentRead: true,
+    }),
+    { abortSignal: signal },
+  );
+  return output.Item;
+}
+
+/** The held lock: renewal writes a new heartbeat while `owner` holds it. */
+function lease(
+  ctx: Context,
+  key: string,
+  owner: string,
+  version: bigint,
+  ttl: number,
+): LockLease {
+  const ownerIs = "#owner = :owner";
+  return {
+    lastIndex: version,
+    renew: async (signal) => {
+      const now = ctx.now();
+      const update =
+        "SET #heartbeat = :heartbeat, #lockedUntil = :until, #ttl = :ttl";
+      try {
+        await ctx.client.send(
+          new UpdateItemCommand({
+            TableName: ctx.table,
+            Key: lockKey(key),
+            UpdateExpression: update,
+            ConditionExpression: ownerIs,
+            ExpressionAttributeNames: attributeNames(update, ownerIs),
+            ExpressionAttributeValues: attributeValues(
+              {
+                ":heartbeat": str(crypto.randomUUID()),
+                ":until": num(now + ttl),
+                ":ttl": { N: epochSeconds(now + ttl + ctx.retentionMs) },
+                ":owner": str(owner),
+              },
+              update,
+              ownerIs,
+            ),
+          }),
+          { abortSignal: signal },
+        );
+        return true;
+      } catch (error) {
+        if (failedConditionItem(error) !== undefined) return false;
+        throw error;
+      }
+    },
+    release: async (deleteKey, signal) => {
+      if (!deleteKey) {
+        await deleteLock(ctx, key, owner, signal);
+        return;
+      }
+      await releaseAndDelete(ctx, key, owner, signal);
+    },
+  };
+}
+
+/** Deletes the lock item if `owner` still holds it. */
+async function deleteLock(
+  ctx: Context,
+  key: string,
+  owner: string,
+  signal: AbortSignal,
+): Promise<void> {
+  const ownerIs = "#owner = :owner";
+  try {
+    await ctx.client.send(
+      new DeleteItemCommand({
+        TableName: ctx.table,
+        Key: lockKey(key),
+        ConditionExpression: ownerIs,
+        ExpressionAttributeNames: attributeNames(ownerIs),
+        ExpressionAttributeValues: { ":owner": str(owner) },
+      }),
+      { abortSignal: signal },
+    );
+  } catch (error) {
+    // Someone else holds it now, or it is gone: nothing to release.
+    if (failedConditionItem(error) === undefined) throw error;
+  }
+}
+
+/**
+ * Releases and deletes the key in one transaction, so the key is deleted
+ * only while `owner` still holds the lock, never under another holder.
+ */
+async function releaseAndDelete(
+  ctx: Context,
+  key: string,
+  owner: string,
+  signal: AbortSignal,
+): Promise<void> {
+  const ownerIs = "#owner = :owner";
+  for (let attempt = 0; attempt < VERSION_RETRIES; attempt++) {
+    const version = ctx.clock.next();
+    const now = ctx.now();
+    try {
+      await ctx.client.send(
+        new TransactWriteItemsCommand({
+          TransactItems: [
+            {
+              Delete: {
+                TableName: ctx.table,
+                Key: lockKey(key),
+                ConditionExpression: ownerIs,
+                ExpressionAttributeNames: attributeNames(ownerIs),
+                ExpressionAttributeValues: { ":owner": str(owner) },
+              },
+            },
+            {
+              Put: {
+                TableName: ctx.table,
+                Item: tombstoneItem(key, version, now, ctx.retentionMs),
+                ConditionExpression: VERSION_IS_LOWER,
+                ExpressionAttributeNames: attributeNames(VERSION_IS_LOWER),
+                ExpressionAttributeValues: { ":version": num(version) },
+                ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+              },
+            },
+          ],
+        }),
+        { abortSignal: signal },
+      );
+      return;
+    } catch (error) {
+      const reasons = cancellationReasons(error);
+      if (!reasons) throw error;
+      const [lock, data] = reasons;
+      if (lock?.Code === "ConditionalCheckFailed") return;
+      if (data?.Code === "ConditionalCheckFailed") {
+        const old = data.Item?.version?.N;
+        if (old !== undefined) ctx.clock.observe(BigInt(old));
+        continue;
+      }
+      if (reasons.some((r) => r.Code === "TransactionConflict")) {
+        await delay(Math.random() * 50, signal);
+        continue;
+      }
+      throw error;
+    }
+  }
+  throw new StoreError(
+    `Could not release the lock on ${JSON.stringify(key)} and delete it`,
+  );
+}
+
+/** Wakes whoever waits when the stream says a lock item changed. */
+class Pulse {
+  #waiters = new Set<() => void>();
+
+  notify(): void {
+    const waiters = [...this.#waiters];
+    this.#waiters.clear();
+    for (const wake of waiters) wake();
+  }
+
+  wait(signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        this.#waiters.delete(wake);
+        signal.removeEventListener("abort", wake);
+        resolve();
+      };
+      this.#waiters.add(wake);
+      signal.addEventListener("abort", wake, { once: true });
+    });
+  }
+}

@@ -1,0 +1,441 @@
+/**
+ * Reading the table's DynamoDB stream: one reader per store, shared by its
+ * watches and lock waiters, running while any of them listens.
+ *
+ * It starts at `LATEST` on the open shards (a listener reads the current
+ * state after the reader is positioned, so no change falls between), polls
+ * each shard with GetRecords, follows closed shards to their children in
+ * order, and survives errors: a network error is retried with backoff on
+ * the same iterator (nothing is lost); an expired iterator resumes after the
+ * last record read; records trimmed away (more than 24 hours behind) make
+ * listeners re-read what they watch. A stream that is gone (disabled, table
+ * deleted) ends every listener with an error.
+ *
+ * @module
+ */
+
+import {
+  type _Record as StreamRecord,
+  DescribeStreamCommand,
+  type DynamoDBStreamsClient,
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+  type GetShardIteratorCommandInput,
+} from "@aws-sdk/client-dynamodb-streams";
+import { delay, unrefTimer } from "../../core/abort.ts";
+import { StoreError } from "../../core/errors.ts";
+import { Backoff } from "./backoff.ts";
+import { errorName, isNotFound, toStoreError } from "./errors.ts";
+import { isLockPartition, type Item } from "./items.ts";
+import {
+  initialPlan,
+  nextPlan,
+  type ShardInfo,
+  type ShardStart,
+  type ShardState,
+} from "./shards.ts";
+
+/** A change of one item, from one stream record. */
+export interface StreamChange {
+  /** The item's sort key: the full key. */
+  key: string;
+  /** Whether it is a lock item (only lock waiters care). */
+  lock: boolean;
+  /** The item was removed (a REMOVE record), not written. */
+  removed: boolean;
+  /** The item after the change, if the stream carries new images. */
+  newImage?: Item;
+  /** The item before the change, if the stream carries old images. */
+  oldImage?: Item;
+}
+
+/**
+ * The table's stream is gone: disabled, or the table deleted. Watches then
+ * go on by polling; it is not an error of theirs.
+ */
+export class StreamGoneError extends StoreError {}
+
+/** Hears the stream. */
+export interface FeedListener {
+  /**
+   * Changes, in the order of the stream. Each call holds what one shard had
+   * until it was drained (or 250 ms of a steady flow): a burst comes whole.
+   */
+  changes(changes: readonly StreamChange[]): void;
+  /** Changes may have been missed: re-read what is watched. */
+  resync(): void;
+  /**
+   * The stream cannot be read any more: a {@linkcode StreamGoneError} when
+   * it was disabled, another error when reading it failed for good.
+   */
+  error(error: unknown): void;
+}
+
+/** A listener's registration. */
+export interface Subscription {
+  /** Resolves once every change from now on will be heard. */
+  readonly ready: Promise<void>;
+  /** Stops listening; the reader stops when nobody listens. */
+  close(): void;
+}
+
+/** Options of {@linkcode StreamFeed}. */
+export interface StreamFeedOptions {
+  /** How long to wait before polling a shard that had no new records. */
+  pollIntervalMs: number;
+}
+
+/** GetRecords returns at most 1000 records a call (DynamoDB's limit). */
+const RECORDS_PER_CALL = 1000;
+
+/**
+ * How often the shard list is read again, besides when a shard closes: a
+ * safety net for shards that appear without a parent this reader followed.
+ */
+const DISCOVERY_INTERVAL_MS = 60_000;
+
+/**
+ * The longest a record waits to be handed out while its shard keeps
+ * returning records: a bound on the latency that draining adds.
+ */
+const MAX_HOLD_MS = 250;
+
+/** Retrying a failed GetRecords or DescribeStream. */
+const ERROR_BACKOFF = { baseMs: 100, capMs: 5_000 };
+
+/** Reads one table's stream for the listeners of one store. */
+export class StreamFeed {
+  #client: DynamoDBStreamsClient;
+  #arn: string;
+  #options: StreamFeedOptions;
+  #listeners = new Set<FeedListener>();
+  #run: Run | undefined;
+  #gone = false;
+
+  constructor(
+    client: DynamoDBStreamsClient,
+    streamArn: string,
+    options: StreamFeedOptions,
+  ) {
+    this.#client = client;
+    this.#arn = streamArn;
+    this.#options = options;
+  }
+
+  /** Whether the stream is known to be gone (watches then poll). */
+  get gone(): boolean {
+    return this.#gone;
+  }
+
+  /** Starts hearing changes; the reader starts with the first listener. */
+  subscribe(listener: FeedListener): Subscription {
+    if (this.#gone) {
+      const ready = Promise.reject(
+        new StreamGoneError("The table's stream is gone"),
+      );
+      ready.catch(() => {});
+      return { ready, close: () => {} };
+    }
+    this.#listeners.add(listener);
+    this.#run ??= new Run(this.#client, this.#arn, this.#options, {
+      changes: (changes) => {
+        for (const l of [...this.#listeners]) safely(() => l.changes(changes));
+      },
+      resync: () => {
+        for (const l of [...this.#listeners]) safely(() => l.resync());
+      },
+      error: (error) => {
+        if (error instanceof StreamGoneError) this.#gone = true;
+        const listeners = [...this.#listeners];
+        this.#listeners.clear();
+        this.#stop();
+        for (const l of listeners) safely(() => l.error(error));
+      },
+    });
+    const ready = this.#run.ready;
+    return {
+      ready,
+      close: () => {
+        if (this.#listeners.delete(listener) && this.#listeners.size === 0) {
+          this.#stop();
+        }
+      },
+    };
+  }
+
+  /** Stops reading, whoever listens. */
+  close(): void {
+    this.#listeners.clear();
+    this.#stop();
+  }
+
+  #stop(): void {
+    this.#run?.stop();
+    this.#run = undefined;
+  }
+}
+
+function safely(call: () => void): void {
+  try {
+    call();
+  } catch {
+    // A listener's failure is its own; the others still hear.
+  }
+}
+
+/** One run of the reader, from the first listener until the last leaves. */
+class Run {
+  readonly ready: Promise<void>;
+  #client: DynamoDBStreamsClient;
+  #arn: string;
+  #options: StreamFeedOptions;
+  #out: FeedListener;
+  #stop = new AbortController();
+  #known = new Map<string, ShardState>();
+  #discovering: Promise<void> | undefined;
+  #discoverAgain = false;
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(
+    client: DynamoDBStreamsClient,
+    arn: string,
+    options: StreamFeedOptions,
+    out: FeedListener,
+  ) {
+    this.#client = client;
+    this.#arn = arn;
+    this.#options = options;
+    this.#out = out;
+    this.ready = this.#begin();
+    this.ready.catch((error) => {
+      if (!this.#stop.signal.aborted) {
+        out.error(
+          isNotFound(error)
+            ? gone(error)
+            : toStoreError("reading the table's stream", error),
+        );
+      }
+    });
+  }
+
+  stop(): void {
+    this.#stop.abort();
+    clearInterval(this.#timer);
+  }
+
+  async #begin(): Promise<void> {
+    const signal = this.#stop.signal;
+    const shards = await this.#describe(signal);
+    const starts = initialPlan(shards, this.#known);
+    const iterators = await Promise.all(
+      starts.map((start) => this.#iterator(start, undefined, signal)),
+    );
+    starts.forEach((start, i) => void this.#read(start, iterators[i]));
+    this.#timer = setInterval(() => this.#discover(), DISCOVERY_INTERVAL_MS);
+    unrefTimer(this.#timer);
+  }
+
+  async #describe(signal: AbortSignal): Promise<ShardInfo[]> {
+    const shards: ShardInfo[] = [];
+    let start: string | undefined;
+    do {
+      const output = await this.#client.send(
+        new DescribeStreamCommand({
+          StreamArn: this.#arn,
+          ExclusiveStartShardId: start,
+        }),
+        { abortSignal: signal },
+      );
+      const description = output.StreamDescription;
+      if (description?.StreamStatus === "DISABLED") {
+        throw new StreamGoneError("The table's stream is disabled");
+      }
+      for (const shard of description?.Shards ?? []) {
+        shards.push({
+          id: shard.ShardId!,
+          parentId: shard.ParentShardId,
+          closed: shard.SequenceNumberRange?.EndingSequenceNumber !== undefined,
+        });
+      }
+      start = description?.LastEvaluatedShardId;
+    } while (start);
+    return shards;
+  }
+
+  async #iterator(
+    start: ShardStart,
+    after: string | undefined,
+    signal: AbortSignal,
+  ): Promise<string | undefined> {
+    const input: GetShardIteratorCommandInput = after === undefined
+      ? {
+        StreamArn: this.#arn,
+        ShardId: start.id,
+        ShardIteratorType: start.position,
+      }
+      : {
+        StreamArn: this.#arn,
+        ShardId: start.id,
+        ShardIteratorType: "AFTER_SEQUENCE_NUMBER",
+        SequenceNumber: after,
+      };
+    const output = await this.#client.send(
+      new GetShardIteratorCommand(input),
+      { abortSignal: signal },
+    );
+    return output.ShardIterator;
+  }
+
+  // Reads one shard to its end (or until stopped), then looks for children.
+  async #read(start: ShardStart, first: string | undefined): Promise<void> {
+    const signal = this.#stop.signal;
+    const backoff = new Backoff(ERROR_BACKOFF);
+    let iterator = first;
+    let position = start.position;
+    let last: string | undefined;
+    let missed = false;
+    // Changes read but not handed out yet, and since when.
+    let pending: StreamChange[] = [];
+    let pendingSince = 0;
+    const flush = () => {
+      // A run that was stopped hands nothing to the listeners of the next.
+      if (signal.aborted) return;
+      if (pending.length > 0) {
+        const changes = pending;
+        pending = [];
+        this.#out.changes(changes);
+      }
+      if (missed) {
+        missed = false;
+        this.#out.resync();
+      }
+    };
+    while (!signal.aborted) {
+      try {
+        // A lost iterator resumes after the last record read.
+        iterator ??= await this.#iterator(
+          { id: start.id, position },
+          last,
+          signal,
+        );
+        if (iterator === undefined) break;
+        const output = await this.#client.send(
+          new GetRecordsCommand({
+            ShardIterator: iterator,
+            Limit: RECORDS_PER_CALL,
+          }),
+          { abortSignal: signal },
+        );
+        backoff.reset();
+        const records = output.Records ?? [];
+        if (records.length > 0) {
+          last = records[records.length - 1].dynamodb?.SequenceNumber ?? last;
+          if (pending.length === 0) pendingSince = performance.now();
+          for (const record of records) {
+            const change = toChange(record);
+            if (change) pending.push(change);
+          }
+        }
+        iterator = output.NextShardIterator;
+        // Changes are handed out once the shard is drained, so a burst that
+        // a poll caught halfway (the writes of one deleteTree batch) reaches
+        // watches in one piece; a steady flow is handed out at least every
+        // MAX_HOLD_MS.
+        if (
+          records.length === 0 || iterator === undefined ||
+          performance.now() - pendingSince >= MAX_HOLD_MS
+        ) flush();
+        if (iterator === undefined) break;
+        if (records.length === 0) {
+          await delay(this.#options.pollIntervalMs, signal);
+        }
+      } catch (error) {
+        if (signal.aborted) return;
+        const name = errorName(error);
+        if (name === "ExpiredIteratorException") {
+          iterator = undefined;
+          // Nothing read yet from LATEST: the tip has moved on since.
+          if (last === undefined && position === "LATEST") missed = true;
+        } else if (name === "TrimmedDataAccessException") {
+          // The records after `last` are gone: resume at the tip.
+          iterator = undefined;
+          last = undefined;
+          position = "LATEST";
+          missed = true;
+        } else if (isNotFound(error)) {
+          this.#out.error(gone(error));
+          return;
+        } else {
+          try {
+            await delay(backoff.next(), signal);
+          } catch {
+            return;
+          }
+        }
+      }
+    }
+    if (signal.aborted) return;
+    this.#known.set(start.id, "done");
+    this.#discover();
+  }
+
+  // Reads the shard list and starts the shards that are due. One discovery
+  // at a time; a request during one runs another after it.
+  #discover(): void {
+    if (this.#discovering) {
+      this.#discoverAgain = true;
+      return;
+    }
+    const signal = this.#stop.signal;
+    this.#discovering = (async () => {
+      const backoff = new Backoff(ERROR_BACKOFF);
+      while (!signal.aborted) {
+        try {
+          const shards = await this.#describe(signal);
+          for (const start of nextPlan(shards, this.#known)) {
+            void this.#read(start, undefined);
+          }
+          return;
+        } catch (error) {
+          if (signal.aborted) return;
+          if (isNotFound(error)) {
+            this.#out.error(gone(error));
+            return;
+          }
+          if (error instanceof StoreError) {
+            this.#out.error(error);
+            return;
+          }
+          await delay(backoff.next(), signal).catch(() => {});
+        }
+      }
+    })().finally(() => {
+      this.#discovering = undefined;
+      if (this.#discoverAgain && !signal.aborted) {
+        this.#discoverAgain = false;
+        this.#discover();
+      }
+    });
+  }
+}
+
+function gone(cause: unknown): StreamGoneError {
+  return new StreamGoneError(
+    "The table's stream is gone (stream disabled or table deleted)",
+    { cause },
+  );
+}
+
+function toChange(record: StreamRecord): StreamChange | null {
+  const data = record.dynamodb;
+  const key = data?.Keys?.key?.S;
+  const partition = data?.Keys?.pk?.S;
+  if (key === undefined || partition === undefined) return null;
+  return {
+    key,
+    lock: isLockPartition(partition),
+    removed: record.eventName === "REMOVE",
+    newImage: data?.NewImage as Item | undefined,
+    oldImage: data?.OldImage as Item | undefined,
+  };
+}

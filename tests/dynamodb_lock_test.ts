@@ -1,0 +1,220 @@
+// DynamoDB locks and the stream, beyond the conformance kit: a lost lock, a
+// dead holder taken over by the waiter's own clock, waiting without
+// hammering the table, and watches that outlive a disabled stream.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import {
+  type AttributeValue,
+  DeleteItemCommand,
+  GetItemCommand,
+  PutItemCommand,
+  UpdateTableCommand,
+} from "@aws-sdk/client-dynamodb";
+import { LockLostError } from "../mod.ts";
+import { DynamoDBStore } from "../backends/dynamodb/mod.ts";
+import {
+  type DynamoDBService,
+  LOCAL_CREDENTIALS,
+  localClient,
+  readWithin,
+  spyOn,
+  startDynamoDB,
+} from "./services/dynamodb.ts";
+
+/** Scheduling slack of a loaded test machine, as in the conformance kit. */
+const SLACK_MS = 1_500;
+
+let dynamodb: DynamoDBService;
+const stores: DynamoDBStore[] = [];
+
+before(async () => {
+  dynamodb = await startDynamoDB();
+});
+
+after(async () => {
+  await Promise.allSettled(stores.map((store) => store.close()));
+  await dynamodb?.stop();
+});
+
+async function open(
+  options: Partial<Parameters<typeof DynamoDBStore.connect>[0]> = {},
+): Promise<DynamoDBStore> {
+  const store = await DynamoDBStore.connect({
+    table: "locks",
+    createTable: true,
+    ...(options.client ? {} : {
+      endpoint: dynamodb.endpoint,
+      region: "us-east-1",
+      ...LOCAL_CREDENTIALS,
+    }),
+    ...options,
+  });
+  stores.push(store);
+  return store;
+}
+
+const lockKey = (key: string) => ({
+  pk: { S: `/lock/${key.split("/")[0]}` },
+  key: { S: key },
+});
+
+/** Writes a lock item by hand, as a holder elsewhere would have. */
+async function holdElsewhere(
+  key: string,
+  fields: { lockedUntil: number; leaseMs: number },
+): Promise<void> {
+  const item: Record<string, AttributeValue> = {
+    ...lockKey(key),
+    owner: { S: "a process elsewhere" },
+    heartbeat: { S: "its last heartbeat" },
+    leaseMs: { N: String(fields.leaseMs) },
+    lockedUntil: { N: String(fields.lockedUntil) },
+  };
+  await localClient(dynamodb).send(
+    new PutItemCommand({ TableName: "locks", Item: item }),
+  );
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("DynamoDB locks and the stream", () => {
+  test("a lock item sits beside the key and is gone after unlock", async () => {
+    const store = await open();
+    const lock = await store.lock("jobs/a", { value: "me" });
+    const client = localClient(dynamodb);
+    const held = await client.send(
+      new GetItemCommand({ TableName: "locks", Key: lockKey("jobs/a") }),
+    );
+    assert.equal(held.Item?.leaseMs.N, "20000");
+    assert.equal(typeof held.Item?.owner.S, "string");
+    await lock.unlock();
+    const released = await client.send(
+      new GetItemCommand({ TableName: "locks", Key: lockKey("jobs/a") }),
+    );
+    assert.equal(released.Item, undefined);
+    assert.equal(
+      new TextDecoder().decode((await store.get("jobs/a"))!.value),
+      "me",
+    );
+  });
+
+  test("a lock whose renewal finds another owner reports lost", async () => {
+    const store = await open();
+    const lock = await store.lock("jobs/b", { ttl: 1_500 });
+    await holdElsewhere("jobs/b", {
+      lockedUntil: Date.now() + 60_000,
+      leaseMs: 60_000,
+    });
+    const started = Date.now();
+    while (!lock.lost.aborted && Date.now() - started < 1_500 + SLACK_MS) {
+      await sleep(25);
+    }
+    assert.ok(lock.lost.aborted, "lost within a renewal period");
+    assert.ok(lock.lost.reason instanceof LockLostError);
+    // Unlocking a lost lock neither fails nor frees the new owner's lock.
+    await lock.unlock();
+    const item = await localClient(dynamodb).send(
+      new GetItemCommand({ TableName: "locks", Key: lockKey("jobs/b") }),
+    );
+    assert.equal(item.Item?.owner.S, "a process elsewhere");
+  });
+
+  test("a holder dead for long is taken over at once", async () => {
+    const store = await open();
+    await holdElsewhere("jobs/c", {
+      lockedUntil: Date.now() - 60_000,
+      leaseMs: 60_000,
+    });
+    const started = Date.now();
+    const lock = await store.lock("jobs/c", {
+      signal: AbortSignal.timeout(10_000),
+    });
+    assert.ok(Date.now() - started < 1_000, `took ${Date.now() - started} ms`);
+    await lock.unlock();
+  });
+
+  test("a holder whose clock runs ahead is taken over after a lease without heartbeat", async () => {
+    const store = await open();
+    // Its lockedUntil says an hour from now, but it never renews.
+    await holdElsewhere("jobs/d", {
+      lockedUntil: Date.now() + 3_600_000,
+      leaseMs: 1_500,
+    });
+    const started = Date.now();
+    const lock = await store.lock("jobs/d", {
+      signal: AbortSignal.timeout(20_000),
+    });
+    const took = Date.now() - started;
+    assert.ok(
+      took >= 1_400,
+      `taken after ${took} ms, before the lease ran out`,
+    );
+    assert.ok(took < 1_500 + SLACK_MS, `took ${took} ms`);
+    await lock.unlock();
+  });
+
+  for (const mode of ["streams", "polling"] as const) {
+    test(`a waiter does not hammer the table (${mode})`, async () => {
+      const holder = await open({ watchMode: mode });
+      const client = localClient(dynamodb);
+      const waiter = await open({ client, watchMode: mode });
+      const held = await holder.lock(`jobs/${mode}`, { ttl: 20_000 });
+      const requests = spyOn(client);
+      const waiting = waiter.lock(`jobs/${mode}`);
+      await sleep(3_000);
+      const attempts = requests.length;
+      await held.unlock();
+      const lock = await waiting;
+      await lock.unlock();
+      // With the stream, an attempt and nothing more while nothing changes;
+      // polling backs off to about one attempt a second.
+      const most = mode === "streams" ? 2 : 15;
+      assert.ok(attempts <= most, `${attempts} requests in 3 s`);
+    });
+  }
+
+  test("a lock item deleted by hand frees the lock for a waiter", async () => {
+    const holder = await open();
+    const waiter = await open();
+    await holder.lock("jobs/e", { ttl: 60_000 });
+    const waiting = waiter.lock("jobs/e", {
+      signal: AbortSignal.timeout(5_000),
+    });
+    await sleep(200);
+    await localClient(dynamodb).send(
+      new DeleteItemCommand({ TableName: "locks", Key: lockKey("jobs/e") }),
+    );
+    await (await waiting).unlock();
+  });
+
+  test("watches go on by polling when the table's stream is disabled", async () => {
+    const store = await open({ table: "disabled", pollInterval: 100 });
+    assert.equal(store.streaming, true);
+    const reader = store.watch("w/k").getReader();
+    const tree = store.watchTree("w").getReader();
+    assert.equal(await readWithin(reader), null);
+    assert.deepEqual(await readWithin(tree), []);
+    await localClient(dynamodb).send(
+      new UpdateTableCommand({
+        TableName: "disabled",
+        StreamSpecification: { StreamEnabled: false },
+      }),
+    );
+    await sleep(1_000);
+    assert.equal(store.streaming, false);
+    await store.put("w/k", "after");
+    const next = await readWithin(reader);
+    assert.equal(new TextDecoder().decode(next!.value), "after");
+    assert.deepEqual((await readWithin(tree)).map((p) => p.key), ["w/k"]);
+    await reader.cancel();
+    await tree.cancel();
+    // New watches and lock waiters poll from the start.
+    const later = store.watch("w/k").getReader();
+    assert.equal(
+      new TextDecoder().decode((await readWithin(later))!.value),
+      "after",
+    );
+    await later.cancel();
+    await (await store.lock("w/lock")).unlock();
+  });
+});

@@ -1,0 +1,375 @@
+// Opening a DynamoDB store: the table found, created or refused, settings
+// from the URL, and deadlines that hold when DynamoDB does not answer.
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer, type Server, Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createServer as createTlsServer } from "node:tls";
+import { after, before, describe, test } from "node:test";
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  DescribeTimeToLiveCommand,
+} from "@aws-sdk/client-dynamodb";
+import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
+import {
+  InvalidConfigurationError,
+  NotReachableError,
+  openStore,
+  type Store,
+} from "../mod.ts";
+import { DynamoDBStore } from "../backends/dynamodb/mod.ts";
+import {
+  type DynamoDBService,
+  LOCAL_CREDENTIALS,
+  localClient,
+  startDynamoDB,
+} from "./services/dynamodb.ts";
+import { run } from "./services/process.ts";
+
+/** Scheduling slack of a loaded test machine, as in the conformance kit. */
+const SLACK_MS = 1_500;
+
+let dynamodb: DynamoDBService;
+const stores: Store[] = [];
+
+before(async () => {
+  dynamodb = await startDynamoDB();
+});
+
+after(async () => {
+  await Promise.allSettled(stores.map((store) => store.close()));
+  await dynamodb?.stop();
+});
+
+async function kept<T extends Store>(store: Promise<T>): Promise<T> {
+  const opened = await store;
+  stores.push(opened);
+  return opened;
+}
+
+/** A TCP server on loopback that accepts connections and never answers. */
+async function silentServer(): Promise<{ port: number; close(): void }> {
+  const sockets: Socket[] = [];
+  const server: Server = createServer((socket) => sockets.push(socket));
+  await new Promise<void>((resolve) =>
+    server.listen(0, "127.0.0.1", () => resolve())
+  );
+  return {
+    port: (server.address() as { port: number }).port,
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    },
+  };
+}
+
+/**
+ * A TLS proxy to `port` with a fresh self-signed certificate for 127.0.0.1:
+ * an `https` endpoint that needs its own CA.
+ */
+async function tlsProxy(port: number) {
+  const dir = mkdtempSync(join(tmpdir(), "valkeyrie-dynamodb-tls-"));
+  run("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    join(dir, "key.pem"),
+    "-out",
+    join(dir, "cert.pem"),
+    "-days",
+    "1",
+    "-subj",
+    "/CN=127.0.0.1",
+    "-addext",
+    "subjectAltName=IP:127.0.0.1",
+  ]);
+  const cert = readFileSync(join(dir, "cert.pem"), "utf8");
+  const key = readFileSync(join(dir, "key.pem"), "utf8");
+  rmSync(dir, { recursive: true, force: true });
+  const sockets: Socket[] = [];
+  const server = createTlsServer({ cert, key }, (client) => {
+    const upstream = new Socket();
+    sockets.push(client, upstream);
+    upstream.connect(port, "127.0.0.1");
+    client.pipe(upstream).pipe(client);
+    client.on("error", () => upstream.destroy());
+    upstream.on("error", () => client.destroy());
+  });
+  await new Promise<void>((resolve) =>
+    server.listen(0, "127.0.0.1", () => resolve())
+  );
+  return {
+    port: (server.address() as { port: number }).port,
+    ca: cert,
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    },
+  };
+}
+
+/** A TCP proxy to `port` that can be frozen: it then forwards nothing. */
+async function freezableProxy(port: number) {
+  let frozen = false;
+  const sockets: Socket[] = [];
+  const server = createServer((client) => {
+    const upstream = new Socket();
+    sockets.push(client, upstream);
+    upstream.connect(port, "127.0.0.1");
+    client.on("data", (data) => frozen || upstream.write(data));
+    upstream.on("data", (data) => frozen || client.write(data));
+    client.on("error", () => upstream.destroy());
+    upstream.on("error", () => client.destroy());
+    client.on("close", () => upstream.destroy());
+    upstream.on("close", () => client.destroy());
+  });
+  await new Promise<void>((resolve) =>
+    server.listen(0, "127.0.0.1", () => resolve())
+  );
+  return {
+    port: (server.address() as { port: number }).port,
+    freeze: () => (frozen = true),
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    },
+  };
+}
+
+describe("opening a DynamoDB store", () => {
+  test("a missing table is an InvalidConfigurationError unless createTable is set", async () => {
+    await assert.rejects(
+      openStore(dynamodb.url("absent-table"), { ...LOCAL_CREDENTIALS }),
+      (error: Error) =>
+        error instanceof InvalidConfigurationError &&
+        /does not exist.*createTable/.test(error.message),
+    );
+    await assert.rejects(
+      localClient(dynamodb).send(
+        new DescribeTableCommand({ TableName: "absent-table" }),
+      ),
+      (error: Error) => error.name === "ResourceNotFoundException",
+    );
+  });
+
+  test("createTable creates the table with a stream of new and old images and TTL on ttl", async () => {
+    const store = await kept(DynamoDBStore.connect({
+      table: "created",
+      endpoint: dynamodb.endpoint,
+      region: "us-east-1",
+      ...LOCAL_CREDENTIALS,
+      createTable: true,
+    }));
+    assert.equal(store.streaming, true);
+    const client = localClient(dynamodb);
+    const { Table } = await client.send(
+      new DescribeTableCommand({ TableName: "created" }),
+    );
+    assert.deepEqual(Table?.KeySchema, [
+      { AttributeName: "pk", KeyType: "HASH" },
+      { AttributeName: "key", KeyType: "RANGE" },
+    ]);
+    assert.deepEqual(Table?.StreamSpecification, {
+      StreamEnabled: true,
+      StreamViewType: "NEW_AND_OLD_IMAGES",
+    });
+    assert.equal(Table?.BillingModeSummary?.BillingMode, "PAY_PER_REQUEST");
+    const ttl = await client.send(
+      new DescribeTimeToLiveCommand({ TableName: "created" }),
+    );
+    assert.equal(ttl.TimeToLiveDescription?.TimeToLiveStatus, "ENABLED");
+    assert.equal(ttl.TimeToLiveDescription?.AttributeName, "ttl");
+  });
+
+  test("stores creating the same table at once all open it", async () => {
+    const opened = await Promise.all(
+      Array.from({ length: 3 }, () =>
+        kept(openStore(dynamodb.url("raced"), {
+          ...LOCAL_CREDENTIALS,
+          createTable: true,
+        }))),
+    );
+    await opened[0].put("k", "v");
+    assert.equal((await opened[2].get("k"))?.key, "k");
+  });
+
+  test("a table with another key schema is refused", async () => {
+    await localClient(dynamodb).send(
+      new CreateTableCommand({
+        TableName: "foreign",
+        BillingMode: "PAY_PER_REQUEST",
+        AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }],
+        KeySchema: [{ AttributeName: "id", KeyType: "HASH" }],
+      }),
+    );
+    await assert.rejects(
+      openStore(dynamodb.url("foreign"), { ...LOCAL_CREDENTIALS }),
+      (error: Error) =>
+        error instanceof InvalidConfigurationError &&
+        /key schema/.test(error.message),
+    );
+  });
+
+  test("settings and credentials come from the URL; options override them", async () => {
+    const endpoint = encodeURIComponent(dynamodb.endpoint);
+    const store = await kept(openStore(
+      `dynamodb://local:local@from-url?endpoint=${endpoint}&region=us-east-1` +
+        `&createTable=true&watchMode=polling&pollInterval=250`,
+    )) as DynamoDBStore;
+    assert.equal(store.streaming, false);
+    await store.put("a/b", "v");
+    const streaming = await kept(openStore(
+      `dynamodb://from-url?endpoint=${endpoint}&region=us-east-1&watchMode=polling`,
+      { ...LOCAL_CREDENTIALS, watchMode: "auto" },
+    )) as DynamoDBStore;
+    assert.equal(streaming.streaming, true);
+    assert.equal((await streaming.get("a/b"))?.key, "a/b");
+  });
+
+  test("unknown or malformed settings are InvalidConfigurationError before any request", async () => {
+    const url = dynamodb.url("settings");
+    for (
+      const [what, opening] of [
+        ["an unknown setting", openStore(`${url}&bogus=1`, LOCAL_CREDENTIALS)],
+        [
+          "a bad watchMode",
+          openStore(url, { ...LOCAL_CREDENTIALS, watchMode: "sometimes" }),
+        ],
+        [
+          "a non-positive interval",
+          openStore(url, { ...LOCAL_CREDENTIALS, pollInterval: 0 }),
+        ],
+        [
+          "a key id without secret",
+          openStore(url, { accessKeyId: "local" }),
+        ],
+        ["an invalid table name", openStore("dynamodb://a?region=us-east-1")],
+        ["two tables", openStore("dynamodb://one,two?region=us-east-1")],
+        [
+          "a client of another service",
+          DynamoDBStore.connect({
+            table: "settings",
+            client: new DynamoDBStreamsClient({ region: "us-east-1" }),
+          }),
+        ],
+        [
+          "a client and a region",
+          DynamoDBStore.connect({
+            table: "settings",
+            client: localClient(dynamodb),
+            region: "eu-west-1",
+          }),
+        ],
+      ] as const
+    ) {
+      await assert.rejects(opening, InvalidConfigurationError, what);
+    }
+  });
+
+  test("streams are required with watchMode streams, and a table without one is polled", async () => {
+    await localClient(dynamodb).send(
+      new CreateTableCommand({
+        TableName: "streamless",
+        BillingMode: "PAY_PER_REQUEST",
+        AttributeDefinitions: [
+          { AttributeName: "pk", AttributeType: "S" },
+          { AttributeName: "key", AttributeType: "S" },
+        ],
+        KeySchema: [
+          { AttributeName: "pk", KeyType: "HASH" },
+          { AttributeName: "key", KeyType: "RANGE" },
+        ],
+      }),
+    );
+    await assert.rejects(
+      openStore(dynamodb.url("streamless"), {
+        ...LOCAL_CREDENTIALS,
+        watchMode: "streams",
+      }),
+      InvalidConfigurationError,
+    );
+    const polled = await kept(
+      openStore(dynamodb.url("streamless"), { ...LOCAL_CREDENTIALS }),
+    ) as DynamoDBStore;
+    assert.equal(polled.streaming, false);
+  });
+
+  test("an endpoint that accepts connections but never answers gives NotReachableError within connectTimeout", async () => {
+    const silent = await silentServer();
+    try {
+      const started = Date.now();
+      await assert.rejects(
+        openStore(
+          `dynamodb://silent?endpoint=http%3A%2F%2F127.0.0.1%3A${silent.port}&region=us-east-1`,
+          { ...LOCAL_CREDENTIALS, connectTimeout: 1_000 },
+        ),
+        NotReachableError,
+      );
+      const took = Date.now() - started;
+      assert.ok(took < 1_000 + SLACK_MS, `took ${took} ms`);
+    } finally {
+      silent.close();
+    }
+  });
+
+  test("a request to a server that stops answering fails after requestTimeout, not never", async () => {
+    const proxy = await freezableProxy(dynamodb.port);
+    try {
+      const store = await kept(DynamoDBStore.connect({
+        table: "frozen",
+        endpoint: `http://127.0.0.1:${proxy.port}`,
+        region: "us-east-1",
+        ...LOCAL_CREDENTIALS,
+        createTable: true,
+        requestTimeout: 1_000,
+        maxAttempts: 1,
+      }));
+      await store.put("k", "v");
+      proxy.freeze();
+      const started = Date.now();
+      await assert.rejects(store.get("k"), NotReachableError);
+      const took = Date.now() - started;
+      assert.ok(took < 1_000 + SLACK_MS, `took ${took} ms`);
+    } finally {
+      proxy.close();
+    }
+  });
+
+  test("an https endpoint with its own CA works with tls.ca, and is refused without", async () => {
+    const proxy = await tlsProxy(dynamodb.port);
+    try {
+      const endpoint = `https://127.0.0.1:${proxy.port}`;
+      const store = await kept(DynamoDBStore.connect({
+        table: "over-tls",
+        endpoint,
+        region: "us-east-1",
+        ...LOCAL_CREDENTIALS,
+        createTable: true,
+        tls: { ca: proxy.ca },
+      }));
+      await store.put("k", "over tls");
+      assert.equal((await store.get("k"))?.key, "k");
+      await assert.rejects(
+        DynamoDBStore.connect({
+          table: "over-tls",
+          endpoint,
+          region: "us-east-1",
+          ...LOCAL_CREDENTIALS,
+          connectTimeout: 2_000,
+        }),
+        (error: Error) =>
+          error instanceof NotReachableError &&
+          /certificate/i.test(error.message),
+      );
+    } finally {
+      proxy.close();
+    }
+  });
+});
