@@ -168,13 +168,15 @@ describe("etcd interop and resilience", () => {
       ...Array.from({ length: 5 }, (_, i) => store.watchTree(`t${i}`)),
     ].map((stream) => new StreamReader<unknown>(stream));
     for (const reader of readers) await reader.next();
-    assert.equal(
-      await gauge("etcd_debugging_mvcc_watch_stream_total"),
-      streams + 1,
-    );
-    assert.equal(
-      await gauge("etcd_debugging_mvcc_watcher_total"),
-      watchers + 10,
+    // A watch reports its first state from the initial read, before etcd
+    // may have registered it: wait for the server's counts to settle.
+    await eventually(
+      "one stream and ten watchers registered",
+      5_000,
+      async () =>
+        await gauge("etcd_debugging_mvcc_watch_stream_total") ===
+          streams + 1 &&
+        await gauge("etcd_debugging_mvcc_watcher_total") === watchers + 10,
     );
     for (const reader of readers) await reader.cancel();
     await eventually(
