@@ -15,8 +15,8 @@ import type { Side } from "./side.ts";
 export interface WatchLatencyOptions {
   /** Samples per side. */
   samples: number;
-  /** Longest random pause between samples, in milliseconds. */
-  maxGapMs: number;
+  /** The random pause between samples, in milliseconds: from, to. */
+  gapMs: [number, number];
   /** A sample whose event has not come by then is counted lost. */
   timeoutMs: number;
   /** The value size (the first 8 bytes carry the sample's number). */
@@ -62,7 +62,10 @@ export async function watchLatency(
       waiting[name] = undefined;
       if (ok) latencies[name].push(elapsed);
       else lost[name]++;
-      await new Promise((r) => setTimeout(r, Math.random() * options.maxGapMs));
+      const [least, most] = options.gapMs;
+      await new Promise((r) =>
+        setTimeout(r, least + Math.random() * (most - least))
+      );
     }
   } finally {
     for (const stop of stops) await stop();
