@@ -236,11 +236,9 @@ function text(
 // The table of docs/benchmarks.md: rates and ratios, before and after.
 function markdown(): string {
   const lines = [
-    `| backend | operation | ours/s | raw/s | ours/raw${
-      before ? " before" : ""
-    } | ours/raw${
-      before ? " after" : ""
-    } (worst-best round) | p50 ours / raw |`,
+    `| backend | operation | ours/s | raw/s |${
+      before ? " ours/raw before |" : ""
+    } ours/raw${before ? " after" : ""} (worst-best round) | p50 ours / raw |`,
     `|---|---|---:|---:|${before ? "---:|" : ""}---:|---:|`,
   ];
   for (const backend of backends) {
