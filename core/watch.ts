@@ -190,6 +190,10 @@ export class KeyWatch extends WatchBase<KVPair | null> implements KeySink {
  */
 export class TreeWatch extends WatchBase<KVPair[]> implements TreeSink {
   #entries = new Map<string, Entry>();
+  // The keys of #entries, sorted; undefined when a key came or went since.
+  // A change of an existing key's value, the common case, keeps the order,
+  // so a snapshot of a large tree needs no sort.
+  #order: string[] | undefined;
   #ready = false;
   #dirty = false;
   #flushQueued = false;
@@ -217,6 +221,7 @@ export class TreeWatch extends WatchBase<KVPair[]> implements TreeSink {
     if (this.ended) return;
     if (this.#ready && this.#same(entries)) return;
     this.#entries = new Map();
+    this.#order = undefined;
     this.#expiring = 0;
     for (const entry of entries) this.#set(entry);
     this.#ready = true;
@@ -227,6 +232,7 @@ export class TreeWatch extends WatchBase<KVPair[]> implements TreeSink {
     if (this.ended) return;
     const old = this.#entries.get(entry.key);
     if (old && old.lastIndex >= entry.lastIndex) return;
+    if (!old) this.#order = undefined;
     if (old?.expiresAt !== undefined) this.#expiring--;
     this.#set(entry);
     this.#changed();
@@ -238,6 +244,7 @@ export class TreeWatch extends WatchBase<KVPair[]> implements TreeSink {
     if (!old) return;
     if (old.expiresAt !== undefined) this.#expiring--;
     this.#entries.delete(key);
+    this.#order = undefined;
     this.#changed();
   }
 
@@ -290,14 +297,15 @@ export class TreeWatch extends WatchBase<KVPair[]> implements TreeSink {
   #send(): void {
     this.#dirty = false;
     const now = Date.now();
-    const live: Entry[] = [];
-    for (const entry of this.#entries.values()) {
+    this.#order ??= [...this.#entries.keys()].sort(compareKeys);
+    const snapshot: KVPair[] = [];
+    for (const key of this.#order) {
+      const entry = this.#entries.get(key)!;
       if (entry.expiresAt === undefined || entry.expiresAt > now) {
-        live.push(entry);
+        snapshot.push(this.toPair(entry));
       }
     }
-    live.sort((a, b) => compareKeys(a.key, b.key));
-    this.controller.enqueue(live.map((entry) => this.toPair(entry)));
+    this.controller.enqueue(snapshot);
   }
 
   // Keeps one timer, at the earliest expiry in the tree.
@@ -334,6 +342,7 @@ export class TreeWatch extends WatchBase<KVPair[]> implements TreeSink {
     for (const [key, entry] of this.#entries) {
       if (entry.expiresAt !== undefined && entry.expiresAt <= now) {
         this.#entries.delete(key);
+        this.#order = undefined;
         this.#expiring--;
         removed = true;
       }
