@@ -13,6 +13,10 @@ VALKEYRIE_SERVICES_DIR="$(mktemp -d "${TMPDIR:-/tmp}/valkeyrie-services-run.XXXX
 export VALKEYRIE_SERVICES_DIR
 trap 'bash scripts/stop_services.sh; rm -rf "$VALKEYRIE_SERVICES_DIR"' EXIT
 
+# Test files run in parallel: they mostly wait on servers and timers, and
+# each starts its own servers on free ports.
+jobs="${TEST_JOBS:-4}"
+
 steps=("$@")
 [ ${#steps[@]} -gt 0 ] || steps=(static deno bun node)
 started=$SECONDS
@@ -37,17 +41,17 @@ for step in "${steps[@]}"; do
     ;;
   deno)
     section "deno test"
-    deno test -A tests/
+    DENO_JOBS="$jobs" deno test -A --parallel tests/
     ;;
   bun)
     section "bun test"
-    bun test --timeout 300000 tests/
+    bun test --timeout 300000 --parallel="$jobs" tests/
     ;;
   node)
     section "node --test on the npm build"
     node scripts/build_npm.mjs
     node scripts/build_node_tests.mjs
-    node --test dist-test/
+    node --test --test-concurrency="$jobs" dist-test/
     section "the npm tarball in an empty Node project"
     node scripts/check_npm_package.mjs
     ;;
