@@ -1,0 +1,289 @@
+//! The page store: reads pages through the host, verifies them against the
+//! checksum their parent holds, keeps hot pages in a bounded cache (CLOCK
+//! eviction), and holds the pages the running transaction writes until its
+//! commit puts them on disk.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::checksum::xxh64;
+use crate::error::{Error, Result};
+use crate::node::{Ref, PAGE};
+use crate::storage::Storage;
+
+/// A fast hasher for page numbers (FxHash's multiply-rotate).
+#[derive(Default)]
+pub struct Fx(u64);
+
+impl Hasher for Fx {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(*b as u64);
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(v as u64);
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+pub type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
+
+/// The checksum of a page stored at `pgno`.
+pub fn page_checksum(data: &[u8], pgno: u32) -> u64 {
+    xxh64(data, pgno as u64)
+}
+
+struct Frame {
+    pgno: u32,
+    data: Box<[u8]>,
+    referenced: bool,
+}
+
+/// Clean pages, at most `capacity` of them.
+struct Cache {
+    map: FxMap<u32, usize>,
+    frames: Vec<Frame>,
+    hand: usize,
+    capacity: usize,
+}
+
+impl Cache {
+    fn lookup(&mut self, pgno: u32) -> Option<usize> {
+        let i = *self.map.get(&pgno)?;
+        self.frames[i].referenced = true;
+        Some(i)
+    }
+
+    /// Stores `data` as page `pgno`; returns its frame and a buffer freed by
+    /// eviction, if any.
+    fn insert(&mut self, pgno: u32, data: Box<[u8]>) -> (usize, Option<Box<[u8]>>) {
+        if let Some(&i) = self.map.get(&pgno) {
+            let old = std::mem::replace(&mut self.frames[i].data, data);
+            self.frames[i].referenced = true;
+            return (i, Some(old));
+        }
+        if self.frames.len() < self.capacity {
+            self.frames.push(Frame { pgno, data, referenced: true });
+            let i = self.frames.len() - 1;
+            self.map.insert(pgno, i);
+            return (i, None);
+        }
+        loop {
+            let i = self.hand;
+            self.hand = (self.hand + 1) % self.frames.len();
+            if self.frames[i].referenced {
+                self.frames[i].referenced = false;
+                continue;
+            }
+            self.map.remove(&self.frames[i].pgno);
+            let old = std::mem::replace(&mut self.frames[i].data, data);
+            self.frames[i].pgno = pgno;
+            self.frames[i].referenced = true;
+            self.map.insert(pgno, i);
+            return (i, Some(old));
+        }
+    }
+
+    fn forget(&mut self, pgno: u32) {
+        // The frame stays allocated; it is simply no longer found.
+        if let Some(i) = self.map.remove(&pgno) {
+            self.frames[i].pgno = u32::MAX;
+            self.frames[i].referenced = false;
+        }
+    }
+}
+
+/// Reads, caches and writes pages.
+pub struct Pager {
+    pub storage: Box<dyn Storage>,
+    cache: Cache,
+    /// Pages written by the running transaction, by page number.
+    dirty: FxMap<u32, Box<[u8]>>,
+    spare: Vec<Box<[u8]>>,
+    /// Page reads that missed the cache (a statistic).
+    pub misses: u64,
+    /// Checks the layout of a page read from the host, so a damaged page
+    /// that still matches its checksum is an error and never a crash.
+    valid: fn(&[u8]) -> bool,
+}
+
+impl Pager {
+    pub fn new(storage: Box<dyn Storage>, cache_pages: usize, valid: fn(&[u8]) -> bool) -> Pager {
+        Pager {
+            storage,
+            cache: Cache {
+                map: FxMap::default(),
+                frames: Vec::new(),
+                hand: 0,
+                capacity: cache_pages.max(16),
+            },
+            dirty: FxMap::default(),
+            spare: Vec::new(),
+            misses: 0,
+            valid,
+        }
+    }
+
+    fn buffer(&mut self) -> Box<[u8]> {
+        self.spare.pop().unwrap_or_else(|| vec![0u8; PAGE].into_boxed_slice())
+    }
+
+    fn recycle(&mut self, buf: Box<[u8]>) {
+        if self.spare.len() < 64 {
+            self.spare.push(buf);
+        }
+    }
+
+    /// The page `r` names: the transaction's own copy, a cached one, or one
+    /// read from the host and verified against `r.checksum`.
+    pub fn read(&mut self, r: &Ref) -> Result<&[u8]> {
+        if self.dirty.contains_key(&r.pgno) {
+            return Ok(&self.dirty[&r.pgno]);
+        }
+        if let Some(i) = self.cache.lookup(r.pgno) {
+            return Ok(&self.cache.frames[i].data);
+        }
+        self.misses += 1;
+        let mut buf = self.buffer();
+        self.storage.read(r.pgno as u64 * PAGE as u64, &mut buf)?;
+        if page_checksum(&buf, r.pgno) != r.checksum {
+            self.recycle(buf);
+            return Err(Error::Corrupt(format!(
+                "page {} does not match its checksum",
+                r.pgno
+            )));
+        }
+        if !(self.valid)(&buf) {
+            self.recycle(buf);
+            return Err(Error::Corrupt(format!("page {} is not a valid tree page", r.pgno)));
+        }
+        let (i, evicted) = self.cache.insert(r.pgno, buf);
+        if let Some(old) = evicted {
+            self.recycle(old);
+        }
+        Ok(&self.cache.frames[i].data)
+    }
+
+    /// Reads page `pgno` from the host without the cache, into `buf`.
+    pub fn read_raw(&mut self, pgno: u32, buf: &mut [u8]) -> Result<()> {
+        self.storage.read(pgno as u64 * PAGE as u64, buf)
+    }
+
+    /// Whether the running transaction has written page `pgno`.
+    pub fn is_dirty(&self, pgno: u32) -> bool {
+        self.dirty.contains_key(&pgno)
+    }
+
+    /// A new, zeroed page of the running transaction.
+    pub fn create(&mut self, pgno: u32) -> &mut [u8] {
+        let mut buf = self.buffer();
+        buf.fill(0);
+        self.dirty.insert(pgno, buf);
+        self.dirty.get_mut(&pgno).unwrap()
+    }
+
+    /// Copies page `from` into the new page `to` of the running transaction.
+    pub fn copy(&mut self, from: &Ref, to: u32) -> Result<()> {
+        let mut buf = self.buffer();
+        buf.copy_from_slice(self.read(from)?);
+        self.dirty.insert(to, buf);
+        Ok(())
+    }
+
+    /// The running transaction's page `pgno`, to change.
+    pub fn write(&mut self, pgno: u32) -> &mut [u8] {
+        self.dirty.get_mut(&pgno).expect("page is not dirty")
+    }
+
+    /// Drops a page the running transaction wrote and then freed.
+    pub fn discard(&mut self, pgno: u32) {
+        if let Some(buf) = self.dirty.remove(&pgno) {
+            self.recycle(buf);
+        }
+    }
+
+    /// Forgets a cached copy (of a page whose content changes on disk).
+    pub fn forget(&mut self, pgno: u32) {
+        self.cache.forget(pgno);
+    }
+
+    /// Page numbers the running transaction wrote.
+    pub fn dirty_pages(&self) -> Vec<u32> {
+        let mut pages: Vec<u32> = self.dirty.keys().copied().collect();
+        pages.sort_unstable();
+        pages
+    }
+
+    pub fn dirty_count(&self) -> usize {
+        self.dirty.len()
+    }
+
+    /// Writes every dirty page to the host (runs of adjacent pages in one
+    /// call), then moves them into the cache.
+    pub fn flush(&mut self) -> Result<()> {
+        let pages = self.dirty_pages();
+        // Runs are staged in one buffer so the host sees few, large writes.
+        const RUN_MAX: usize = 64;
+        let mut staging: Vec<u8> = Vec::with_capacity(RUN_MAX * PAGE);
+        let mut i = 0;
+        while i < pages.len() {
+            let start = pages[i];
+            let mut n = 1;
+            while i + n < pages.len() && n < RUN_MAX && pages[i + n] == start + n as u32 {
+                n += 1;
+            }
+            if n == 1 {
+                let data = &self.dirty[&start];
+                self.storage.write(start as u64 * PAGE as u64, data)?;
+            } else {
+                staging.clear();
+                for k in 0..n {
+                    staging.extend_from_slice(&self.dirty[&(start + k as u32)]);
+                }
+                self.storage.write(start as u64 * PAGE as u64, &staging)?;
+            }
+            i += n;
+        }
+        for pgno in pages {
+            let buf = self.dirty.remove(&pgno).unwrap();
+            let (_, evicted) = self.cache.insert(pgno, buf);
+            if let Some(old) = evicted {
+                self.recycle(old);
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops every dirty page (after a failed transaction).
+    pub fn clear_dirty(&mut self) {
+        let pages = self.dirty_pages();
+        for pgno in pages {
+            self.discard(pgno);
+        }
+    }
+
+    /// How many pages the cache holds now.
+    pub fn cached(&self) -> usize {
+        self.cache.map.len()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.cache.capacity
+    }
+}
+
+impl Pager {
+    /// Empties the cache (after a commit slot failed to verify at open).
+    pub fn reset_cache(&mut self) {
+        let pages: Vec<u32> = self.cache.map.keys().copied().collect();
+        for p in pages {
+            self.cache.forget(p);
+        }
+    }
+}
