@@ -20,3 +20,8 @@ register(
   "memory",
   lazy(async () => (await import("./memory/mod.ts")).MemoryStore),
 );
+
+register(
+  "file",
+  lazy(async () => (await import("./file/mod.ts")).EmbeddedStore),
+);
