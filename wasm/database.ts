@@ -156,6 +156,16 @@ export class Database {
   }
 
   /**
+   * Up to `limit` live entries in key order after `from` (a range scan; the
+   * store's `list` is by prefix, this serves benchmarks and tools).
+   */
+  range(from: string, limit: number): Entry[] {
+    this.#open();
+    return this.#db.scan("", from, Date.now(), LIST_BATCH_BYTES, 0, limit)
+      .entries;
+  }
+
+  /**
    * Runs `run` inside the next commit; resolves with what it returned once
    * that commit is durable.
    */
@@ -270,15 +280,16 @@ export class Database {
         put: (key, value, revision, ttl) => {
           const expires = ttl === undefined ? 0 : now + ttl;
           db.put(key, value, expires, now);
+          if (expires !== 0) expiring = true;
+          if (!collect) return;
           const entry: Entry = { key, value, lastIndex: revision };
-          if (expires !== 0) {
-            entry.expiresAt = expires;
-            expiring = true;
-          }
+          if (expires !== 0) entry.expiresAt = expires;
           changes.push({ key, entry });
         },
         delete: (key) => {
-          if (db.delete(key, now)) changes.push({ key, entry: null });
+          if (db.delete(key, now) && collect) {
+            changes.push({ key, entry: null });
+          }
         },
         deleteTree: (key, dir) => {
           for (const deleted of db.deleteTree(key ?? "", dir, now, collect)) {

@@ -43,6 +43,7 @@ export class EngineError extends StoreError {
 
 interface Exports {
   memory: WebAssembly.Memory;
+  vk_result(): number;
   vk_input(len: number): number;
   vk_output(): number;
   vk_output_len(): number;
@@ -59,6 +60,7 @@ interface Exports {
     alen: number,
     now: number,
     maxBytes: number,
+    maxCount: number,
   ): number;
   vk_snapshot(db: number): number;
   vk_release(db: number, id: number): number;
@@ -132,6 +134,11 @@ export class Engine {
   #nextFile = 1;
   /** The last error a host threw, for the engine's error message. */
   #hostError: unknown;
+  /** Where the output buffer's (pointer, length) pair is. */
+  readonly #result: number;
+  /** The input buffer: it moves only when `vk_input` grows it. */
+  #inputPtr = 0;
+  #inputCap = 0;
 
   private constructor(module: WebAssembly.Module) {
     const hostCall = (file: number, call: (host: Host) => void): number => {
@@ -168,6 +175,7 @@ export class Engine {
     this.#x = instance.exports as unknown as Exports;
     this.#u8 = new Uint8Array(this.#x.memory.buffer);
     this.#view = new DataView(this.#x.memory.buffer);
+    this.#result = this.#x.vk_result();
   }
 
   /** Instantiates the module (once per process: see {@linkcode loadEngine}). */
@@ -185,19 +193,50 @@ export class Engine {
 
   /** A view of linear memory, re-created after the memory grew. */
   bytes(ptr: number, len: number): Uint8Array {
-    if (this.#u8.buffer !== this.#x.memory.buffer) this.#refresh();
+    this.refresh();
     return this.#u8.subarray(ptr, ptr + len);
   }
 
   /** A DataView of linear memory, re-created after the memory grew. */
   view(): DataView {
-    if (this.#view.buffer !== this.#x.memory.buffer) this.#refresh();
+    this.refresh();
     return this.#view;
   }
 
-  #refresh(): void {
+  /**
+   * Re-creates the memory views if the memory grew (which detaches the old
+   * buffer: its length becomes 0). Call after any call into the module.
+   */
+  refresh(): void {
+    if (this.#u8.byteLength !== 0) return;
     this.#u8 = new Uint8Array(this.#x.memory.buffer);
     this.#view = new DataView(this.#x.memory.buffer);
+  }
+
+  /** The memory views as they are now (call {@linkcode refresh} first). */
+  get u8(): Uint8Array {
+    return this.#u8;
+  }
+
+  /** The DataView as it is now (call {@linkcode refresh} first). */
+  get dataView(): DataView {
+    return this.#view;
+  }
+
+  /** Where the output buffer's (pointer, length) pair is. */
+  get resultAddress(): number {
+    return this.#result;
+  }
+
+  /** Copies `key` into the input buffer; returns its length in bytes. */
+  inputKey(key: string): number {
+    const max = key.length * 3;
+    if (max > this.#inputCap) return this.input(key)[0];
+    this.refresh();
+    return encodeText(
+      key,
+      this.#u8.subarray(this.#inputPtr, this.#inputPtr + max),
+    );
   }
 
   /** Bytes of linear memory now in use. */
@@ -250,8 +289,11 @@ export class Engine {
   input(key: string, second?: Uint8Array | string): [number, number] {
     const max = key.length * 3 +
       (typeof second === "string" ? second.length * 3 : second?.length ?? 0);
-    const ptr = this.#x.vk_input(max);
-    const target = this.bytes(ptr, max);
+    if (max > this.#inputCap) {
+      this.#inputCap = Math.max(max, 2 * this.#inputCap, 4096);
+      this.#inputPtr = this.#x.vk_input(this.#inputCap);
+    }
+    const target = this.bytes(this.#inputPtr, max);
     const klen = encodeText(key, target);
     let slen = 0;
     if (typeof second === "string") {
@@ -263,9 +305,13 @@ export class Engine {
     return [klen, slen];
   }
 
-  /** The engine's output buffer. */
+  /** The engine's output buffer, as the last call left it. */
   output(): Uint8Array {
-    return this.bytes(this.#x.vk_output(), this.#x.vk_output_len());
+    const view = this.view();
+    return this.bytes(
+      view.getUint32(this.#result, true),
+      view.getUint32(this.#result + 4, true),
+    );
   }
 }
 
@@ -353,18 +399,23 @@ export class EngineDb {
 
   /** The entry at `key` in a snapshot (0: the visible state), or `null`. */
   get(key: string, now: number, snapshot = 0): Entry | null {
-    const [klen] = this.#engine.input(key);
-    const found = this.#engine.check(
-      this.#x.vk_get(this.#db, snapshot, klen, now),
-    );
-    if (found === 0) return null;
-    const out = this.#engine.output();
-    const view = this.#engine.view();
-    const at = out.byteOffset;
+    const engine = this.#engine;
+    const klen = engine.inputKey(key);
+    const found = this.#x.vk_get(this.#db, snapshot, klen, now);
+    if (found <= 0) {
+      engine.check(found);
+      return null;
+    }
+    // The hot path reads memory directly: one refresh, no more calls.
+    engine.refresh();
+    const view = engine.dataView;
+    const result = engine.resultAddress;
+    const at = view.getUint32(result, true);
+    const end = at + view.getUint32(result + 4, true);
     const expires = view.getFloat64(at + 8, true);
     const entry: Entry = {
       key,
-      value: out.slice(16),
+      value: engine.u8.slice(at + 16, end),
       lastIndex: view.getBigUint64(at, true),
     };
     if (expires !== 0) entry.expiresAt = expires;
@@ -373,7 +424,7 @@ export class EngineDb {
 
   /**
    * Live entries whose key starts with `prefix`, after `after` if given,
-   * until about `maxBytes` of output.
+   * until about `maxBytes` of output or `maxCount` entries (0: no limit).
    */
   scan(
     prefix: string,
@@ -381,10 +432,19 @@ export class EngineDb {
     now: number,
     maxBytes: number,
     snapshot = 0,
+    maxCount = 0,
   ): ScanPage {
     const [plen, alen] = this.#engine.input(prefix, after ?? "");
     this.#engine.check(
-      this.#x.vk_scan(this.#db, snapshot, plen, alen, now, maxBytes),
+      this.#x.vk_scan(
+        this.#db,
+        snapshot,
+        plen,
+        alen,
+        now,
+        maxBytes,
+        maxCount,
+      ),
     );
     const out = this.#engine.output();
     const view = this.#engine.view();
@@ -443,9 +503,8 @@ export class EngineDb {
   /** Writes `value` at `key` (expiry 0: none); whether a live key was replaced. */
   put(key: string, value: Uint8Array, expires: number, now: number): boolean {
     const [klen, vlen] = this.#engine.input(key, value);
-    return this.#engine.check(
-      this.#x.vk_put(this.#db, klen, vlen, expires, now),
-    ) === 1;
+    const rc = this.#x.vk_put(this.#db, klen, vlen, expires, now);
+    return (rc < 0 ? this.#engine.check(rc) : rc) === 1;
   }
 
   /** Deletes `key`; whether a live key was deleted. */

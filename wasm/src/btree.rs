@@ -48,20 +48,14 @@ fn old_of(l: &Leaf) -> Old {
     }
 }
 
-/// The key of an encoded leaf entry.
-fn leaf_entry_key(e: &[u8]) -> &[u8] {
-    let klen = node::get_u16(e, 0);
-    let flags = e[2];
-    let mut at = 11;
-    if flags & node::F_EXPIRES != 0 {
-        at += 8;
-    }
-    at += if flags & node::F_OVERFLOW != 0 { 24 } else { 2 };
-    &e[at..at + klen]
+/// The key of an encoded entry (leaf or branch: the key comes first).
+fn entry_key(e: &[u8]) -> &[u8] {
+    &e[2..2 + node::get_u16(e, 0)]
 }
 
 fn branch_entry_ref(e: &[u8]) -> Ref {
-    Ref { pgno: node::get_u32(e, 0), checksum: node::get_u64(e, 4), txn: node::get_u64(e, 12) }
+    let at = 2 + node::get_u16(e, 0);
+    Ref { pgno: node::get_u32(e, at), checksum: node::get_u64(e, at + 4), txn: node::get_u64(e, at + 12) }
 }
 
 impl Db {
@@ -167,7 +161,10 @@ impl Db {
     /// The page of `r` as the running transaction's own, copying it first if
     /// a commit wrote it.
     fn writable(&mut self, r: Ref) -> Result<u32> {
-        if r.txn == self.txn_id() && self.pager.is_dirty(r.pgno) {
+        // A page the running transaction wrote is its own: every such page
+        // stays dirty until the commit.
+        if r.txn == self.txn_id() {
+            debug_assert!(self.pager.is_dirty(r.pgno));
             return Ok(r.pgno);
         }
         self.node(&r)?;
@@ -260,13 +257,13 @@ impl Db {
         let right = self.alloc.alloc(1)?;
         let sep;
         if kind == LEAF {
-            sep = node::separator(leaf_entry_key(&entries[m - 1]), leaf_entry_key(&entries[m]));
+            sep = node::separator(entry_key(&entries[m - 1]), entry_key(&entries[m]));
             let left: Vec<&[u8]> = entries[..m].iter().map(|e| e.as_slice()).collect();
             node::build(self.pager.write(pgno), LEAF, &left);
             let rest: Vec<&[u8]> = entries[m..].iter().map(|e| e.as_slice()).collect();
             node::build(self.pager.create(right), LEAF, &rest);
         } else {
-            sep = entries[m][22..].to_vec();
+            sep = entry_key(&entries[m]).to_vec();
             let first = node::branch_entry(branch_entry_ref(&entries[m]), b"");
             let left: Vec<&[u8]> = entries[..m].iter().map(|e| e.as_slice()).collect();
             node::build(self.pager.write(pgno), BRANCH, &left);

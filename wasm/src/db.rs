@@ -391,7 +391,8 @@ impl Db {
     /// Lists live entries whose key starts with `prefix` (after the key
     /// `after`, if given), into `out`: a header (more u32, count u32), then
     /// per entry key_len u32, value_len u32, revision u64, expiry f64, key,
-    /// value. Stops after `max_bytes`; `more` says whether entries remain.
+    /// value. Stops after `max_bytes` of output or `max_count` entries (0:
+    /// no limit); `more` says whether it stopped early.
     pub fn scan_prefix(
         &mut self,
         snapshot: u32,
@@ -399,6 +400,7 @@ impl Db {
         after: Option<&[u8]>,
         now: u64,
         max_bytes: usize,
+        max_count: u32,
         out: &mut Vec<u8>,
     ) -> Result<u32> {
         let state = self.state_of(snapshot)?;
@@ -414,7 +416,7 @@ impl Db {
             if Some(l.key) == after || !live(&l, now) {
                 return Ok(true);
             }
-            if count > 0 && out.len() >= max_bytes {
+            if count > 0 && (out.len() >= max_bytes || count == max_count) {
                 more = true;
                 return Ok(false);
             }

@@ -34,6 +34,22 @@ mod exports {
 
     static mut GLOBAL: Option<Global> = None;
 
+    /// Where the output buffer is after each call (pointer, length), so the
+    /// glue reads it from memory instead of calling for it.
+    static mut RESULT: [u32; 2] = [0, 0];
+
+    fn publish(out: &Vec<u8>) {
+        unsafe {
+            RESULT = [out.as_ptr() as u32, out.len() as u32];
+        }
+    }
+
+    /// The address of the (pointer, length) pair of the output buffer.
+    #[no_mangle]
+    pub extern "C" fn vk_result() -> *const u32 {
+        unsafe { RESULT.as_ptr() }
+    }
+
     // The module is single-threaded: one Global, reached only from exports.
     fn global() -> &'static mut Global {
         unsafe {
@@ -50,10 +66,14 @@ mod exports {
         let g = global();
         match g.dbs.get_mut(db as usize).and_then(|d| d.as_mut()) {
             None => fail(Error::Invalid(format!("database {} is not open", db))),
-            Some(d) => match f(d, &g.input, &mut g.out) {
-                Ok(v) => v,
-                Err(e) => fail(e),
-            },
+            Some(d) => {
+                let result = f(d, &g.input, &mut g.out);
+                publish(&g.out);
+                match result {
+                    Ok(v) => v,
+                    Err(e) => fail(e),
+                }
+            }
         }
     }
 
@@ -143,11 +163,11 @@ mod exports {
 
     /// Input: prefix, then the key to start after (`alen` 0: from the start).
     #[no_mangle]
-    pub extern "C" fn vk_scan(db: u32, snapshot: u32, plen: u32, alen: u32, now: f64, max_bytes: u32) -> i32 {
+    pub extern "C" fn vk_scan(db: u32, snapshot: u32, plen: u32, alen: u32, now: f64, max_bytes: u32, max_count: u32) -> i32 {
         run(db, |d, input, out| {
             let prefix = &input[..plen as usize];
             let after = if alen == 0 { None } else { Some(&input[plen as usize..(plen + alen) as usize]) };
-            d.scan_prefix(snapshot, prefix, after, now as u64, max_bytes as usize, out).map(|n| n as i32)
+            d.scan_prefix(snapshot, prefix, after, now as u64, max_bytes as usize, max_count, out).map(|n| n as i32)
         })
     }
 

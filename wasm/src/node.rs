@@ -3,11 +3,14 @@
 //! packed from the end of the page growing down. Inserting is a slot shift
 //! and a copy; removing leaves garbage that is compacted when space runs out.
 //!
-//! Leaf entry:   key_len u16, flags u8, revision u64, [expires u64],
-//!               inline: value_len u16, key, value
-//!               overflow: value_len u32, pgno u32, checksum u64, txn u64, key
-//! Branch entry: child pgno u32, child checksum u64, child txn u64,
-//!               key_len u16, key (the separator; empty for the first child)
+//! Leaf entry:   key_len u16, key, flags u8, revision u64, [expires u64],
+//!               inline: value_len u16, value
+//!               overflow: value_len u32, pgno u32, checksum u64, txn u64
+//! Branch entry: key_len u16, key (the separator; empty for the first
+//!               child), child pgno u32, child checksum u64, child txn u64
+//!
+//! The key comes first so a binary search reads it without decoding the
+//! rest of the entry.
 
 pub const PAGE: usize = 4096;
 pub const HDR: usize = 8;
@@ -137,11 +140,11 @@ pub fn sane(p: &[u8]) -> bool {
 
 /// The length of the entry at `off`.
 pub fn entry_len(p: &[u8], off: usize) -> usize {
-    if kind(p) == BRANCH {
-        return BRANCH_FIXED + get_u16(p, off + 20);
-    }
     let klen = get_u16(p, off);
-    let flags = p[off + 2];
+    if kind(p) == BRANCH {
+        return BRANCH_FIXED + klen;
+    }
+    let flags = p[off + 2 + klen];
     let mut len = 11 + klen;
     if flags & F_EXPIRES != 0 {
         len += 8;
@@ -149,8 +152,7 @@ pub fn entry_len(p: &[u8], off: usize) -> usize {
     if flags & F_OVERFLOW != 0 {
         len += 24;
     } else {
-        let at = off + len - klen;
-        len += 2 + get_u16(p, at);
+        len += 2 + get_u16(p, off + len);
     }
     len
 }
@@ -166,21 +168,11 @@ pub fn room(p: &[u8]) -> usize {
 }
 
 /// The key of entry `i` (a separator in a branch).
-#[inline]
+#[inline(always)]
 pub fn key(p: &[u8], i: usize) -> &[u8] {
     let off = slot(p, i);
-    if kind(p) == BRANCH {
-        let len = get_u16(p, off + 20);
-        return &p[off + BRANCH_FIXED..off + BRANCH_FIXED + len];
-    }
     let klen = get_u16(p, off);
-    let flags = p[off + 2];
-    let mut at = off + 11;
-    if flags & F_EXPIRES != 0 {
-        at += 8;
-    }
-    at += if flags & F_OVERFLOW != 0 { 24 } else { 2 };
-    &p[at..at + klen]
+    &p[off + 2..off + 2 + klen]
 }
 
 /// The raw bytes of entry `i`.
@@ -222,6 +214,7 @@ pub fn child_index(p: &[u8], k: &[u8]) -> usize {
 /// The child reference of branch entry `i`.
 pub fn child(p: &[u8], i: usize) -> Ref {
     let off = slot(p, i);
+    let off = off + 2 + get_u16(p, off);
     Ref {
         pgno: get_u32(p, off),
         checksum: get_u64(p, off + 4),
@@ -232,6 +225,7 @@ pub fn child(p: &[u8], i: usize) -> Ref {
 /// Replaces the child reference of branch entry `i` in place.
 pub fn set_child(p: &mut [u8], i: usize, r: Ref) {
     let off = slot(p, i);
+    let off = off + 2 + get_u16(p, off);
     put_u32(p, off, r.pgno);
     put_u64(p, off + 4, r.checksum);
     put_u64(p, off + 12, r.txn);
@@ -240,11 +234,11 @@ pub fn set_child(p: &mut [u8], i: usize, r: Ref) {
 /// Encodes a branch entry.
 pub fn branch_entry(r: Ref, sep: &[u8]) -> Vec<u8> {
     let mut e = Vec::with_capacity(BRANCH_FIXED + sep.len());
+    e.extend_from_slice(&(sep.len() as u16).to_le_bytes());
+    e.extend_from_slice(sep);
     e.extend_from_slice(&r.pgno.to_le_bytes());
     e.extend_from_slice(&r.checksum.to_le_bytes());
     e.extend_from_slice(&r.txn.to_le_bytes());
-    e.extend_from_slice(&(sep.len() as u16).to_le_bytes());
-    e.extend_from_slice(sep);
     e
 }
 
@@ -269,39 +263,35 @@ pub struct Leaf<'a> {
 pub fn leaf(p: &[u8], i: usize) -> Leaf<'_> {
     let off = slot(p, i);
     let klen = get_u16(p, off);
-    let flags = p[off + 2];
-    let revision = get_u64(p, off + 3);
-    let mut at = off + 11;
+    let key = &p[off + 2..off + 2 + klen];
+    let at = off + 2 + klen;
+    let flags = p[at];
+    let revision = get_u64(p, at + 1);
+    let mut at = at + 9;
     let mut expires = 0;
     if flags & F_EXPIRES != 0 {
         expires = get_u64(p, at);
         at += 8;
     }
-    if flags & F_OVERFLOW != 0 {
-        let value = Value::Overflow {
+    let value = if flags & F_OVERFLOW != 0 {
+        Value::Overflow {
             len: get_u32(p, at),
             pgno: get_u32(p, at + 4),
             checksum: get_u64(p, at + 8),
             txn: get_u64(p, at + 16),
-        };
-        at += 24;
-        Leaf { key: &p[at..at + klen], revision, expires, value }
+        }
     } else {
         let vlen = get_u16(p, at);
-        at += 2;
-        Leaf {
-            key: &p[at..at + klen],
-            revision,
-            expires,
-            value: Value::Inline(&p[at + klen..at + klen + vlen]),
-        }
-    }
+        Value::Inline(&p[at + 2..at + 2 + vlen])
+    };
+    Leaf { key, revision, expires, value }
 }
 
 /// Encodes a leaf entry into `out` (cleared first).
 pub fn leaf_entry(out: &mut Vec<u8>, key: &[u8], revision: u64, expires: u64, value: Value) {
     out.clear();
     out.extend_from_slice(&(key.len() as u16).to_le_bytes());
+    out.extend_from_slice(key);
     let mut flags = 0;
     if expires != 0 {
         flags |= F_EXPIRES;
@@ -317,7 +307,6 @@ pub fn leaf_entry(out: &mut Vec<u8>, key: &[u8], revision: u64, expires: u64, va
     match value {
         Value::Inline(v) => {
             out.extend_from_slice(&(v.len() as u16).to_le_bytes());
-            out.extend_from_slice(key);
             out.extend_from_slice(v);
         }
         Value::Overflow { len, pgno, checksum, txn } => {
@@ -325,7 +314,6 @@ pub fn leaf_entry(out: &mut Vec<u8>, key: &[u8], revision: u64, expires: u64, va
             out.extend_from_slice(&pgno.to_le_bytes());
             out.extend_from_slice(&checksum.to_le_bytes());
             out.extend_from_slice(&txn.to_le_bytes());
-            out.extend_from_slice(key);
         }
     }
 }

@@ -69,7 +69,7 @@ fn all(db: &mut Db) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut after: Option<Vec<u8>> = None;
     loop {
         let mut out = Vec::new();
-        db.scan_prefix(0, b"", after.as_deref(), 0, 1 << 16, &mut out).unwrap();
+        db.scan_prefix(0, b"", after.as_deref(), 0, 1 << 16, 0, &mut out).unwrap();
         let more = out[0] != 0;
         let n = u32::from_le_bytes([out[4], out[5], out[6], out[7]]);
         let mut at = 8;
@@ -213,4 +213,25 @@ fn expired_entries_are_invisible_then_swept() {
     let report = db.verify().unwrap();
     assert!(report.contains("\"keys\":2"), "{}", report);
     assert!(report.starts_with("{\"ok\":true"), "{}", report);
+}
+
+#[test]
+fn timing_of_random_inserts() {
+    let mut db = Db::open(Box::new(Shared::default()), 16384).unwrap();
+    let mut rng = Rng(12345);
+    let keys: Vec<Vec<u8>> = (0..50_000).map(|_| format!("{:024x}", rng.next() as u128 * rng.next() as u128).into_bytes()).collect();
+    let t = std::time::Instant::now();
+    db.begin().unwrap();
+    db.op().unwrap();
+    for k in &keys {
+        db.put(k, &[0u8; 150], 0, 0).unwrap();
+    }
+    commit(&mut db);
+    eprintln!("native: 50k random inserts {:?}", t.elapsed());
+    let t = std::time::Instant::now();
+    let mut out = Vec::new();
+    for k in &keys {
+        db.get(0, k, 0, &mut out).unwrap();
+    }
+    eprintln!("native: 50k gets {:?}", t.elapsed());
 }
