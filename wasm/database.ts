@@ -346,10 +346,9 @@ export class Database {
   // may be half-changed); reads go on, and reopening recovers the file.
   #fail(error: unknown, batch: Queued[]): void {
     if (this.#failure === undefined) {
-      this.#failure = error instanceof StoreError ? error : new StoreError(
-        `A commit failed: ${
-          error instanceof Error ? error.message : String(error)
-        }; the database refuses writes until it is reopened`,
+      const message = error instanceof Error ? error.message : String(error);
+      this.#failure = /refuses writes/.test(message) ? error : new StoreError(
+        `A commit failed (${message}); the database refuses writes until it is reopened`,
         { cause: error },
       );
     }

@@ -178,11 +178,15 @@ export class Engine {
     this.#result = this.#x.vk_result();
   }
 
-  /** Instantiates the module (once per process: see {@linkcode loadEngine}). */
-  static async instantiate(): Promise<Engine> {
-    const bytes = WASM_URL.protocol === "file:"
-      ? readFileSync(WASM_URL)
-      : new Uint8Array(await (await fetch(WASM_URL)).arrayBuffer());
+  /**
+   * Instantiates the module (once per process: see {@linkcode loadEngine}).
+   *
+   * @param source Where the module is (default: beside this file).
+   */
+  static async instantiate(source: URL = WASM_URL): Promise<Engine> {
+    const bytes = source.protocol === "file:"
+      ? readFileSync(source)
+      : new Uint8Array(await (await fetch(source)).arrayBuffer());
     return new Engine(await WebAssembly.compile(bytes));
   }
 
@@ -350,10 +354,12 @@ let loading: Promise<Engine> | undefined;
 /**
  * The engine of this process, instantiated on first use.
  *
+ * @param source Where the module is, for the first call (default: beside
+ * this file; tests bundled elsewhere name it).
  * @returns The engine.
  */
-export function loadEngine(): Promise<Engine> {
-  loading ??= Engine.instantiate().catch((error) => {
+export function loadEngine(source?: URL): Promise<Engine> {
+  loading ??= Engine.instantiate(source).catch((error) => {
     loading = undefined;
     throw new StoreError(
       `Could not load the engine's WebAssembly module: ${

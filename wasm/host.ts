@@ -127,11 +127,15 @@ export class MemoryHost implements Host {
 
   write(offset: number, data: Uint8Array): void {
     const end = offset + data.length;
-    if (end > this.#len) this.setLen(end);
+    if (end > this.#len) this.#resize(end);
     this.#data.set(data, offset);
   }
 
   setLen(len: number): void {
+    this.#resize(len);
+  }
+
+  #resize(len: number): void {
     if (len > this.#data.length) {
       const grown = new Uint8Array(Math.max(len, this.#data.length * 2));
       grown.set(this.#data.subarray(0, this.#len));
