@@ -22,7 +22,7 @@ fi
 export CARGO_TARGET_DIR="$target_dir"
 export CARGO_INCREMENTAL=0
 export SOURCE_DATE_EPOCH=0
-export RUSTFLAGS="--remap-path-prefix=$here=/valkeyrie/wasm --remap-path-prefix=$target_dir=/valkeyrie/target --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo -C debuginfo=0 -C strip=symbols"
+export RUSTFLAGS="--remap-path-prefix=$here=/valkeyrie/wasm --remap-path-prefix=$target_dir=/valkeyrie/target --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo -C debuginfo=0 -C strip=symbols -C target-feature=+bulk-memory,+mutable-globals,+nontrapping-fptoint"
 if [ "$mode" = "--test" ]; then
   RUSTFLAGS="" "$cargo" test --release --quiet
 fi

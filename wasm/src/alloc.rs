@@ -5,8 +5,12 @@
 //! after that commit is on disk nothing needs the page. `busy` is what the
 //! allocator honours: a freed page stays busy until no open snapshot and no
 //! commit that could still be recovered refers to it (see `defer` and
-//! `release`). The bitmap lives in chunk pages listed by one directory page;
-//! a durable commit rewrites (copy-on-write) only the chunks that changed.
+//! `release`).
+//!
+//! Like redb, the bitmap is persisted only by a clean close (in chunk pages
+//! listed by one directory page), so a commit writes nothing but its tree
+//! pages and the header. After a crash, opening rebuilds the bitmap by
+//! walking the trees of the commit it recovers (`rebuild`, `mark`).
 
 use std::collections::VecDeque;
 
@@ -131,6 +135,50 @@ impl Allocator {
 
     fn mark(&mut self, p: usize, n: usize) {
         self.set(p, n, true, true);
+    }
+
+    /// An allocator for a file of `page_count` pages whose bitmap is to be
+    /// rebuilt: mark every page the recovered commit reaches with `mark_used`.
+    pub fn rebuild(page_count: u32) -> Allocator {
+        let mut a = Allocator::new();
+        a.page_count = page_count.max(1);
+        a.grow(a.page_count as usize);
+        a
+    }
+
+    /// Marks `n` pages at `p` in use (while rebuilding); false when any is
+    /// beyond the file or already in use (a damaged tree).
+    pub fn mark_used(&mut self, p: u32, n: u32) -> bool {
+        let (p, n) = (p as usize, n as usize);
+        if p + n > self.page_count as usize {
+            return false;
+        }
+        if (p..p + n).any(|q| bit(&self.used, q)) {
+            return false;
+        }
+        self.mark(p, n);
+        true
+    }
+
+    /// Drops the persisted bitmap (its pages go to `freed`): commits do not
+    /// keep it current, so only the commit that wrote it may use it.
+    pub fn forget_persisted(&mut self, freed: &mut Vec<(u32, u32)>) {
+        if self.dir.is_empty() {
+            return;
+        }
+        for r in std::mem::take(&mut self.chunks) {
+            if !r.is_empty() {
+                self.free(r.pgno, 1, false);
+                freed.push((r.pgno, 1));
+            }
+        }
+        let dir = self.dir.pgno;
+        self.free(dir, 1, false);
+        freed.push((dir, 1));
+        self.dir = Ref::EMPTY;
+        for c in self.changed.iter_mut() {
+            *c = true;
+        }
     }
 
     /// Whether page `p` is in use now (for the integrity check).

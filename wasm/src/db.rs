@@ -8,7 +8,8 @@
 //! newest slot's commits wrote since the last sync (each slot says which
 //! commit was last synced before it) and falls back to the other slot when
 //! they do not verify: the file holds exactly the last durable commit, or a
-//! later one that made it to disk whole.
+//! later one that made it to disk whole. Only a clean close persists the
+//! allocation bitmap; after a crash it is rebuilt from the recovered trees.
 
 use crate::alloc::Allocator;
 use crate::checksum::xxh64;
@@ -268,9 +269,47 @@ impl Db {
                 slot.page_count as u64 * PAGE as u64
             ));
         }
-        self.alloc = Allocator::load(&mut self.pager, slot.dir, slot.page_count)?;
         self.verify_recent(slot.state.main, slot.synced)?;
         self.verify_recent(slot.state.ttl, slot.synced)?;
+        if slot.dir.is_empty() {
+            self.alloc = Allocator::rebuild(slot.page_count);
+            self.mark_tree(slot.state.main)?;
+            self.mark_tree(slot.state.ttl)?;
+        } else {
+            self.alloc = Allocator::load(&mut self.pager, slot.dir, slot.page_count)?;
+        }
+        Ok(())
+    }
+
+    /// Marks the pages of the tree at `r` in use (rebuilding the bitmap).
+    fn mark_tree(&mut self, r: Ref) -> Result<()> {
+        if r.is_empty() {
+            return Ok(());
+        }
+        if !self.alloc.mark_used(r.pgno, 1) {
+            return corrupt(format!("page {} is referred to twice or lies beyond the file", r.pgno));
+        }
+        let (kids, runs) = {
+            let p = self.node(&r)?;
+            let mut kids = Vec::new();
+            let mut runs = Vec::new();
+            for i in 0..node::count(p) {
+                if node::kind(p) == BRANCH {
+                    kids.push(node::child(p, i));
+                } else if let Value::Overflow { len, pgno, .. } = node::leaf(p, i).value {
+                    runs.push((pgno, crate::btree::overflow_pages(len)));
+                }
+            }
+            (kids, runs)
+        };
+        for (pgno, n) in runs {
+            if !self.alloc.mark_used(pgno, n) {
+                return corrupt(format!("the value at page {} overlaps other pages", pgno));
+            }
+        }
+        for c in kids {
+            self.mark_tree(c)?;
+        }
         Ok(())
     }
 
@@ -690,7 +729,14 @@ impl Db {
         w.ttl = self.finalize(w.ttl)?;
         let durable = durable || w.revision > self.reserved;
         let mut freed = std::mem::take(&mut self.freed);
-        let dir = if durable { self.alloc.persist(&mut self.pager, w.txn, &mut freed)? } else { self.alloc.dir };
+        // The bitmap is persisted by a clean close only; any other commit
+        // makes the persisted one stale.
+        let dir = if clean {
+            self.alloc.persist(&mut self.pager, w.txn, &mut freed)?
+        } else {
+            self.alloc.forget_persisted(&mut freed);
+            Ref::EMPTY
+        };
         self.pager.flush()?;
         let needed = self.alloc.page_count as u64 * PAGE as u64;
         if needed > self.file_len {

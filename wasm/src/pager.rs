@@ -144,11 +144,13 @@ impl Pager {
     /// read from the host and verified against `r.checksum`.
     #[inline]
     pub fn read(&mut self, r: &Ref) -> Result<&[u8]> {
-        if let Some(page) = self.dirty.get(&r.pgno) {
+        if !self.dirty.is_empty() {
+            if let Some(page) = self.dirty.get(&r.pgno) {
             // Returning the borrow at once is sound; the borrow checker of
             // Rust 1.63 cannot see that the later paths do not overlap it.
-            let page: *const [u8] = &**page;
-            return Ok(unsafe { &*page });
+                let page: *const [u8] = &**page;
+                return Ok(unsafe { &*page });
+            }
         }
         if let Some(i) = self.cache.lookup(r.pgno) {
             return Ok(&self.cache.frames[i].data);
