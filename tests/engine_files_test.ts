@@ -176,10 +176,15 @@ describe("memory", () => {
   test("the engine's memory stays bounded by its cache while the file grows", async () => {
     const engine = await loadEngine(WASM);
     const path = fresh();
-    // A 1 MiB cache; commits of 2000 keys keep each transaction small.
+    // A 1 MiB cache. One transaction far larger than the cache spills its
+    // pages early; then many small ones.
     const db = await Database.open(new FileHost(path), { cachePages: 256 });
     const value = new Uint8Array(300).fill(7);
     const before = engine.memoryBytes;
+    await db.write((tx) => {
+      const revision = tx.op();
+      for (let i = 0; i < 40_000; i++) tx.put(`big/${i}`, value, revision);
+    });
     for (let round = 0; round < 30; round++) {
       await db.write((tx) => {
         const revision = tx.op();

@@ -60,8 +60,16 @@ fn branch_entry_ref(e: &[u8]) -> Ref {
 
 impl Db {
     /// Reads a tree page (verified and checked by the pager when loaded).
+    /// A page the running transaction spilled is verified against the
+    /// checksum kept at spilling (its parent's is filled in at commit).
     #[inline]
     pub(crate) fn node(&mut self, r: &Ref) -> Result<&[u8]> {
+        if r.txn == self.txn_id() && r.txn != 0 && !self.pager.is_dirty(r.pgno) {
+            if let Some(checksum) = self.pager.spilled(r.pgno) {
+                let spilled = Ref { checksum, ..*r };
+                return self.pager.read(&spilled);
+            }
+        }
         self.pager.read(r)
     }
 
@@ -164,7 +172,9 @@ impl Db {
         // A page the running transaction wrote is its own: every such page
         // stays dirty until the commit.
         if r.txn == self.txn_id() {
-            debug_assert!(self.pager.is_dirty(r.pgno));
+            if !self.pager.is_dirty(r.pgno) {
+                self.pager.unspill(r.pgno)?;
+            }
             return Ok(r.pgno);
         }
         self.node(&r)?;
@@ -412,6 +422,10 @@ impl Db {
     pub fn finalize(&mut self, r: Ref) -> Result<Ref> {
         if r.is_empty() || r.txn != self.txn_id() {
             return Ok(r);
+        }
+        if !self.pager.is_dirty(r.pgno) {
+            let checksum = self.pager.spilled(r.pgno).expect("own page neither dirty nor spilled");
+            return Ok(Ref { checksum, ..r });
         }
         let kids: Vec<(usize, Ref)> = {
             let p = self.pager.write(r.pgno);

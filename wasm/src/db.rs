@@ -553,6 +553,12 @@ impl Db {
     }
 
     fn put_inner(&mut self, key: &[u8], value: &[u8], expires: u64, now: u64) -> Result<bool> {
+        let replaced = self.put_entry(key, value, expires, now)?;
+        self.pager.spill(|p| node::kind(p) == node::LEAF)?;
+        Ok(replaced)
+    }
+
+    fn put_entry(&mut self, key: &[u8], value: &[u8], expires: u64, now: u64) -> Result<bool> {
         if key.is_empty() || key.len() > node::KEY_MAX {
             return Err(Error::Invalid(format!("keys must be 1 to {} bytes long", node::KEY_MAX)));
         }
@@ -616,6 +622,12 @@ impl Db {
     }
 
     fn delete_inner(&mut self, key: &[u8], now: u64) -> Result<bool> {
+        let deleted = self.delete_entry(key, now)?;
+        self.pager.spill(|p| node::kind(p) == node::LEAF)?;
+        Ok(deleted)
+    }
+
+    fn delete_entry(&mut self, key: &[u8], now: u64) -> Result<bool> {
         self.old = None;
         let root = self.work().main;
         let main = match self.tree_delete(root, key)? {

@@ -1,7 +1,9 @@
 //! The page store: reads pages through the host, verifies them against the
 //! checksum their parent holds, keeps hot pages in a bounded cache (CLOCK
 //! eviction), and holds the pages the running transaction writes until its
-//! commit puts them on disk.
+//! commit puts them on disk. A large transaction spills written leaf pages
+//! to disk early (they are its own, unreachable from any commit), so its
+//! memory stays within about twice the cache.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -105,6 +107,10 @@ pub struct Pager {
     cache: Cache,
     /// Pages written by the running transaction, by page number.
     dirty: FxMap<u32, Box<[u8]>>,
+    /// Dirty pages in the order they became dirty (some since gone).
+    order: std::collections::VecDeque<u32>,
+    /// Pages of the running transaction already written, with checksums.
+    spilled: FxMap<u32, u64>,
     spare: Vec<Box<[u8]>>,
     /// Page reads that missed the cache (a statistic).
     pub misses: u64,
@@ -124,6 +130,8 @@ impl Pager {
                 capacity: cache_pages.max(16),
             },
             dirty: FxMap::default(),
+            order: std::collections::VecDeque::new(),
+            spilled: FxMap::default(),
             spare: Vec::new(),
             misses: 0,
             valid,
@@ -191,6 +199,7 @@ impl Pager {
         let mut buf = self.buffer();
         buf.fill(0);
         self.dirty.insert(pgno, buf);
+        self.order.push_back(pgno);
         self.dirty.get_mut(&pgno).unwrap()
     }
 
@@ -199,6 +208,7 @@ impl Pager {
         let mut buf = self.buffer();
         buf.copy_from_slice(self.read(from)?);
         self.dirty.insert(to, buf);
+        self.order.push_back(to);
         Ok(())
     }
 
@@ -212,11 +222,59 @@ impl Pager {
         if let Some(buf) = self.dirty.remove(&pgno) {
             self.recycle(buf);
         }
+        self.spilled.remove(&pgno);
     }
 
     /// Forgets a cached copy (of a page whose content changes on disk).
     pub fn forget(&mut self, pgno: u32) {
         self.cache.forget(pgno);
+    }
+
+    /// Writes dirty leaf pages to disk early while more than the cache's
+    /// capacity are dirty, oldest first; their checksums are kept in
+    /// `spilled`. `is_leaf` tells which pages may go (branches stay, so
+    /// checksums are filled in bottom-up at commit).
+    pub fn spill(&mut self, is_leaf: fn(&[u8]) -> bool) -> Result<()> {
+        let mut budget = self.order.len();
+        while self.dirty.len() > self.cache.capacity && budget > 0 {
+            budget -= 1;
+            let pgno = match self.order.pop_front() {
+                Some(p) => p,
+                None => break,
+            };
+            let leaf = match self.dirty.get(&pgno) {
+                None => continue,
+                Some(page) => is_leaf(page),
+            };
+            if !leaf {
+                self.order.push_back(pgno);
+                continue;
+            }
+            let buf = self.dirty.remove(&pgno).unwrap();
+            self.storage.write(pgno as u64 * PAGE as u64, &buf)?;
+            self.spilled.insert(pgno, page_checksum(&buf, pgno));
+            let (_, evicted) = self.cache.insert(pgno, buf);
+            if let Some(old) = evicted {
+                self.recycle(old);
+            }
+        }
+        Ok(())
+    }
+
+    /// The checksum of a page the running transaction spilled, if it did.
+    pub fn spilled(&self, pgno: u32) -> Option<u64> {
+        self.spilled.get(&pgno).copied()
+    }
+
+    /// Takes a spilled page back to change it again.
+    pub fn unspill(&mut self, pgno: u32) -> Result<()> {
+        let checksum = self.spilled.remove(&pgno).expect("page was not spilled");
+        let r = Ref { pgno, checksum, txn: 0 };
+        let mut buf = self.buffer();
+        buf.copy_from_slice(self.read(&r)?);
+        self.dirty.insert(pgno, buf);
+        self.order.push_back(pgno);
+        Ok(())
     }
 
     /// Page numbers the running transaction wrote.
@@ -263,6 +321,8 @@ impl Pager {
                 self.recycle(old);
             }
         }
+        self.order.clear();
+        self.spilled.clear();
         Ok(())
     }
 
@@ -272,6 +332,13 @@ impl Pager {
         for pgno in pages {
             self.discard(pgno);
         }
+        self.order.clear();
+        // Spilled pages may be cached: they belong to no commit.
+        let spilled: Vec<u32> = self.spilled.keys().copied().collect();
+        for pgno in spilled {
+            self.cache.forget(pgno);
+        }
+        self.spilled.clear();
     }
 
     /// How many pages the cache holds now.
