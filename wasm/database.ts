@@ -60,11 +60,11 @@ export type ChangeListener = (changes: readonly Change[]) => void;
 /** What a write does, inside the commit it is grouped into. */
 export interface WriteTxn {
   /** Starts an operation: its writes share a new revision, returned. */
-  op(): bigint;
+  op(): number;
   /** The revision of `key` now (including earlier writes of the commit). */
   revision(key: string): bigint | null;
   /** Writes `value` at `key` with revision `revision` (from `op()`). */
-  put(key: string, value: Uint8Array, revision: bigint, ttl?: number): void;
+  put(key: string, value: Uint8Array, revision: number, ttl?: number): void;
   /** Deletes `key`. */
   delete(key: string): void;
   /** Deletes `key` (unless `null`) and every key starting with `dir`. */
@@ -230,7 +230,12 @@ export class Database {
   #enqueue(job: Job): Promise<unknown> {
     if (this.#closed) return Promise.reject(new StoreClosedError("file"));
     return new Promise((resolve, reject) => {
-      this.#queue.push({ ...job, resolve, reject });
+      this.#queue.push({
+        run: job.run,
+        exclusive: job.exclusive,
+        resolve,
+        reject,
+      });
       if (!this.#scheduled && !this.#running) {
         this.#scheduled = true;
         queueMicrotask(() => this.#flush());
@@ -274,15 +279,18 @@ export class Database {
       const db = this.#db;
       const collect = this.#listeners.size > 0;
       db.begin();
+      // Operations are numbered here; the engine learns each revision with
+      // the writes and the last one at commit.
+      let revision = db.revision();
       const tx: WriteTxn = {
-        op: () => db.op(),
-        revision: (key) => db.revision(key, now),
+        op: () => ++revision,
+        revision: (key) => db.revisionOf(key, now),
         put: (key, value, revision, ttl) => {
           const expires = ttl === undefined ? 0 : now + ttl;
-          db.put(key, value, expires, now);
+          db.put(key, value, revision, expires, now);
           if (expires !== 0) expiring = true;
           if (!collect) return;
-          const entry: Entry = { key, value, lastIndex: revision };
+          const entry: Entry = { key, value, lastIndex: BigInt(revision) };
           if (expires !== 0) entry.expiresAt = expires;
           changes.push({ key, entry });
         },
@@ -308,7 +316,7 @@ export class Database {
           results.push(item.run!(tx));
         }
       }
-      needsSync = db.commit(this.#durable);
+      needsSync = db.commit(this.#durable, revision);
     } catch (error) {
       this.#fail(error, batch);
       return;

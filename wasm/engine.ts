@@ -66,11 +66,13 @@ interface Exports {
   vk_release(db: number, id: number): number;
   vk_begin(db: number): number;
   vk_op(db: number): number;
+  vk_revision(db: number): number;
   vk_check(db: number, klen: number, now: number): number;
   vk_put(
     db: number,
     klen: number,
     vlen: number,
+    revision: number,
     expires: number,
     now: number,
   ): number;
@@ -84,7 +86,7 @@ interface Exports {
   ): number;
   vk_sweep(db: number, now: number, max: number): number;
   vk_next_expiry(db: number): number;
-  vk_commit(db: number, durable: number): number;
+  vk_commit(db: number, durable: number, revision: number): number;
   vk_sync(db: number): number;
   vk_synced(db: number, ok: number): number;
   vk_verify(db: number): number;
@@ -93,6 +95,31 @@ interface Exports {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+
+/**
+ * Small values are copied out of linear memory into slices of a shared
+ * 64 KiB buffer, as Node's Buffer pool does: one ArrayBuffer per value
+ * would cost more than the read itself. A value is still the caller's own
+ * copy; larger values get their own buffer.
+ */
+const POOL_BYTES = 64 * 1024;
+const POOLED_MAX = 1024;
+let pool = new Uint8Array(POOL_BYTES);
+let poolUsed = 0;
+
+function copyOut(memory: Uint8Array, start: number, end: number): Uint8Array {
+  const len = end - start;
+  if (len > POOLED_MAX) return memory.slice(start, end);
+  if (poolUsed + len > POOL_BYTES) {
+    pool = new Uint8Array(POOL_BYTES);
+    poolUsed = 0;
+  }
+  const value = pool.subarray(poolUsed, poolUsed + len);
+  value.set(memory.subarray(start, end));
+  // Keep slices 8-byte aligned, as typed array views may need.
+  poolUsed = (poolUsed + len + 7) & ~7;
+  return value;
+}
 
 /** The result of {@linkcode EngineDb.verify}: the integrity check. */
 export interface IntegrityReport {
@@ -421,7 +448,7 @@ export class EngineDb {
     const expires = view.getFloat64(at + 8, true);
     const entry: Entry = {
       key,
-      value: engine.u8.slice(at + 16, end),
+      value: copyOut(engine.u8, at + 16, end),
       lastIndex: view.getBigUint64(at, true),
     };
     if (expires !== 0) entry.expiresAt = expires;
@@ -469,7 +496,7 @@ export class EngineDb {
       at += klen;
       const entry: Entry = {
         key,
-        value: out.slice(at, at + vlen),
+        value: copyOut(out, at, at + vlen),
         lastIndex,
       };
       if (expires !== 0) entry.expiresAt = expires;
@@ -494,22 +521,37 @@ export class EngineDb {
     this.#engine.check(this.#x.vk_begin(this.#db));
   }
 
+  /** The revision of the transaction's last operation. */
+  revision(): number {
+    return this.#engine.check(this.#x.vk_revision(this.#db));
+  }
+
   /** Starts one caller's operation; returns the revision of its writes. */
-  op(): bigint {
-    return BigInt(this.#engine.check(this.#x.vk_op(this.#db)));
+  op(): number {
+    return this.#engine.check(this.#x.vk_op(this.#db));
   }
 
   /** The live revision of `key` in the transaction, or `null`. */
-  revision(key: string, now: number): bigint | null {
+  revisionOf(key: string, now: number): bigint | null {
     const [klen] = this.#engine.input(key);
     const rev = this.#engine.check(this.#x.vk_check(this.#db, klen, now));
     return rev === 0 ? null : BigInt(rev);
   }
 
-  /** Writes `value` at `key` (expiry 0: none); whether a live key was replaced. */
-  put(key: string, value: Uint8Array, expires: number, now: number): boolean {
+  /**
+   * Writes `value` at `key` with `revision` (numbered by the caller, above
+   * {@linkcode revision}) and an expiry (0: none). Returns whether a live
+   * key was replaced.
+   */
+  put(
+    key: string,
+    value: Uint8Array,
+    revision: number,
+    expires: number,
+    now: number,
+  ): boolean {
     const [klen, vlen] = this.#engine.input(key, value);
-    const rc = this.#x.vk_put(this.#db, klen, vlen, expires, now);
+    const rc = this.#x.vk_put(this.#db, klen, vlen, revision, expires, now);
     return (rc < 0 ? this.#engine.check(rc) : rc) === 1;
   }
 
@@ -565,9 +607,10 @@ export class EngineDb {
    * Commits the transaction. Returns whether it must be synced (then call
    * {@linkcode synced}); until then readers see the state before it.
    */
-  commit(durable: boolean): boolean {
-    return this.#engine.check(this.#x.vk_commit(this.#db, durable ? 1 : 0)) ===
-      1;
+  commit(durable: boolean, revision = 0): boolean {
+    return this.#engine.check(
+      this.#x.vk_commit(this.#db, durable ? 1 : 0, revision),
+    ) === 1;
   }
 
   /** Syncs through the host, blocking. */

@@ -114,7 +114,7 @@ export class FileDriver implements Driver {
           tx.delete(step.key);
         }
       }
-      return { ok: true, lastIndex: revision };
+      return { ok: true, lastIndex: BigInt(revision) };
     });
   }
 
@@ -170,7 +170,7 @@ export class FileDriver implements Driver {
           lastIndex = await db.write((tx) => {
             const revision = tx.op();
             tx.put(key, value, revision);
-            return revision;
+            return BigInt(revision);
           });
         } catch (error) {
           locks.unlock(key, owner);

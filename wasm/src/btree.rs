@@ -395,7 +395,7 @@ impl Db {
             }
             entries
         };
-        let extra: usize = right_entries.iter().map(|e| e.len() + 2).sum();
+        let extra: usize = right_entries.iter().map(|e| e.len() + node::SLOT).sum();
         if left_used + extra > PAGE {
             return Ok(());
         }

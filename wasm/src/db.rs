@@ -552,6 +552,27 @@ impl Db {
         self.guarded(|db| db.put_inner(key, value, expires, now))
     }
 
+    /// Like `put`, with the revision the glue numbered the operation with
+    /// (it counts operations itself, sparing a call per operation).
+    pub fn put_at(&mut self, key: &[u8], value: &[u8], revision: u64, expires: u64, now: u64) -> Result<bool> {
+        self.writable_state()?;
+        self.raise_revision(revision);
+        self.put(key, value, expires, now)
+    }
+
+    /// The revision of the transaction's last operation.
+    pub fn revision(&self) -> Result<u64> {
+        self.writable_state()?;
+        Ok(self.work.unwrap().revision)
+    }
+
+    /// Makes the transaction's revision at least `revision`.
+    pub fn raise_revision(&mut self, revision: u64) {
+        if let Some(w) = self.work.as_mut() {
+            w.revision = w.revision.max(revision);
+        }
+    }
+
     fn put_inner(&mut self, key: &[u8], value: &[u8], expires: u64, now: u64) -> Result<bool> {
         let replaced = self.put_entry(key, value, expires, now)?;
         self.pager.spill(|p| node::kind(p) == node::LEAF)?;

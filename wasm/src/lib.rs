@@ -203,12 +203,18 @@ mod exports {
         run_f64(db, |d| d.check(&key, now as u64).map(|r| r.unwrap_or(0)))
     }
 
-    /// Input: key, then value.
+    /// The revision of the transaction's last operation.
     #[no_mangle]
-    pub extern "C" fn vk_put(db: u32, klen: u32, vlen: u32, expires: f64, now: f64) -> i32 {
+    pub extern "C" fn vk_revision(db: u32) -> f64 {
+        run_f64(db, |d| d.revision())
+    }
+
+    /// Input: key, then value. The glue numbers operations: `revision`.
+    #[no_mangle]
+    pub extern "C" fn vk_put(db: u32, klen: u32, vlen: u32, revision: f64, expires: f64, now: f64) -> i32 {
         run(db, |d, input, _| {
             let (k, v) = input[..(klen + vlen) as usize].split_at(klen as usize);
-            d.put(k, v, expires as u64, now as u64).map(|r| r as i32)
+            d.put_at(k, v, revision as u64, expires as u64, now as u64).map(|r| r as i32)
         })
     }
 
@@ -240,10 +246,14 @@ mod exports {
         run_f64(db, |d| d.next_expiry())
     }
 
-    /// Returns 1 when the host must sync and then call `vk_synced`.
+    /// Commits with the last revision the glue gave an operation. Returns 1
+    /// when the host must sync and then call `vk_synced`.
     #[no_mangle]
-    pub extern "C" fn vk_commit(db: u32, durable: u32) -> i32 {
-        run(db, |d, _, _| d.commit(durable != 0).map(|s| s as i32))
+    pub extern "C" fn vk_commit(db: u32, durable: u32, revision: f64) -> i32 {
+        run(db, |d, _, _| {
+            d.raise_revision(revision as u64);
+            d.commit(durable != 0).map(|s| s as i32)
+        })
     }
 
     #[no_mangle]

@@ -1,6 +1,8 @@
 //! B+tree node pages: a slotted layout. A node is one 4 KiB page: an 8-byte
-//! header, an array of u16 slots (sorted by key) growing up, and entries
-//! packed from the end of the page growing down. Inserting is a slot shift
+//! header, an array of slots (sorted by key) growing up, and entries
+//! packed from the end of the page growing down. A slot is the entry's
+//! offset (u16) and the first four bytes of its key (its "head"), so a
+//! binary search mostly reads the slot array, not the entries. Inserting is a slot shift
 //! and a copy; removing leaves garbage that is compacted when space runs out.
 //!
 //! Leaf entry:   key_len u16, key, flags u8, revision u64, [expires u64],
@@ -14,6 +16,8 @@
 
 pub const PAGE: usize = 4096;
 pub const HDR: usize = 8;
+/// Bytes of a slot: offset u16, key head u32 (big-endian).
+pub const SLOT: usize = 6;
 pub const LEAF: u8 = 1;
 pub const BRANCH: u8 = 2;
 
@@ -105,7 +109,32 @@ fn set_garbage(p: &mut [u8], v: usize) {
 
 #[inline(always)]
 pub fn slot(p: &[u8], i: usize) -> usize {
-    get_u16(p, HDR + 2 * i)
+    get_u16(p, HDR + SLOT * i)
+}
+
+/// The first four bytes of a key as a big-endian number (zero-padded):
+/// comparing heads orders keys unless the heads are equal.
+#[inline(always)]
+pub fn head_of(k: &[u8]) -> u32 {
+    let mut b = [0u8; 4];
+    let n = k.len().min(4);
+    b[..n].copy_from_slice(&k[..n]);
+    u32::from_be_bytes(b)
+}
+
+#[inline(always)]
+fn head(p: &[u8], i: usize) -> u32 {
+    let at = HDR + SLOT * i + 2;
+    u32::from_be_bytes([p[at], p[at + 1], p[at + 2], p[at + 3]])
+}
+
+/// Compares key `i` with `k` whose head is `kh`.
+#[inline(always)]
+fn compare_at(p: &[u8], i: usize, k: &[u8], kh: u32) -> std::cmp::Ordering {
+    match head(p, i).cmp(&kh) {
+        std::cmp::Ordering::Equal => compare(key(p, i), k),
+        other => other,
+    }
 }
 
 /// Makes `p` an empty node of `kind`.
@@ -126,12 +155,16 @@ pub fn sane(p: &[u8]) -> bool {
     }
     let n = count(p);
     let up = upper(p);
-    if HDR + 2 * n > up || up > PAGE {
+    if HDR + SLOT * n > up || up > PAGE {
         return false;
     }
     for i in 0..n {
         let off = slot(p, i);
         if off < up || off >= PAGE || off + entry_len(p, off) > PAGE {
+            return false;
+        }
+        let klen = get_u16(p, off);
+        if off + 2 + klen > PAGE || head(p, i) != head_of(&p[off + 2..off + 2 + klen]) {
             return false;
         }
     }
@@ -159,7 +192,7 @@ pub fn entry_len(p: &[u8], off: usize) -> usize {
 
 /// Bytes in use: header, slots and live entries.
 pub fn used(p: &[u8]) -> usize {
-    PAGE - (upper(p) - (HDR + 2 * count(p))) - garbage(p)
+    PAGE - (upper(p) - (HDR + SLOT * count(p))) - garbage(p)
 }
 
 /// Bytes free for one more entry and its slot, once compacted.
@@ -206,10 +239,11 @@ pub fn compare(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
 /// Binary search of a leaf: `Ok(i)` when entry `i` has `k`, else where it
 /// would go.
 pub fn search(p: &[u8], k: &[u8]) -> Result<usize, usize> {
+    let kh = head_of(k);
     let (mut lo, mut hi) = (0, count(p));
     while lo < hi {
         let mid = (lo + hi) / 2;
-        match compare(key(p, mid), k) {
+        match compare_at(p, mid, k, kh) {
             std::cmp::Ordering::Less => lo = mid + 1,
             std::cmp::Ordering::Greater => hi = mid,
             std::cmp::Ordering::Equal => return Ok(mid),
@@ -221,10 +255,11 @@ pub fn search(p: &[u8], k: &[u8]) -> Result<usize, usize> {
 /// The child of a branch whose subtree holds `k`: the last child whose
 /// separator is at most `k`.
 pub fn child_index(p: &[u8], k: &[u8]) -> usize {
+    let kh = head_of(k);
     let (mut lo, mut hi) = (1, count(p));
     while lo < hi {
         let mid = (lo + hi) / 2;
-        if compare(key(p, mid), k) != std::cmp::Ordering::Greater {
+        if compare_at(p, mid, k, kh) != std::cmp::Ordering::Greater {
             lo = mid + 1;
         } else {
             hi = mid;
@@ -343,18 +378,20 @@ pub fn leaf_entry(out: &mut Vec<u8>, key: &[u8], revision: u64, expires: u64, va
 /// Inserts `e` as entry `i`. Returns false when the page cannot hold it.
 pub fn insert(p: &mut [u8], i: usize, e: &[u8]) -> bool {
     let n = count(p);
-    if used(p) + e.len() + 2 > PAGE {
+    if used(p) + e.len() + SLOT > PAGE {
         return false;
     }
-    if upper(p) - (HDR + 2 * n) < e.len() + 2 {
+    if upper(p) - (HDR + SLOT * n) < e.len() + SLOT {
         compact(p);
     }
     let up = upper(p) - e.len();
     p[up..up + e.len()].copy_from_slice(e);
     set_upper(p, up);
-    let at = HDR + 2 * i;
-    p.copy_within(at..HDR + 2 * n, at + 2);
+    let at = HDR + SLOT * i;
+    p.copy_within(at..HDR + SLOT * n, at + SLOT);
     put_u16(p, at, up);
+    let klen = get_u16(e, 0);
+    p[at + 2..at + 6].copy_from_slice(&head_of(&e[2..2 + klen]).to_be_bytes());
     set_count(p, n + 1);
     true
 }
@@ -364,8 +401,8 @@ pub fn remove(p: &mut [u8], i: usize) {
     let n = count(p);
     let off = slot(p, i);
     let len = entry_len(p, off);
-    let at = HDR + 2 * i;
-    p.copy_within(at + 2..HDR + 2 * n, at);
+    let at = HDR + SLOT * i;
+    p.copy_within(at + SLOT..HDR + SLOT * n, at);
     set_count(p, n - 1);
     if off == upper(p) {
         set_upper(p, off + len);
@@ -385,7 +422,7 @@ pub fn compact(p: &mut [u8]) {
         let len = entry_len(&copy, off);
         up -= len;
         p[up..up + len].copy_from_slice(&copy[off..off + len]);
-        put_u16(p, HDR + 2 * i, up);
+        put_u16(p, HDR + SLOT * i, up);
     }
     set_upper(p, up);
     set_garbage(p, 0);
@@ -405,16 +442,16 @@ pub fn build(p: &mut [u8], kind: u8, entries: &[&[u8]]) {
 /// full, so ordered loads fill pages.
 pub fn split_point(lens: &[usize], appended: bool) -> usize {
     let n = lens.len();
-    let cost = |range: &[usize]| HDR + range.iter().map(|l| l + 2).sum::<usize>();
+    let cost = |range: &[usize]| HDR + range.iter().map(|l| l + SLOT).sum::<usize>();
     if appended && n >= 2 && cost(&lens[..n - 1]) <= PAGE {
         return n - 1;
     }
-    let total: usize = lens.iter().map(|l| l + 2).sum();
+    let total: usize = lens.iter().map(|l| l + SLOT).sum();
     let mut best = 1;
     let mut best_max = usize::MAX;
     let mut left = 0;
     for i in 1..n {
-        left += lens[i - 1] + 2;
+        left += lens[i - 1] + SLOT;
         let worst = left.max(total - left);
         if worst < best_max {
             best_max = worst;
@@ -473,7 +510,7 @@ mod tests {
             }
             n += 1;
         }
-        assert_eq!(n, 34);
+        assert_eq!(n, 33);
         for _ in 0..10 {
             remove(&mut p, 0);
         }

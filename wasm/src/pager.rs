@@ -47,17 +47,77 @@ struct Frame {
     referenced: bool,
 }
 
+/// Page number to cache frame: a two-level radix table, faster than a hash
+/// map on the read path. Second-level tables exist only for regions with
+/// cached pages, so its size follows the cache, not the file.
+#[derive(Default)]
+struct PageTable {
+    tables: Vec<Option<Box<[u32; TABLE]>>>,
+    counts: Vec<u16>,
+    len: usize,
+}
+
+const TABLE_BITS: u32 = 9;
+const TABLE: usize = 1 << TABLE_BITS;
+
+impl PageTable {
+    #[inline(always)]
+    fn get(&self, pgno: u32) -> Option<usize> {
+        let t = (pgno >> TABLE_BITS) as usize;
+        match self.tables.get(t) {
+            Some(Some(table)) => match table[pgno as usize & (TABLE - 1)] {
+                0 => None,
+                i => Some(i as usize - 1),
+            },
+            _ => None,
+        }
+    }
+
+    fn insert(&mut self, pgno: u32, frame: usize) {
+        let t = (pgno >> TABLE_BITS) as usize;
+        if self.tables.len() <= t {
+            self.tables.resize_with(t + 1, || None);
+            self.counts.resize(t + 1, 0);
+        }
+        let table = self.tables[t].get_or_insert_with(|| Box::new([0; TABLE]));
+        let slot = &mut table[pgno as usize & (TABLE - 1)];
+        if *slot == 0 {
+            self.counts[t] += 1;
+            self.len += 1;
+        }
+        *slot = frame as u32 + 1;
+    }
+
+    fn remove(&mut self, pgno: u32) -> Option<usize> {
+        let t = (pgno >> TABLE_BITS) as usize;
+        let table = self.tables.get_mut(t)?.as_mut()?;
+        let slot = &mut table[pgno as usize & (TABLE - 1)];
+        if *slot == 0 {
+            return None;
+        }
+        let frame = *slot as usize - 1;
+        *slot = 0;
+        self.len -= 1;
+        self.counts[t] -= 1;
+        if self.counts[t] == 0 {
+            self.tables[t] = None;
+        }
+        Some(frame)
+    }
+}
+
 /// Clean pages, at most `capacity` of them.
 struct Cache {
-    map: FxMap<u32, usize>,
+    map: PageTable,
     frames: Vec<Frame>,
     hand: usize,
     capacity: usize,
 }
 
 impl Cache {
+    #[inline(always)]
     fn lookup(&mut self, pgno: u32) -> Option<usize> {
-        let i = *self.map.get(&pgno)?;
+        let i = self.map.get(pgno)?;
         self.frames[i].referenced = true;
         Some(i)
     }
@@ -65,7 +125,7 @@ impl Cache {
     /// Stores `data` as page `pgno`; returns its frame and a buffer freed by
     /// eviction, if any.
     fn insert(&mut self, pgno: u32, data: Box<[u8]>) -> (usize, Option<Box<[u8]>>) {
-        if let Some(&i) = self.map.get(&pgno) {
+        if let Some(i) = self.map.get(pgno) {
             let old = std::mem::replace(&mut self.frames[i].data, data);
             self.frames[i].referenced = true;
             return (i, Some(old));
@@ -83,7 +143,7 @@ impl Cache {
                 self.frames[i].referenced = false;
                 continue;
             }
-            self.map.remove(&self.frames[i].pgno);
+            self.map.remove(self.frames[i].pgno);
             let old = std::mem::replace(&mut self.frames[i].data, data);
             self.frames[i].pgno = pgno;
             self.frames[i].referenced = true;
@@ -94,7 +154,7 @@ impl Cache {
 
     fn forget(&mut self, pgno: u32) {
         // The frame stays allocated; it is simply no longer found.
-        if let Some(i) = self.map.remove(&pgno) {
+        if let Some(i) = self.map.remove(pgno) {
             self.frames[i].pgno = u32::MAX;
             self.frames[i].referenced = false;
         }
@@ -124,7 +184,7 @@ impl Pager {
         Pager {
             storage,
             cache: Cache {
-                map: FxMap::default(),
+                map: PageTable::default(),
                 frames: Vec::new(),
                 hand: 0,
                 capacity: cache_pages.max(16),
@@ -343,7 +403,7 @@ impl Pager {
 
     /// How many pages the cache holds now.
     pub fn cached(&self) -> usize {
-        self.cache.map.len()
+        self.cache.map.len
     }
 
     pub fn capacity(&self) -> usize {
@@ -354,7 +414,7 @@ impl Pager {
 impl Pager {
     /// Empties the cache (after a commit slot failed to verify at open).
     pub fn reset_cache(&mut self) {
-        let pages: Vec<u32> = self.cache.map.keys().copied().collect();
+        let pages: Vec<u32> = self.cache.frames.iter().map(|f| f.pgno).collect();
         for p in pages {
             self.cache.forget(p);
         }
