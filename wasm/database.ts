@@ -25,8 +25,11 @@ import {
 } from "./engine.ts";
 import type { Host } from "./host.ts";
 
-/** The page cache's size when none is given: 64 MiB of 4 KiB pages. */
-export const DEFAULT_CACHE_PAGES = 16_384;
+/**
+ * The page cache's size when none is given: 256 MiB of 4 KiB pages. It
+ * fills only as pages are read, so a small database uses little of it.
+ */
+export const DEFAULT_CACHE_PAGES = 65_536;
 /** Output of one list call into the engine before yielding (1 MiB). */
 const LIST_BATCH_BYTES = 1 << 20;
 /** Non-durable commits are made durable at least this often. */

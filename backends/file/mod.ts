@@ -39,8 +39,9 @@ export interface EmbeddedStoreOptions {
   /** A namespace every key is stored under. */
   prefix?: string;
   /**
-   * The page cache's size in bytes (default 64 MiB). The engine's memory
-   * stays within about this much, whatever the file's size.
+   * The page cache's size in bytes (default 256 MiB, filled only as pages
+   * are read). The engine's memory stays within about 1.25 times this,
+   * whatever the file's size.
    */
   cacheSize?: number;
   /**

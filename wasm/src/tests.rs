@@ -224,8 +224,8 @@ fn a_transaction_larger_than_the_cache_spills_and_commits_whole() {
     for round in 0..3 {
         db.begin().unwrap();
         db.op().unwrap();
-        for _ in 0..6000 {
-            let k = format!("s{:06}", rng.below(20_000)).into_bytes();
+        for _ in 0..15_000 {
+            let k = format!("s{:06}", rng.below(50_000)).into_bytes();
             if rng.below(5) == 0 {
                 db.delete(&k, 0).unwrap();
                 model.remove(&k);
@@ -235,6 +235,7 @@ fn a_transaction_larger_than_the_cache_spills_and_commits_whole() {
                 model.insert(k, v);
             }
         }
+        assert!(db.pager.spilled_count() > 0, "nothing was spilled");
         commit(&mut db);
         let report = db.verify().unwrap();
         assert!(report.starts_with("{\"ok\":true"), "{}", report);
