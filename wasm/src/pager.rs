@@ -36,6 +36,54 @@ impl Hasher for Fx {
 
 pub type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
 
+/// Pages a slab of page buffers holds (4 MiB).
+const SLAB_PAGES: usize = 1024;
+
+thread_local! {
+    static POOL: std::cell::RefCell<Vec<PageBuf>> = std::cell::RefCell::new(Vec::new());
+}
+
+/// A page-sized buffer. Buffers come from slabs of 4 MiB and go back to a
+/// pool shared by every database of the module, never to the allocator:
+/// WebAssembly memory never shrinks anyway, and growing it in small steps
+/// is slow in some engines (Node 20's copies its memory on each growth), so
+/// it grows a slab at a time.
+pub struct PageBuf(std::ptr::NonNull<u8>);
+
+impl PageBuf {
+    fn take() -> PageBuf {
+        POOL.with(|pool| {
+            let mut pool = pool.borrow_mut();
+            if pool.is_empty() {
+                let slab: &'static mut [u8] = Box::leak(vec![0u8; SLAB_PAGES * PAGE].into_boxed_slice());
+                for chunk in slab.chunks_exact_mut(PAGE) {
+                    pool.push(PageBuf(std::ptr::NonNull::new(chunk.as_mut_ptr()).unwrap()));
+                }
+            }
+            pool.pop().unwrap()
+        })
+    }
+
+    /// Returns the buffer to the shared pool.
+    fn give(self) {
+        POOL.with(|pool| pool.borrow_mut().push(self));
+    }
+}
+
+impl std::ops::Deref for PageBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // The buffer is PAGE bytes of a leaked slab, owned by this handle.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr(), PAGE) }
+    }
+}
+
+impl std::ops::DerefMut for PageBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        unsafe { std::slice::from_raw_parts_mut(self.0.as_ptr(), PAGE) }
+    }
+}
+
 /// The checksum of a page stored at `pgno`.
 pub fn page_checksum(data: &[u8], pgno: u32) -> u64 {
     xxh64(data, pgno as u64)
@@ -43,7 +91,7 @@ pub fn page_checksum(data: &[u8], pgno: u32) -> u64 {
 
 struct Frame {
     pgno: u32,
-    data: Box<[u8]>,
+    data: PageBuf,
     referenced: bool,
 }
 
@@ -111,7 +159,7 @@ impl PageTable {
 #[derive(Default)]
 struct DirtySet {
     table: PageTable,
-    pages: Vec<(u32, Box<[u8]>)>,
+    pages: Vec<(u32, PageBuf)>,
 }
 
 impl DirtySet {
@@ -122,18 +170,18 @@ impl DirtySet {
         self.pages.len()
     }
     #[inline(always)]
-    fn get(&self, pgno: &u32) -> Option<&Box<[u8]>> {
+    fn get(&self, pgno: &u32) -> Option<&PageBuf> {
         self.table.get(*pgno).map(|i| &self.pages[i].1)
     }
     #[inline(always)]
-    fn get_mut(&mut self, pgno: &u32) -> Option<&mut Box<[u8]>> {
+    fn get_mut(&mut self, pgno: &u32) -> Option<&mut PageBuf> {
         let i = self.table.get(*pgno)?;
         Some(&mut self.pages[i].1)
     }
     fn contains_key(&self, pgno: &u32) -> bool {
         self.table.get(*pgno).is_some()
     }
-    fn insert(&mut self, pgno: u32, buf: Box<[u8]>) {
+    fn insert(&mut self, pgno: u32, buf: PageBuf) {
         match self.table.get(pgno) {
             Some(i) => self.pages[i].1 = buf,
             None => {
@@ -142,7 +190,7 @@ impl DirtySet {
             }
         }
     }
-    fn remove(&mut self, pgno: &u32) -> Option<Box<[u8]>> {
+    fn remove(&mut self, pgno: &u32) -> Option<PageBuf> {
         let i = self.table.remove(*pgno)?;
         let (_, buf) = self.pages.swap_remove(i);
         if i < self.pages.len() {
@@ -157,8 +205,8 @@ impl DirtySet {
 }
 
 impl std::ops::Index<&u32> for DirtySet {
-    type Output = Box<[u8]>;
-    fn index(&self, pgno: &u32) -> &Box<[u8]> {
+    type Output = PageBuf;
+    fn index(&self, pgno: &u32) -> &PageBuf {
         self.get(pgno).expect("page is not dirty")
     }
 }
@@ -181,7 +229,7 @@ impl Cache {
 
     /// Stores `data` as page `pgno`; returns its frame and a buffer freed by
     /// eviction, if any.
-    fn insert(&mut self, pgno: u32, data: Box<[u8]>) -> (usize, Option<Box<[u8]>>) {
+    fn insert(&mut self, pgno: u32, data: PageBuf) -> (usize, Option<PageBuf>) {
         if let Some(i) = self.map.get(pgno) {
             let old = std::mem::replace(&mut self.frames[i].data, data);
             self.frames[i].referenced = true;
@@ -228,7 +276,7 @@ pub struct Pager {
     order: std::collections::VecDeque<u32>,
     /// Pages of the running transaction already written, with checksums.
     spilled: FxMap<u32, u64>,
-    spare: Vec<Box<[u8]>>,
+    spare: Vec<PageBuf>,
     /// Page reads that missed the cache (a statistic).
     pub misses: u64,
     /// Checks the layout of a page read from the host, so a damaged page
@@ -255,13 +303,15 @@ impl Pager {
         }
     }
 
-    fn buffer(&mut self) -> Box<[u8]> {
-        self.spare.pop().unwrap_or_else(|| vec![0u8; PAGE].into_boxed_slice())
+    fn buffer(&mut self) -> PageBuf {
+        self.spare.pop().unwrap_or_else(PageBuf::take)
     }
 
-    fn recycle(&mut self, buf: Box<[u8]>) {
+    fn recycle(&mut self, buf: PageBuf) {
         if self.spare.len() < 64 {
             self.spare.push(buf);
+        } else {
+            buf.give();
         }
     }
 
@@ -480,6 +530,21 @@ impl Pager {
         let pages: Vec<u32> = self.cache.frames.iter().map(|f| f.pgno).collect();
         for p in pages {
             self.cache.forget(p);
+        }
+    }
+}
+
+impl Drop for Pager {
+    // A closed database's buffers go back to the shared pool.
+    fn drop(&mut self) {
+        for frame in self.cache.frames.drain(..) {
+            frame.data.give();
+        }
+        for (_, buf) in self.dirty.pages.drain(..) {
+            buf.give();
+        }
+        for buf in self.spare.drain(..) {
+            buf.give();
         }
     }
 }
