@@ -402,29 +402,50 @@ impl Pager {
     /// `spilled`. `is_leaf` tells which pages may go (branches stay, so
     /// checksums are filled in bottom-up at commit).
     pub fn spill(&mut self, is_leaf: fn(&[u8]) -> bool) -> Result<()> {
-        let mut budget = self.order.len();
         let limit = (self.cache.capacity / 4).max(64);
-        while self.dirty.len() > limit && budget > 0 {
+        if self.dirty.len() <= limit {
+            return Ok(());
+        }
+        // Spill a batch, down to three quarters of the limit, so writes come
+        // in sorted runs and not one call per page.
+        let target = limit * 3 / 4;
+        let mut victims = Vec::new();
+        let mut budget = self.order.len();
+        while self.dirty.len() - victims.len() > target && budget > 0 {
             budget -= 1;
             let pgno = match self.order.pop_front() {
                 Some(p) => p,
                 None => break,
             };
-            let leaf = match self.dirty.get(&pgno) {
+            match self.dirty.get(&pgno) {
                 None => continue,
-                Some(page) => is_leaf(page),
-            };
-            if !leaf {
-                self.order.push_back(pgno);
-                continue;
+                Some(page) if is_leaf(page) => victims.push(pgno),
+                Some(_) => self.order.push_back(pgno),
             }
-            let buf = self.dirty.remove(&pgno).unwrap();
-            self.storage.write(pgno as u64 * PAGE as u64, &buf)?;
-            self.spilled.insert(pgno, page_checksum(&buf, pgno));
-            let (_, evicted) = self.cache.insert(pgno, buf);
-            if let Some(old) = evicted {
-                self.recycle(old);
+        }
+        victims.sort_unstable();
+        victims.dedup();
+        let mut staging: Vec<u8> = Vec::new();
+        let mut i = 0;
+        while i < victims.len() {
+            let start = victims[i];
+            let mut n = 1;
+            while i + n < victims.len() && n < 64 && victims[i + n] == start + n as u32 {
+                n += 1;
             }
+            staging.clear();
+            for k in 0..n {
+                let pgno = start + k as u32;
+                let buf = self.dirty.remove(&pgno).unwrap();
+                staging.extend_from_slice(&buf);
+                self.spilled.insert(pgno, page_checksum(&buf, pgno));
+                let (_, evicted) = self.cache.insert(pgno, buf);
+                if let Some(old) = evicted {
+                    self.recycle(old);
+                }
+            }
+            self.storage.write(start as u64 * PAGE as u64, &staging)?;
+            i += n;
         }
         Ok(())
     }
