@@ -45,8 +45,6 @@ interface Exports {
   memory: WebAssembly.Memory;
   vk_result(): number;
   vk_input(len: number): number;
-  vk_output(): number;
-  vk_output_len(): number;
   vk_error(): number;
   vk_error_len(): number;
   vk_open(file: number, cachePages: number): number;
@@ -65,7 +63,6 @@ interface Exports {
   vk_snapshot(db: number): number;
   vk_release(db: number, id: number): number;
   vk_begin(db: number): number;
-  vk_op(db: number): number;
   vk_revision(db: number): number;
   vk_check(db: number, klen: number, now: number): number;
   vk_put(
@@ -524,11 +521,6 @@ export class EngineDb {
   /** The revision of the transaction's last operation. */
   revision(): number {
     return this.#engine.check(this.#x.vk_revision(this.#db));
-  }
-
-  /** Starts one caller's operation; returns the revision of its writes. */
-  op(): number {
-    return this.#engine.check(this.#x.vk_op(this.#db));
   }
 
   /** The live revision of `key` in the transaction, or `null`. */

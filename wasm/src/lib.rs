@@ -99,16 +99,6 @@ mod exports {
     }
 
     #[no_mangle]
-    pub extern "C" fn vk_output() -> *const u8 {
-        global().out.as_ptr()
-    }
-
-    #[no_mangle]
-    pub extern "C" fn vk_output_len() -> u32 {
-        global().out.len() as u32
-    }
-
-    #[no_mangle]
     pub extern "C" fn vk_error() -> *const u8 {
         global().err.as_ptr()
     }
@@ -187,12 +177,6 @@ mod exports {
     #[no_mangle]
     pub extern "C" fn vk_begin(db: u32) -> i32 {
         run(db, |d, _, _| d.begin().map(|_| 0))
-    }
-
-    /// Starts an operation; returns its revision.
-    #[no_mangle]
-    pub extern "C" fn vk_op(db: u32) -> f64 {
-        run_f64(db, |d| d.op())
     }
 
     /// The live revision of a key in the transaction (0: absent).
