@@ -347,7 +347,12 @@ export class Database {
       this.#scheduleCheckpoint();
     }
     if (changes.length > 0) {
-      for (const listener of [...this.#listeners]) listener(changes);
+      for (const listener of [...this.#listeners]) {
+        // A listener's failure is its own; the commit and its callers stand.
+        try {
+          listener(changes);
+        } catch { /* the listener reports its errors itself */ }
+      }
     }
     for (let i = 0; i < batch.length; i++) batch[i].resolve(results[i]);
     if (expiring) this.#armSweep();
@@ -388,7 +393,14 @@ export class Database {
   // together are reclaimed by one commit).
   #armSweep(): void {
     if (this.#closed || this.#failure !== undefined) return;
-    const next = this.#db.nextExpiry();
+    let next: number;
+    try {
+      next = this.#db.nextExpiry();
+    } catch {
+      // A damaged expiry index: reads still check expiry themselves, and
+      // the next write that touches the page reports the damage.
+      return;
+    }
     if (next === 0) return;
     const at = next + SWEEP_DELAY_MS;
     if (at >= this.#sweepAt && this.#sweepTimer !== undefined) return;
