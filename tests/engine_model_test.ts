@@ -12,6 +12,7 @@ import {
   differences,
   envNumber,
   type Model,
+  type Op,
   openDb,
   randomCommit,
   Rng,
@@ -59,6 +60,46 @@ describe("the engine against a sorted map", () => {
           db = await openDb(host, 32);
         }
       }
+      const report = await db.verify();
+      assert.ok(report.ok, JSON.stringify(report));
+      await db.close();
+    });
+  });
+
+  test("plain puts and deletes of one tick apply as if in the order issued", async () => {
+    await withSeed(async (rng) => {
+      const db = await openDb(new MemoryHost(), 32);
+      let model: Model = new Map();
+      for (let round = 0; round < 40; round++) {
+        const pending: Promise<unknown>[] = [];
+        const issued: Op[][] = [];
+        for (let i = 0; i < 1 + rng.below(60); i++) {
+          const key = `p/${rng.below(30)}`;
+          const roll = rng.below(10);
+          if (roll < 6) {
+            const value = rng.bytes(rng.below(2_000), rng.below(1e6));
+            pending.push(db.put(key, value));
+            issued.push([{ type: "put", key, value }]);
+          } else if (roll < 9) {
+            pending.push(db.delete(key));
+            issued.push([{ type: "delete", key }]);
+          } else {
+            const ops = randomCommit(rng, 1 + rng.below(4)).map((op) =>
+              op.type === "put" ? { ...op, key: `p/${op.key.length % 30}` } : op
+            );
+            pending.push(commitOps(db, ops));
+            issued.push(ops);
+          }
+        }
+        await Promise.all(pending);
+        for (const ops of issued) model = applyModel(model, ops);
+        assert.equal(await differences(db, model), "", `round ${round}`);
+      }
+      // Revisions follow the order issued, whatever the order applied.
+      const z = db.put("order/z", new Uint8Array([1]));
+      const a = db.put("order/a", new Uint8Array([2]));
+      await Promise.all([z, a]);
+      assert.ok(db.get("order/z")!.lastIndex < db.get("order/a")!.lastIndex);
       const report = await db.verify();
       assert.ok(report.ok, JSON.stringify(report));
       await db.close();

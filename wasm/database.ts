@@ -78,6 +78,10 @@ export interface WriteTxn {
 interface Job {
   run?: (tx: WriteTxn) => unknown;
   exclusive?: () => Promise<unknown> | unknown;
+  /** A plain put (with `value`) or delete of one key. */
+  key?: string;
+  value?: Uint8Array;
+  ttl?: number;
 }
 
 interface Queued extends Job {
@@ -176,6 +180,22 @@ export class Database {
     return this.#enqueue({ run }) as Promise<T>;
   }
 
+  /**
+   * Writes `value` at `key` in the next commit, as its own operation;
+   * resolves once that commit is durable. Plain puts and deletes that
+   * follow each other in a commit are applied in key order (their
+   * revisions still follow the order they were issued in), so a large
+   * group touches each page once.
+   */
+  put(key: string, value: Uint8Array, ttl?: number): Promise<void> {
+    return this.#enqueue({ key, value, ttl }) as Promise<void>;
+  }
+
+  /** Deletes `key` in the next commit, as its own operation (see `put`). */
+  delete(key: string): Promise<void> {
+    return this.#enqueue({ key }) as Promise<void>;
+  }
+
   /** Hears every commit's changes; returns the function that stops it. */
   listen(listener: ChangeListener): () => void {
     this.#listeners.add(listener);
@@ -236,6 +256,9 @@ export class Database {
       this.#queue.push({
         run: job.run,
         exclusive: job.exclusive,
+        key: job.key,
+        value: job.value,
+        ttl: job.ttl,
         resolve,
         reject,
       });
@@ -308,8 +331,15 @@ export class Database {
           }
         },
       };
-      for (const item of batch) {
-        if (item.run === sweep) {
+      for (let i = 0; i < batch.length; i++) {
+        const item = batch[i];
+        if (item.key !== undefined) {
+          let end = i + 1;
+          while (end < batch.length && batch[end].key !== undefined) end++;
+          this.#applyPlain(tx, batch, i, end);
+          for (; i < end; i++) results.push(undefined);
+          i--;
+        } else if (item.run === sweep) {
           for (const key of db.sweep(now, SWEEP_BATCH)) {
             changes.push({ key, entry: null });
           }
@@ -356,6 +386,28 @@ export class Database {
     }
     for (let i = 0; i < batch.length; i++) batch[i].resolve(results[i]);
     if (expiring) this.#armSweep();
+  }
+
+  // Plain puts and deletes of batch[start..end]: numbered in the order
+  // issued, applied in key order (a stable sort keeps the order of writes
+  // to one key), so each page is copied, and spilled, at most once.
+  #applyPlain(tx: WriteTxn, batch: Queued[], start: number, end: number): void {
+    const n = end - start;
+    const revisions = new Array<number>(n);
+    for (let k = 0; k < n; k++) revisions[k] = tx.op();
+    const order = Array.from({ length: n }, (_, k) => k);
+    if (n > 1) {
+      order.sort((a, b) => {
+        const x = batch[start + a].key!;
+        const y = batch[start + b].key!;
+        return x < y ? -1 : x > y ? 1 : 0;
+      });
+    }
+    for (const k of order) {
+      const item = batch[start + k];
+      if (item.value) tx.put(item.key!, item.value, revisions[k], item.ttl);
+      else tx.delete(item.key!);
+    }
   }
 
   // A failed commit leaves the engine refusing writes (its state in memory

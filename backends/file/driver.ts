@@ -66,17 +66,11 @@ export class FileDriver implements Driver {
     value: Uint8Array,
     options: DriverWriteOptions,
   ): Promise<void> {
-    const ttl = options.ttl;
-    return this.#shared.db.write((tx) => {
-      tx.put(key, value, tx.op(), ttl);
-    });
+    return this.#shared.db.put(key, value, options.ttl);
   }
 
   delete(key: string, _options: DriverSignalOptions): Promise<void> {
-    return this.#shared.db.write((tx) => {
-      tx.op();
-      tx.delete(key);
-    });
+    return this.#shared.db.delete(key);
   }
 
   list(dir: string, _options: DriverReadOptions): Promise<Entry[]> {

@@ -549,7 +549,10 @@ impl Db {
     /// Writes `value` at `key` with the current operation's revision and an
     /// expiry (0: none). Returns whether it replaced a live entry.
     pub fn put(&mut self, key: &[u8], value: &[u8], expires: u64, now: u64) -> Result<bool> {
-        self.guarded(|db| db.put_inner(key, value, expires, now))
+        self.guarded(|db| {
+            let revision = db.work().revision;
+            db.put_inner(key, value, revision, expires, now)
+        })
     }
 
     /// Like `put`, with the revision the glue numbered the operation with
@@ -557,7 +560,7 @@ impl Db {
     pub fn put_at(&mut self, key: &[u8], value: &[u8], revision: u64, expires: u64, now: u64) -> Result<bool> {
         self.writable_state()?;
         self.raise_revision(revision);
-        self.put(key, value, expires, now)
+        self.guarded(|db| db.put_inner(key, value, revision, expires, now))
     }
 
     /// The revision of the transaction's last operation.
@@ -573,13 +576,13 @@ impl Db {
         }
     }
 
-    fn put_inner(&mut self, key: &[u8], value: &[u8], expires: u64, now: u64) -> Result<bool> {
-        let replaced = self.put_entry(key, value, expires, now)?;
+    fn put_inner(&mut self, key: &[u8], value: &[u8], revision: u64, expires: u64, now: u64) -> Result<bool> {
+        let replaced = self.put_entry(key, value, revision, expires, now)?;
         self.pager.spill(|p| node::kind(p) == node::LEAF)?;
         Ok(replaced)
     }
 
-    fn put_entry(&mut self, key: &[u8], value: &[u8], expires: u64, now: u64) -> Result<bool> {
+    fn put_entry(&mut self, key: &[u8], value: &[u8], revision: u64, expires: u64, now: u64) -> Result<bool> {
         if key.is_empty() || key.len() > node::KEY_MAX {
             return Err(Error::Invalid(format!("keys must be 1 to {} bytes long", node::KEY_MAX)));
         }
@@ -599,7 +602,7 @@ impl Db {
             Value::Inline(value)
         };
         let mut entry = std::mem::take(&mut self.entry);
-        node::leaf_entry(&mut entry, key, w.revision, expires, v);
+        node::leaf_entry(&mut entry, key, revision, expires, v);
         self.old = None;
         let main = self.tree_insert(w.main, key, &entry);
         self.entry = entry;
