@@ -86,13 +86,16 @@ describe("the engine across processes", () => {
     let start = 0;
     for (let kill = 0; kill < KILLS; kill++) {
       const writer = child(path, "write", start);
-      await writer.line((line) => line === "open");
-      // Kill at a random moment while commits are in flight.
-      await new Promise((resolve) =>
-        setTimeout(resolve, 20 + Math.random() * 150)
-      );
-      writer.process.kill("SIGKILL");
-      await writer.exited;
+      try {
+        await writer.line((line) => line === "open");
+        // Kill at a random moment while commits are in flight.
+        await new Promise((resolve) =>
+          setTimeout(resolve, 20 + Math.random() * 150)
+        );
+      } finally {
+        writer.process.kill("SIGKILL");
+        await writer.exited;
+      }
       for (const line of writer.lines) {
         if (/^\d+$/.test(line)) durable.add(Number(line));
       }
@@ -119,13 +122,20 @@ describe("the engine across processes", () => {
   test("a second process is refused while the holder lives, and takes over once it is killed", async () => {
     const path = join(dir, "locked.db");
     const holder = child(path, "hold");
-    await holder.line((line) => line === "open");
-    const second = child(path, "hold");
-    const refused = await second.line((line) => line !== "open");
-    assert.match(refused, /StoreError: .*is locked by another process/);
-    await second.exited;
-    holder.process.kill("SIGKILL");
-    await holder.exited;
+    try {
+      await holder.line((line) => line === "open");
+      const second = child(path, "hold");
+      try {
+        const refused = await second.line((line) => line !== "open");
+        assert.match(refused, /StoreError: .*is locked by another process/);
+        await second.exited;
+      } finally {
+        second.process.kill("SIGKILL");
+      }
+    } finally {
+      holder.process.kill("SIGKILL");
+      await holder.exited;
+    }
     const store = await EmbeddedStore.connect({ path });
     await store.put("after", "the holder died");
     await store.close();
@@ -142,14 +152,17 @@ describe("the engine across processes", () => {
     await a.close();
     await b.close();
     const holder = child(path, "hold");
-    await holder.line((line) => line === "open");
-    await assert.rejects(
-      EmbeddedStore.connect({ path }),
-      (error) =>
-        error instanceof StoreError &&
-        /locked by another process/.test(error.message),
-    );
-    holder.process.kill("SIGKILL");
-    await holder.exited;
+    try {
+      await holder.line((line) => line === "open");
+      await assert.rejects(
+        EmbeddedStore.connect({ path }),
+        (error) =>
+          error instanceof StoreError &&
+          /locked by another process/.test(error.message),
+      );
+    } finally {
+      holder.process.kill("SIGKILL");
+      await holder.exited;
+    }
   });
 });

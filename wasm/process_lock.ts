@@ -109,9 +109,18 @@ export async function acquireProcessLock(dbPath: string): Promise<ProcessLock> {
         );
       }
     }
-    if (process.platform === "win32" || await answers(path)) {
-      throw locked(dbPath);
+    let live: boolean;
+    try {
+      live = process.platform === "win32" || await answers(path);
+    } catch (error) {
+      throw new StoreError(
+        `Could not tell whether database ${dbPath} is locked (at ${path}): ${
+          (error as Error).message
+        }`,
+        { cause: error },
+      );
     }
+    if (live) throw locked(dbPath);
     // A stale lock: its holder died. Take it over, one opener at a time.
     const takeover = `${path}.takeover`;
     try {
