@@ -20,6 +20,7 @@ const BUILTINS: Record<string, Loader> = {
   redis: async () => (await import("./redis/mod.ts")).RedisStore,
   zookeeper: async () => (await import("./zookeeper/mod.ts")).ZookeeperStore,
   dynamodb: async () => (await import("./dynamodb/mod.ts")).DynamoDBStore,
+  file: async () => (await import("./file/mod.ts")).EmbeddedStore,
 };
 
 for (const [name, load] of Object.entries(BUILTINS)) {

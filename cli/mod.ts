@@ -60,10 +60,10 @@ export interface CliIO {
 }
 
 /**
- * The store used without `--store` or `$VALKEYRIE_STORE`. It becomes the
- * embedded file store, `file:./valkeyrie.db`, once that backend exists.
+ * The store used without `--store` or `$VALKEYRIE_STORE`: the embedded
+ * engine's file `valkeyrie.db` in the working directory.
  */
-export const DEFAULT_STORE = "memory:";
+export const DEFAULT_STORE = "file:./valkeyrie.db";
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
 

@@ -1,5 +1,8 @@
 // Leader election on every backend, each against its real server (Consul:
 // its API double, or a real agent with CONSUL_HTTP_ADDR).
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { openStore, type Store } from "../mod.ts";
 import { leadershipCases } from "./leadership_cases.ts";
@@ -28,6 +31,18 @@ function onServer<S extends { stop(): Promise<void> }>(
 }
 
 leadershipCases(runner, "memory", () => openStore("memory:leadership"));
+onServer(
+  "file",
+  () => {
+    const dir = mkdtempSync(join(tmpdir(), "valkeyrie-leadership-"));
+    return Promise.resolve({
+      dir,
+      stop: () =>
+        Promise.resolve(rmSync(dir, { recursive: true, force: true })),
+    });
+  },
+  (s) => openStore(`file:${join(s.dir, "leadership.db")}`),
+);
 onServer<RedisService>("redis", startRedis, (s) => openStore(s.url));
 onServer<EtcdService>("etcd", startEtcd, (s) => openStore(s.url));
 onServer<ZookeeperService>(

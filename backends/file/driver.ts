@@ -1,0 +1,220 @@
+/**
+ * The driver of one `file:` handle over a shared database file.
+ *
+ * @module
+ */
+
+import { waitForLock } from "../../core/lock.ts";
+import type {
+  AtomicStep,
+  CommitOutcome,
+  Driver,
+  DriverLockOptions,
+  DriverReadOptions,
+  DriverSignalOptions,
+  DriverWriteOptions,
+  Entry,
+  KeySink,
+  LockLease,
+  TreeSink,
+} from "../../core/driver.ts";
+import type { StoreLimits } from "../../core/types.ts";
+import type { Change } from "../../wasm/database.ts";
+import { closeShared, type SharedDatabase } from "./shared.ts";
+
+/**
+ * What a `file:` store accepts. Keys: the engine's node pages hold three
+ * keys of 1 KiB each at least, which a B+tree split needs. Values: stored
+ * in overflow pages beyond 900 bytes; 16 MiB is the size tested (a value
+ * passes through the engine's memory whole). Reads check expiry exactly;
+ * only watch notifications wait for a timer.
+ */
+export const FILE_LIMITS: StoreLimits = Object.freeze({
+  maxKeyBytes: 1024,
+  maxValueBytes: 16 * 1024 * 1024,
+  ttlGranularityMs: 50,
+  maxAtomicOperations: 10_000,
+});
+
+/**
+ * A waiter re-attempts a lock at least this often even if it hears nothing,
+ * as a safety net (every release in the process is heard).
+ */
+const LOCK_RECHECK_MS = 1_000;
+
+/** One handle of a database file. */
+export class FileDriver implements Driver {
+  readonly backend = "file";
+  readonly limits: StoreLimits = FILE_LIMITS;
+  readonly #shared: SharedDatabase;
+  #closed = false;
+
+  constructor(shared: SharedDatabase) {
+    this.#shared = shared;
+  }
+
+  get(key: string, _options: DriverReadOptions): Promise<Entry | null> {
+    try {
+      return Promise.resolve(this.#shared.db.get(key));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  put(
+    key: string,
+    value: Uint8Array,
+    options: DriverWriteOptions,
+  ): Promise<void> {
+    return this.#shared.db.put(key, value, options.ttl);
+  }
+
+  delete(key: string, _options: DriverSignalOptions): Promise<void> {
+    return this.#shared.db.delete(key);
+  }
+
+  list(dir: string, _options: DriverReadOptions): Promise<Entry[]> {
+    return this.#shared.db.list(dir);
+  }
+
+  deleteTree(
+    key: string | null,
+    dir: string,
+    _options: DriverSignalOptions,
+  ): Promise<void> {
+    return this.#shared.db.write((tx) => {
+      tx.op();
+      tx.deleteTree(key, dir);
+    });
+  }
+
+  commit(
+    steps: readonly AtomicStep[],
+    _options: DriverSignalOptions,
+  ): Promise<CommitOutcome> {
+    return this.#shared.db.write((tx): CommitOutcome => {
+      for (const step of steps) {
+        if (step.type !== "check") continue;
+        const current = tx.revision(step.key);
+        if (current !== step.lastIndex) {
+          return { ok: false, key: step.key, current };
+        }
+      }
+      const revision = tx.op();
+      for (const step of steps) {
+        if (step.type === "put") {
+          tx.put(step.key, step.value, revision, step.ttl);
+        } else if (step.type === "delete") {
+          tx.delete(step.key);
+        }
+      }
+      return { ok: true, lastIndex: BigInt(revision) };
+    });
+  }
+
+  watchKey(key: string, sink: KeySink, signal: AbortSignal): void {
+    const db = this.#shared.db;
+    // Reading and subscribing in one synchronous run: no commit can fall
+    // between them.
+    sink.state(db.get(key));
+    const stop = db.listen((changes) => {
+      for (const change of changes) {
+        if (change.key === key) sink.state(copy(change.entry));
+      }
+    });
+    signal.addEventListener("abort", stop, { once: true });
+  }
+
+  watchTree(dir: string, sink: TreeSink, signal: AbortSignal): void {
+    const db = this.#shared.db;
+    // A long list yields to the event loop: changes heard meanwhile are
+    // replayed on top of it (the tree watch drops ones it already has).
+    let buffered: Change[] | undefined = [];
+    const apply = (change: Change) => {
+      if (!change.key.startsWith(dir)) return;
+      if (change.entry) sink.put(copy(change.entry)!);
+      else sink.delete(change.key);
+    };
+    const stop = db.listen((changes) => {
+      if (buffered) buffered.push(...changes);
+      else for (const change of changes) apply(change);
+    });
+    signal.addEventListener("abort", stop, { once: true });
+    db.list(dir).then((entries) => {
+      if (signal.aborted) return;
+      sink.reset(entries);
+      const replay = buffered!;
+      buffered = undefined;
+      for (const change of replay) apply(change);
+    }, (error) => sink.error(error));
+  }
+
+  async lock(key: string, options: DriverLockOptions): Promise<LockLease> {
+    const { db, locks } = this.#shared;
+    const owner = Symbol(key);
+    const { ttl, value } = options;
+    return await waitForLock<LockLease>({
+      signal: options.signal,
+      maxWaitMs: LOCK_RECHECK_MS,
+      attempt: async () => {
+        const heldFor = locks.tryLock(key, owner, ttl);
+        if (heldFor !== null) return heldFor;
+        let lastIndex: bigint;
+        try {
+          lastIndex = await db.write((tx) => {
+            const revision = tx.op();
+            tx.put(key, value, revision);
+            return BigInt(revision);
+          });
+        } catch (error) {
+          locks.unlock(key, owner);
+          throw error;
+        }
+        return {
+          lastIndex,
+          renew: () =>
+            Promise.resolve(!this.#closed && locks.renew(key, owner, ttl)),
+          release: async (deleteKey: boolean) => {
+            try {
+              if (deleteKey && locks.holds(key, owner)) {
+                await db.write((tx) => {
+                  tx.op();
+                  tx.delete(key);
+                });
+              }
+            } finally {
+              locks.unlock(key, owner);
+            }
+          },
+        };
+      },
+      changed: (signal) =>
+        new Promise<void>((resolve) => {
+          const stop = locks.listen((released) => {
+            if (released === key) done();
+          });
+          const done = () => {
+            stop();
+            resolve();
+          };
+          signal.addEventListener("abort", done, { once: true });
+        }),
+    });
+  }
+
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    return closeShared(this.#shared);
+  }
+
+  // A crashed holder: its locks stay until their TTL runs out, as they
+  // would for another process (which the process lock keeps out anyway).
+  abandon(): Promise<void> {
+    return this.close();
+  }
+}
+
+function copy(entry: Entry | null): Entry | null {
+  return entry && { ...entry, value: entry.value.slice() };
+}

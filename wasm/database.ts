@@ -1,0 +1,472 @@
+/**
+ * A database of the engine as the store uses it: reads of the visible
+ * state, writes grouped into commits, durability, change events, and the
+ * reclaiming of expired keys.
+ *
+ * Writes issued while no commit runs are collected until the end of the
+ * current tick (a microtask), then applied in one engine transaction and
+ * made durable with one sync; writes issued while a commit syncs wait for
+ * it and go together into the next one. Each caller's promise resolves only
+ * after its commit is durable, and readers see a commit only then, so
+ * nothing a reader saw can be lost by a crash.
+ *
+ * @module
+ */
+
+import { setImmediate } from "node:timers";
+import { StoreClosedError, StoreError } from "../core/errors.ts";
+import { unrefTimer } from "../core/abort.ts";
+import type { Entry } from "../core/driver.ts";
+import {
+  type EngineDb,
+  type EngineStats,
+  type IntegrityReport,
+  loadEngine,
+} from "./engine.ts";
+import type { Host } from "./host.ts";
+
+/**
+ * The page cache's size when none is given: 256 MiB of 4 KiB pages. It
+ * fills only as pages are read, so a small database uses little of it.
+ */
+export const DEFAULT_CACHE_PAGES = 65_536;
+/** Output of one list call into the engine before yielding (1 MiB). */
+const LIST_BATCH_BYTES = 1 << 20;
+/** Non-durable commits are made durable at least this often. */
+const CHECKPOINT_MS = 1_000;
+/** Expired keys are reclaimed this long after they expire, in one commit. */
+const SWEEP_DELAY_MS = 250;
+/** Expired keys one reclaiming commit deletes at most. */
+const SWEEP_BATCH = 1_000;
+
+/** How a {@linkcode Database} is opened. */
+export interface DatabaseOptions {
+  /** The page cache's size in 4 KiB pages. */
+  cachePages?: number;
+  /**
+   * Sync every commit (default `true`). Without, commits are visible at once
+   * and made durable within a second; a crash may lose that second, never
+   * more, and never leaves a damaged file.
+   */
+  durable?: boolean;
+}
+
+/** A change: the key's new entry, or `null` when deleted or expired. */
+export interface Change {
+  key: string;
+  entry: Entry | null;
+}
+
+/** Hears the changes of each commit, once it is visible. */
+export type ChangeListener = (changes: readonly Change[]) => void;
+
+/** What a write does, inside the commit it is grouped into. */
+export interface WriteTxn {
+  /** Starts an operation: its writes share a new revision, returned. */
+  op(): number;
+  /** The revision of `key` now (including earlier writes of the commit). */
+  revision(key: string): bigint | null;
+  /** Writes `value` at `key` with revision `revision` (from `op()`). */
+  put(key: string, value: Uint8Array, revision: number, ttl?: number): void;
+  /** Deletes `key`. */
+  delete(key: string): void;
+  /** Deletes `key` (unless `null`) and every key starting with `dir`. */
+  deleteTree(key: string | null, dir: string): void;
+}
+
+/** Queued work: writes for the next commit, or work to run between commits. */
+interface Job {
+  run?: (tx: WriteTxn) => unknown;
+  exclusive?: () => Promise<unknown> | unknown;
+  /** A plain put (with `value`) or delete of one key. */
+  key?: string;
+  value?: Uint8Array;
+  ttl?: number;
+}
+
+interface Queued extends Job {
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+}
+
+/** One open database file. */
+export class Database {
+  readonly #db: EngineDb;
+  readonly #host: Host;
+  readonly #durable: boolean;
+  readonly #queue: Queued[] = [];
+  #scheduled = false;
+  #running = false;
+  #drained: (() => void) | undefined;
+  readonly #listeners = new Set<ChangeListener>();
+  #failure: unknown;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  #sweepTimer: ReturnType<typeof setTimeout> | undefined;
+  #sweepAt = Infinity;
+  #checkpointTimer: ReturnType<typeof setTimeout> | undefined;
+
+  private constructor(db: EngineDb, host: Host, durable: boolean) {
+    this.#db = db;
+    this.#host = host;
+    this.#durable = durable;
+  }
+
+  /**
+   * Opens the database in `host` (an empty file becomes a new database).
+   *
+   * @param host The file.
+   * @param options Cache size and durability.
+   * @returns The database.
+   */
+  static async open(
+    host: Host,
+    options: DatabaseOptions = {},
+  ): Promise<Database> {
+    const engine = await loadEngine();
+    const db = engine.open(host, options.cachePages ?? DEFAULT_CACHE_PAGES);
+    const database = new Database(db, host, options.durable ?? true);
+    database.#armSweep();
+    return database;
+  }
+
+  /** The live entry at `key`, or `null`. */
+  get(key: string): Entry | null {
+    this.#open();
+    return this.#db.get(key, Date.now());
+  }
+
+  /**
+   * Every live entry whose key starts with `dir`, sorted. A long list is
+   * read in batches from one snapshot, yielding to the event loop between
+   * them, so commits go on meanwhile and the list stays consistent.
+   */
+  async list(dir: string): Promise<Entry[]> {
+    this.#open();
+    const now = Date.now();
+    let page = this.#db.scan(dir, undefined, now, LIST_BATCH_BYTES);
+    if (!page.more) return page.entries;
+    const snapshot = this.#db.snapshot();
+    const all = page.entries;
+    try {
+      while (page.more) {
+        await new Promise((resolve) => setImmediate(resolve));
+        this.#open();
+        const after = all[all.length - 1].key;
+        page = this.#db.scan(dir, after, now, LIST_BATCH_BYTES, snapshot);
+        for (const entry of page.entries) all.push(entry);
+      }
+    } finally {
+      if (!this.#closed) this.#db.release(snapshot);
+    }
+    return all;
+  }
+
+  /**
+   * Up to `limit` live entries in key order after `from` (a range scan; the
+   * store's `list` is by prefix, this serves benchmarks and tools).
+   */
+  range(from: string, limit: number): Entry[] {
+    this.#open();
+    return this.#db.scan("", from, Date.now(), LIST_BATCH_BYTES, 0, limit)
+      .entries;
+  }
+
+  /**
+   * Runs `run` inside the next commit; resolves with what it returned once
+   * that commit is durable.
+   */
+  write<T>(run: (tx: WriteTxn) => T): Promise<T> {
+    return this.#enqueue({ run }) as Promise<T>;
+  }
+
+  /**
+   * Writes `value` at `key` in the next commit, as its own operation;
+   * resolves once that commit is durable. Plain puts and deletes that
+   * follow each other in a commit are applied in key order (their
+   * revisions still follow the order they were issued in), so a large
+   * group touches each page once.
+   */
+  put(key: string, value: Uint8Array, ttl?: number): Promise<void> {
+    return this.#enqueue({ key, value, ttl }) as Promise<void>;
+  }
+
+  /** Deletes `key` in the next commit, as its own operation (see `put`). */
+  delete(key: string): Promise<void> {
+    return this.#enqueue({ key }) as Promise<void>;
+  }
+
+  /** Hears every commit's changes; returns the function that stops it. */
+  listen(listener: ChangeListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Runs the integrity check between commits. */
+  verify(): Promise<IntegrityReport> {
+    return this.#enqueue({ exclusive: () => this.#db.verify() }) as Promise<
+      IntegrityReport
+    >;
+  }
+
+  /** Numbers about the database. */
+  stats(): EngineStats {
+    this.#open();
+    return this.#db.stats();
+  }
+
+  /** Finishes queued writes, makes everything durable and closes the file. */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    await this.#enqueue({ exclusive: () => {} }).catch(() => {});
+    this.#closed = true;
+    clearTimeout(this.#sweepTimer);
+    clearTimeout(this.#checkpointTimer);
+    try {
+      if (this.#failure === undefined) this.#db.close();
+      else this.#db.drop();
+    } finally {
+      this.#host.close();
+    }
+  }
+
+  /** Drops the database without writing anything, as a crash would. */
+  crash(): void {
+    this.#closed = true;
+    clearTimeout(this.#sweepTimer);
+    clearTimeout(this.#checkpointTimer);
+    for (const item of this.#queue.splice(0)) {
+      item.reject(new StoreError("The database was dropped"));
+    }
+    this.#db.drop();
+    this.#host.close();
+  }
+
+  #open(): void {
+    if (this.#closed) throw new StoreClosedError("file");
+  }
+
+  #enqueue(job: Job): Promise<unknown> {
+    if (this.#closed) return Promise.reject(new StoreClosedError("file"));
+    return new Promise((resolve, reject) => {
+      this.#queue.push({
+        run: job.run,
+        exclusive: job.exclusive,
+        key: job.key,
+        value: job.value,
+        ttl: job.ttl,
+        resolve,
+        reject,
+      });
+      if (!this.#scheduled && !this.#running) {
+        this.#scheduled = true;
+        queueMicrotask(() => this.#flush());
+      }
+    });
+  }
+
+  async #flush(): Promise<void> {
+    this.#scheduled = false;
+    if (this.#running) return;
+    this.#running = true;
+    try {
+      while (this.#queue.length > 0) {
+        const first = this.#queue[0];
+        if (first.exclusive) {
+          this.#queue.shift();
+          try {
+            first.resolve(await first.exclusive());
+          } catch (error) {
+            first.reject(error);
+          }
+          continue;
+        }
+        let n = 1;
+        while (n < this.#queue.length && !this.#queue[n].exclusive) n++;
+        await this.#commit(this.#queue.splice(0, n));
+      }
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  async #commit(batch: Queued[]): Promise<void> {
+    const changes: Change[] = [];
+    const results: unknown[] = [];
+    let needsSync: boolean;
+    let expiring = false;
+    try {
+      if (this.#failure !== undefined) throw this.#failure;
+      const now = Date.now();
+      const db = this.#db;
+      const collect = this.#listeners.size > 0;
+      db.begin();
+      // Operations are numbered here; the engine learns each revision with
+      // the writes and the last one at commit.
+      let revision = db.revision();
+      const tx: WriteTxn = {
+        op: () => ++revision,
+        revision: (key) => db.revisionOf(key, now),
+        put: (key, value, revision, ttl) => {
+          const expires = ttl === undefined ? 0 : now + ttl;
+          db.put(key, value, revision, expires, now);
+          if (expires !== 0) expiring = true;
+          if (!collect) return;
+          const entry: Entry = { key, value, lastIndex: BigInt(revision) };
+          if (expires !== 0) entry.expiresAt = expires;
+          changes.push({ key, entry });
+        },
+        delete: (key) => {
+          if (db.delete(key, now) && collect) {
+            changes.push({ key, entry: null });
+          }
+        },
+        deleteTree: (key, dir) => {
+          for (const deleted of db.deleteTree(key ?? "", dir, now, collect)) {
+            changes.push({ key: deleted, entry: null });
+          }
+        },
+      };
+      for (let i = 0; i < batch.length; i++) {
+        const item = batch[i];
+        if (item.key !== undefined) {
+          let end = i + 1;
+          while (end < batch.length && batch[end].key !== undefined) end++;
+          this.#applyPlain(tx, batch, i, end);
+          for (; i < end; i++) results.push(undefined);
+          i--;
+        } else if (item.run === sweep) {
+          for (const key of db.sweep(now, SWEEP_BATCH)) {
+            changes.push({ key, entry: null });
+          }
+          expiring = true;
+          results.push(undefined);
+        } else {
+          results.push(item.run!(tx));
+        }
+      }
+      needsSync = db.commit(this.#durable, revision);
+    } catch (error) {
+      this.#fail(error, batch);
+      return;
+    }
+    if (needsSync) {
+      try {
+        await this.#host.syncAsync();
+        this.#db.synced(true);
+      } catch (error) {
+        try {
+          this.#db.synced(false);
+        } catch { /* the engine is now refusing writes */ }
+        this.#fail(
+          new StoreError(
+            `The commit could not be synced to disk: ${
+              error instanceof Error ? error.message : String(error)
+            }; the database refuses writes until it is reopened`,
+            { cause: error },
+          ),
+          batch,
+        );
+        return;
+      }
+    } else if (!this.#durable) {
+      this.#scheduleCheckpoint();
+    }
+    if (changes.length > 0) {
+      for (const listener of [...this.#listeners]) {
+        // A listener's failure is its own; the commit and its callers stand.
+        try {
+          listener(changes);
+        } catch { /* the listener reports its errors itself */ }
+      }
+    }
+    for (let i = 0; i < batch.length; i++) batch[i].resolve(results[i]);
+    if (expiring) this.#armSweep();
+  }
+
+  // Plain puts and deletes of batch[start..end]: numbered in the order
+  // issued, applied in key order (a stable sort keeps the order of writes
+  // to one key), so each page is copied, and spilled, at most once.
+  #applyPlain(tx: WriteTxn, batch: Queued[], start: number, end: number): void {
+    const n = end - start;
+    const revisions = new Array<number>(n);
+    for (let k = 0; k < n; k++) revisions[k] = tx.op();
+    const order = Array.from({ length: n }, (_, k) => k);
+    if (n > 1) {
+      order.sort((a, b) => {
+        const x = batch[start + a].key!;
+        const y = batch[start + b].key!;
+        return x < y ? -1 : x > y ? 1 : 0;
+      });
+    }
+    for (const k of order) {
+      const item = batch[start + k];
+      if (item.value) tx.put(item.key!, item.value, revisions[k], item.ttl);
+      else tx.delete(item.key!);
+    }
+  }
+
+  // A failed commit leaves the engine refusing writes (its state in memory
+  // may be half-changed); reads go on, and reopening recovers the file.
+  #fail(error: unknown, batch: Queued[]): void {
+    if (this.#failure === undefined) {
+      const message = error instanceof Error ? error.message : String(error);
+      this.#failure = /refuses writes/.test(message) ? error : new StoreError(
+        `A commit failed (${message}); the database refuses writes until it is reopened`,
+        { cause: error },
+      );
+    }
+    for (const item of batch) item.reject(this.#failure);
+  }
+
+  #scheduleCheckpoint(): void {
+    if (this.#checkpointTimer !== undefined) return;
+    this.#checkpointTimer = setTimeout(() => {
+      this.#checkpointTimer = undefined;
+      if (this.#closed) return;
+      this.#enqueue({
+        exclusive: async () => {
+          if (this.#failure !== undefined) return;
+          this.#db.begin();
+          this.#db.commit(true);
+          await this.#host.syncAsync();
+          this.#db.synced(true);
+        },
+      }).catch(() => {});
+    }, CHECKPOINT_MS);
+    unrefTimer(this.#checkpointTimer);
+  }
+
+  // One timer, at the earliest expiry (plus a delay, so keys expiring
+  // together are reclaimed by one commit).
+  #armSweep(): void {
+    if (this.#closed || this.#failure !== undefined) return;
+    let next: number;
+    try {
+      next = this.#db.nextExpiry();
+    } catch {
+      // A damaged expiry index: reads still check expiry themselves, and
+      // the next write that touches the page reports the damage.
+      return;
+    }
+    if (next === 0) return;
+    const at = next + SWEEP_DELAY_MS;
+    if (at >= this.#sweepAt && this.#sweepTimer !== undefined) return;
+    clearTimeout(this.#sweepTimer);
+    this.#sweepAt = at;
+    this.#sweepTimer = setTimeout(() => {
+      this.#sweepTimer = undefined;
+      this.#sweepAt = Infinity;
+      if (this.#closed) return;
+      this.#enqueue({ run: sweep }).catch(() => {});
+    }, Math.max(0, at - Date.now()));
+    unrefTimer(this.#sweepTimer);
+  }
+}
+
+// Marks the queued item that reclaims expired keys.
+function sweep(): void {}
