@@ -2,10 +2,7 @@
 // Enterprise namespaces and TLS with client certificates. Against Consul
 // doubles configured for each (TLS runs the double in a child process).
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { createServer } from "node:http";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
   InvalidConfigurationError,
@@ -17,8 +14,11 @@ import {
 import { ConsulStore } from "../backends/consul/mod.ts";
 import { readSettings } from "../backends/consul/options.ts";
 import { type ConsulDouble, startConsulDouble } from "./consul_double/mod.ts";
+import {
+  makeCertificates,
+  type TestCertificates,
+} from "./services/certificates.ts";
 import { type ConsulService, startConsul } from "./services/consul.ts";
-import { tempDir } from "./services/process.ts";
 import { StreamReader } from "./conformance/harness.ts";
 
 const text = (pair: { value: Uint8Array } | null) =>
@@ -240,7 +240,7 @@ describe("consul stores in Enterprise namespaces", () => {
 
 describe("consul stores over TLS with client certificates", () => {
   let consul: ConsulService;
-  let certs: Certificates;
+  let certs: TestCertificates;
 
   before(async () => {
     certs = makeCertificates();
@@ -293,79 +293,4 @@ describe("consul stores over TLS with client certificates", () => {
 function url(text: string) {
   const [scheme, rest] = text.split("://");
   return { scheme, hosts: rest ? [rest] : [], path: "", params: {} };
-}
-
-interface Certificates {
-  ca: string;
-  serverCert: string;
-  serverKey: string;
-  clientCert: string;
-  clientKey: string;
-}
-
-// A CA, a server certificate for 127.0.0.1 and a client certificate, made
-// with openssl in a fresh directory.
-function makeCertificates(): Certificates {
-  const dir = tempDir("consul-tls");
-  const run = (...args: string[]) =>
-    execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
-  run(
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.pem",
-    "-days",
-    "2",
-    "-subj",
-    "/CN=valkeyrie test CA",
-  );
-  for (const name of ["server", "client"]) {
-    run(
-      "req",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-keyout",
-      `${name}.key`,
-      "-out",
-      `${name}.csr`,
-      "-subj",
-      `/CN=${name === "server" ? "127.0.0.1" : "client"}`,
-    );
-    const ext = join(dir, `${name}.ext`);
-    execFileSync("sh", [
-      "-c",
-      `printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > ${ext}`,
-    ]);
-    run(
-      "x509",
-      "-req",
-      "-in",
-      `${name}.csr`,
-      "-CA",
-      "ca.pem",
-      "-CAkey",
-      "ca.key",
-      "-CAcreateserial",
-      "-out",
-      `${name}.pem`,
-      "-days",
-      "2",
-      "-extfile",
-      ext,
-    );
-  }
-  const read = (file: string) => readFileSync(join(dir, file), "utf8");
-  return {
-    ca: read("ca.pem"),
-    serverCert: read("server.pem"),
-    serverKey: read("server.key"),
-    clientCert: read("client.pem"),
-    clientKey: read("client.key"),
-  };
 }

@@ -1,10 +1,7 @@
 // Opening a DynamoDB store: the table found, created or refused, settings
 // from the URL, and deadlines that hold when DynamoDB does not answer.
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server, Socket } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { createServer as createTlsServer } from "node:tls";
 import { after, before, describe, test } from "node:test";
 import {
@@ -19,6 +16,8 @@ import {
   openStore,
   type Store,
 } from "../mod.ts";
+import { makeCertificates } from "./services/certificates.ts";
+import { startTcpProxy } from "./services/tcp_proxy.ts";
 import { DynamoDBStore } from "../backends/dynamodb/mod.ts";
 import {
   type DynamoDBService,
@@ -26,7 +25,6 @@ import {
   localClient,
   startDynamoDB,
 } from "./services/dynamodb.ts";
-import { run } from "./services/process.ts";
 
 /** Scheduling slack of a loaded test machine, as in the conformance kit. */
 const SLACK_MS = 1_500;
@@ -66,33 +64,13 @@ async function silentServer(): Promise<{ port: number; close(): void }> {
 }
 
 /**
- * A TLS proxy to `port` with a fresh self-signed certificate for 127.0.0.1:
- * an `https` endpoint that needs its own CA.
+ * A TLS proxy to `port` with a certificate of a fresh test CA: an `https`
+ * endpoint that needs its own CA.
  */
 async function tlsProxy(port: number) {
-  const dir = mkdtempSync(join(tmpdir(), "valkeyrie-dynamodb-tls-"));
-  run("openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    join(dir, "key.pem"),
-    "-out",
-    join(dir, "cert.pem"),
-    "-days",
-    "1",
-    "-subj",
-    "/CN=127.0.0.1",
-    "-addext",
-    "subjectAltName=IP:127.0.0.1",
-  ]);
-  const cert = readFileSync(join(dir, "cert.pem"), "utf8");
-  const key = readFileSync(join(dir, "key.pem"), "utf8");
-  rmSync(dir, { recursive: true, force: true });
+  const certs = makeCertificates();
+  certs.remove(); // the PEM text is all the proxy needs
+  const { serverCert: cert, serverKey: key } = certs;
   const sockets: Socket[] = [];
   const server = createTlsServer({ cert, key }, (client) => {
     const upstream = new Socket();
@@ -107,35 +85,7 @@ async function tlsProxy(port: number) {
   );
   return {
     port: (server.address() as { port: number }).port,
-    ca: cert,
-    close: () => {
-      for (const socket of sockets) socket.destroy();
-      server.close();
-    },
-  };
-}
-
-/** A TCP proxy to `port` that can be frozen: it then forwards nothing. */
-async function freezableProxy(port: number) {
-  let frozen = false;
-  const sockets: Socket[] = [];
-  const server = createServer((client) => {
-    const upstream = new Socket();
-    sockets.push(client, upstream);
-    upstream.connect(port, "127.0.0.1");
-    client.on("data", (data) => frozen || upstream.write(data));
-    upstream.on("data", (data) => frozen || client.write(data));
-    client.on("error", () => upstream.destroy());
-    upstream.on("error", () => client.destroy());
-    client.on("close", () => upstream.destroy());
-    upstream.on("close", () => client.destroy());
-  });
-  await new Promise<void>((resolve) =>
-    server.listen(0, "127.0.0.1", () => resolve())
-  );
-  return {
-    port: (server.address() as { port: number }).port,
-    freeze: () => (frozen = true),
+    ca: certs.ca,
     close: () => {
       for (const socket of sockets) socket.destroy();
       server.close();
@@ -320,7 +270,7 @@ describe("opening a DynamoDB store", () => {
   });
 
   test("a request to a server that stops answering fails after requestTimeout, not never", async () => {
-    const proxy = await freezableProxy(dynamodb.port);
+    const proxy = await startTcpProxy(dynamodb.port);
     try {
       const store = await kept(DynamoDBStore.connect({
         table: "frozen",
@@ -332,13 +282,13 @@ describe("opening a DynamoDB store", () => {
         maxAttempts: 1,
       }));
       await store.put("k", "v");
-      proxy.freeze();
+      proxy.partition();
       const started = Date.now();
       await assert.rejects(store.get("k"), NotReachableError);
       const took = Date.now() - started;
       assert.ok(took < 1_000 + SLACK_MS, `took ${took} ms`);
     } finally {
-      proxy.close();
+      await proxy.close();
     }
   });
 

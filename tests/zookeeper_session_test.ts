@@ -6,12 +6,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { openStore, type Store } from "../mod.ts";
-import {
-  type Proxy,
-  startProxy,
-  startZookeeper,
-  type ZookeeperService,
-} from "./services/zookeeper.ts";
+import { startTcpProxy, type TcpProxy } from "./services/tcp_proxy.ts";
+import { startZookeeper, type ZookeeperService } from "./services/zookeeper.ts";
 import { StreamReader } from "./conformance/harness.ts";
 
 const text = (pair: { value: Uint8Array } | null) =>
@@ -22,12 +18,12 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const SESSION_MS = 1_000;
 
 let server: ZookeeperService;
-let proxy: Proxy;
+let proxy: TcpProxy;
 
 describe("zookeeper sessions across network trouble", () => {
   before(async () => {
     server = await startZookeeper();
-    proxy = await startProxy(server.port);
+    proxy = await startTcpProxy(server.port);
   });
   after(async () => {
     await proxy?.close();
@@ -80,7 +76,7 @@ describe("zookeeper sessions across network trouble", () => {
     const waiting = b.lock("leader", { value: "b" });
 
     const cutAt = Date.now();
-    proxy.cut();
+    proxy.partition();
     await b.put("state", "written during the partition");
     await b.put("tree/x", "x");
     // ZooKeeper expires a's session, and b gets the lock.
@@ -94,7 +90,7 @@ describe("zookeeper sessions across network trouble", () => {
     );
     assert.equal(text(await b.get("leader")), "b");
 
-    proxy.heal();
+    await proxy.resume();
     // a's watches come back on a new session with what they missed.
     const state = await watch.until((pair) => pair !== null);
     assert.equal(text(state), "written during the partition");
@@ -115,14 +111,14 @@ describe("zookeeper sessions across network trouble", () => {
       `zk://127.0.0.1:${proxy.port}/down?sessionTimeout=${SESSION_MS}`,
       { connectTimeout: 1_000 },
     );
-    proxy.cut();
+    proxy.partition();
     try {
       await sleep(SESSION_MS);
       const started = Date.now();
       await assert.rejects(a.put("k", "v"), { name: "NotReachableError" });
       assert.ok(Date.now() - started < 1_000 + 1_500);
     } finally {
-      proxy.heal();
+      await proxy.resume();
     }
     const watch = new StreamReader(a.watch("k"));
     assert.equal(await watch.next(), null);

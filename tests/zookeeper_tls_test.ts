@@ -1,18 +1,16 @@
 // A ZooKeeper store over TLS: ZooKeeper's secure client port (Netty, PEM
 // certificates, client certificates required), opened with `zks://`.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import { NotReachableError, openStore } from "../mod.ts";
 import {
-  type Certificates,
   makeCertificates,
-  startZookeeper,
-  type ZookeeperService,
-} from "./services/zookeeper.ts";
+  type TestCertificates,
+} from "./services/certificates.ts";
+import { startZookeeper, type ZookeeperService } from "./services/zookeeper.ts";
 
 let server: ZookeeperService;
-let certs: Certificates;
+let certs: TestCertificates;
 const text = (pair: { value: Uint8Array } | null) =>
   pair === null ? null : new TextDecoder().decode(pair.value);
 
@@ -27,9 +25,9 @@ describe("zookeeper over TLS", () => {
   });
 
   const tls = () => ({
-    ca: readFileSync(certs.caPem, "utf8"),
-    cert: readFileSync(certs.clientCert, "utf8"),
-    key: readFileSync(certs.clientKey, "utf8"),
+    ca: certs.ca,
+    cert: certs.clientCert,
+    key: certs.clientKey,
   });
 
   test("zks:// with the CA and a client certificate does everything", async () => {

@@ -6,7 +6,11 @@
  * @module
  */
 
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  makeCertificates as makeTestCertificates,
+  type TestCertificates,
+} from "./certificates.ts";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import {
   ensureCommand,
@@ -102,9 +106,9 @@ export function etcdctl(
   ];
   if (options.tls) {
     flags.push(
-      `--cacert=${options.tls.caFile}`,
-      `--cert=${options.tls.clientCertFile}`,
-      `--key=${options.tls.clientKeyFile}`,
+      `--cacert=${options.tls.files.ca}`,
+      `--cert=${options.tls.files.clientCert}`,
+      `--key=${options.tls.files.clientKey}`,
     );
   }
   if (options.user) flags.push(`--user=${options.user}`);
@@ -114,94 +118,15 @@ export function etcdctl(
   });
 }
 
-/** A CA and the certificates signed with it, as files and as PEM. */
-export interface EtcdCertificates {
-  dir: string;
-  caFile: string;
-  serverCertFile: string;
-  serverKeyFile: string;
-  clientCertFile: string;
-  clientKeyFile: string;
-  ca: string;
-  clientCert: string;
-  clientKey: string;
-  /** Removes the files. */
-  remove(): void;
-}
+/** The certificates of etcd's TLS tests. */
+export type EtcdCertificates = TestCertificates;
 
 /**
  * Makes a CA, a server certificate for 127.0.0.1 and localhost, and a client
  * certificate (CN `root`, which etcd maps to that user when auth is on).
  */
 export function makeCertificates(): EtcdCertificates {
-  const dir = tempDir("etcd-certs");
-  const file = (name: string) => join(dir, name);
-  const openssl = (...args: string[]) => run("openssl", args, { cwd: dir });
-  openssl(
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-days",
-    "2",
-    "-subj",
-    "/CN=valkeyrie test CA",
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.crt",
-  );
-  const sign = (name: string, cn: string, extensions: string) => {
-    writeFileSync(file(`${name}.ext`), extensions);
-    openssl(
-      "req",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-subj",
-      `/CN=${cn}`,
-      "-keyout",
-      `${name}.key`,
-      "-out",
-      `${name}.csr`,
-    );
-    openssl(
-      "x509",
-      "-req",
-      "-in",
-      `${name}.csr`,
-      "-CA",
-      "ca.crt",
-      "-CAkey",
-      "ca.key",
-      "-CAcreateserial",
-      "-days",
-      "2",
-      "-extfile",
-      `${name}.ext`,
-      "-out",
-      `${name}.crt`,
-    );
-  };
-  sign(
-    "server",
-    "127.0.0.1",
-    "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
-  );
-  sign("client", "root", "extendedKeyUsage=clientAuth\n");
-  return {
-    dir,
-    caFile: file("ca.crt"),
-    serverCertFile: file("server.crt"),
-    serverKeyFile: file("server.key"),
-    clientCertFile: file("client.crt"),
-    clientKeyFile: file("client.key"),
-    ca: readFileSync(file("ca.crt"), "utf8"),
-    clientCert: readFileSync(file("client.crt"), "utf8"),
-    clientKey: readFileSync(file("client.key"), "utf8"),
-    remove: () => rmSync(dir, { recursive: true, force: true }),
-  };
+  return makeTestCertificates({ clientName: "root" });
 }
 
 /** Starts a member that speaks only TLS and requires client certificates. */
@@ -210,11 +135,11 @@ export function startEtcdTls(certs: EtcdCertificates): Promise<EtcdService> {
     scheme: "https",
     args: [
       "--cert-file",
-      certs.serverCertFile,
+      certs.files.serverCert,
       "--key-file",
-      certs.serverKeyFile,
+      certs.files.serverKey,
       "--trusted-ca-file",
-      certs.caFile,
+      certs.files.ca,
       "--client-cert-auth",
     ],
   });

@@ -1,6 +1,9 @@
 /**
- * A TCP proxy on loopback that a test can cut and restore, to drop a
- * client's connections to a server without touching the server.
+ * A TCP proxy on loopback that a test puts between a client and a server to
+ * make network trouble without touching the server: drop the connections,
+ * cut the link (refuse new connections), or partition it (keep the
+ * connections open but let nothing through, as a network that black-holes
+ * packets does).
  *
  * @module
  */
@@ -9,11 +12,18 @@ import { createServer, type Server, Socket } from "node:net";
 
 /** A running proxy. */
 export interface TcpProxy {
-  /** The port clients connect to. */
+  /** The port clients connect to; it stays the same for the proxy's life. */
   readonly port: number;
+  /** Drops every open connection; new ones are accepted. */
+  drop(): void;
   /** Drops every connection and refuses new ones until {@linkcode resume}. */
   cut(): Promise<void>;
-  /** Accepts connections again, on the same port. */
+  /** Lets nothing through, in either direction, until {@linkcode resume}. */
+  partition(): void;
+  /**
+   * Undoes `cut` and `partition`. After a partition, the connections that
+   * went through it are dropped, as a healed network's peers time them out.
+   */
   resume(): Promise<void>;
   /** Stops the proxy. */
   close(): Promise<void>;
@@ -24,24 +34,33 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   let server: Server | undefined;
   let port = 0;
+  let partitioned = false;
+  const track = (socket: Socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+  };
+  const drop = () => {
+    for (const socket of [...sockets]) socket.destroy();
+    sockets.clear();
+  };
+  const forward = (from: Socket, to: Socket) => {
+    from.on("data", (data) => {
+      if (!partitioned) to.write(data);
+    });
+    from.on("error", () => to.destroy());
+    from.on("close", () => {
+      if (!partitioned) to.destroy();
+    });
+  };
   const listen = () =>
     new Promise<void>((resolve, reject) => {
       const s = createServer((client) => {
         const upstream = new Socket();
-        sockets.add(client);
-        sockets.add(upstream);
-        const drop = () => {
-          client.destroy();
-          upstream.destroy();
-          sockets.delete(client);
-          sockets.delete(upstream);
-        };
-        client.on("error", drop).on("close", drop);
-        upstream.on("error", drop).on("close", drop);
-        upstream.connect(targetPort, "127.0.0.1", () => {
-          client.pipe(upstream);
-          upstream.pipe(client);
-        });
+        track(client);
+        track(upstream);
+        forward(client, upstream);
+        forward(upstream, client);
+        upstream.connect(targetPort, "127.0.0.1");
       });
       s.once("error", reject);
       s.listen(port, "127.0.0.1", () => {
@@ -53,8 +72,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     });
   const stop = () =>
     new Promise<void>((resolve) => {
-      for (const socket of sockets) socket.destroy();
-      sockets.clear();
+      drop();
       if (!server) return resolve();
       server.close(() => resolve());
       server = undefined;
@@ -64,8 +82,18 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     get port() {
       return port;
     },
+    drop,
     cut: stop,
-    resume: listen,
+    partition: () => {
+      partitioned = true;
+    },
+    resume: async () => {
+      if (partitioned) {
+        partitioned = false;
+        drop();
+      }
+      if (!server) await listen();
+    },
     close: stop,
   };
 }

@@ -6,8 +6,9 @@
  * @module
  */
 
+import type { TestCertificates } from "./certificates.ts";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { connect, createServer, Socket } from "node:net";
+import { Socket } from "node:net";
 import { join } from "node:path";
 import {
   ensureCommand,
@@ -44,7 +45,7 @@ export interface ZookeeperOptions {
   /** The largest request the server accepts (`jute.maxbuffer`). */
   maxBuffer?: number;
   /** A TLS client port too, with these certificates. */
-  tls?: Certificates;
+  tls?: TestCertificates;
   /** More lines of zoo.cfg. */
   config?: string[];
   /** More JVM system properties (`-Dname=value`). */
@@ -116,9 +117,9 @@ export async function startZookeeper(
       `secureClientPort=${securePort}`,
       "secureClientPortAddress=127.0.0.1",
       "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory",
-      `ssl.keyStore.location=${options.tls.serverPem}`,
+      `ssl.keyStore.location=${keystoreOf(options.tls)}`,
       "ssl.keyStore.type=PEM",
-      `ssl.trustStore.location=${options.tls.caPem}`,
+      `ssl.trustStore.location=${options.tls.files.ca}`,
       "ssl.trustStore.type=PEM",
     );
   }
@@ -146,90 +147,11 @@ export async function startZookeeper(
   };
 }
 
-/** PEM files for a TLS server and its clients, made by one test CA. */
-export interface Certificates {
-  /** The CA's certificate: what both sides trust. */
-  caPem: string;
-  /** The server's private key and certificate (for ZooKeeper's keystore). */
-  serverPem: string;
-  /** A client's certificate. */
-  clientCert: string;
-  /** That client's private key. */
-  clientKey: string;
-  /** Removes the files. */
-  remove(): void;
-}
-
-/**
- * Makes a CA, a server certificate and a client certificate (both for
- * 127.0.0.1 and localhost) with `openssl`.
- */
-export function makeCertificates(): Certificates {
-  ensureCommand("openssl", ["openssl"]);
-  const dir = tempDir("certs");
-  const path = (name: string) => join(dir, name);
-  const openssl = (...args: string[]) => run("openssl", args, { cwd: dir });
-  writeFileSync(
-    path("san.cnf"),
-    "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-  );
-  openssl(
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-days",
-    "2",
-    "-subj",
-    "/CN=valkeyrie test CA",
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.pem",
-  );
-  for (const name of ["server", "client"]) {
-    openssl(
-      "req",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-subj",
-      `/CN=${name}`,
-      "-keyout",
-      `${name}.key`,
-      "-out",
-      `${name}.csr`,
-    );
-    openssl(
-      "x509",
-      "-req",
-      "-in",
-      `${name}.csr`,
-      "-CA",
-      "ca.pem",
-      "-CAkey",
-      "ca.key",
-      "-CAcreateserial",
-      "-days",
-      "2",
-      "-extfile",
-      "san.cnf",
-      "-out",
-      `${name}.pem`,
-    );
-  }
-  // ZooKeeper's PEM keystore: the private key (PKCS#8) and the certificate.
-  const key = openssl("pkcs8", "-topk8", "-nocrypt", "-in", "server.key");
-  const cert = run("cat", [path("server.pem")]);
-  writeFileSync(path("server-keystore.pem"), key + cert);
-  return {
-    caPem: path("ca.pem"),
-    serverPem: path("server-keystore.pem"),
-    clientCert: path("client.pem"),
-    clientKey: path("client.key"),
-    remove: () => rmSync(dir, { recursive: true, force: true }),
-  };
+/** Where ZooKeeper's PEM keystore is: the server's key and certificate. */
+function keystoreOf(certs: TestCertificates): string {
+  const path = join(certs.dir, "server-keystore.pem");
+  writeFileSync(path, certs.serverKey + certs.serverCert);
+  return path;
 }
 
 /** A ZooKeeper ensemble on loopback. */
@@ -367,74 +289,4 @@ function cli(port: number, command: string[], auth: string | undefined) {
     !line.startsWith("WATCHER::") && !line.startsWith("WatchedEvent ") &&
     line !== "Welcome to ZooKeeper!" && line !== "JLine support is disabled"
   ).join("\n");
-}
-
-/** A TCP proxy on loopback that can cut the network between its two ends. */
-export interface Proxy {
-  /** The port clients connect to. */
-  readonly port: number;
-  /**
-   * Drops every connection at once: both ends see it close, as when a
-   * server restarts. New connections are forwarded.
-   */
-  drop(): void;
-  /**
-   * A partition: bytes stop flowing both ways and new connections are
-   * accepted but never answered; nobody is told.
-   */
-  cut(): void;
-  /** Ends a partition: its stale connections close, new ones flow. */
-  heal(): void;
-  /** Closes the proxy and every connection. */
-  close(): Promise<void>;
-}
-
-/** Starts a proxy from a free loopback port to `target`. */
-export async function startProxy(target: number): Promise<Proxy> {
-  const sockets = new Set<Socket>();
-  let partitioned = false;
-  const track = (socket: Socket) => {
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
-    socket.on("error", () => socket.destroy());
-  };
-  const server = createServer((client) => {
-    track(client);
-    if (partitioned) return;
-    const upstream = connect(target, "127.0.0.1");
-    track(upstream);
-    const forward = (from: Socket, to: Socket) => {
-      from.on("data", (data) => {
-        if (!partitioned) to.write(data);
-      });
-      from.on("close", () => {
-        if (!partitioned) to.destroy();
-      });
-    };
-    forward(client, upstream);
-    forward(upstream, client);
-  });
-  await new Promise<void>((resolve) =>
-    server.listen(0, "127.0.0.1", () => resolve())
-  );
-  const address = server.address();
-  const port = typeof address === "object" && address ? address.port : 0;
-  const dropAll = () => {
-    for (const socket of [...sockets]) socket.destroy();
-  };
-  return {
-    port,
-    drop: dropAll,
-    cut: () => {
-      partitioned = true;
-    },
-    heal: () => {
-      partitioned = false;
-      dropAll();
-    },
-    close: async () => {
-      dropAll();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
 }
