@@ -4,7 +4,7 @@
  * @module
  */
 
-import { waitForLock } from "../../core/lock.ts";
+import { lockLocally } from "../../core/local_locks.ts";
 import type {
   AtomicStep,
   CommitOutcome,
@@ -35,12 +35,6 @@ export const FILE_LIMITS: StoreLimits = Object.freeze({
   ttlGranularityMs: 50,
   maxAtomicOperations: 10_000,
 });
-
-/**
- * A waiter re-attempts a lock at least this often even if it hears nothing,
- * as a safety net (every release in the process is heard).
- */
-const LOCK_RECHECK_MS = 1_000;
 
 /** One handle of a database file. */
 export class FileDriver implements Driver {
@@ -149,56 +143,21 @@ export class FileDriver implements Driver {
     }, (error) => sink.error(error));
   }
 
-  async lock(key: string, options: DriverLockOptions): Promise<LockLease> {
+  lock(key: string, options: DriverLockOptions): Promise<LockLease> {
     const { db, locks } = this.#shared;
-    const owner = Symbol(key);
-    const { ttl, value } = options;
-    return await waitForLock<LockLease>({
-      signal: options.signal,
-      maxWaitMs: LOCK_RECHECK_MS,
-      attempt: async () => {
-        const heldFor = locks.tryLock(key, owner, ttl);
-        if (heldFor !== null) return heldFor;
-        let lastIndex: bigint;
-        try {
-          lastIndex = await db.write((tx) => {
-            const revision = tx.op();
-            tx.put(key, value, revision);
-            return BigInt(revision);
-          });
-        } catch (error) {
-          locks.unlock(key, owner);
-          throw error;
-        }
-        return {
-          lastIndex,
-          renew: () =>
-            Promise.resolve(!this.#closed && locks.renew(key, owner, ttl)),
-          release: async (deleteKey: boolean) => {
-            try {
-              if (deleteKey && locks.holds(key, owner)) {
-                await db.write((tx) => {
-                  tx.op();
-                  tx.delete(key);
-                });
-              }
-            } finally {
-              locks.unlock(key, owner);
-            }
-          },
-        };
-      },
-      changed: (signal) =>
-        new Promise<void>((resolve) => {
-          const stop = locks.listen((released) => {
-            if (released === key) done();
-          });
-          const done = () => {
-            stop();
-            resolve();
-          };
-          signal.addEventListener("abort", done, { once: true });
+    return lockLocally(locks, key, options, {
+      write: (value) =>
+        db.write((tx) => {
+          const revision = tx.op();
+          tx.put(key, value, revision);
+          return BigInt(revision);
         }),
+      delete: () =>
+        db.write((tx) => {
+          tx.op();
+          tx.delete(key);
+        }),
+      isOpen: () => !this.#closed,
     });
   }
 

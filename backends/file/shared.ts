@@ -15,14 +15,14 @@ import {
   acquireProcessLock,
   type ProcessLock,
 } from "../../wasm/process_lock.ts";
-import { LockTable } from "./locks.ts";
+import { LocalLockTable } from "../../core/local_locks.ts";
 
 /** A database file opened by one or more handles. */
 export interface SharedDatabase {
   /** The file's real path. */
   readonly path: string;
   readonly db: Database;
-  readonly locks: LockTable;
+  readonly locks: LocalLockTable;
   readonly processLock: ProcessLock;
   /** Handles open on it. */
   handles: number;
@@ -84,7 +84,7 @@ async function openFile(
   try {
     host = new FileHost(path);
     const db = await Database.open(host, options);
-    return { path, db, locks: new LockTable(), processLock, handles: 0 };
+    return { path, db, locks: new LocalLockTable(), processLock, handles: 0 };
   } catch (error) {
     host?.close();
     await processLock.release();

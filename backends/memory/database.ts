@@ -6,6 +6,7 @@
  */
 
 import { unrefTimer } from "../../core/abort.ts";
+import { LocalLockTable } from "../../core/local_locks.ts";
 import type { AtomicStep, CommitOutcome, Entry } from "../../core/driver.ts";
 
 interface Stored {
@@ -13,11 +14,6 @@ interface Stored {
   lastIndex: bigint;
   expiresAt?: number;
   timer?: ReturnType<typeof setTimeout>;
-}
-
-interface HeldLock {
-  owner: symbol;
-  expiresAt: number;
 }
 
 /** A change: the key's new entry, or `null` when it was deleted or expired. */
@@ -31,8 +27,8 @@ export class MemoryDatabase {
   #entries = new Map<string, Stored>();
   #revision = 0n;
   #listeners = new Set<ChangeListener>();
-  #locks = new Map<string, HeldLock>();
-  #lockListeners = new Set<(key: string) => void>();
+  /** The locks of this database's handles. */
+  readonly locks: LocalLockTable = new LocalLockTable();
   /** How many handles have it open. */
   handles = 0;
 
@@ -98,56 +94,12 @@ export class MemoryDatabase {
     return () => this.#listeners.delete(listener);
   }
 
-  /**
-   * Takes the lock on `key` for `owner`, unless another owner holds it.
-   * Returns `null` when taken, or how long the holder's hold has left.
-   */
-  tryLock(key: string, owner: symbol, ttl: number): number | null {
-    const held = this.#locks.get(key);
-    const now = Date.now();
-    if (held && held.owner !== owner && held.expiresAt > now) {
-      return held.expiresAt - now;
-    }
-    this.#locks.set(key, { owner, expiresAt: now + ttl });
-    return null;
-  }
-
-  /** Extends `owner`'s hold; `false` when it no longer holds the lock. */
-  renewLock(key: string, owner: symbol, ttl: number): boolean {
-    const held = this.#locks.get(key);
-    const now = Date.now();
-    if (!held || held.owner !== owner || held.expiresAt <= now) return false;
-    held.expiresAt = now + ttl;
-    return true;
-  }
-
-  /** Whether `owner` holds the lock on `key` now. */
-  holdsLock(key: string, owner: symbol): boolean {
-    const held = this.#locks.get(key);
-    return held !== undefined && held.owner === owner &&
-      held.expiresAt > Date.now();
-  }
-
-  /** Releases `owner`'s lock on `key`, if it holds it. */
-  unlock(key: string, owner: symbol): void {
-    if (this.#locks.get(key)?.owner !== owner) return;
-    this.#locks.delete(key);
-    for (const listener of [...this.#lockListeners]) listener(key);
-  }
-
-  /** Starts hearing lock releases; returns the function that stops it. */
-  listenLocks(listener: (key: string) => void): () => void {
-    this.#lockListeners.add(listener);
-    return () => this.#lockListeners.delete(listener);
-  }
-
   /** Frees timers once no handle is left. */
   drop(): void {
     for (const stored of this.#entries.values()) clearTimeout(stored.timer);
     this.#entries.clear();
     this.#listeners.clear();
-    this.#locks.clear();
-    this.#lockListeners.clear();
+    this.locks.clear();
   }
 
   #live(key: string): Stored | undefined {

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { waitForLock } from "../../core/lock.ts";
+import { lockLocally } from "../../core/local_locks.ts";
 import type {
   AtomicStep,
   CommitOutcome,
@@ -36,12 +36,6 @@ export const MEMORY_LIMITS: StoreLimits = Object.freeze({
   ttlGranularityMs: 50,
   maxAtomicOperations: 1024,
 });
-
-/**
- * A waiter re-attempts a lock at least this often even if it hears nothing,
- * as a safety net (in memory every release is heard).
- */
-const LOCK_RECHECK_MS = 1_000;
 
 /** One handle of a memory database. */
 export class MemoryDriver implements Driver {
@@ -118,45 +112,19 @@ export class MemoryDriver implements Driver {
     signal.addEventListener("abort", stop, { once: true });
   }
 
-  async lock(key: string, options: DriverLockOptions): Promise<LockLease> {
+  lock(key: string, options: DriverLockOptions): Promise<LockLease> {
     const db = this.#db;
-    const owner = Symbol(key);
-    const { ttl } = options;
-    return await waitForLock<LockLease>({
-      signal: options.signal,
-      maxWaitMs: LOCK_RECHECK_MS,
-      attempt: () => {
-        const heldFor = db.tryLock(key, owner, ttl);
-        if (heldFor !== null) return Promise.resolve(heldFor);
-        const written = db.commit([{
-          type: "put",
-          key,
-          value: options.value,
-        }]);
-        return Promise.resolve({
-          lastIndex: (written as { lastIndex: bigint }).lastIndex,
-          renew: () =>
-            Promise.resolve(!this.#closed && db.renewLock(key, owner, ttl)),
-          release: (deleteKey: boolean) => {
-            if (deleteKey && db.holdsLock(key, owner)) {
-              db.commit([{ type: "delete", key }]);
-            }
-            db.unlock(key, owner);
-            return Promise.resolve();
-          },
-        });
+    return lockLocally(db.locks, key, options, {
+      write: (value) =>
+        Promise.resolve(
+          (db.commit([{ type: "put", key, value }]) as { lastIndex: bigint })
+            .lastIndex,
+        ),
+      delete: () => {
+        db.commit([{ type: "delete", key }]);
+        return Promise.resolve();
       },
-      changed: (signal) =>
-        new Promise<void>((resolve) => {
-          const stop = db.listenLocks((released) => {
-            if (released === key) done();
-          });
-          const done = () => {
-            stop();
-            resolve();
-          };
-          signal.addEventListener("abort", done, { once: true });
-        }),
+      isOpen: () => !this.#closed,
     });
   }
 
