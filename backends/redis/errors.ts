@@ -11,7 +11,7 @@ import { NotReachableError, StoreError } from "../../core/errors.ts";
  * permission error.
  */
 const ACL_HINT =
-  "a store's user needs its keys and their bookkeeping (~PREFIX/* ~/v/PREFIX/* ~/lock/PREFIX/* ~/counter ~/probe/*) and the commands of +@read +@write +@scripting +@pubsub";
+  "a store's user needs its keys and their bookkeeping (~PREFIX/* ~/v/{???}PREFIX/* ~/lock/{???}PREFIX/* ~/counter/* ~/probe/*) and the commands of +@read +@write +@scripting +@pubsub";
 
 /**
  * Explains `error` from operation `op` on `what` (`"redis at host:port"`):
@@ -26,7 +26,12 @@ export function explain(error: unknown, op: string, what: string): unknown {
       { cause: error },
     );
   }
-  if (error.name === "MaxRetriesPerRequestError") {
+  // A single server that did not come back, or a cluster whose node did not
+  // (no failover within the redirections ioredis allows).
+  if (
+    error.name === "MaxRetriesPerRequestError" ||
+    error.message.startsWith("Too many Cluster redirections")
+  ) {
     return new NotReachableError(
       `redis ${op} failed: ${what} is not reachable (${error.message})`,
       { cause: error },

@@ -26,9 +26,10 @@ import { InvalidConfigurationError } from "../../core/errors.ts";
 import type { FactoryConfig } from "../../core/registry.ts";
 import type { TlsOptions } from "../../core/types.ts";
 import { parseStoreUrl, type StoreUrl } from "../../core/url.ts";
-import { openConnection } from "./connection.ts";
+import { openClient } from "./connection.ts";
 import { RedisDriver } from "./driver.ts";
 import { readSettings } from "./options.ts";
+import { Topology } from "./topology.ts";
 
 /** Options of {@linkcode RedisStore.connect}. */
 export interface RedisStoreOptions {
@@ -146,19 +147,13 @@ export class RedisStore extends BaseStore {
     endpoints: string[],
     config: FactoryConfig,
   ): Promise<RedisStore> {
-    const settings = readSettings(endpoints, config);
-    const client = await openConnection(
-      settings.endpoint,
-      {},
-      settings.signal,
-    );
+    const { endpoint, prefix, signal } = readSettings(endpoints, config);
+    const connected = await openClient(endpoint, signal);
     try {
-      return new RedisStore(
-        new RedisDriver(client, settings.endpoint),
-        settings.prefix,
-      );
+      const topology = new Topology(connected, endpoint);
+      return new RedisStore(new RedisDriver(topology, endpoint.db), prefix);
     } catch (error) {
-      client.disconnect();
+      connected.client.disconnect();
       throw error;
     }
   }
