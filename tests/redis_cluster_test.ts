@@ -3,14 +3,15 @@
 // then the store spreads keys over every master, lists, deletes and watches
 // trees across them, refuses an atomic() over several hash slots before any
 // I/O, runs every script on names of one slot (also for keys with braces),
-// follows a key whose slot moves to another master, and carries on when a
-// master dies and its replica takes over.
+// follows a key whose slot moves to another master, carries on when a
+// master dies and its replica takes over, and says so when no node is left.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Redis } from "ioredis";
 import {
   InvalidArgumentError,
   type Lock,
+  NotReachableError,
   openStore,
   type Store,
 } from "../mod.ts";
@@ -366,6 +367,22 @@ describe("redis: Redis Cluster", () => {
       await store.close();
       await other.close();
     }
+  });
+
+  test("when no node answers, a call fails with NotReachableError instead of waiting on", async () => {
+    await using store = await RedisStore.connect({ url: cluster.url });
+    await store.put("outage/key", "before");
+    await Promise.all(cluster.nodes.map((node) => node.kill()));
+    const started = Date.now();
+    const error = await store.put("outage/key", "during").then(
+      () => undefined,
+      (e) => e,
+    );
+    const took = Date.now() - started;
+    assert.ok(error instanceof NotReachableError, String(error));
+    // The store gives up after about ten seconds, as for a single server.
+    assert.ok(took < 20_000, `gave up after ${took} ms`);
+    console.log(`cluster outage: the call failed after ${took} ms`);
   });
 });
 

@@ -17,6 +17,7 @@ import {
   InvalidConfigurationError,
   NotReachableError,
 } from "../../core/errors.ts";
+import { boundOutages } from "./outage.ts";
 
 /** A server's address. */
 export interface HostPort {
@@ -180,6 +181,7 @@ export async function openCluster(
         });
       }),
   );
+  boundOutages(client, what);
   return { client, what };
 }
 
