@@ -10,6 +10,7 @@ import { after, before, describe, test } from "node:test";
 import { Redis } from "ioredis";
 import {
   InvalidArgumentError,
+  InvalidConfigurationError,
   type Lock,
   NotReachableError,
   openStore,
@@ -21,6 +22,7 @@ import { StreamReader, text } from "./conformance/harness.ts";
 import {
   redisCli,
   type RedisClusterService,
+  startRedis,
   startRedisCluster,
 } from "./services/redis.ts";
 
@@ -69,6 +71,29 @@ function mastersOf(keys: string[]): Set<number> {
 }
 
 describe("redis: Redis Cluster", () => {
+  test("several hosts that are no cluster, and a database but 0, are configuration errors", async () => {
+    const servers = await Promise.all([startRedis(), startRedis()]);
+    try {
+      const started = Date.now();
+      const error = await openStore(
+        `redis://${servers.map((s) => `127.0.0.1:${s.port}`).join(",")}`,
+      ).then(() => undefined, (e) => e);
+      assert.ok(error instanceof InvalidConfigurationError, String(error));
+      assert.match(error.message, /not a Redis Cluster/);
+      assert.match(error.message, /master=/);
+      assert.ok(Date.now() - started < 3_000, "at once");
+    } finally {
+      await Promise.all(servers.map((server) => server.stop()));
+    }
+    const node = cluster.masters()[0];
+    const error = await openStore(`redis://127.0.0.1:${node.port}/3`).then(
+      () => undefined,
+      (e) => e,
+    );
+    assert.ok(error instanceof InvalidConfigurationError, String(error));
+    assert.match(error.message, /only database 0/);
+  });
+
   test("a store opened on one node finds the cluster and uses every master", async () => {
     const node = cluster.masters()[1];
     await using store = await openStore(`redis://127.0.0.1:${node.port}`);

@@ -271,7 +271,7 @@ function fatalError(endpoint: Endpoint, error: Error): Error | undefined {
     );
   }
   // Several hosts that are no cluster (perhaps sentinels without a master).
-  if (/cluster support disabled/i.test(message)) {
+  if (/cluster support disabled|unknown command .cluster/i.test(message)) {
     return new InvalidConfigurationError(
       `${endpoint.what} is not a Redis Cluster: several hosts are the nodes of a cluster, or sentinels with ?master=NAME (${message})`,
       { cause: error },

@@ -13,6 +13,9 @@ import { NotReachableError, StoreError } from "../../core/errors.ts";
 const ACL_HINT =
   "a store's user needs its keys and their bookkeeping (~PREFIX/* ~/v/{???}PREFIX/* ~/lock/{???}PREFIX/* ~/counter/* ~/probe/*) and the commands of +@read +@write +@scripting +@pubsub";
 
+/** What ioredis says of a command on a connection that closed for good. */
+const CONNECTION_CLOSED = "Connection is closed.";
+
 /**
  * Explains `error` from operation `op` on `what` (`"redis at host:port"`):
  * a permission error gets what the user needs, a connection given up on is
@@ -26,11 +29,13 @@ export function explain(error: unknown, op: string, what: string): unknown {
       { cause: error },
     );
   }
-  // A single server that did not come back, or a cluster whose node did not
-  // (no failover within the redirections ioredis allows).
+  // A single server that did not come back, a cluster whose node did not
+  // (no failover within the redirections ioredis allows), or a cluster
+  // node that is down when it is scanned.
   if (
     error.name === "MaxRetriesPerRequestError" ||
-    error.message.startsWith("Too many Cluster redirections")
+    error.message.startsWith("Too many Cluster redirections") ||
+    error.message === CONNECTION_CLOSED
   ) {
     return new NotReachableError(
       `redis ${op} failed: ${what} is not reachable (${error.message})`,
