@@ -17,7 +17,6 @@ import {
   InvalidConfigurationError,
   NotReachableError,
 } from "../../core/errors.ts";
-import { boundOutages } from "./outage.ts";
 
 /** A server's address. */
 export interface HostPort {
@@ -181,7 +180,6 @@ export async function openCluster(
         });
       }),
   );
-  boundOutages(client, what);
   return { client, what };
 }
 

@@ -250,7 +250,7 @@ export class RedisDriver implements Driver, WatchSource {
   // and close() settles in the same tick as the store's own work.
   close(): Promise<void> {
     this.notifications.close();
-    this.#topology.client.disconnect();
+    this.#topology.close();
     return Promise.resolve();
   }
 

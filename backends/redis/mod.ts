@@ -174,12 +174,11 @@ export class RedisStore extends BaseStore {
     config: FactoryConfig,
   ): Promise<RedisStore> {
     const { endpoint, prefix, signal } = readSettings(endpoints, config);
-    const connected = await openClient(endpoint, signal);
+    const topology = new Topology(await openClient(endpoint, signal), endpoint);
     try {
-      const topology = new Topology(connected, endpoint);
       return new RedisStore(new RedisDriver(topology, endpoint.db), prefix);
     } catch (error) {
-      connected.client.disconnect();
+      topology.close();
       throw error;
     }
   }

@@ -13,6 +13,7 @@
  * @module
  */
 
+import { clearInterval, setInterval } from "node:timers";
 import type { Cluster } from "ioredis";
 import { NotReachableError } from "../../core/errors.ts";
 
@@ -40,19 +41,22 @@ interface QueueOwner {
  *
  * @param cluster The cluster client.
  * @param what The cluster, for messages.
+ * @returns What stops it, before the client is closed.
  */
-export function boundOutages(cluster: Cluster, what: string): void {
+export function boundOutages(cluster: Cluster, what: string): () => void {
   let downSince: number | undefined;
   let timer: ReturnType<typeof setInterval> | undefined;
+  let stopped = false;
   const check = () => {
-    if (cluster.status === "ready" || cluster.status === "end") {
+    if (stopped || cluster.status === "ready" || cluster.status === "end") {
       downSince = undefined;
       clearInterval(timer);
       timer = undefined;
       return;
     }
     downSince ??= Date.now();
-    timer ??= setInterval(check, CHECK_INTERVAL_MS);
+    // Never what keeps a process alive: ioredis's reconnection does that.
+    timer ??= setInterval(check, CHECK_INTERVAL_MS).unref();
     const down = Date.now() - downSince;
     if (down < CLUSTER_OUTAGE_LIMIT_MS) return;
     (cluster as unknown as QueueOwner).flushQueue?.(
@@ -63,8 +67,11 @@ export function boundOutages(cluster: Cluster, what: string): void {
       ),
     );
   };
-  for (const status of ["close", "reconnecting", "connecting", "end"]) {
-    cluster.on(status, check);
-  }
-  cluster.on("ready", check);
+  const statuses = ["close", "reconnecting", "connecting", "end", "ready"];
+  for (const status of statuses) cluster.on(status, check);
+  return () => {
+    stopped = true;
+    check();
+    for (const status of statuses) cluster.off(status, check);
+  };
 }

@@ -14,6 +14,7 @@
 import { Cluster, type Redis } from "ioredis";
 import { NotReachableError } from "../../core/errors.ts";
 import { type Connected, type Endpoint, nodeOptions } from "./connection.ts";
+import { boundOutages } from "./outage.ts";
 import { keySlot, SLOT_COUNT } from "./slots.ts";
 
 /** A server whose keyspace notifications the store listens to. */
@@ -34,6 +35,7 @@ export class Topology {
   readonly what: string;
   readonly #endpoint: Endpoint;
   readonly #cluster: Cluster | undefined;
+  readonly #unbound: () => void = () => {};
 
   /**
    * @param connected The open command connection.
@@ -43,9 +45,10 @@ export class Topology {
     this.client = connected.client;
     this.what = connected.what;
     this.#endpoint = endpoint;
-    this.#cluster = connected.client instanceof Cluster
-      ? connected.client
-      : undefined;
+    if (connected.client instanceof Cluster) {
+      this.#cluster = connected.client;
+      this.#unbound = boundOutages(connected.client, connected.what);
+    }
   }
 
   /** Whether this is a Redis Cluster, where a command takes one slot. */
@@ -123,6 +126,12 @@ export class Topology {
     if (!cluster) return () => {};
     cluster.on("refresh", listener);
     return () => cluster.off("refresh", listener);
+  }
+
+  /** Drops the connections at once. */
+  close(): void {
+    this.#unbound();
+    this.client.disconnect();
   }
 
   /** Asks the cluster for its layout again (a master seems to be gone). */
