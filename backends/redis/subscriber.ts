@@ -121,9 +121,9 @@ export class Subscriber {
     });
     await this.#settle(connection);
     connection.on("close", () => {
-      if (!this.#live) return;
       this.#live = false;
-      this.#settled = new Settled();
+      // Who waits on a settling that is cut short waits for the next one.
+      if (this.#settled.done) this.#settled = new Settled();
     });
     connection.on("ready", () => {
       downSince = undefined;
@@ -237,11 +237,18 @@ class Settled {
   readonly promise: Promise<void>;
   resolve!: () => void;
   reject!: (error: unknown) => void;
+  done = false;
 
   constructor() {
     this.promise = new Promise<void>((resolve, reject) => {
-      this.resolve = resolve;
-      this.reject = reject;
+      this.resolve = () => {
+        this.done = true;
+        resolve();
+      };
+      this.reject = (error) => {
+        this.done = true;
+        reject(error);
+      };
     });
     this.promise.catch(() => {});
   }
