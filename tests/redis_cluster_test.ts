@@ -94,6 +94,54 @@ describe("redis: Redis Cluster", () => {
     assert.match(error.message, /only database 0/);
   });
 
+  test("an ACL user with the documented rules does the whole job, probing notifications; a wrong password fails at once", async () => {
+    // ACL users are local to each node: every node gets one. An operator
+    // turns notifications on, which the user may not (it probes them).
+    for (const node of cluster.nodes) {
+      redisCli(node.port, ["CONFIG", "SET", "notify-keyspace-events", "KEA"]);
+      redisCli(node.port, [
+        "ACL",
+        "SETUSER",
+        "app",
+        "on",
+        ">app-secret",
+        "resetkeys",
+        "~app/*",
+        "~/v/{???}app/*",
+        "~/lock/{???}app/*",
+        "~/counter/*",
+        "~/probe/*",
+        "resetchannels",
+        "&*",
+        "+@all",
+        "-@dangerous",
+        "+info",
+      ]);
+    }
+    const url = cluster.url.replace("redis://", "redis://app:app-secret@");
+    await using store = await openStore(url, { prefix: "app" });
+    const tree = new StreamReader(store.watchTree(""));
+    assert.deepEqual(await tree.next(), []);
+    const keys = spread("acl", 6);
+    for (const key of keys) await store.put(key, "v", { ttl: 60_000 });
+    await tree.until((pairs) => pairs.length === keys.length);
+    const pair = (await store.get(keys[0]))!;
+    await store.atomicPut(keys[0], "w", pair);
+    await (await store.lock("jobs/nightly")).unlock();
+    assert.equal((await store.list("")).length, keys.length + 1);
+    await store.deleteTree("");
+    await tree.until((pairs) => pairs.length === 0);
+    await tree.cancel();
+
+    const started = Date.now();
+    const error = await openStore(
+      cluster.url.replace("redis://", "redis://app:wrong@"),
+    ).then(() => undefined, (e) => e);
+    assert.ok(error instanceof InvalidConfigurationError, String(error));
+    assert.match(error.message, /WRONGPASS/);
+    assert.ok(Date.now() - started < 3_000, "at once");
+  });
+
   test("a store opened on one node finds the cluster and uses every master", async () => {
     const node = cluster.masters()[1];
     await using store = await openStore(`redis://127.0.0.1:${node.port}`);
