@@ -17,6 +17,7 @@ import {
   type Store,
 } from "../mod.ts";
 import { RedisStore } from "../backends/redis/mod.ts";
+import { slotTag } from "../backends/redis/slots.ts";
 import { conformance } from "./conformance/mod.ts";
 import { StreamReader, text } from "./conformance/harness.ts";
 import {
@@ -228,6 +229,29 @@ describe("redis: Redis Cluster", () => {
       .commit();
     assert.deepEqual(stale, { ok: false });
     await store.deleteTree("{user42}");
+  });
+
+  test("the tag of every hash slot is three characters the server puts in that slot", async () => {
+    const checker = new Redis({
+      host: "127.0.0.1",
+      port: cluster.nodes[0].port,
+    });
+    try {
+      const pipeline = checker.pipeline();
+      const tags: string[] = [];
+      for (let slot = 0; slot < 16_384; slot++) {
+        tags.push(slotTag(slot));
+        pipeline.cluster("KEYSLOT", `/v/{${tags[slot]}}any{other}key`);
+      }
+      const replies = (await pipeline.exec())!;
+      replies.forEach(([error, slot], expected) => {
+        assert.equal(error, null);
+        assert.equal(slot, expected, `the tag ${tags[expected]}`);
+        assert.match(tags[expected], /^[0-9A-Za-z]{3}$/);
+      });
+    } finally {
+      checker.disconnect();
+    }
   });
 
   test("every script touches names of one hash slot, also for keys with braces", async () => {
