@@ -23,6 +23,22 @@ function names(port: number, pattern: string): string[] {
   return out === "" ? [] : out.split("\n").sort();
 }
 
+/**
+ * The bookkeeping names of `kind` (`"/v/"`, `"/lock/"`) of the keys matching
+ * `pattern`: `KIND{TAG}KEY`, where TAG is three characters naming the key's
+ * hash slot.
+ */
+function bookkeeping(port: number, kind: string, pattern: string): string[] {
+  return names(port, `${kind}{???}${pattern}`);
+}
+
+/** Whether `name` is the bookkeeping of `kind` of `key`. */
+function isBookkeeping(name: string, kind: string, key: string): boolean {
+  return name.startsWith(kind) && /^\{[0-9A-Za-z]{3}\}$/.test(
+    name.slice(kind.length, kind.length + 5),
+  ) && name.slice(kind.length + 5) === key;
+}
+
 describe("redis: sharing data with other clients", () => {
   let redis: RedisService;
   let store: Store;
@@ -112,16 +128,22 @@ describe("redis: sharing data with other clients", () => {
 
   test("a key's version companion goes with the key, also when it expires", async () => {
     await store.put("layout/kept", "v");
-    assert.deepEqual(names(redis.port, "*layout/kept"), [
-      "/v/layout/kept",
-      "layout/kept",
-    ]);
+    const [companion, key] = names(redis.port, "*layout/kept");
+    assert.equal(key, "layout/kept");
+    assert.ok(isBookkeeping(companion, "/v/", "layout/kept"), companion);
+    assert.match(
+      redisCli(redis.port, ["GET", companion]),
+      /^[0-9]+ [0-9a-f]{40}$/,
+    );
     await store.delete("layout/kept");
     assert.deepEqual(names(redis.port, "*layout/kept"), []);
     await store.put("layout/brief", "v", { ttl: 60_000 });
     const ttls = [
       Number(redisCli(redis.port, ["PTTL", "layout/brief"])),
-      Number(redisCli(redis.port, ["PTTL", "/v/layout/brief"])),
+      Number(redisCli(redis.port, [
+        "PTTL",
+        bookkeeping(redis.port, "/v/", "layout/brief")[0],
+      ])),
     ];
     for (const ttl of ttls) assert.ok(ttl > 59_000 && ttl <= 60_000, `${ttl}`);
     await store.put("layout/brief", "v", { ttl: 200 });
@@ -136,30 +158,30 @@ describe("redis: sharing data with other clients", () => {
     // Another client deletes a key behind the store's back: its companion
     // stays until the tree is deleted.
     redisCli(redis.port, ["DEL", "tree/d"]);
-    assert.deepEqual(names(redis.port, "/v/tree/*"), [
-      "/v/tree/a",
-      "/v/tree/b/c",
-      "/v/tree/d",
-    ]);
+    const companions = bookkeeping(redis.port, "/v/", "tree/*");
+    assert.equal(companions.length, 3, "tree/d's companion stays");
     const lock = await store.lock("tree/locked", { ttl: 5_000 });
     await store.deleteTree("tree");
     assert.deepEqual(names(redis.port, "tree*"), []);
-    assert.deepEqual(names(redis.port, "/v/tree*"), []);
+    assert.deepEqual(names(redis.port, "/v/*tree*"), []);
     // A held lock is not broken by deleting its tree; unlocking removes it.
-    assert.deepEqual(names(redis.port, "/lock/tree*"), ["/lock/tree/locked"]);
+    const [record, ...others] = names(redis.port, "/lock/*tree*");
+    assert.ok(isBookkeeping(record, "/lock/", "tree/locked"), record);
+    assert.deepEqual(others, []);
     assert.equal(lock.lost.aborted, false);
     await lock.unlock();
-    assert.deepEqual(names(redis.port, "/lock/tree*"), []);
+    assert.deepEqual(names(redis.port, "/lock/*tree*"), []);
   });
 
   test("a dead holder's lock bookkeeping expires with its TTL", async () => {
     const holder = await RedisStore.connect({ url: redis.url });
     await holder.lock("dead/lock", { ttl: 300 });
-    const pttl = Number(redisCli(redis.port, ["PTTL", "/lock/dead/lock"]));
+    const [record] = bookkeeping(redis.port, "/lock/", "dead/lock");
+    const pttl = Number(redisCli(redis.port, ["PTTL", record]));
     assert.ok(pttl > 0 && pttl <= 300, `${pttl}`);
     await abandon(holder);
     const deadline = Date.now() + 5_000;
-    while (names(redis.port, "/lock/dead/*").length > 0) {
+    while (bookkeeping(redis.port, "/lock/", "dead/*").length > 0) {
       assert.ok(Date.now() < deadline, "the bookkeeping expires");
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
@@ -167,7 +189,8 @@ describe("redis: sharing data with other clients", () => {
 
   test("a lock whose bookkeeping another client deletes is reported lost", async () => {
     const lock = await store.lock("lost/lock", { ttl: 600 });
-    redisCli(redis.port, ["DEL", "/lock/lost/lock"]);
+    const [record] = bookkeeping(redis.port, "/lock/", "lost/lock");
+    redisCli(redis.port, ["DEL", record]);
     const reason = await new Promise<unknown>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error("not lost")), 3_000);
       lock.lost.addEventListener("abort", () => {

@@ -1,11 +1,16 @@
 /**
- * The Redis driver: reads, writes, trees and atomic commits over one command
- * connection; watches and locks over the store's notifications.
+ * The Redis driver: reads, writes, trees and atomic commits over the command
+ * connection (one server, or a cluster's client, which routes each command
+ * to the master of its hash slot); watches and locks over the store's
+ * notifications.
+ *
+ * On a cluster a command or script may only take names of one hash slot:
+ * batches of keys are split by slot, trees are scanned on every master, and
+ * an `atomic()` over keys of several slots is refused before any I/O.
  *
  * @module
  */
 
-import type { Redis } from "ioredis";
 import type {
   AtomicStep,
   CommitOutcome,
@@ -19,21 +24,24 @@ import type {
   LockLease,
   TreeSink,
 } from "../../core/driver.ts";
+import { InvalidArgumentError } from "../../core/errors.ts";
 import type { StoreLimits } from "../../core/types.ts";
-import type { Endpoint } from "./connection.ts";
 import { digest, readEntries, toBuffer, withCompanions } from "./entries.ts";
 import { explain } from "./errors.ts";
 import { acquireLock } from "./lock.ts";
 import {
-  COUNTER_KEY,
+  companionsPattern,
+  counterKey,
   decodeName,
   isStoreKey,
+  keyOfCompanion,
   startsWithPattern,
-  VERSION_PREFIX,
   versionKey,
 } from "./names.ts";
 import { Notifications } from "./notifications.ts";
 import { COMMIT, PRUNE, type ScriptArg } from "./scripts.ts";
+import { keySlot } from "./slots.ts";
+import type { Topology } from "./topology.ts";
 import { watchKey, type WatchSource, watchTree } from "./watch.ts";
 
 /**
@@ -79,17 +87,15 @@ export class RedisDriver implements Driver, WatchSource {
   readonly limits: StoreLimits = REDIS_LIMITS;
   readonly notifications: Notifications;
   readonly maxKeyBytes: number = REDIS_LIMITS.maxKeyBytes;
-  readonly #client: Redis;
-  readonly #what: string;
+  readonly #topology: Topology;
 
   /**
-   * @param client The command connection, ready.
-   * @param endpoint Where it connects (the subscriber connects there too).
+   * @param topology The servers, with the command connection, ready.
+   * @param db The database number.
    */
-  constructor(client: Redis, endpoint: Endpoint) {
-    this.#client = client;
-    this.#what = endpoint.what;
-    this.notifications = new Notifications(endpoint, client);
+  constructor(topology: Topology, db: number) {
+    this.#topology = topology;
+    this.notifications = new Notifications(topology, db);
   }
 
   get(key: string, _options: DriverReadOptions): Promise<Entry | null> {
@@ -108,12 +114,20 @@ export class RedisDriver implements Driver, WatchSource {
 
   delete(key: string, _options: DriverSignalOptions): Promise<void> {
     return this.#run("delete", async () => {
-      await this.#client.unlink(key, versionKey(key));
+      await this.#topology.client.unlink(key, versionKey(key));
     });
   }
 
-  read(keys: readonly string[]): Promise<(Entry | null)[]> {
-    return readEntries(this.#client, keys);
+  async read(keys: readonly string[]): Promise<(Entry | null)[]> {
+    const client = this.#topology.client;
+    const batches = this.#batches(keys, READ_BATCH);
+    if (batches.length === 1) return await readEntries(client, batches[0]);
+    const found = new Map<string, Entry | null>();
+    await Promise.all(batches.map(async (batch) => {
+      const entries = await readEntries(client, batch);
+      batch.forEach((key, i) => found.set(key, entries[i]));
+    }));
+    return keys.map((key) => found.get(key) ?? null);
   }
 
   list(dir: string, options?: DriverReadOptions): Promise<Entry[]> {
@@ -123,12 +137,12 @@ export class RedisDriver implements Driver, WatchSource {
   async #list(dir: string, options?: DriverReadOptions): Promise<Entry[]> {
     const reads: Promise<(Entry | null)[]>[] = [];
     const seen = new Set<string>();
-    for await (const names of this.#scan(startsWithPattern(dir), options)) {
+    await this.#scan(startsWithPattern(dir), options, (names) => {
       const keys = this.#storeKeys(names, seen);
-      for (let i = 0; i < keys.length; i += READ_BATCH) {
-        reads.push(this.read(keys.slice(i, i + READ_BATCH)));
+      for (const batch of this.#batches(keys, READ_BATCH)) {
+        reads.push(readEntries(this.#topology.client, batch));
       }
-    }
+    });
     const entries: Entry[] = [];
     for (const batch of await Promise.all(reads)) {
       for (const entry of batch) if (entry) entries.push(entry);
@@ -149,30 +163,34 @@ export class RedisDriver implements Driver, WatchSource {
     dir: string,
     options: DriverSignalOptions,
   ): Promise<void> {
-    const client = this.#client;
+    const client = this.#topology.client;
     // Every key first, then one UNLINK per batch: a watch of the tree hears
     // the deletion as one burst, not SCAN step by SCAN step.
     const keys = key === null ? [] : [key];
     const seen = new Set<string>();
-    for await (const names of this.#scan(startsWithPattern(dir), options)) {
+    await this.#scan(startsWithPattern(dir), options, (names) => {
       keys.push(...this.#storeKeys(names, seen));
-    }
-    for (let i = 0; i < keys.length; i += DELETE_BATCH) {
-      await client.unlink(...withCompanions(keys.slice(i, i + DELETE_BATCH)));
-    }
+    });
+    await Promise.all(
+      this.#batches(keys, DELETE_BATCH).map((batch) =>
+        client.unlink(...withCompanions(batch))
+      ),
+    );
     // Companions whose key another client deleted go too: the tree leaves
     // nothing behind.
-    const companions = startsWithPattern(versionKey(dir));
-    for await (const names of this.#scan(companions, options)) {
-      const pairs: string[] = [];
+    const orphans: string[] = [];
+    await this.#scan(companionsPattern(dir), options, (names) => {
       for (const raw of names) {
         const name = decodeName(raw);
-        if (name !== undefined) {
-          pairs.push(name, name.slice(VERSION_PREFIX.length));
-        }
+        const owner = name === undefined ? undefined : keyOfCompanion(name);
+        if (owner !== undefined) orphans.push(owner);
       }
-      if (pairs.length > 0) await PRUNE.run(client, pairs, []);
-    }
+    });
+    await Promise.all(
+      this.#batches(orphans, DELETE_BATCH).map((batch) =>
+        PRUNE.run(client, withCompanions(batch), [])
+      ),
+    );
   }
 
   commit(
@@ -183,11 +201,12 @@ export class RedisDriver implements Driver, WatchSource {
   }
 
   async #commit(steps: readonly AtomicStep[]): Promise<CommitOutcome> {
-    const keys = [COUNTER_KEY];
+    if (this.#topology.isCluster) checkOneSlot(steps);
+    const keys: string[] = [];
     const checks: string[] = [];
     const writes: ScriptArg[] = [];
     for (const step of steps) {
-      keys.push(step.key, versionKey(step.key));
+      keys.push(counterKey(step.key), step.key, versionKey(step.key));
       if (step.type === "check") {
         checks.push(step.lastIndex === null ? "" : step.lastIndex.toString());
       } else if (step.type === "put") {
@@ -198,7 +217,7 @@ export class RedisDriver implements Driver, WatchSource {
       }
     }
     const [applied, detail, current] = await COMMIT.run(
-      this.#client,
+      this.#topology.client,
       keys,
       [String(checks.length), ...checks, ...writes],
     ) as [number, unknown, unknown];
@@ -221,7 +240,8 @@ export class RedisDriver implements Driver, WatchSource {
   lock(key: string, options: DriverLockOptions): Promise<LockLease> {
     return this.#run(
       "lock",
-      () => acquireLock(this.#client, this.notifications, key, options),
+      () =>
+        acquireLock(this.#topology.client, this.notifications, key, options),
     );
   }
 
@@ -230,7 +250,7 @@ export class RedisDriver implements Driver, WatchSource {
   // and close() settles in the same tick as the store's own work.
   close(): Promise<void> {
     this.notifications.close();
-    this.#client.disconnect();
+    this.#topology.close();
     return Promise.resolve();
   }
 
@@ -243,28 +263,45 @@ export class RedisDriver implements Driver, WatchSource {
     try {
       return await call();
     } catch (error) {
-      throw explain(error, op, this.#what);
+      throw explain(error, op, this.#topology.what);
     }
   }
 
-  // Every name matching `pattern`, a SCAN step at a time.
-  async *#scan(
+  // Every name matching `pattern`, a SCAN step at a time, on every master
+  // at once (each holds only the names of its own slots).
+  async #scan(
     pattern: string,
     options: DriverSignalOptions | undefined,
-  ): AsyncGenerator<Uint8Array[]> {
-    let cursor = "0";
-    do {
-      options?.signal?.throwIfAborted();
-      const [next, names] = await this.#client.scanBuffer(
-        cursor,
-        "MATCH",
-        pattern,
-        "COUNT",
-        SCAN_COUNT,
-      );
-      cursor = next.toString();
-      if (names.length > 0) yield names;
-    } while (cursor !== "0");
+    found: (names: Uint8Array[]) => void,
+  ): Promise<void> {
+    const masters = await this.#topology.masters();
+    await Promise.all(masters.map(async (master) => {
+      let cursor = "0";
+      do {
+        options?.signal?.throwIfAborted();
+        const [next, names] = await master.scanBuffer(
+          cursor,
+          "MATCH",
+          pattern,
+          "COUNT",
+          SCAN_COUNT,
+        );
+        cursor = next.toString();
+        if (names.length > 0) found(names);
+      } while (cursor !== "0");
+    }));
+  }
+
+  // Keys in batches one command may take: at most `size` keys, and on a
+  // cluster only keys of one hash slot.
+  #batches(keys: readonly string[], size: number): string[][] {
+    const batches: string[][] = [];
+    for (const group of this.#topology.bySlot(keys)) {
+      for (let i = 0; i < group.length; i += size) {
+        batches.push(group.slice(i, i + size));
+      }
+    }
+    return batches;
   }
 
   // The names that are keys of the store, each once (SCAN may repeat one).
@@ -278,4 +315,19 @@ export class RedisDriver implements Driver, WatchSource {
     }
     return keys;
   }
+}
+
+// Redis Cluster runs a script on the one node that owns its keys' slot, so
+// an atomic() over several slots cannot run at all: refused before any I/O.
+function checkOneSlot(steps: readonly AtomicStep[]): void {
+  const slot = keySlot(steps[0].key);
+  const other = steps.find((step) => keySlot(step.key) !== slot);
+  if (other === undefined) return;
+  throw new InvalidArgumentError(
+    `An atomic operation on Redis Cluster must keep to one hash slot, but ${
+      JSON.stringify(steps[0].key)
+    } (slot ${slot}) and ${JSON.stringify(other.key)} (slot ${
+      keySlot(other.key)
+    }) differ: put its keys under one {hashtag}, as in "{user42}/a" and "{user42}/b" (or open the store with a prefix such as "{app}")`,
+  );
 }

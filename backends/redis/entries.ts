@@ -1,8 +1,8 @@
 /**
  * Reading keys into entries, with their versions.
  *
- * A read is one script run for a batch of keys: each key's value, its
- * version companion and its PTTL, together. The companion says which version
+ * A read is one script run for a batch of keys (of one hash slot, on a
+ * cluster): each key's value, its version companion and its PTTL, together. The companion says which version
  * the store gave the value and the SHA-1 of that value; the reader checks the
  * SHA-1 itself, so a read costs the server no hashing and writes nothing.
  * When the SHA-1 does not match (another client wrote the key with a plain
@@ -16,9 +16,9 @@
 
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import type { Entry } from "../../core/driver.ts";
-import { COUNTER_KEY, versionKey } from "./names.ts";
+import { counterKey, versionKey } from "./names.ts";
 import { ADOPT, READ } from "./scripts.ts";
 
 /** The SHA-1 of a value, in hex, as Lua's `redis.sha1hex` writes it. */
@@ -33,10 +33,11 @@ export function toBuffer(value: Uint8Array): Buffer {
 
 /**
  * Reads `keys` in one round trip (two when a key was written by another
- * client). Returns their entries, `null` where a key is absent.
+ * client). Returns their entries, `null` where a key is absent. On a
+ * cluster, the keys must share a hash slot.
  */
 export async function readEntries(
-  client: Redis,
+  client: Redis | Cluster,
   keys: readonly string[],
 ): Promise<(Entry | null)[]> {
   if (keys.length === 0) return [];
@@ -69,14 +70,12 @@ type Reply = Array<Buffer | number | null>;
 
 // Reads keys again through the script that gives foreign values a version.
 async function adopt(
-  client: Redis,
+  client: Redis | Cluster,
   keys: readonly string[],
 ): Promise<(Entry | null)[]> {
-  const reply = await ADOPT.run(
-    client,
-    [COUNTER_KEY, ...withCompanions(keys)],
-    [],
-  ) as Reply;
+  const names: string[] = [];
+  for (const key of keys) names.push(counterKey(key), key, versionKey(key));
+  const reply = await ADOPT.run(client, names, []) as Reply;
   const readAt = Date.now();
   return keys.map((key, i) => {
     const value = reply[3 * i] as Buffer | null;

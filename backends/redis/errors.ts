@@ -11,7 +11,10 @@ import { NotReachableError, StoreError } from "../../core/errors.ts";
  * permission error.
  */
 const ACL_HINT =
-  "a store's user needs its keys and their bookkeeping (~PREFIX/* ~/v/PREFIX/* ~/lock/PREFIX/* ~/counter ~/probe/*) and the commands of +@read +@write +@scripting +@pubsub";
+  "a store's user needs its keys and their bookkeeping (~PREFIX/* ~/v/{???}PREFIX/* ~/lock/{???}PREFIX/* ~/counter/* ~/probe/*) and the commands of +@read +@write +@scripting +@pubsub";
+
+/** What ioredis says of a command on a connection that closed for good. */
+const CONNECTION_CLOSED = "Connection is closed.";
 
 /**
  * Explains `error` from operation `op` on `what` (`"redis at host:port"`):
@@ -26,7 +29,14 @@ export function explain(error: unknown, op: string, what: string): unknown {
       { cause: error },
     );
   }
-  if (error.name === "MaxRetriesPerRequestError") {
+  // A single server that did not come back, a cluster whose node did not
+  // (no failover within the redirections ioredis allows), or a cluster
+  // node that is down when it is scanned.
+  if (
+    error.name === "MaxRetriesPerRequestError" ||
+    error.message.startsWith("Too many Cluster redirections") ||
+    error.message === CONNECTION_CLOSED
+  ) {
     return new NotReachableError(
       `redis ${op} failed: ${what} is not reachable (${error.message})`,
       { cause: error },

@@ -13,10 +13,10 @@
  * @module
  */
 
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import { StoreError } from "../../core/errors.ts";
 import { delay } from "../../core/abort.ts";
-import { keyspacePrefix, PROBE_PREFIX } from "./names.ts";
+import { keyspacePrefix } from "./names.ts";
 
 /**
  * The `notify-keyspace-events` flags the store needs: `K` keyspace channels
@@ -40,37 +40,48 @@ const PROBE_TTL_MS = 60_000;
  */
 const PROBE_EXPIRY_MS = 50;
 
+/** Where {@linkcode ensureKeyspaceEvents} looks. */
+export interface KeyspaceEventsCheck {
+  /**
+   * A connection to the server, not subscribed to anything yet: `CONFIG`
+   * runs on it, and a probe listens on it.
+   */
+  config: Redis;
+  /** The store's command connection, for a probe's writes. */
+  commands: Redis | Cluster;
+  /** The name a probe may write, on this server. */
+  probeKey: string;
+  /** The database number. */
+  db: number;
+  /** The server, for messages. */
+  what: string;
+}
+
 /**
  * Ensures the server publishes the notifications the store needs, turning
  * them on when it may.
  *
- * @param commands A connection for commands.
- * @param subscriber The store's subscriber connection (for the probe).
- * @param db The database number.
- * @param what The server, for messages.
  * @throws {StoreError} When they are off and cannot be turned on, or cannot
  * be checked and a probe hears nothing; the message says what to set.
  */
 export async function ensureKeyspaceEvents(
-  commands: Redis,
-  subscriber: Redis,
-  db: number,
-  what: string,
+  check: KeyspaceEventsCheck,
 ): Promise<void> {
+  const { config, what } = check;
   let current: string;
   try {
-    const reply = await commands.config("GET", "notify-keyspace-events");
+    const reply = await config.config("GET", "notify-keyspace-events");
     current = String((reply as string[])[1] ?? "");
   } catch (error) {
     // A refusal (NOPERM, a renamed CONFIG): find out by probing. A lost
     // connection is no answer at all.
     if ((error as Error)?.name !== "ReplyError") throw error;
-    return await probe(commands, subscriber, db, what, error);
+    return await probe(check, error);
   }
   if (covers(current)) return;
   const wanted = withRequired(current);
   try {
-    await commands.config("SET", "notify-keyspace-events", wanted);
+    await config.config("SET", "notify-keyspace-events", wanted);
   } catch (error) {
     throw new StoreError(
       `Watches and lock waits need Redis keyspace notifications, which are off on ${what} (notify-keyspace-events is ${
@@ -106,14 +117,11 @@ function withRequired(flags: string): string {
 // `expire` (g) and `expired` (x) notifications. Evictions (e) cannot be
 // provoked, so they are taken on trust.
 async function probe(
-  commands: Redis,
-  subscriber: Redis,
-  db: number,
-  what: string,
+  check: KeyspaceEventsCheck,
   configError: unknown,
 ): Promise<void> {
-  const key = PROBE_PREFIX + crypto.randomUUID();
-  const channel = keyspacePrefix(db) + key;
+  const { config: subscriber, commands, probeKey: key, what } = check;
+  const channel = keyspacePrefix(check.db) + key;
   const expected = ["set", "expire", "expired"];
   const heard = new Set<string>();
   let wake = () => {};

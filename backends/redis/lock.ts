@@ -1,23 +1,24 @@
 /**
  * Locks on Redis.
  *
- * The holder of the lock on KEY is recorded at `/lock/KEY`: a random token
- * per acquisition, with the lock's TTL as the name's TTL. Taking the lock,
+ * The holder of the lock on KEY is recorded at `/lock/{TAG}KEY` (in KEY's
+ * hash slot): a random token per acquisition, with the lock's TTL as the
+ * name's TTL. Taking the lock,
  * writing the holder's value at KEY (with a fresh version: the fencing token)
  * and renewing or releasing it only while the token still holds it are each
- * one script. A waiter listens to the notifications of `/lock/KEY` (its
+ * one script. A waiter listens to the notifications of the record (its
  * deletion on release, its expiry when the holder died) and tries again when
  * one comes, or when the holder's TTL would have run out — never in a loop.
  *
  * @module
  */
 
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import { abortable } from "../../core/abort.ts";
 import { waitForLock } from "../../core/lock.ts";
 import type { DriverLockOptions, LockLease } from "../../core/driver.ts";
 import { digest, toBuffer } from "./entries.ts";
-import { COUNTER_KEY, lockKey, versionKey } from "./names.ts";
+import { counterKey, lockKey, versionKey } from "./names.ts";
 import type { Notifications } from "./notifications.ts";
 import { ACQUIRE, RELEASE, RENEW } from "./scripts.ts";
 
@@ -43,7 +44,7 @@ const LOCK_POLL_MS = 500;
  * @param options The value, TTL and signal.
  */
 export async function acquireLock(
-  client: Redis,
+  client: Redis | Cluster,
   notifications: Notifications,
   key: string,
   options: DriverLockOptions,
@@ -72,7 +73,7 @@ export async function acquireLock(
   });
   const attempt = async (): Promise<LockLease | number | null> => {
     const [taken, detail] = await ACQUIRE.run(client, [
-      COUNTER_KEY,
+      counterKey(key),
       bookkeeping,
       key,
       versionKey(key),

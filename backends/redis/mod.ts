@@ -1,13 +1,16 @@
 /**
  * The Redis backend: the whole store contract on Redis (and Valkey), through
- * `ioredis`, standalone or behind Sentinel, with TLS and ACL users.
+ * `ioredis`: a single server, a Sentinel deployment or a Redis Cluster, with
+ * TLS and ACL users.
  *
  * Values are stored raw at their key, so `redis-cli GET key` returns exactly
  * the bytes that were put and other clients (Traefik, valkeyrie in Go with
  * its raw codec) share the data. Versions, lock holders and the version
- * counter live beside the data under names that start with `/`, which no key
- * can. See `docs/backends/redis.md` for the layout, what the server must
- * allow, and what happens when another client writes a key.
+ * counters live beside the data under names that start with `/`, which no key
+ * can, each in the hash slot of its key, so every script keeps to one slot
+ * and runs on Redis Cluster. See `docs/backends/redis.md` for the layout,
+ * what the server must allow, and what happens when another client writes a
+ * key.
  *
  * @example
  * ```ts ignore
@@ -26,26 +29,32 @@ import { InvalidConfigurationError } from "../../core/errors.ts";
 import type { FactoryConfig } from "../../core/registry.ts";
 import type { TlsOptions } from "../../core/types.ts";
 import { parseStoreUrl, type StoreUrl } from "../../core/url.ts";
-import { openConnection } from "./connection.ts";
+import { openClient } from "./connection.ts";
 import { RedisDriver } from "./driver.ts";
 import { readSettings } from "./options.ts";
+import { Topology } from "./topology.ts";
 
 /** Options of {@linkcode RedisStore.connect}. */
 export interface RedisStoreOptions {
   /**
    * The server as a URL: `redis://[user:password@]host[:port][/db]`,
-   * `rediss://...` for TLS, or `redis://s1:26379,s2:26379/db?master=NAME`
-   * for a Sentinel deployment. Options given beside it win over its parts.
+   * `rediss://...` for TLS, `redis://s1:26379,s2:26379/db?master=NAME` for a
+   * Sentinel deployment, or `redis://n1:7000,n2:7001` for the nodes of a
+   * Redis Cluster (one node is enough: a server that is a cluster node is
+   * found to be one). Options given beside it win over its parts.
    */
   url?: string | URL;
   /**
-   * `host:port` of the server, or of the sentinels when `master` is set
-   * (instead of `url`). Default: `127.0.0.1:6379`.
+   * `host:port` of the server, of the sentinels when `master` is set, or of
+   * nodes of a cluster (instead of `url`). Default: `127.0.0.1:6379`.
    */
   endpoints?: string[];
-  /** The database number (default 0). */
+  /** The database number (default 0; a cluster has only 0). */
   db?: number;
-  /** The Sentinel master name: the endpoints are then sentinels. */
+  /**
+   * The Sentinel master name: the endpoints are then sentinels. Several
+   * endpoints without it are nodes of a Redis Cluster.
+   */
   master?: string;
   /** The ACL user name (Redis 6+). */
   username?: string;
@@ -60,7 +69,11 @@ export interface RedisStoreOptions {
    * it applies to the sentinels and the master alike.
    */
   tls?: TlsOptions | boolean;
-  /** A namespace every key is stored under. */
+  /**
+   * A namespace every key is stored under. On Redis Cluster, a prefix with
+   * a hashtag (`"{app}"`) puts every key in one hash slot, so an `atomic()`
+   * may take any keys of the store (which then lives on one master).
+   */
   prefix?: string;
   /** How long connecting may take, in milliseconds (default 10 000). */
   connectTimeout?: number;
@@ -89,6 +102,19 @@ export interface RedisStoreOptions {
  *   endpoints: ["10.0.0.1:26379", "10.0.0.2:26379", "10.0.0.3:26379"],
  *   master: "mymaster",
  * });
+ * ```
+ *
+ * @example Redis Cluster, with keys that an atomic() changes together in one slot
+ * ```ts ignore
+ * import { RedisStore } from "@valkeyrie/valkeyrie/redis";
+ *
+ * await using store = await RedisStore.connect({
+ *   url: "redis://10.0.0.1:7000,10.0.0.2:7000,10.0.0.3:7000",
+ * });
+ * await store.atomic()
+ *   .put("{user42}/profile", "...")
+ *   .put("{user42}/settings", "...")
+ *   .commit();
  * ```
  */
 export class RedisStore extends BaseStore {
@@ -138,7 +164,8 @@ export class RedisStore extends BaseStore {
    * Opens a store from the registry: `openStore("redis://...")` or
    * `newStore("redis", ["host:port"], config)`.
    *
-   * @param endpoints `host:port` of the server, or of the sentinels.
+   * @param endpoints `host:port` of the server, of the sentinels, or of
+   * nodes of a cluster.
    * @param config The settings, with the parsed URL if any.
    * @returns The store, connected.
    */
@@ -146,19 +173,12 @@ export class RedisStore extends BaseStore {
     endpoints: string[],
     config: FactoryConfig,
   ): Promise<RedisStore> {
-    const settings = readSettings(endpoints, config);
-    const client = await openConnection(
-      settings.endpoint,
-      {},
-      settings.signal,
-    );
+    const { endpoint, prefix, signal } = readSettings(endpoints, config);
+    const topology = new Topology(await openClient(endpoint, signal), endpoint);
     try {
-      return new RedisStore(
-        new RedisDriver(client, settings.endpoint),
-        settings.prefix,
-      );
+      return new RedisStore(new RedisDriver(topology, endpoint.db), prefix);
     } catch (error) {
-      client.disconnect();
+      topology.close();
       throw error;
     }
   }

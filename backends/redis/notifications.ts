@@ -1,31 +1,38 @@
 /**
- * Keyspace notifications: one subscriber connection per store, shared by
- * every watch and lock wait of the store.
+ * Keyspace notifications: one subscriber connection per server (per master
+ * on a Redis Cluster, where notifications are local to the node that holds
+ * the key), shared by every watch and lock wait of the store.
  *
  * A key watch subscribes to the key's channel (`__keyspace@DB__:KEY`, an
  * exact name: no pattern, nothing to escape); a tree watch subscribes to the
  * pattern of its prefix, with the glob characters of the prefix escaped. A
- * channel or pattern is subscribed once however many listeners share it, and
- * unsubscribed when the last one leaves.
+ * channel or pattern is subscribed once however many listeners share it, on
+ * every server, and unsubscribed when the last one leaves. On a cluster a
+ * key is heard wherever it lives, also after its slot moved to another
+ * master.
  *
- * When the connection drops, notifications published meanwhile are lost.
- * On reconnecting, the subscriber checks the server's notification setting
- * again (a restarted server or a promoted replica may not have it),
- * subscribes everything again, and then tells every listener to re-read what
- * it may have missed.
+ * When a subscriber comes back after a dropped connection, or a cluster
+ * gains a master (a replica promoted in a failover), every listener re-reads
+ * what it may have missed. A master that leaves the cluster's layout loses
+ * its subscriber quietly.
  *
  * @module
  */
 
-import type { Redis } from "ioredis";
 import {
   NotReachableError,
   StoreClosedError,
   StoreError,
 } from "../../core/errors.ts";
-import { type Endpoint, openConnection } from "./connection.ts";
-import { ensureKeyspaceEvents } from "./keyspace_events.ts";
 import { keyspacePrefix, startsWithPattern } from "./names.ts";
+import {
+  Subscriber,
+  type SubscriberOwner,
+  type TopicKind,
+} from "./subscriber.ts";
+import type { Topology } from "./topology.ts";
+
+export { SUBSCRIBER_OUTAGE_LIMIT_MS } from "./subscriber.ts";
 
 /** What a watch or a lock wait hears. */
 export interface Listener {
@@ -38,17 +45,6 @@ export interface Listener {
 }
 
 /**
- * How long the subscriber may stay disconnected before its listeners get an
- * error instead of waiting on: long enough to ride out a Sentinel failover
- * (seconds) or a server restart, short enough that a watch of a server that
- * is gone says so.
- */
-export const SUBSCRIBER_OUTAGE_LIMIT_MS = 30_000;
-
-/** Longest pause between reconnection attempts of the subscriber. */
-const MAX_RECONNECT_DELAY_MS = 1_000;
-
-/**
  * After the server's notifications were found unusable, watches fail at
  * once with that error for this long before the store checks again (an
  * operator may have turned them on).
@@ -57,30 +53,29 @@ const RECHECK_AFTER_FAILURE_MS = 30_000;
 
 interface Topic {
   readonly listeners: Set<Listener>;
-  /** Resolves when the server confirmed the subscription. */
+  /** Resolves when every server confirmed the subscription. */
   readonly subscribed: Promise<unknown>;
 }
 
 /** The keyspace notifications of one store. */
-export class Notifications {
-  readonly #endpoint: Endpoint;
-  readonly #commands: Redis;
+export class Notifications implements SubscriberOwner {
+  readonly #topology: Topology;
   readonly #prefix: string;
-  #starting: Promise<Redis> | undefined;
-  #subscriber: Redis | undefined;
+  #starting: Promise<void> | undefined;
+  #subscribers = new Map<string, Subscriber>();
+  #stopFollowing: (() => void) | undefined;
   #failure: { error: unknown; at: number } | undefined;
   #channels = new Map<string, Topic>();
   #patterns = new Map<string, Topic>();
   #closed = false;
 
   /**
-   * @param endpoint Where the server is; the subscriber connects there.
-   * @param commands The store's command connection (for `CONFIG`).
+   * @param topology The servers, and the store's command connection.
+   * @param db The database number, in notification channels.
    */
-  constructor(endpoint: Endpoint, commands: Redis) {
-    this.#endpoint = endpoint;
-    this.#commands = commands;
-    this.#prefix = keyspacePrefix(endpoint.db);
+  constructor(topology: Topology, db: number) {
+    this.#topology = topology;
+    this.#prefix = keyspacePrefix(db);
   }
 
   /**
@@ -108,26 +103,67 @@ export class Notifications {
     return this.#listen("pattern", pattern, listener, signal);
   }
 
-  /** Drops the subscriber connection (also one still connecting). */
+  /** Drops every subscriber connection (also those still connecting). */
   close(): void {
     this.#closed = true;
-    this.#starting?.then((subscriber) => subscriber.disconnect(), () => {});
+    this.#stopFollowing?.();
+    for (const subscriber of this.#subscribers.values()) subscriber.close();
+    this.#subscribers.clear();
+  }
+
+  topics(kind: TopicKind): string[] {
+    return [...(kind === "channel" ? this.#channels : this.#patterns).keys()];
+  }
+
+  message(kind: TopicKind, topic: string, channel: string): void {
+    const found = (kind === "channel" ? this.#channels : this.#patterns).get(
+      topic,
+    );
+    if (!found) return;
+    const key = channel.slice(this.#prefix.length);
+    for (const listener of [...found.listeners]) listener.changed(key);
+  }
+
+  resumed(subscriber: Subscriber): void {
+    if (this.#subscribers.get(subscriber.id) === subscriber) this.#resync();
+  }
+
+  dropped(): void {
+    this.#topology.refresh();
+  }
+
+  // Ends every listener with `error`; the next watch starts afresh.
+  failed(subscriber: Subscriber, error: StoreError): void {
+    if (this.#subscribers.get(subscriber.id) !== subscriber) return;
+    this.#stopFollowing?.();
+    this.#stopFollowing = undefined;
+    for (const each of this.#subscribers.values()) each.close();
+    this.#subscribers = new Map();
+    this.#starting = undefined;
+    const topics = [...this.#channels.values(), ...this.#patterns.values()];
+    this.#channels = new Map();
+    this.#patterns = new Map();
+    for (const topic of topics) {
+      for (const listener of topic.listeners) listener.error(error);
+    }
   }
 
   async #listen(
-    kind: "channel" | "pattern",
+    kind: TopicKind,
     name: string,
     listener: Listener,
     signal: AbortSignal,
   ): Promise<void> {
-    const subscriber = await this.#start();
+    await this.#start();
     if (signal.aborted) return;
     const topics = kind === "channel" ? this.#channels : this.#patterns;
     let topic = topics.get(name);
     if (!topic) {
-      const subscribed = kind === "channel"
-        ? subscriber.subscribe(name)
-        : subscriber.psubscribe(name);
+      const subscribed = Promise.all(
+        [...this.#subscribers.values()].map((subscriber) =>
+          subscriber.subscribe(kind, name)
+        ),
+      );
       topic = { listeners: new Set(), subscribed };
       topics.set(name, topic);
     }
@@ -137,11 +173,9 @@ export class Notifications {
       joined.listeners.delete(listener);
       if (joined.listeners.size > 0 || topics.get(name) !== joined) return;
       topics.delete(name);
-      if (this.#subscriber?.status !== "ready") return;
-      const unsubscribed = kind === "channel"
-        ? this.#subscriber.unsubscribe(name)
-        : this.#subscriber.punsubscribe(name);
-      unsubscribed.catch(() => {});
+      for (const subscriber of this.#subscribers.values()) {
+        subscriber.unsubscribe(kind, name);
+      }
     };
     signal.addEventListener("abort", leave, { once: true });
     try {
@@ -150,10 +184,11 @@ export class Notifications {
       if (topics.get(name) === joined) topics.delete(name);
       signal.removeEventListener("abort", leave);
       joined.listeners.delete(listener);
+      if (error instanceof StoreError) throw error;
       throw new StoreError(
         `Could not subscribe to ${
           JSON.stringify(name)
-        } on ${this.#endpoint.what}${
+        } on ${this.#topology.what}${
           /NOPERM/.test(String(error))
             ? " (the user may not subscribe to it: grant channels with ACL SETUSER USER &*, as Redis matches PSUBSCRIBE patterns literally)"
             : ""
@@ -163,10 +198,11 @@ export class Notifications {
     }
   }
 
-  // Connects the subscriber and checks the server's notification setting,
-  // once. A server that does not give notifications is remembered for a
-  // while (finding out may take a probe); one that cannot be reached is not.
-  #start(): Promise<Redis> {
+  // Connects a subscriber to every server and checks their notification
+  // settings, once. A server that does not give notifications is remembered
+  // for a while (finding out may take a probe); one that cannot be reached
+  // is not.
+  #start(): Promise<void> {
     if (this.#closed) return Promise.reject(new StoreClosedError("redis"));
     const failure = this.#failure;
     if (failure && Date.now() - failure.at < RECHECK_AFTER_FAILURE_MS) {
@@ -187,107 +223,65 @@ export class Notifications {
     return this.#starting;
   }
 
-  async #connect(): Promise<Redis> {
-    let downSince: number | undefined;
-    const subscriber = await openConnection(this.#endpoint, {
-      connectionName: "valkeyrie-notifications",
-      autoResubscribe: false,
-      retryStrategy: (attempt) => {
-        downSince ??= Date.now();
-        if (Date.now() - downSince > SUBSCRIBER_OUTAGE_LIMIT_MS) return null;
-        return Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS);
-      },
-    }, undefined);
+  async #connect(): Promise<void> {
+    const subscribers = this.#topology.notifyingNodes().map((node) =>
+      new Subscriber(node, this.#topology.client, this)
+    );
+    for (const subscriber of subscribers) {
+      this.#subscribers.set(subscriber.id, subscriber);
+    }
     try {
-      await ensureKeyspaceEvents(
-        this.#commands,
-        subscriber,
-        this.#endpoint.db,
-        this.#endpoint.what,
-      );
+      await Promise.all(subscribers.map((subscriber) => subscriber.start()));
     } catch (error) {
-      subscriber.disconnect();
+      for (const subscriber of subscribers) {
+        subscriber.close();
+        this.#subscribers.delete(subscriber.id);
+      }
       throw error;
     }
-    this.#subscriber = subscriber;
-    subscriber.on("message", (channel: string) => {
-      const topic = this.#channels.get(channel);
-      if (!topic) return;
-      const key = channel.slice(this.#prefix.length);
-      for (const listener of [...topic.listeners]) listener.changed(key);
-    });
-    subscriber.on("pmessage", (pattern: string, channel: string) => {
-      const topic = this.#patterns.get(pattern);
-      if (!topic) return;
-      const key = channel.slice(this.#prefix.length);
-      for (const listener of [...topic.listeners]) listener.changed(key);
-    });
-    subscriber.on("ready", () => {
-      downSince = undefined;
-      this.#resume(subscriber);
-    });
-    subscriber.on("end", () => {
-      if (this.#closed) return;
-      this.#fail(
-        subscriber,
-        new StoreError(
-          `Lost the notification connection to ${this.#endpoint.what} for more than ${
-            SUBSCRIBER_OUTAGE_LIMIT_MS / 1000
-          } s; watches stopped`,
-        ),
-      );
-    });
-    return subscriber;
+    if (this.#closed) return;
+    this.#stopFollowing = this.#topology.onChange(() => this.#follow());
+    // The layout may have changed while the subscribers connected.
+    this.#follow();
   }
 
-  // After a reconnection: the setting again, every subscription again, then
-  // every listener re-reads.
-  async #resume(subscriber: Redis): Promise<void> {
-    try {
-      await ensureKeyspaceEvents(
-        this.#commands,
-        subscriber,
-        this.#endpoint.db,
-        this.#endpoint.what,
-      );
-      const channels = [...this.#channels.keys()];
-      const patterns = [...this.#patterns.keys()];
-      await Promise.all([
-        channels.length ? subscriber.subscribe(...channels) : undefined,
-        patterns.length ? subscriber.psubscribe(...patterns) : undefined,
-      ]);
-    } catch (error) {
-      // Dropped again meanwhile: the next "ready" resumes.
-      if (this.#closed || subscriber.status !== "ready") return;
-      this.#fail(
-        subscriber,
-        error instanceof StoreError ? error : new StoreError(
-          `Watches stopped: after reconnecting to ${this.#endpoint.what}, notifications could not be set up again: ${
-            (error as Error)?.message ?? error
-          }`,
-          { cause: error },
-        ),
-      );
-      return;
+  // Follows the cluster's masters: a master that left loses its subscriber;
+  // a new one (a promoted replica) gets one, and every listener re-reads,
+  // since the new master took writes the store did not hear.
+  #follow(): void {
+    if (this.#closed || !this.#stopFollowing) return;
+    const nodes = this.#topology.notifyingNodes();
+    const current = new Set(nodes.map((node) => node.id));
+    for (const [id, subscriber] of this.#subscribers) {
+      if (current.has(id)) continue;
+      this.#subscribers.delete(id);
+      subscriber.close();
     }
+    for (const node of nodes) {
+      if (this.#subscribers.has(node.id)) continue;
+      const subscriber = new Subscriber(node, this.#topology.client, this);
+      this.#subscribers.set(node.id, subscriber);
+      subscriber.start().then(
+        () => this.resumed(subscriber),
+        (error) =>
+          this.failed(
+            subscriber,
+            error instanceof StoreError ? error : new StoreError(
+              `Watches stopped: could not listen to the new master ${node.id} of ${this.#topology.what}: ${
+                (error as Error)?.message ?? error
+              }`,
+              { cause: error },
+            ),
+          ),
+      );
+    }
+  }
+
+  #resync(): void {
     for (
       const topic of [...this.#channels.values(), ...this.#patterns.values()]
     ) {
       for (const listener of [...topic.listeners]) listener.resync();
-    }
-  }
-
-  // Ends every listener with `error`; the next watch starts afresh.
-  #fail(subscriber: Redis, error: unknown): void {
-    if (this.#subscriber !== subscriber) return;
-    this.#subscriber = undefined;
-    this.#starting = undefined;
-    const topics = [...this.#channels.values(), ...this.#patterns.values()];
-    this.#channels = new Map();
-    this.#patterns = new Map();
-    subscriber.disconnect();
-    for (const topic of topics) {
-      for (const listener of topic.listeners) listener.error(error);
     }
   }
 }

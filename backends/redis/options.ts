@@ -6,6 +6,8 @@
  * - `rediss://...`: the same over TLS.
  * - `redis://h1:26379,h2:26379,h3:26379/db?master=NAME`: a Sentinel
  *   deployment: the hosts are sentinels, `master` names the monitored master.
+ * - `redis://h1:7000,h2:7001,h3:7002`: the nodes of a Redis Cluster (one node
+ *   is enough: a server that is a cluster node is found to be one).
  *
  * @module
  */
@@ -17,7 +19,7 @@ import { ConfigReader } from "../../core/config.ts";
 import { InvalidConfigurationError } from "../../core/errors.ts";
 import type { FactoryConfig } from "../../core/registry.ts";
 import type { TlsOptions } from "../../core/types.ts";
-import type { Endpoint } from "./connection.ts";
+import type { Endpoint, HostPort } from "./connection.ts";
 
 /** Redis's own port. */
 export const DEFAULT_PORT = 6379;
@@ -82,6 +84,7 @@ export function readSettings(
     connectionName: "valkeyrie",
   };
   let what: string;
+  let servers: HostPort[] | undefined;
   if (master !== undefined) {
     const sentinels = (hosts.length ? hosts : ["127.0.0.1"]).map((host) =>
       parseHost(host, DEFAULT_SENTINEL_PORT)
@@ -104,13 +107,6 @@ export function readSettings(
       sentinels.map(({ host, port }) => `${host}:${port}`).join(", ")
     })`;
   } else {
-    if (hosts.length > 1) {
-      throw new InvalidConfigurationError(
-        `Several redis hosts (${
-          hosts.join(", ")
-        }) are Sentinel endpoints: name the master with ?master=NAME (Redis Cluster is not supported)`,
-      );
-    }
     for (const name of ["sentinelUsername", "sentinelPassword"]) {
       if (merged[name] !== undefined) {
         throw new InvalidConfigurationError(
@@ -118,22 +114,22 @@ export function readSettings(
         );
       }
     }
-    const { host, port } = parseHost(hosts[0] ?? "127.0.0.1", DEFAULT_PORT);
+    servers = (hosts.length ? hosts : ["127.0.0.1"]).map((host) =>
+      parseHost(host, DEFAULT_PORT)
+    );
+    const { host, port } = servers[0];
     Object.assign(options, { host, port });
     if (tls) options.tls = tlsOptions(tls);
     what = `redis at ${host}:${port}`;
   }
   return {
-    endpoint: { what, options, db, connectTimeout },
+    endpoint: { what, options, db, connectTimeout, hosts: servers },
     prefix: reader.prefix,
     signal: reader.signal,
   };
 }
 
-function parseHost(
-  text: string,
-  defaultPort: number,
-): { host: string; port: number } {
+function parseHost(text: string, defaultPort: number): HostPort {
   const match = /^(?:\[([^\]]+)\]|([^:\[\]]*))(?::([0-9]+))?$/.exec(text);
   const host = match?.[1] ?? match?.[2];
   const port = match?.[3] === undefined ? defaultPort : Number(match[3]);

@@ -6,19 +6,26 @@
  * routing see them. A script runs alone on the server: that is what makes a
  * compare-and-set, an `atomic()` commit or a lock acquisition all or nothing.
  *
- * A version companion (`/v/KEY`) holds `"<version> <sha1 of the value>"`.
- * Versions come from the database's counter (`INCR /counter`), so they grow
- * with every write and are never given twice, also across delete and
- * re-create. The SHA-1 lets a script see that another client wrote the key
- * behind the store's back (a plain `SET` leaves the companion as it was):
- * such a value is adopted with a fresh version before it is compared.
+ * A key's bookkeeping shares the key's hash slot (see `names.ts`), so a
+ * script about one key, or about keys of one slot, touches one slot: Redis
+ * Cluster runs it on the node that owns the slot. Only on a single server do
+ * scripts take keys of several slots at once (batched reads, an `atomic()`
+ * across slots).
+ *
+ * A version companion (`/v/{TAG}KEY`) holds `"<version> <sha1 of the
+ * value>"`. Versions come from the counter of the key's slot (`INCR
+ * /counter/{TAG}`); a key never changes slot, so its versions grow with every
+ * write and are never given twice, also across delete and re-create. The
+ * SHA-1 lets a script see that another client wrote the key behind the
+ * store's back (a plain `SET` leaves the companion as it was): such a value
+ * is adopted with a fresh version before it is compared.
  *
  * @module
  */
 
 import { createHash } from "node:crypto";
 import type { Buffer } from "node:buffer";
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 
 /** A script argument: text, or bytes passed as they are. */
 export type ScriptArg = string | Buffer;
@@ -39,7 +46,7 @@ export class Script {
    * source once.
    */
   async run(
-    client: Redis,
+    client: Redis | Cluster,
     keys: readonly string[],
     args: readonly ScriptArg[],
   ): Promise<unknown> {
@@ -115,18 +122,18 @@ return out
 `);
 
 /**
- * Reads keys whose companion did not match, adopting foreign writes:
- * KEYS[1] is the counter, then pairs (key, companion). Returns, per key, its
- * value (or nil), its version (or nil) and its PTTL.
+ * Reads keys whose companion did not match, adopting foreign writes: KEYS
+ * are triples (counter of the key's slot, key, companion). Returns, per key,
+ * its value (or nil), its version (or nil) and its PTTL.
  */
 export const ADOPT: Script = new Script(`${CURRENT_VERSION}
 local out = {}
-for i = 2, #KEYS, 2 do
-  local version = current_version(KEYS[1], KEYS[i], KEYS[i + 1])
+for i = 1, #KEYS, 3 do
+  local version = current_version(KEYS[i], KEYS[i + 1], KEYS[i + 2])
   if version then
-    out[#out + 1] = redis.call('GET', KEYS[i])
+    out[#out + 1] = redis.call('GET', KEYS[i + 1])
     out[#out + 1] = version
-    out[#out + 1] = redis.call('PTTL', KEYS[i])
+    out[#out + 1] = redis.call('PTTL', KEYS[i + 1])
   else
     out[#out + 1] = false
     out[#out + 1] = false
@@ -137,28 +144,45 @@ return out
 `);
 
 /**
- * Checks, then writes, all or nothing. KEYS[1] is the counter, then pairs
- * (key, companion): first one per check, then one per write. ARGV[1] is the
- * number of checks; then one expected version per check ("" for absent);
- * then four per write: "p" (put) or "d" (delete), the value, its SHA-1, and
- * the TTL in milliseconds ("" for none).
+ * Checks, then writes, all or nothing. KEYS are triples (counter of the
+ * key's slot, key, companion): first one per check, then one per write.
+ * ARGV[1] is the number of checks; then one expected version per check (""
+ * for absent); then four per write: "p" (put) or "d" (delete), the value, its
+ * SHA-1, and the TTL in milliseconds ("" for none).
+ *
+ * Every write gets the same version. With keys of one slot (always, on a
+ * cluster) it is the next of the slot's counter; with several slots it is
+ * above every counter involved, and each of them is raised to it, so no
+ * counter gives a version twice.
  *
  * Returns {1, version} when applied, or {0, i, current} when check i failed
  * (current is nil when the key is absent).
  */
 export const COMMIT: Script = new Script(`${CURRENT_VERSION}
 local checks = tonumber(ARGV[1])
+local steps = #KEYS / 3
 for i = 1, checks do
-  local current = current_version(KEYS[1], KEYS[2 * i], KEYS[2 * i + 1])
+  local current = current_version(KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i])
   local expected = ARGV[1 + i]
   if (expected == '' and current) or (expected ~= '' and current ~= expected) then
     return {0, i, current}
   end
 end
-local version = string.format('%d', redis.call('INCR', KEYS[1]))
+local counted, highest = {}, 0
+for i = 1, steps do
+  local counter = KEYS[3 * i - 2]
+  if not counted[counter] then
+    counted[counter] = redis.call('INCR', counter)
+    if counted[counter] > highest then highest = counted[counter] end
+  end
+end
+local version = string.format('%d', highest)
+for counter, count in pairs(counted) do
+  if count < highest then redis.call('SET', counter, version) end
+end
 local arg = 2 + checks
-for i = checks + 1, (#KEYS - 1) / 2 do
-  local key, meta_key = KEYS[2 * i], KEYS[2 * i + 1]
+for i = checks + 1, steps do
+  local key, meta_key = KEYS[3 * i - 1], KEYS[3 * i]
   if ARGV[arg] == 'p' then
     local meta = version .. ' ' .. ARGV[arg + 2]
     local ttl = ARGV[arg + 3]
@@ -178,7 +202,7 @@ return {1, version}
 `);
 
 /**
- * Takes a lock: KEYS are the counter, the lock bookkeeping, the key and its
+ * Takes a lock: KEYS are the counter of the key's slot, the lock bookkeeping, the key and its
  * companion; ARGV the holder's token, the TTL in milliseconds, the value and
  * its SHA-1. Returns {1, version} when taken (the version of the value it
  * wrote: the fencing token), or {0, pttl} with the holder's time left.
@@ -221,13 +245,13 @@ return 1
 
 /**
  * Deletes companions left behind by keys another client deleted: KEYS are
- * pairs (companion, key); a companion goes only when its key is gone.
+ * pairs (key, companion); a companion goes only when its key is gone.
  */
 export const PRUNE: Script = new Script(`
 local pruned = 0
 for i = 1, #KEYS, 2 do
-  if redis.call('EXISTS', KEYS[i + 1]) == 0 then
-    pruned = pruned + redis.call('DEL', KEYS[i])
+  if redis.call('EXISTS', KEYS[i]) == 0 then
+    pruned = pruned + redis.call('DEL', KEYS[i + 1])
   end
 end
 return pruned

@@ -1,7 +1,7 @@
 /**
  * A real `redis-server` on loopback (Debian package `redis-server`), and
- * what the Redis tests build around it: `redis-cli`, Sentinel, and TLS
- * certificates made with openssl.
+ * what the Redis tests build around it: `redis-cli`, Sentinel, Redis
+ * Cluster, and TLS certificates made with openssl.
  *
  * @module
  */
@@ -16,6 +16,7 @@ import {
   type Service,
   startProcess,
   tempDir,
+  waitUntil,
 } from "./process.ts";
 
 /** A running Redis. */
@@ -268,5 +269,191 @@ export function makeCertificates(name = "valkeyrie test"): Certificates {
     ca: readFileSync(files.ca, "utf8"),
     clientCert: readFileSync(files.clientCert, "utf8"),
     clientKey: readFileSync(files.clientKey, "utf8"),
+  };
+}
+
+/** One node of a {@linkcode RedisClusterService}. */
+export interface RedisClusterNode extends RedisService {
+  /** Its cluster node id. */
+  readonly id: string;
+}
+
+/** A Redis Cluster on loopback. */
+export interface RedisClusterService {
+  /** Every node, masters first (in the order the cluster was made). */
+  readonly nodes: readonly RedisClusterNode[];
+  /** `redis://127.0.0.1:P1,127.0.0.1:P2,...` of every node. */
+  readonly url: string;
+  /** The node that serves `slot` now, as the first node still up says. */
+  ownerOf(slot: number): RedisClusterNode;
+  /** The current masters, as the first node still up says. */
+  masters(): RedisClusterNode[];
+  /** The hash slot of `name`, as the first node still up says. */
+  slotOf(name: string): number;
+  /**
+   * Moves `slot` and its keys to the master `to`, as `redis-cli --cluster
+   * reshard` does: importing and migrating states, `MIGRATE`, then the new
+   * owner told to every master.
+   */
+  moveSlot(slot: number, to: RedisClusterNode): void;
+  /** Stops every node and removes their directories. */
+  stop(): Promise<void>;
+}
+
+/** Options of {@linkcode startRedisCluster}. */
+export interface RedisClusterOptions {
+  /** How many masters (default 3, the fewest Redis Cluster accepts). */
+  masters?: number;
+  /** How many replicas each master gets (default 0). */
+  replicas?: number;
+  /**
+   * `cluster-node-timeout`: how long a node may not answer before it is
+   * failing and its replica takes over (default 1 000 ms; Redis's own
+   * default is 15 s).
+   */
+  nodeTimeoutMs?: number;
+}
+
+/**
+ * Starts a Redis Cluster on 127.0.0.1: `masters` masters sharing the 16 384
+ * slots evenly, each with `replicas` replicas, made with
+ * `redis-cli --cluster create`; resolves once every node agrees the cluster
+ * is ok and every replica is in sync.
+ */
+export async function startRedisCluster(
+  options: RedisClusterOptions = {},
+): Promise<RedisClusterService> {
+  const masters = options.masters ?? 3;
+  const replicas = options.replicas ?? 0;
+  const started: RedisService[] = [];
+  const stop = () => Promise.all(started.map((node) => node.stop()));
+  try {
+    const args = [
+      "--cluster-enabled",
+      "yes",
+      "--cluster-config-file",
+      "nodes.conf",
+      "--cluster-node-timeout",
+      String(options.nodeTimeoutMs ?? 1_000),
+    ];
+    started.push(
+      ...await Promise.all(
+        Array.from(
+          { length: masters * (1 + replicas) },
+          () => startRedis({ args }),
+        ),
+      ),
+    );
+    run("redis-cli", [
+      "--cluster",
+      "create",
+      ...started.map((node) => `127.0.0.1:${node.port}`),
+      "--cluster-replicas",
+      String(replicas),
+      "--cluster-yes",
+    ]);
+    const nodes = started.map((node) => ({
+      ...node,
+      id: redisCli(node.port, ["CLUSTER", "MYID"]),
+    }));
+    const cluster = clusterOf(nodes, stop);
+    await waitUntil(
+      "the redis cluster",
+      30_000,
+      () =>
+        nodes.every((node) =>
+          redisCli(node.port, ["CLUSTER", "INFO"]).includes("cluster_state:ok")
+        ) &&
+        nodes.filter((node) => !cluster.masters().includes(node)).every((
+          node,
+        ) =>
+          redisCli(node.port, ["INFO", "replication"]).includes(
+            "master_link_status:up",
+          )
+        ),
+    );
+    // Masters first: redis-cli picks which nodes lead.
+    const leaders = cluster.masters();
+    nodes.sort((a, b) =>
+      Number(!leaders.includes(a)) - Number(!leaders.includes(b))
+    );
+    return cluster;
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+function clusterOf(
+  nodes: RedisClusterNode[],
+  stop: () => Promise<unknown>,
+): RedisClusterService {
+  const byId = new Map(nodes.map((node) => [node.id, node]));
+  // `CLUSTER NODES` lines: id addr flags master ping pong epoch link slots...
+  const table = () =>
+    ask(["CLUSTER", "NODES"]).split("\n").map((line) => line.split(" "));
+  const ask = (args: string[]) => {
+    for (const node of nodes) {
+      try {
+        return redisCli(node.port, args);
+      } catch {
+        // Down: ask the next one.
+      }
+    }
+    throw new Error("no node of the redis cluster answers");
+  };
+  const masters = () =>
+    table().filter((fields) =>
+      fields[2].split(",").includes("master") && !fields[2].includes("fail") &&
+      fields.length > 8
+    ).map((fields) => byId.get(fields[0])!);
+  return {
+    nodes,
+    url: `redis://${nodes.map((node) => `127.0.0.1:${node.port}`).join(",")}`,
+    masters,
+    ownerOf(slot) {
+      for (const fields of table()) {
+        if (!fields[2].split(",").includes("master")) continue;
+        for (const range of fields.slice(8)) {
+          if (range.startsWith("[")) continue; // a slot being migrated
+          const [first, last = first] = range.split("-").map(Number);
+          if (slot >= first && slot <= last) return byId.get(fields[0])!;
+        }
+      }
+      throw new Error(`no node serves slot ${slot}`);
+    },
+    slotOf: (name) => Number(ask(["CLUSTER", "KEYSLOT", name])),
+    moveSlot(slot, to) {
+      const from = this.ownerOf(slot);
+      if (from === to) return;
+      const slotArg = String(slot);
+      redisCli(to.port, ["CLUSTER", "SETSLOT", slotArg, "IMPORTING", from.id]);
+      redisCli(from.port, ["CLUSTER", "SETSLOT", slotArg, "MIGRATING", to.id]);
+      while (true) {
+        const out = redisCli(from.port, [
+          "CLUSTER",
+          "GETKEYSINSLOT",
+          slotArg,
+          "100",
+        ]);
+        if (out === "") break;
+        redisCli(from.port, [
+          "MIGRATE",
+          "127.0.0.1",
+          String(to.port),
+          "",
+          "0",
+          "5000",
+          "KEYS",
+          ...out.split("\n"),
+        ]);
+      }
+      for (const node of [to, from, ...masters()]) {
+        redisCli(node.port, ["CLUSTER", "SETSLOT", slotArg, "NODE", to.id]);
+      }
+    },
+    async stop() {
+      await stop();
+    },
   };
 }
