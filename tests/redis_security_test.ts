@@ -5,6 +5,10 @@ import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import {
+  makeCertificates,
+  type TestCertificates,
+} from "./services/certificates.ts";
+import {
   InvalidConfigurationError,
   NotReachableError,
   openStore,
@@ -12,27 +16,21 @@ import {
 } from "../mod.ts";
 import { RedisStore } from "../backends/redis/mod.ts";
 import { freePort } from "./services/process.ts";
-import {
-  type Certificates,
-  makeCertificates,
-  redisCli,
-  type RedisService,
-  startRedis,
-} from "./services/redis.ts";
+import { redisCli, type RedisService, startRedis } from "./services/redis.ts";
 import { StreamReader, text } from "./conformance/harness.ts";
 
 /** How quickly a refused TLS or login must be reported (no retrying). */
 const FAIL_FAST_MS = 3_000;
 
 describe("redis: TLS with a CA and a client certificate", () => {
-  let certs: Certificates;
-  let strangers: Certificates;
+  let certs: TestCertificates;
+  let strangers: TestCertificates;
   let redis: RedisService;
   let url: string;
 
   before(async () => {
-    certs = makeCertificates("valkeyrie test");
-    strangers = makeCertificates("someone else");
+    certs = makeCertificates();
+    strangers = makeCertificates({ caName: "someone else" });
     const port = await freePort();
     redis = await startRedis({
       port,

@@ -7,7 +7,7 @@
  */
 
 import { spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   ensureCommand,
@@ -173,103 +173,6 @@ export async function startSentinel(
     dir,
     port,
   });
-}
-
-/** PEM files of a test certificate authority, a server and a client. */
-export interface Certificates {
-  /** Their directory. */
-  dir: string;
-  /** Paths of the PEM files. */
-  files: Record<
-    "ca" | "serverCert" | "serverKey" | "clientCert" | "clientKey",
-    string
-  >;
-  /** The CA certificate. */
-  ca: string;
-  /** The client certificate. */
-  clientCert: string;
-  /** The client's private key. */
-  clientKey: string;
-}
-
-/**
- * Makes a CA, a server certificate for 127.0.0.1 and a client certificate,
- * all signed by that CA, with openssl, in a fresh directory.
- *
- * @param name Distinguishes the CA's subject (two calls make two CAs that
- * do not trust each other).
- */
-export function makeCertificates(name = "valkeyrie test"): Certificates {
-  ensureCommand("openssl", ["openssl"]);
-  const dir = tempDir("certs");
-  const path = (file: string) => join(dir, file);
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
-  const openssl = (...args: string[]) => run("openssl", args, { cwd: dir });
-  openssl(
-    "req",
-    "-x509",
-    "-new",
-    "-nodes",
-    ...ec,
-    "-keyout",
-    path("ca.key"),
-    "-out",
-    path("ca.crt"),
-    "-days",
-    "2",
-    "-subj",
-    `/CN=${name} CA`,
-  );
-  writeFileSync(
-    path("server.ext"),
-    "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-  );
-  writeFileSync(path("client.ext"), "extendedKeyUsage=clientAuth\n");
-  for (const who of ["server", "client"]) {
-    openssl(
-      "req",
-      "-new",
-      "-nodes",
-      ...ec,
-      "-keyout",
-      path(`${who}.key`),
-      "-out",
-      path(`${who}.csr`),
-      "-subj",
-      `/CN=${name} ${who}`,
-    );
-    openssl(
-      "x509",
-      "-req",
-      "-in",
-      path(`${who}.csr`),
-      "-CA",
-      path("ca.crt"),
-      "-CAkey",
-      path("ca.key"),
-      "-CAcreateserial",
-      "-days",
-      "2",
-      "-extfile",
-      path(`${who}.ext`),
-      "-out",
-      path(`${who}.crt`),
-    );
-  }
-  const files = {
-    ca: path("ca.crt"),
-    serverCert: path("server.crt"),
-    serverKey: path("server.key"),
-    clientCert: path("client.crt"),
-    clientKey: path("client.key"),
-  };
-  return {
-    dir,
-    files,
-    ca: readFileSync(files.ca, "utf8"),
-    clientCert: readFileSync(files.clientCert, "utf8"),
-    clientKey: readFileSync(files.clientKey, "utf8"),
-  };
 }
 
 /** One node of a {@linkcode RedisClusterService}. */
