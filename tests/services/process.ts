@@ -204,11 +204,21 @@ export async function startProcess(options: SpawnOptions): Promise<Service> {
   mkdirSync(PID_DIR, { recursive: true });
   const pidFile = join(PID_DIR, `${name}-${pid}.pid`);
   writeFileSync(pidFile, String(pid));
+  const removePidFile = () => {
+    try {
+      unlinkSync(pidFile);
+    } catch {
+      // Already removed.
+    }
+  };
   let exited = false;
   const exit = new Promise<void>((resolve) =>
     child.once("exit", () => {
       exited = true;
       running.delete(pid);
+      // A server that exits on its own leaves no pid file: the reaper must
+      // never signal a pid the system has given to another process since.
+      removePidFile();
       resolve();
     })
   );
@@ -245,11 +255,7 @@ export async function startProcess(options: SpawnOptions): Promise<Service> {
       ]);
       clearTimeout(wait);
     }
-    try {
-      unlinkSync(pidFile);
-    } catch {
-      // Already removed.
-    }
+    removePidFile();
   };
   let stopped: Promise<void> | undefined;
   const service: Service = {
