@@ -45,7 +45,16 @@ for step in "${steps[@]}"; do
     ;;
   bun)
     section "bun test"
-    bun test --timeout 300000 --parallel="$jobs" tests/
+    # Bun prints a failure's error above its "(fail)" line, far up a long
+    # log: on failure, print each again at the end, where a CI tail shows.
+    log="$VALKEYRIE_SERVICES_DIR/bun.log"
+    if ! bun test --timeout 300000 --parallel="$jobs" tests/ 2>&1 | tee "$log"; then
+      section "bun test failures, with the output before each"
+      awk '/^\(pass\)|^tests\/.*:$/ { n = 0; next }
+           { block[n++ % 40] = $0 }
+           /^\(fail\)/ { for (i = (n > 40 ? n - 40 : 0); i < n; i++) print block[i % 40]; print "---"; n = 0 }' "$log" | head -400
+      exit 1
+    fi
     ;;
   node)
     section "node --test on the npm build"

@@ -71,7 +71,12 @@ function answers(path: string): Promise<boolean> {
     });
     socket.once("error", (error: NodeJS.ErrnoException) => {
       socket.destroy();
-      if (
+      // The holder accepts and closes at once; Bun, under load, can report
+      // that close as a reset of the connect itself. Only a live process
+      // can accept, so a reset means "held", as a connect does.
+      if (error.code === "ECONNRESET" || error.code === "EPIPE") {
+        resolve(true);
+      } else if (
         error.code === "ECONNREFUSED" || error.code === "ENOENT" ||
         error.code === "ENOTSOCK"
       ) resolve(false);

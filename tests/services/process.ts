@@ -17,6 +17,7 @@ import {
   openSync,
   readFileSync,
   rmSync,
+  statSync,
   unlinkSync,
   writeFileSync,
 } from "node:fs";
@@ -50,19 +51,60 @@ export interface Service {
   log(): string;
 }
 
-/** A port nobody listens on now, on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * Servers' ports come from here: below the kernel's ephemeral range (32768
+ * and up on Linux), where `listen(0)` and every outgoing connection take
+ * theirs, so no client socket of a parallel test can hold a port between
+ * its choice and the server's bind; and low enough that a Redis Cluster
+ * node's bus port (its port + 10 000) stays below that range as well.
+ */
+const PORT_RANGE = { first: 15_000, count: 7_000 };
+/** Where claimed ports are recorded, one file each, shared by test processes. */
+const PORT_DIR = join(PID_DIR, "ports");
+/** A claim this old was left by an earlier run (a whole run takes minutes). */
+const STALE_CLAIM_MS = 60 * 60_000;
+
+/**
+ * A port nobody listens on now, on 127.0.0.1, and that no other caller of
+ * this function gets — in this process or in any test process running
+ * beside it (claims are files created exclusively).
+ */
+export async function freePort(): Promise<number> {
+  mkdirSync(PORT_DIR, { recursive: true });
+  for (let attempt = 0; attempt < 500; attempt++) {
+    const port = PORT_RANGE.first +
+      Math.floor(Math.random() * PORT_RANGE.count);
+    if (claim(port) && await bindable(port)) return port;
+  }
+  throw new Error(
+    `no free port between ${PORT_RANGE.first} and ${
+      PORT_RANGE.first + PORT_RANGE.count
+    } (claims in ${PORT_DIR})`,
+  );
+}
+
+function claim(port: number): boolean {
+  const file = join(PORT_DIR, String(port));
+  try {
+    writeFileSync(file, String(process.pid), { flag: "wx" });
+    return true;
+  } catch {
+    try {
+      if (Date.now() - statSync(file).mtimeMs < STALE_CLAIM_MS) return false;
+      writeFileSync(file, String(process.pid));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
     server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => {
-        if (address && typeof address === "object") resolve(address.port);
-        else reject(new Error("no port"));
-      });
-    });
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
   });
 }
 
@@ -271,16 +313,21 @@ export async function startProcess(options: SpawnOptions): Promise<Service> {
       }),
   };
   try {
-    await waitUntil(
-      `${name} on port ${port}`,
-      options.readyTimeoutMs ?? 30_000,
-      async () => {
-        if (exited) throw new Error("exited");
-        return (await portOpen(port)) &&
-          (options.ready ? await options.ready() : true);
-      },
-      100,
-    );
+    // A server that exits while starting fails it at once, not after the
+    // whole readiness timeout.
+    await Promise.race([
+      waitUntil(
+        `${name} on port ${port}`,
+        options.readyTimeoutMs ?? 30_000,
+        async () =>
+          !exited && (await portOpen(port)) &&
+          (options.ready ? await options.ready() : true),
+        100,
+      ),
+      exit.then(() => {
+        throw new Error(`${name} on port ${port} exited while starting`);
+      }),
+    ]);
   } catch (error) {
     const text = log();
     await service.stop();
