@@ -60,7 +60,14 @@ for step in "${steps[@]}"; do
     section "node --test on the npm build"
     node scripts/build_npm.mjs
     node scripts/build_node_tests.mjs
-    node --test --test-concurrency="$jobs" dist-test/
+    # The TAP output gives a failure's details inline; repeat them at the end.
+    log="$VALKEYRIE_SERVICES_DIR/node.log"
+    if ! node --test --test-concurrency="$jobs" dist-test/ 2>&1 | tee "$log"; then
+      section "node --test failures"
+      awk '/^ *not ok / { on = 1 } on { print } on && /^ *\.\.\.$/ { on = 0; print "---" }' "$log" |
+        grep -v "subtestsFailed" | head -400
+      exit 1
+    fi
     section "the npm tarball in an empty Node project"
     node scripts/check_npm_package.mjs
     ;;
