@@ -11,6 +11,7 @@ Commands:
   watch KEY               print KEY's value now and after every change
   watch-tree [PREFIX]     print the tree under PREFIX now and after every change
   lock KEY -- CMD [ARGS]  hold the lock on KEY while CMD runs
+  verify                  check every page of a file: store (exit 3 if damaged)
   help                    print this text
 
 Options:

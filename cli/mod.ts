@@ -1,6 +1,6 @@
 /**
  * The `valkeyrie` command line: get, put, rm, ls, watch, watch-tree and lock
- * on any store URL.
+ * on any store URL, and verify on the embedded engine's files.
  *
  * The executable is `cli/main.ts` (`deno run -A jsr:@valkeyrie/valkeyrie/cli`,
  * or `valkeyrie` from npm); this module is its logic, runnable from code:
@@ -176,6 +176,16 @@ interface Context {
   output: Output;
 }
 
+/** What the embedded engine's integrity check reports (`EmbeddedStore.verify`). */
+interface Integrity {
+  ok: boolean;
+  pages: number;
+  freePages: number;
+  leakedPages: number;
+  keys: number;
+  errors: string[];
+}
+
 interface Command {
   args: string;
   min: number;
@@ -254,6 +264,31 @@ const COMMANDS: Record<string, Command> = {
         output.snapshot(prefix, pairs);
       }
       return EXIT.ok;
+    },
+  },
+  verify: {
+    args: "no arguments",
+    min: 0,
+    max: 0,
+    async run({ store, output, io }) {
+      const engine = store as Store & { verify?: () => Promise<Integrity> };
+      if (typeof engine.verify !== "function") {
+        return usage(
+          io,
+          `verify checks the embedded engine's file; a ${store.backend}: store has none`,
+        );
+      }
+      const report = await engine.verify();
+      if (output.json) output.line(JSON.stringify(report));
+      else {
+        for (const error of report.errors) io.err(`valkeyrie: ${error}\n`);
+        const state = report.ok ? "ok" : "damaged";
+        const keys = `${report.keys} key${report.keys === 1 ? "" : "s"}`;
+        output.line(
+          `${state}: ${keys}, ${report.pages} pages (${report.freePages} free, ${report.leakedPages} leaked)`,
+        );
+      }
+      return report.ok ? EXIT.ok : EXIT.storeError;
     },
   },
   lock: {

@@ -2,6 +2,9 @@
 // its exit codes, and the real executable in a child process.
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import process from "node:process";
 import { after, before, describe, test } from "node:test";
 import { type CliIO, EXIT, runCli } from "../cli/mod.ts";
@@ -141,6 +144,56 @@ describe("cli", () => {
     assert.equal(lines[0], "w/k (absent)");
     assert.match(lines[1], /^w\/k = one {2}\(index \d+\)$/);
     assert.equal(lines[2], "w/k (absent)");
+  });
+
+  test("verify checks every page of a file store and reports damage", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "valkeyrie-cli-verify-"));
+    try {
+      const path = join(dir, "data.db");
+      const file = ["--store", `file:${path}`];
+      const store = await openStore(`file:${path}`);
+      await Promise.all(
+        Array.from(
+          { length: 300 },
+          (_, i) => store.put(`k/${i}`, "v".repeat(100)),
+        ),
+      );
+      await store.close();
+      const healthy = await cli([...file, "verify"]);
+      assert.equal(healthy.code, EXIT.ok, healthy.err);
+      assert.match(
+        healthy.out,
+        /^ok: 300 keys, \d+ pages \(\d+ free, 0 leaked\)\n$/,
+      );
+      const report = JSON.parse((await cli([...file, "--json", "verify"])).out);
+      assert.deepEqual([report.ok, report.keys, report.errors], [
+        true,
+        300,
+        [],
+      ]);
+      // Damage each page in turn until one that opening does not check (a
+      // page of the tree) is found by verify.
+      const bytes = readFileSync(path);
+      let damaged: Awaited<ReturnType<typeof cli>> | undefined;
+      for (let page = 1; page < bytes.length / 4096 && !damaged; page++) {
+        const copy = new Uint8Array(bytes);
+        copy[page * 4096 + 2048] ^= 0xff;
+        writeFileSync(path, copy);
+        const result = await cli([...file, "verify"]);
+        if (result.out.startsWith("damaged:")) damaged = result;
+        else if (result.code !== EXIT.ok) {
+          assert.equal(result.code, EXIT.storeError, result.err);
+        }
+      }
+      assert.ok(damaged, "verify reported no damaged page");
+      assert.equal(damaged.code, EXIT.storeError);
+      assert.match(damaged.err, /checksum/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const memory = await cli(["verify"]);
+    assert.equal(memory.code, EXIT.usage);
+    assert.match(memory.err, /a memory: store has none/);
   });
 
   test("the executable runs as a program in this runtime", () => {
