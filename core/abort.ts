@@ -92,29 +92,74 @@ export function delay(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** A signal of its own, from {@linkcode deadline}, and the way to detach it. */
+export interface Deadline {
+  /** Aborts when a source does (with its reason) or when the time is up. */
+  readonly signal: AbortSignal;
+  /** Stops the timer and stops listening to the sources. Idempotent. */
+  dispose(): void;
+}
+
 /**
- * A signal that aborts when any of `signals` aborts or after `ms`
- * milliseconds, with a `TimeoutError` `DOMException` in the latter case.
+ * A signal that aborts when any of `signals` aborts, with its reason, or
+ * after `ms` milliseconds (when given) with a `TimeoutError` `DOMException`.
  *
- * @param ms The timeout.
- * @param signals Other signals to follow (undefined ones are skipped).
- * @returns The combined signal.
+ * Use it instead of `AbortSignal.any([..., AbortSignal.timeout(ms)])`: Node
+ * 20 lets a timeout signal that only `AbortSignal.any()` refers to be
+ * garbage-collected, and then it never fires. Here the time is an ordinary
+ * timer and the sources are listened to directly, which keeps them alive;
+ * `dispose()` releases both once the signal is no longer needed.
+ *
+ * @param ms How long until it aborts by itself (`undefined`: never).
+ * @param signals Signals to follow (undefined ones are skipped).
+ * @returns The signal and its `dispose()`.
  *
  * @example
  * ```ts
- * import { timeoutSignal } from "./abort.ts";
+ * import { deadline } from "./abort.ts";
  *
- * const signal = timeoutSignal(1000);
- * console.log(signal.aborted); // false
+ * const waiting = deadline(1_000);
+ * try {
+ *   console.log(waiting.signal.aborted); // false
+ * } finally {
+ *   waiting.dispose();
+ * }
  * ```
  */
-export function timeoutSignal(
-  ms: number,
+export function deadline(
+  ms: number | undefined,
   ...signals: Array<AbortSignal | undefined>
-): AbortSignal {
-  const all = [AbortSignal.timeout(ms)];
-  for (const signal of signals) if (signal) all.push(signal);
-  return AbortSignal.any(all);
+): Deadline {
+  const controller = new AbortController();
+  const listeners: Array<[AbortSignal, () => void]> = [];
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const dispose = () => {
+    clearTimeout(timer);
+    for (const [source, listener] of listeners.splice(0)) {
+      source.removeEventListener("abort", listener);
+    }
+  };
+  const abort = (reason: unknown) => {
+    dispose();
+    controller.abort(reason);
+  };
+  for (const source of signals) {
+    if (!source) continue;
+    if (source.aborted) {
+      abort(source.reason);
+      return { signal: controller.signal, dispose };
+    }
+    const listener = () => abort(source.reason);
+    source.addEventListener("abort", listener, { once: true });
+    listeners.push([source, listener]);
+  }
+  if (ms !== undefined) {
+    timer = setTimeout(
+      () => abort(new DOMException("The operation timed out", "TimeoutError")),
+      ms,
+    );
+  }
+  return { signal: controller.signal, dispose };
 }
 
 /**

@@ -7,7 +7,7 @@
  */
 
 import { LockLostError, StoreError } from "./errors.ts";
-import { abortable, delay, unrefTimer } from "./abort.ts";
+import { abortable, deadline, delay, unrefTimer } from "./abort.ts";
 import type { LockLease } from "./driver.ts";
 import type { Lock } from "./types.ts";
 
@@ -118,21 +118,14 @@ export class LockHandle implements Lock {
 
   async #release(): Promise<void> {
     this.#stop();
-    // An ordinary timer, not AbortSignal.timeout(): Node does not let that one
-    // keep the process alive while unlock() waits. Raced here as well, so a
-    // driver that ignores the signal cannot hang unlock() either.
-    const deadline = new AbortController();
-    const timer = setTimeout(
-      () =>
-        deadline.abort(
-          new DOMException("The release timed out", "TimeoutError"),
-        ),
-      this.#unlockTimeoutMs,
-    );
+    // An ordinary timer (see deadline()), which also keeps the process
+    // alive while unlock() waits. Raced here as well, so a driver that
+    // ignores the signal cannot hang unlock() either.
+    const timeout = deadline(this.#unlockTimeoutMs);
     try {
       await abortable(
-        this.#lease.release(this.#deleteOnUnlock, deadline.signal),
-        deadline.signal,
+        this.#lease.release(this.#deleteOnUnlock, timeout.signal),
+        timeout.signal,
       );
     } catch (error) {
       // A lock that is already lost has nothing left to release.
@@ -147,7 +140,7 @@ export class LockHandle implements Lock {
         { cause: error },
       );
     } finally {
-      clearTimeout(timer);
+      timeout.dispose();
       this.#onEnd(this);
     }
   }

@@ -6,7 +6,7 @@
  */
 
 import { AtomicBuilder } from "./atomic.ts";
-import { abortable } from "./abort.ts";
+import { abortable, deadline } from "./abort.ts";
 import {
   InvalidArgumentError,
   InvalidConfigurationError,
@@ -227,17 +227,28 @@ export class BaseStore implements Store {
     const signal = options?.signal
       ? AbortSignal.any([options.signal, this.#closeSignal.signal])
       : this.#closeSignal.signal;
+    // Node 20 may garbage-collect a signal that only AbortSignal.any() refers
+    // to — a caller's inline AbortSignal.timeout() — and then it never fires:
+    // a listener of our own keeps the caller's signal alive while we wait.
+    const keepAlive = () => {};
+    options?.signal?.addEventListener("abort", keepAlive, { once: true });
     const pending = this.#driver.lock(full, { value, ttl, signal });
     let lease;
     try {
       lease = await this.#run("lock", signal, () => pending);
     } catch (error) {
       // A lease that arrives after the caller gave up is not left held.
-      pending.then(
-        (late) => late.release(false, AbortSignal.timeout(5_000)),
-        () => {},
-      ).catch(() => {});
+      pending.then(async (late) => {
+        const timeout = deadline(5_000);
+        try {
+          await late.release(false, timeout.signal);
+        } finally {
+          timeout.dispose();
+        }
+      }).catch(() => {});
       throw error;
+    } finally {
+      options?.signal?.removeEventListener("abort", keepAlive);
     }
     const handle = new LockHandle({
       key: this.#userKey(full),

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { deadline } from "../core/abort.ts";
 import type { Lock, Store } from "../core/types.ts";
 
 /** Options of {@linkcode Candidate}. */
@@ -189,15 +190,19 @@ export class Candidate implements AsyncDisposable {
   // After resigning, leaves the field to others: campaigns again once
   // another candidate leads, or after one TTL if none does.
   async #sitOut(stop: AbortSignal): Promise<void> {
-    const waiting = AbortSignal.any([stop, AbortSignal.timeout(this.#ttl)]);
+    // Not AbortSignal.timeout() in AbortSignal.any(): Node 20 can collect
+    // that timeout before it fires, and the candidate would sit out forever.
+    const waiting = deadline(this.#ttl, stop);
     try {
       for await (
-        const pair of this.#store.watch(this.#key, { signal: waiting })
+        const pair of this.#store.watch(this.#key, { signal: waiting.signal })
       ) {
         if (pair) return;
       }
     } catch {
       // Timed out, stopped, or the store failed (the next lock() says so).
+    } finally {
+      waiting.dispose();
     }
   }
 }
