@@ -27,6 +27,7 @@ import {
   type Store,
   StoreError,
 } from "../mod.ts";
+import type { IntegrityReport } from "../backends/file/mod.ts";
 import { HELP } from "./help.ts";
 
 /** Exit codes of the CLI. */
@@ -176,16 +177,6 @@ interface Context {
   output: Output;
 }
 
-/** What the embedded engine's integrity check reports (`EmbeddedStore.verify`). */
-interface Integrity {
-  ok: boolean;
-  pages: number;
-  freePages: number;
-  leakedPages: number;
-  keys: number;
-  errors: string[];
-}
-
 interface Command {
   args: string;
   min: number;
@@ -271,7 +262,9 @@ const COMMANDS: Record<string, Command> = {
     min: 0,
     max: 0,
     async run({ store, output, io }) {
-      const engine = store as Store & { verify?: () => Promise<Integrity> };
+      const engine = store as Store & {
+        verify?: () => Promise<IntegrityReport>;
+      };
       if (typeof engine.verify !== "function") {
         return usage(
           io,

@@ -26,11 +26,14 @@ import { ConfigReader } from "../../core/config.ts";
 import { InvalidConfigurationError } from "../../core/errors.ts";
 import type { FactoryConfig } from "../../core/registry.ts";
 import { DEFAULT_CACHE_PAGES } from "../../wasm/database.ts";
+import type { IntegrityReport } from "../../wasm/engine.ts";
 import { FileDriver } from "./driver.ts";
 import { openShared, type SharedDatabase } from "./shared.ts";
 
 /** The engine's page size: the unit of `cacheSize`. */
 const PAGE_BYTES = 4096;
+
+export type { IntegrityReport };
 
 /** Options of {@linkcode EmbeddedStore}. */
 export interface EmbeddedStoreOptions {
@@ -151,16 +154,7 @@ export class EmbeddedStore extends BaseStore {
    *
    * @returns What it found; `ok` is `false` when anything is wrong.
    */
-  verify(): Promise<
-    {
-      ok: boolean;
-      pages: number;
-      freePages: number;
-      leakedPages: number;
-      keys: number;
-      errors: string[];
-    }
-  > {
+  verify(): Promise<IntegrityReport> {
     return this.#shared.db.verify();
   }
 }
