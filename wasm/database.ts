@@ -17,6 +17,7 @@ import { setImmediate } from "node:timers";
 import { StoreClosedError, StoreError } from "../core/errors.ts";
 import { unrefTimer } from "../core/abort.ts";
 import type { Entry } from "../core/driver.ts";
+import type { LocalChange, LocalChangeListener } from "../core/local_feed.ts";
 import {
   type EngineDb,
   type EngineStats,
@@ -52,13 +53,10 @@ export interface DatabaseOptions {
 }
 
 /** A change: the key's new entry, or `null` when deleted or expired. */
-export interface Change {
-  key: string;
-  entry: Entry | null;
-}
+export type Change = LocalChange;
 
 /** Hears the changes of each commit, once it is visible. */
-export type ChangeListener = (changes: readonly Change[]) => void;
+export type ChangeListener = LocalChangeListener;
 
 /** What a write does, inside the commit it is grouped into. */
 export interface WriteTxn {

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { watchKeyLocally, watchTreeLocally } from "../../core/local_feed.ts";
 import { lockLocally } from "../../core/local_locks.ts";
 import type {
   AtomicStep,
@@ -19,7 +20,6 @@ import type {
   TreeSink,
 } from "../../core/driver.ts";
 import type { StoreLimits } from "../../core/types.ts";
-import type { Change } from "../../wasm/database.ts";
 import { closeShared, type SharedDatabase } from "./shared.ts";
 
 /**
@@ -107,40 +107,11 @@ export class FileDriver implements Driver {
   }
 
   watchKey(key: string, sink: KeySink, signal: AbortSignal): void {
-    const db = this.#shared.db;
-    // Reading and subscribing in one synchronous run: no commit can fall
-    // between them.
-    sink.state(db.get(key));
-    const stop = db.listen((changes) => {
-      for (const change of changes) {
-        if (change.key === key) sink.state(copy(change.entry));
-      }
-    });
-    signal.addEventListener("abort", stop, { once: true });
+    watchKeyLocally(this.#shared.db, key, sink, signal);
   }
 
   watchTree(dir: string, sink: TreeSink, signal: AbortSignal): void {
-    const db = this.#shared.db;
-    // A long list yields to the event loop: changes heard meanwhile are
-    // replayed on top of it (the tree watch drops ones it already has).
-    let buffered: Change[] | undefined = [];
-    const apply = (change: Change) => {
-      if (!change.key.startsWith(dir)) return;
-      if (change.entry) sink.put(copy(change.entry)!);
-      else sink.delete(change.key);
-    };
-    const stop = db.listen((changes) => {
-      if (buffered) buffered.push(...changes);
-      else for (const change of changes) apply(change);
-    });
-    signal.addEventListener("abort", stop, { once: true });
-    db.list(dir).then((entries) => {
-      if (signal.aborted) return;
-      sink.reset(entries);
-      const replay = buffered!;
-      buffered = undefined;
-      for (const change of replay) apply(change);
-    }, (error) => sink.error(error));
+    watchTreeLocally(this.#shared.db, dir, sink, signal);
   }
 
   lock(key: string, options: DriverLockOptions): Promise<LockLease> {
@@ -172,8 +143,4 @@ export class FileDriver implements Driver {
   abandon(): Promise<void> {
     return this.close();
   }
-}
-
-function copy(entry: Entry | null): Entry | null {
-  return entry && { ...entry, value: entry.value.slice() };
 }

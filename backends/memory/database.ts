@@ -6,6 +6,10 @@
  */
 
 import { unrefTimer } from "../../core/abort.ts";
+import type {
+  LocalChange,
+  LocalChangeListener,
+} from "../../core/local_feed.ts";
 import { LocalLockTable } from "../../core/local_locks.ts";
 import type { AtomicStep, CommitOutcome, Entry } from "../../core/driver.ts";
 
@@ -17,10 +21,10 @@ interface Stored {
 }
 
 /** A change: the key's new entry, or `null` when it was deleted or expired. */
-export type Change = { key: string; entry: Entry | null };
+export type Change = LocalChange;
 
 /** Hears every change of a database, in commit order. */
-export type ChangeListener = (changes: readonly Change[]) => void;
+export type ChangeListener = LocalChangeListener;
 
 /** One in-process database. */
 export class MemoryDatabase {

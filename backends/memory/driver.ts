@@ -4,6 +4,7 @@
  * @module
  */
 
+import { watchKeyLocally, watchTreeLocally } from "../../core/local_feed.ts";
 import { lockLocally } from "../../core/local_locks.ts";
 import type {
   AtomicStep,
@@ -89,27 +90,11 @@ export class MemoryDriver implements Driver {
   }
 
   watchKey(key: string, sink: KeySink, signal: AbortSignal): void {
-    // Reading and subscribing in one synchronous run: no change can fall
-    // between them.
-    sink.state(this.#db.get(key));
-    const stop = this.#db.listen((changes) => {
-      for (const change of changes) {
-        if (change.key === key) sink.state(copy(change.entry));
-      }
-    });
-    signal.addEventListener("abort", stop, { once: true });
+    watchKeyLocally(this.#db, key, sink, signal);
   }
 
   watchTree(dir: string, sink: TreeSink, signal: AbortSignal): void {
-    sink.reset(this.#db.list(dir));
-    const stop = this.#db.listen((changes) => {
-      for (const { key, entry } of changes) {
-        if (!key.startsWith(dir)) continue;
-        if (entry) sink.put(copy(entry)!);
-        else sink.delete(key);
-      }
-    });
-    signal.addEventListener("abort", stop, { once: true });
+    watchTreeLocally(this.#db, dir, sink, signal);
   }
 
   lock(key: string, options: DriverLockOptions): Promise<LockLease> {
@@ -141,8 +126,4 @@ export class MemoryDriver implements Driver {
   abandon(): Promise<void> {
     return this.close();
   }
-}
-
-function copy(entry: Entry | null): Entry | null {
-  return entry && { ...entry, value: entry.value.slice() };
 }
