@@ -3,35 +3,24 @@
 // iterator, stream records trimmed away, and a transaction cancelled by a
 // conflicting one.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import {
   DynamoDBStreamsClient,
   ExpiredIteratorException,
   TrimmedDataAccessException,
 } from "@aws-sdk/client-dynamodb-streams";
-import { DynamoDBStore } from "../backends/dynamodb/mod.ts";
+import type { DynamoDBStore } from "../backends/dynamodb/mod.ts";
 import {
-  type DynamoDBService,
   LOCAL_CREDENTIALS,
   localClient,
   readWithin,
   type SpiedRequest,
   spyOn,
-  startDynamoDB,
+  useDynamoDB,
 } from "./services/dynamodb.ts";
 
-let dynamodb: DynamoDBService;
-const stores: DynamoDBStore[] = [];
-
-before(async () => {
-  dynamodb = await startDynamoDB();
-});
-
-after(async () => {
-  await Promise.allSettled(stores.map((store) => store.close()));
-  await dynamodb?.stop();
-});
+const local = useDynamoDB("faults");
 
 const decoder = new TextDecoder();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -41,21 +30,12 @@ async function withStreamHook(
   hook: (request: SpiedRequest, send: () => Promise<void>) => Promise<void>,
 ): Promise<{ store: DynamoDBStore; requests: SpiedRequest[] }> {
   const streamsClient = new DynamoDBStreamsClient({
-    endpoint: dynamodb.endpoint,
+    endpoint: local.service.endpoint,
     region: "us-east-1",
     credentials: { ...LOCAL_CREDENTIALS },
   });
   const requests = spyOn(streamsClient, hook);
-  const store = await DynamoDBStore.connect({
-    table: "faults",
-    endpoint: dynamodb.endpoint,
-    region: "us-east-1",
-    ...LOCAL_CREDENTIALS,
-    createTable: true,
-    streamsClient,
-    streamPollInterval: 50,
-  });
-  stores.push(store);
+  const store = await local.open({ streamsClient, streamPollInterval: 50 });
   return { store, requests };
 }
 
@@ -125,7 +105,7 @@ describe("DynamoDB faults", () => {
   });
 
   test("a transaction cancelled by a conflicting one is sent again", async () => {
-    const client = localClient(dynamodb);
+    const client = localClient(local.service);
     let conflicts = 2;
     const requests = spyOn(client, async (request, send) => {
       if (request.command === "TransactWriteItemsCommand" && conflicts > 0) {
@@ -140,12 +120,7 @@ describe("DynamoDB faults", () => {
       }
       await send();
     });
-    const store = await DynamoDBStore.connect({
-      table: "faults",
-      client,
-      createTable: true,
-    });
-    stores.push(store);
+    const store = await local.open({ client });
     const result = await store.atomic().put("conflict/a", "a").put(
       "conflict/b",
       "b",

@@ -2,7 +2,7 @@
 // dead holder taken over by the waiter's own clock, waiting without
 // hammering the table, and watches that outlive a disabled stream.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import {
   type AttributeValue,
   DeleteItemCommand,
@@ -11,47 +11,18 @@ import {
   UpdateTableCommand,
 } from "@aws-sdk/client-dynamodb";
 import { LockLostError } from "../mod.ts";
-import { DynamoDBStore } from "../backends/dynamodb/mod.ts";
 import {
-  type DynamoDBService,
-  LOCAL_CREDENTIALS,
   localClient,
   readWithin,
   spyOn,
-  startDynamoDB,
+  useDynamoDB,
 } from "./services/dynamodb.ts";
 
 /** Scheduling slack of a loaded test machine, as in the conformance kit. */
 const SLACK_MS = 1_500;
 
-let dynamodb: DynamoDBService;
-const stores: DynamoDBStore[] = [];
-
-before(async () => {
-  dynamodb = await startDynamoDB();
-});
-
-after(async () => {
-  await Promise.allSettled(stores.map((store) => store.close()));
-  await dynamodb?.stop();
-});
-
-async function open(
-  options: Partial<Parameters<typeof DynamoDBStore.connect>[0]> = {},
-): Promise<DynamoDBStore> {
-  const store = await DynamoDBStore.connect({
-    table: "locks",
-    createTable: true,
-    ...(options.client ? {} : {
-      endpoint: dynamodb.endpoint,
-      region: "us-east-1",
-      ...LOCAL_CREDENTIALS,
-    }),
-    ...options,
-  });
-  stores.push(store);
-  return store;
-}
+const local = useDynamoDB("locks");
+const open = local.open;
 
 const lockKey = (key: string) => ({
   pk: { S: `/lock/${key.split("/")[0]}` },
@@ -70,7 +41,7 @@ async function holdElsewhere(
     leaseMs: { N: String(fields.leaseMs) },
     lockedUntil: { N: String(fields.lockedUntil) },
   };
-  await localClient(dynamodb).send(
+  await localClient(local.service).send(
     new PutItemCommand({ TableName: "locks", Item: item }),
   );
 }
@@ -81,7 +52,7 @@ describe("DynamoDB locks and the stream", () => {
   test("a lock item sits beside the key and is gone after unlock", async () => {
     const store = await open();
     const lock = await store.lock("jobs/a", { value: "me" });
-    const client = localClient(dynamodb);
+    const client = localClient(local.service);
     const held = await client.send(
       new GetItemCommand({ TableName: "locks", Key: lockKey("jobs/a") }),
     );
@@ -113,7 +84,7 @@ describe("DynamoDB locks and the stream", () => {
     assert.ok(lock.lost.reason instanceof LockLostError);
     // Unlocking a lost lock neither fails nor frees the new owner's lock.
     await lock.unlock();
-    const item = await localClient(dynamodb).send(
+    const item = await localClient(local.service).send(
       new GetItemCommand({ TableName: "locks", Key: lockKey("jobs/b") }),
     );
     assert.equal(item.Item?.owner.S, "a process elsewhere");
@@ -156,7 +127,7 @@ describe("DynamoDB locks and the stream", () => {
   for (const mode of ["streams", "polling"] as const) {
     test(`a waiter does not hammer the table (${mode})`, async () => {
       const holder = await open({ watchMode: mode });
-      const client = localClient(dynamodb);
+      const client = localClient(local.service);
       const waiter = await open({ client, watchMode: mode });
       const held = await holder.lock(`jobs/${mode}`, { ttl: 20_000 });
       const requests = spyOn(client);
@@ -181,7 +152,7 @@ describe("DynamoDB locks and the stream", () => {
       signal: AbortSignal.timeout(5_000),
     });
     await sleep(200);
-    await localClient(dynamodb).send(
+    await localClient(local.service).send(
       new DeleteItemCommand({ TableName: "locks", Key: lockKey("jobs/e") }),
     );
     await (await waiting).unlock();
@@ -194,7 +165,7 @@ describe("DynamoDB locks and the stream", () => {
     const tree = store.watchTree("w").getReader();
     assert.equal(await readWithin(reader), null);
     assert.deepEqual(await readWithin(tree), []);
-    await localClient(dynamodb).send(
+    await localClient(local.service).send(
       new UpdateTableCommand({
         TableName: "disabled",
         StreamSpecification: { StreamEnabled: false },

@@ -19,6 +19,7 @@ import {
 import { makeCertificates } from "./services/certificates.ts";
 import { startTcpProxy } from "./services/tcp_proxy.ts";
 import { DynamoDBStore } from "../backends/dynamodb/mod.ts";
+import { tableDefinition } from "../backends/dynamodb/table.ts";
 import {
   type DynamoDBService,
   LOCAL_CREDENTIALS,
@@ -225,18 +226,7 @@ describe("opening a DynamoDB store", () => {
 
   test("streams are required with watchMode streams, and a table without one is polled", async () => {
     await localClient(dynamodb).send(
-      new CreateTableCommand({
-        TableName: "streamless",
-        BillingMode: "PAY_PER_REQUEST",
-        AttributeDefinitions: [
-          { AttributeName: "pk", AttributeType: "S" },
-          { AttributeName: "key", AttributeType: "S" },
-        ],
-        KeySchema: [
-          { AttributeName: "pk", KeyType: "HASH" },
-          { AttributeName: "key", KeyType: "RANGE" },
-        ],
-      }),
+      new CreateTableCommand(tableDefinition("streamless", false)),
     );
     await assert.rejects(
       openStore(dynamodb.url("streamless"), {

@@ -3,6 +3,7 @@
 import { after, before, describe, test } from "node:test";
 import { CreateTableCommand } from "@aws-sdk/client-dynamodb";
 import { openStore } from "../mod.ts";
+import { tableDefinition } from "../backends/dynamodb/table.ts";
 import { conformance } from "./conformance/mod.ts";
 import {
   type DynamoDBService,
@@ -17,18 +18,7 @@ before(async () => {
   dynamodb = await startDynamoDB();
   // The store's schema, created by hand without StreamSpecification.
   await localClient(dynamodb).send(
-    new CreateTableCommand({
-      TableName: "polled",
-      BillingMode: "PAY_PER_REQUEST",
-      AttributeDefinitions: [
-        { AttributeName: "pk", AttributeType: "S" },
-        { AttributeName: "key", AttributeType: "S" },
-      ],
-      KeySchema: [
-        { AttributeName: "pk", KeyType: "HASH" },
-        { AttributeName: "key", KeyType: "RANGE" },
-      ],
-    }),
+    new CreateTableCommand(tableDefinition("polled", false)),
   );
 });
 

@@ -1,7 +1,7 @@
 // The DynamoDB backend's item model on DynamoDB Local: what it stores, what
 // it reads, how versions and TTLs are kept, and how it batches.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import {
   BatchWriteItemCommand,
   type DynamoDBClient,
@@ -10,47 +10,14 @@ import {
   type WriteRequest,
 } from "@aws-sdk/client-dynamodb";
 import { InvalidArgumentError } from "../mod.ts";
-import { DynamoDBStore } from "../backends/dynamodb/mod.ts";
-import {
-  type DynamoDBService,
-  LOCAL_CREDENTIALS,
-  localClient,
-  spyOn,
-  startDynamoDB,
-} from "./services/dynamodb.ts";
+import { localClient, spyOn, useDynamoDB } from "./services/dynamodb.ts";
 
-let dynamodb: DynamoDBService;
-const stores: DynamoDBStore[] = [];
-
-before(async () => {
-  dynamodb = await startDynamoDB();
-});
-
-after(async () => {
-  await Promise.allSettled(stores.map((store) => store.close()));
-  await dynamodb?.stop();
-});
-
-async function open(
-  options: Partial<Parameters<typeof DynamoDBStore.connect>[0]> = {},
-): Promise<DynamoDBStore> {
-  const store = await DynamoDBStore.connect({
-    table: "model",
-    createTable: true,
-    ...(options.client ? {} : {
-      endpoint: dynamodb.endpoint,
-      region: "us-east-1",
-      ...LOCAL_CREDENTIALS,
-    }),
-    ...options,
-  });
-  stores.push(store);
-  return store;
-}
+const local = useDynamoDB("model");
+const open = local.open;
 
 function rawGet(key: string, table = "model") {
   const slash = key.indexOf("/");
-  return localClient(dynamodb).send(
+  return localClient(local.service).send(
     new GetItemCommand({
       TableName: table,
       Key: {
@@ -112,7 +79,7 @@ describe("the DynamoDB item model", () => {
     "list of a small subtree in a table of thousands of items reads only that subtree",
     { timeout: 120_000 },
     async () => {
-      const client = localClient(dynamodb);
+      const client = localClient(local.service);
       const store = await open({ client });
       // 5,000 items in one partition ("big") and 1,000 in others; the subtree
       // "big/small" holds 10 of them.
@@ -153,7 +120,7 @@ describe("the DynamoDB item model", () => {
     const first = (await store.get("versions/k"))!.lastIndex;
     // A writer whose clock runs an hour ahead writes the key.
     const ahead = first + 3_600_000_000n;
-    await localClient(dynamodb).send(
+    await localClient(local.service).send(
       new PutItemCommand({
         TableName: "model",
         Item: {
@@ -197,7 +164,7 @@ describe("the DynamoDB item model", () => {
     "deleteTree sends the writes DynamoDB left unprocessed again until all are done",
     { timeout: 120_000 },
     async () => {
-      const client = localClient(dynamodb);
+      const client = localClient(local.service);
       const store = await open({ client });
       await seed(
         client,
@@ -244,7 +211,7 @@ describe("the DynamoDB item model", () => {
   );
 
   test("concurrent transactions on the same keys all commit, all or nothing", async () => {
-    const client = localClient(dynamodb);
+    const client = localClient(local.service);
     const store = await open({ client });
     const requests = spyOn(client);
     const results = await Promise.all(
@@ -284,7 +251,7 @@ describe("the DynamoDB item model", () => {
   });
 
   test("an atomic operation over DynamoDB's 4 MB is refused before any request", async () => {
-    const client = localClient(dynamodb);
+    const client = localClient(local.service);
     const store = await open({ client });
     const requests = spyOn(client);
     const op = store.atomic();

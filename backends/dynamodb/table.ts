@@ -7,6 +7,7 @@
 
 import {
   CreateTableCommand,
+  type CreateTableCommandInput,
   DescribeTableCommand,
   type DynamoDBClient,
   type TableDescription,
@@ -109,6 +110,41 @@ async function describe(
 }
 
 /**
+ * The table a store works on: pay per request, partition key `pk` and sort
+ * key `key` (both strings), and, with `stream`, a stream of new and old
+ * images. For creating one by hand, as the tests do.
+ *
+ * @param table The table's name.
+ * @param stream Whether to enable the stream the watches read.
+ * @returns The `CreateTable` request.
+ */
+export function tableDefinition(
+  table: string,
+  stream: boolean,
+): CreateTableCommandInput {
+  return {
+    TableName: table,
+    BillingMode: "PAY_PER_REQUEST",
+    AttributeDefinitions: [
+      { AttributeName: ATTR.partition, AttributeType: "S" },
+      { AttributeName: ATTR.key, AttributeType: "S" },
+    ],
+    KeySchema: [
+      { AttributeName: ATTR.partition, KeyType: "HASH" },
+      { AttributeName: ATTR.key, KeyType: "RANGE" },
+    ],
+    ...(stream
+      ? {
+        StreamSpecification: {
+          StreamEnabled: true,
+          StreamViewType: "NEW_AND_OLD_IMAGES",
+        },
+      }
+      : {}),
+  };
+}
+
+/**
  * Creates the table on demand (pay per request), with a stream of new and
  * old images (watches and lock waiters hear changes from it) and TTL on the
  * `ttl` attribute (DynamoDB then removes tombstones and expired keys).
@@ -121,22 +157,7 @@ async function create(
   let description: TableDescription | undefined;
   try {
     const output = await client.send(
-      new CreateTableCommand({
-        TableName: table,
-        BillingMode: "PAY_PER_REQUEST",
-        AttributeDefinitions: [
-          { AttributeName: ATTR.partition, AttributeType: "S" },
-          { AttributeName: ATTR.key, AttributeType: "S" },
-        ],
-        KeySchema: [
-          { AttributeName: ATTR.partition, KeyType: "HASH" },
-          { AttributeName: ATTR.key, KeyType: "RANGE" },
-        ],
-        StreamSpecification: {
-          StreamEnabled: true,
-          StreamViewType: "NEW_AND_OLD_IMAGES",
-        },
-      }),
+      new CreateTableCommand(tableDefinition(table, true)),
       { abortSignal: signal },
     );
     description = output.TableDescription;

@@ -9,7 +9,12 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import { existsSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { after, before } from "node:test";
 import { fileURLToPath } from "node:url";
+import {
+  DynamoDBStore,
+  type DynamoDBStoreOptions,
+} from "../../backends/dynamodb/mod.ts";
 import {
   ensureCommand,
   freePort,
@@ -164,4 +169,56 @@ export async function readWithin<T>(
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** A test file's DynamoDB Local, from {@linkcode useDynamoDB}. */
+export interface DynamoDBFixture {
+  /** The running server (set once the file's `before` hook ran). */
+  readonly service: DynamoDBService;
+  /** Opens a store on the fixture's table, closed after the file's tests. */
+  open(options?: Partial<DynamoDBStoreOptions>): Promise<DynamoDBStore>;
+  /** Closes `store` after the file's tests too. */
+  track(store: DynamoDBStore): DynamoDBStore;
+}
+
+/**
+ * One DynamoDB Local for a test file: started before its tests, stopped
+ * after them, once every store it opened or tracked is closed. Stores open
+ * on `table` (created on demand), on this server unless a `client` is given.
+ */
+export function useDynamoDB(table: string): DynamoDBFixture {
+  let service: DynamoDBService | undefined;
+  const stores: DynamoDBStore[] = [];
+  before(async () => {
+    service = await startDynamoDB();
+  });
+  after(async () => {
+    await Promise.allSettled(stores.map((store) => store.close()));
+    await service?.stop();
+  });
+  const fixture: DynamoDBFixture = {
+    get service() {
+      if (!service) throw new Error("DynamoDB Local is not started yet");
+      return service;
+    },
+    track(store) {
+      stores.push(store);
+      return store;
+    },
+    async open(options = {}) {
+      return fixture.track(
+        await DynamoDBStore.connect({
+          table,
+          createTable: true,
+          ...(options.client ? {} : {
+            endpoint: fixture.service.endpoint,
+            region: "us-east-1",
+            ...LOCAL_CREDENTIALS,
+          }),
+          ...options,
+        }),
+      );
+    },
+  };
+  return fixture;
 }
