@@ -21,6 +21,7 @@ import { slotTag } from "../backends/redis/slots.ts";
 import { conformance } from "./conformance/mod.ts";
 import { StreamReader, text } from "./conformance/harness.ts";
 import {
+  confinedUserAcl,
   redisCli,
   type RedisClusterService,
   startRedis,
@@ -100,24 +101,7 @@ describe("redis: Redis Cluster", () => {
     // turns notifications on, which the user may not (it probes them).
     for (const node of cluster.nodes) {
       redisCli(node.port, ["CONFIG", "SET", "notify-keyspace-events", "KEA"]);
-      redisCli(node.port, [
-        "ACL",
-        "SETUSER",
-        "app",
-        "on",
-        ">app-secret",
-        "resetkeys",
-        "~app/*",
-        "~/v/{???}app/*",
-        "~/lock/{???}app/*",
-        "~/counter/*",
-        "~/probe/*",
-        "resetchannels",
-        "&*",
-        "+@all",
-        "-@dangerous",
-        "+info",
-      ]);
+      redisCli(node.port, confinedUserAcl("app", "app-secret", "app"));
     }
     const url = cluster.url.replace("redis://", "redis://app:app-secret@");
     await using store = await openStore(url, { prefix: "app" });

@@ -16,7 +16,12 @@ import {
 } from "../mod.ts";
 import { RedisStore } from "../backends/redis/mod.ts";
 import { freePort } from "./services/process.ts";
-import { redisCli, type RedisService, startRedis } from "./services/redis.ts";
+import {
+  confinedUserAcl,
+  redisCli,
+  type RedisService,
+  startRedis,
+} from "./services/redis.ts";
 import { StreamReader, text } from "./conformance/harness.ts";
 
 /** How quickly a refused TLS or login must be reported (no retrying). */
@@ -110,24 +115,7 @@ describe("redis: ACL users and database numbers", () => {
     redis = await startRedis();
     // An operator turns notifications on; the users below may not.
     redisCli(redis.port, ["CONFIG", "SET", "notify-keyspace-events", "KEA"]);
-    redisCli(redis.port, [
-      "ACL",
-      "SETUSER",
-      "app",
-      "on",
-      ">app-secret",
-      "resetkeys",
-      "~app/*",
-      "~/v/{???}app/*",
-      "~/lock/{???}app/*",
-      "~/counter/*",
-      "~/probe/*",
-      "resetchannels",
-      "&*",
-      "+@all",
-      "-@dangerous",
-      "+info",
-    ]);
+    redisCli(redis.port, confinedUserAcl("app", "app-secret", "app"));
     redisCli(redis.port, [
       "ACL",
       "SETUSER",

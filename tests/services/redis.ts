@@ -360,3 +360,34 @@ function clusterOf(
     },
   };
 }
+
+/**
+ * `ACL SETUSER` arguments for a user that may use the store under `prefix`
+ * and nothing else: the rules docs/backends/redis.md gives (the prefix's
+ * keys and their bookkeeping, the version counters, the notification probe,
+ * every channel, no dangerous commands but INFO).
+ */
+export function confinedUserAcl(
+  user: string,
+  password: string,
+  prefix: string,
+): string[] {
+  return [
+    "ACL",
+    "SETUSER",
+    user,
+    "on",
+    `>${password}`,
+    "resetkeys",
+    `~${prefix}/*`,
+    `~/v/{???}${prefix}/*`,
+    `~/lock/{???}${prefix}/*`,
+    "~/counter/*",
+    "~/probe/*",
+    "resetchannels",
+    "&*",
+    "+@all",
+    "-@dangerous",
+    "+info",
+  ];
+}
