@@ -23,8 +23,8 @@ import {
   type Op,
   openDb,
   randomCommit,
-  Rng,
-  seed,
+  type Rng,
+  withSeed,
 } from "./engine_support.ts";
 
 const COMMITS = envNumber("ENGINE_CRASH_COMMITS", 24);
@@ -106,20 +106,6 @@ function plan(
     models.push(applyModel(models[models.length - 1], ops));
   }
   return { commits, models };
-}
-
-async function withSeed(body: (rng: Rng) => Promise<void>): Promise<void> {
-  const s = seed();
-  try {
-    await body(new Rng(s));
-  } catch (error) {
-    throw new Error(
-      `failed with seed ${s} (ENGINE_SEED=${s} reproduces it): ${
-        (error as Error).message
-      }`,
-      { cause: error },
-    );
-  }
 }
 
 describe("power loss", () => {

@@ -16,24 +16,8 @@ import {
   openDb,
   randomCommit,
   Rng,
-  seed,
+  withSeed,
 } from "./engine_support.ts";
-
-async function withSeed(
-  body: (rng: Rng) => Promise<void>,
-): Promise<void> {
-  const s = seed();
-  try {
-    await body(new Rng(s));
-  } catch (error) {
-    throw new Error(
-      `failed with seed ${s} (ENGINE_SEED=${s} reproduces it): ${
-        (error as Error).message
-      }`,
-      { cause: error },
-    );
-  }
-}
 
 describe("the engine against a sorted map", () => {
   test("random commits match the model after every step, across reopens", async () => {

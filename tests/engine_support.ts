@@ -57,6 +57,26 @@ export function seed(): number {
   return envNumber("ENGINE_SEED", Math.floor(Math.random() * 0xffff_ffff));
 }
 
+/**
+ * Runs `body` with a generator of this run's seed; a failure names the
+ * seed and how to run it again.
+ */
+export async function withSeed(
+  body: (rng: Rng) => Promise<void>,
+): Promise<void> {
+  const s = seed();
+  try {
+    await body(new Rng(s));
+  } catch (error) {
+    throw new Error(
+      `failed with seed ${s} (ENGINE_SEED=${s} reproduces it): ${
+        (error as Error).message
+      }`,
+      { cause: error },
+    );
+  }
+}
+
 /** One write of a commit. */
 export type Op =
   | { type: "put"; key: string; value: Uint8Array; ttl?: number }
