@@ -59,9 +59,30 @@ interface KeyPlan {
   key: string;
   /** The checked version (`null`: absent); `undefined` when not checked. */
   check?: bigint | null;
-  write?: { type: "put"; value: Uint8Array; ttl?: number } | {
-    type: "delete";
-  };
+  write?: KeyWrite;
+}
+
+type KeyWrite = { type: "put"; value: Uint8Array; ttl?: number } | {
+  type: "delete";
+};
+
+/** The item a write leaves: the value, or a tombstone keeping the version. */
+function itemOf(
+  ctx: Context,
+  key: string,
+  write: KeyWrite,
+  version: bigint,
+  now: number,
+): Item {
+  return write.type === "put"
+    ? valueItem(
+      key,
+      write.value,
+      version,
+      write.ttl === undefined ? undefined : now + write.ttl,
+      ctx.retentionMs,
+    )
+    : tombstoneItem(key, version, now, ctx.retentionMs);
 }
 
 /** Applies the steps all together, or none when a check fails. */
@@ -115,16 +136,7 @@ async function commitOne(
       : { ok: false, key, current: liveVersion(item, now) };
   }
   const outcome = await writeItem(ctx, {
-    build: (version, now) =>
-      write.type === "put"
-        ? valueItem(
-          key,
-          write.value,
-          version,
-          write.ttl === undefined ? undefined : now + write.ttl,
-          ctx.retentionMs,
-        )
-        : tombstoneItem(key, version, now, ctx.retentionMs),
+    build: (version, now) => itemOf(ctx, key, write, version, now),
     guard: check !== undefined
       ? checkGuard(check)
       : write.type === "delete"
@@ -221,19 +233,10 @@ function action(
     };
   }
   const condition = guard ? both(guard, VERSION_IS_LOWER) : VERSION_IS_LOWER;
-  const item: Item = write.type === "put"
-    ? valueItem(
-      key,
-      write.value,
-      version,
-      write.ttl === undefined ? undefined : now + write.ttl,
-      ctx.retentionMs,
-    )
-    : tombstoneItem(key, version, now, ctx.retentionMs);
   return {
     Put: {
       TableName: ctx.table,
-      Item: item,
+      Item: itemOf(ctx, key, write, version, now),
       ConditionExpression: condition,
       ExpressionAttributeNames: attributeNames(condition),
       ExpressionAttributeValues: attributeValues(values, condition),
