@@ -7,6 +7,7 @@
  * @module
  */
 
+import { eachLimited } from "../../core/concurrency.ts";
 import type { Entry } from "../../core/driver.ts";
 import { StoreError } from "../../core/errors.ts";
 import { isCode } from "./errors.ts";
@@ -31,22 +32,6 @@ interface Child {
 
 function childPath(parent: string, name: string): string {
   return parent === "/" ? `/${name}` : `${parent}/${name}`;
-}
-
-/** Runs `fn` over `items`, at most `limit` at a time. */
-async function eachLimited<T>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const workers = Array.from(
-    { length: Math.min(limit, items.length) },
-    async () => {
-      while (next < items.length) await fn(items[next++]);
-    },
-  );
-  await Promise.all(workers);
 }
 
 /**

@@ -285,19 +285,3 @@ export function show(value: unknown): string {
 export function keys(pairs: { key: string }[]): string[] {
   return pairs.map((pair) => pair.key);
 }
-
-/** Runs `fn` over `items` with at most `limit` at a time. */
-export async function pool<T>(
-  items: T[],
-  limit: number,
-  fn: (item: T) => Promise<unknown>,
-): Promise<void> {
-  let next = 0;
-  const workers = Array.from(
-    { length: Math.min(limit, items.length) },
-    async () => {
-      while (next < items.length) await fn(items[next++]);
-    },
-  );
-  await Promise.all(workers);
-}

@@ -6,10 +6,10 @@ import {
   caseDefiner,
   type ConformanceTarget,
   keys,
-  pool,
   type TestRunner,
   text,
 } from "./harness.ts";
+import { eachLimited } from "../../core/concurrency.ts";
 
 /** More keys than any backend returns in one page or deletes in one batch. */
 const MANY_KEYS = 1_200;
@@ -114,7 +114,7 @@ export function listCases(runner: TestRunner, target: ConformanceTarget): void {
         { length: MANY_KEYS },
         (_, i) => c.k("many", `d${i % 7}`, `key-${String(i).padStart(5, "0")}`),
       );
-      await pool(names, 32, (key) => s.put(key, "v"));
+      await eachLimited(names, 32, (key) => s.put(key, "v"));
       const listed = await s.list(c.k("many"));
       assert.equal(listed.length, MANY_KEYS);
       assert.deepEqual(keys(listed), [...names].sort());
