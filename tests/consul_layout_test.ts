@@ -7,6 +7,7 @@ import { after, before, describe, test } from "node:test";
 import { InvalidKeyError } from "../mod.ts";
 import { ConsulStore } from "../backends/consul/mod.ts";
 import { type ConsulDouble, startConsulDouble } from "./consul_double/mod.ts";
+import { waitUntil } from "./services/process.ts";
 
 const TTL_MS = 1_500;
 
@@ -19,14 +20,6 @@ async function raw(consul: ConsulDouble, path: string): Promise<any> {
   const response = await fetch(`${consul.url}/v1${path}`);
   const text = await response.text();
   return response.status === 404 ? null : JSON.parse(text);
-}
-
-async function until(what: string, ms: number, check: () => Promise<boolean>) {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what} within ${ms} ms`);
-    await sleep(25);
-  }
 }
 
 describe("a Consul store's data as Consul holds it", () => {
@@ -81,7 +74,7 @@ describe("a Consul store's data as Consul holds it", () => {
     assert.equal(session.Behavior, "delete");
     assert.deepEqual(session.NodeChecks, []);
     assert.equal(session.TTL, "1.5s");
-    await until(
+    await waitUntil(
       "Consul deletes the key",
       2 * TTL_MS + 1_000,
       async () => (await raw(consul, "/kv/layout/ttl")) === null,
@@ -105,7 +98,7 @@ describe("a Consul store's data as Consul holds it", () => {
     await store.put("layout/again", "2", { ttl: 60_000 });
     const second = (await raw(consul, "/kv/layout/again"))[0].Session;
     assert.notEqual(first, second);
-    await until(
+    await waitUntil(
       "the first session is destroyed",
       2_000,
       async () => (await raw(consul, `/session/info/${first}`)).length === 0,
@@ -138,7 +131,7 @@ describe("a Consul store's data as Consul holds it", () => {
     await sleep(200);
     assert.equal(lock.lost.aborted, false);
     await other.put("layout/held", "b");
-    await until(
+    await waitUntil(
       "the holder hears it lost the lock",
       2_000,
       () => Promise.resolve(lock.lost.aborted),
@@ -154,7 +147,7 @@ describe("a Consul store's data as Consul holds it", () => {
     controller.abort(new Error("enough"));
     await assert.rejects(waiting, /enough/);
     await held.unlock();
-    await until(
+    await waitUntil(
       "every lock session is gone",
       2_000,
       async () =>

@@ -6,17 +6,10 @@ import { after, before, describe, test } from "node:test";
 import { LockLostError } from "../mod.ts";
 import { ConsulStore } from "../backends/consul/mod.ts";
 import { type ConsulDouble, startConsulDouble } from "./consul_double/mod.ts";
+import { waitUntil } from "./services/process.ts";
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function until(what: string, ms: number, check: () => boolean) {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`${what} within ${ms} ms`);
-    await sleep(10);
-  }
 }
 
 async function sessionOf(consul: ConsulDouble, key: string): Promise<string> {
@@ -66,7 +59,7 @@ describe("locks on Consul", () => {
     await (await fetch(`${consul.url}/v1/session/destroy/${session}`, {
       method: "PUT",
     })).text();
-    await until("lost", 1_000, () => lock.lost.aborted);
+    await waitUntil("lost", 1_000, () => lock.lost.aborted);
     assert.ok(lock.lost.reason instanceof LockLostError);
     await lock.unlock();
     const next = await b.lock("l/destroyed", {
@@ -78,7 +71,7 @@ describe("locks on Consul", () => {
   test("a holder whose key is deleted by another client loses the lock at once", async () => {
     const lock = await a.lock("l/deleted");
     await b.delete("l/deleted");
-    await until("lost", 1_000, () => lock.lost.aborted);
+    await waitUntil("lost", 1_000, () => lock.lost.aborted);
     await lock.unlock();
   });
 

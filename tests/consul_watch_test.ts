@@ -7,18 +7,11 @@ import { after, before, describe, test } from "node:test";
 import { StoreError } from "../mod.ts";
 import { ConsulStore } from "../backends/consul/mod.ts";
 import { type ConsulDouble, startConsulDouble } from "./consul_double/mod.ts";
+import { waitUntil } from "./services/process.ts";
 import { StreamReader } from "./conformance/harness.ts";
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function until(what: string, ms: number, check: () => boolean) {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`${what} within ${ms} ms`);
-    await sleep(10);
-  }
 }
 
 const text = (pair: { value: Uint8Array } | null) =>
@@ -51,14 +44,14 @@ describe("watches on Consul", () => {
     const tree = new StreamReader(store.watchTree("w"));
     await watch.next();
     await tree.next();
-    await until(
+    await waitUntil(
       "both watches block",
       2_000,
       () => consul.waiting === before + 2,
     );
     await watch.cancel();
     await tree.cancel();
-    await until("their queries end", 500, () => consul.waiting === before);
+    await waitUntil("their queries end", 500, () => consul.waiting === before);
   });
 
   test("a watch rides out an agent that goes away and reports what changed meanwhile", async () => {
