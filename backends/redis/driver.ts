@@ -24,10 +24,11 @@ import type {
   LockLease,
   TreeSink,
 } from "../../core/driver.ts";
+import { delay } from "../../core/abort.ts";
 import { InvalidArgumentError } from "../../core/errors.ts";
 import type { StoreLimits } from "../../core/types.ts";
 import { digest, readEntries, toBuffer, withCompanions } from "./entries.ts";
-import { explain } from "./errors.ts";
+import { explain, isConnectionClosed } from "./errors.ts";
 import { acquireLock } from "./lock.ts";
 import {
   companionsPattern,
@@ -71,6 +72,11 @@ export const REDIS_LIMITS: StoreLimits = Object.freeze({
  * of thousands of keys take hundreds of round trips.
  */
 const SCAN_COUNT = 1_000;
+
+/** Scans of a cluster tried, each on the layout read again after a failure. */
+const SCAN_ATTEMPTS = 4;
+/** The pause before reading the layout again (a failover settling). */
+const SCAN_RETRY_MS = 250;
 
 /** Keys read per round trip by `list`. */
 const READ_BATCH = 256;
@@ -178,16 +184,16 @@ export class RedisDriver implements Driver, WatchSource {
     );
     // Companions whose key another client deleted go too: the tree leaves
     // nothing behind.
-    const orphans: string[] = [];
+    const orphans = new Set<string>();
     await this.#scan(companionsPattern(dir), options, (names) => {
       for (const raw of names) {
         const name = decodeName(raw);
         const owner = name === undefined ? undefined : keyOfCompanion(name);
-        if (owner !== undefined) orphans.push(owner);
+        if (owner !== undefined) orphans.add(owner);
       }
     });
     await Promise.all(
-      this.#batches(orphans, DELETE_BATCH).map((batch) =>
+      this.#batches([...orphans], DELETE_BATCH).map((batch) =>
         PRUNE.run(client, withCompanions(batch), [])
       ),
     );
@@ -268,8 +274,29 @@ export class RedisDriver implements Driver, WatchSource {
   }
 
   // Every name matching `pattern`, a SCAN step at a time, on every master
-  // at once (each holds only the names of its own slots).
+  // at once (each holds only the names of its own slots). A master that
+  // died since the layout was learnt closes its connection: the layout is
+  // read again and the scan starts over (callers drop names seen twice),
+  // which after a failover finds the replica that took over.
   async #scan(
+    pattern: string,
+    options: DriverSignalOptions | undefined,
+    found: (names: Uint8Array[]) => void,
+  ): Promise<void> {
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await this.#scanMasters(pattern, options, found);
+      } catch (error) {
+        const retry = this.#topology.isCluster && isConnectionClosed(error) &&
+          attempt < SCAN_ATTEMPTS;
+        if (!retry) throw error;
+        await delay(SCAN_RETRY_MS, options?.signal);
+        await this.#topology.refreshed();
+      }
+    }
+  }
+
+  async #scanMasters(
     pattern: string,
     options: DriverSignalOptions | undefined,
     found: (names: Uint8Array[]) => void,

@@ -16,6 +16,11 @@ const ACL_HINT =
 /** What ioredis says of a command on a connection that closed for good. */
 const CONNECTION_CLOSED = "Connection is closed.";
 
+/** Whether `error` is ioredis saying a connection (to a node) is closed. */
+export function isConnectionClosed(error: unknown): boolean {
+  return error instanceof Error && error.message === CONNECTION_CLOSED;
+}
+
 /**
  * Explains `error` from operation `op` on `what` (`"redis at host:port"`):
  * a permission error gets what the user needs, a connection given up on is

@@ -83,7 +83,7 @@ export class Topology {
     if (!cluster) return [this.client as Redis];
     let connections = this.#masterConnections(cluster);
     if (connections === undefined) {
-      await this.#refreshed(cluster);
+      await this.refreshed();
       connections = this.#masterConnections(cluster);
     }
     if (connections === undefined) {
@@ -155,7 +155,10 @@ export class Topology {
     return connections;
   }
 
-  #refreshed(cluster: Cluster): Promise<void> {
+  /** Reads the cluster's layout again; resolves once it was (or failed). */
+  refreshed(): Promise<void> {
+    const cluster = this.#cluster;
+    if (!cluster) return Promise.resolve();
     return new Promise((resolve) => cluster.refreshSlotsCache(() => resolve()));
   }
 }
