@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
 # Installs everything the whole test suite needs on a fresh Debian 12 machine
 # (run as root, Node 20 present): the real servers, Java for ZooKeeper and
-# DynamoDB Local, Rust 1.63 with the wasm32 std for the engine, openssl for
-# TLS tests, and the npm packages (Deno, Bun, esbuild, the clients).
+# DynamoDB Local, Rust 1.63 with the wasm32 std and its linker for the engine,
+# openssl for TLS tests, and the npm packages (Deno, Bun, esbuild, the
+# clients). It ends by running every tool once, and fails naming the one that
+# is missing or broken, so a fresh machine fails here and not half-way
+# through the suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Installed with --no-install-recommends, so every package whose program the
+# suite runs is named here, also those Debian only recommends.
 packages=(
-  redis-server            # Redis 7.0
+  redis-server            # Redis 7.0, redis-cli, Sentinel (redis-server --sentinel)
   etcd-server etcd-client # etcd 3.4 and etcdctl
   zookeeper               # ZooKeeper 3.8 and zkCli.sh
   openjdk-17-jre-headless # ZooKeeper, DynamoDB Local
   rustc cargo libstd-rust-dev-wasm32 # the engine's reproducible build
+  lld-14                  # /usr/bin/rust-lld, the wasm linker: libstd-rust-dev-wasm32 only recommends it
   openssl                 # certificates for the TLS tests
   procps                  # pkill, used to reap leftover servers
 )
@@ -36,3 +42,5 @@ done
 # so no lock file can list them and npm ci refuses it; npm install respects
 # the lock file for everything it lists.
 npm install --no-audit --no-fund
+
+bash scripts/check_tools.sh

@@ -155,34 +155,17 @@ export function hasCommand(command: string): boolean {
 }
 
 /**
- * Makes sure `command` exists, installing Debian `packages` when it does not
- * (as root, with apt-get). Fails with what to install otherwise.
+ * Fails with what to install when `command` is missing. Tests never install
+ * anything themselves: scripts/setup.sh names every package, so a missing one
+ * shows up there (and in its self-check), not only on a machine that lacks it.
  */
 export function ensureCommand(command: string, packages: string[]): void {
   if (hasCommand(command)) return;
-  const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
-  if (!isRoot || !hasCommand("apt-get")) {
-    throw new Error(
-      `${command} is missing: install the Debian packages ${
-        packages.join(" ")
-      }`,
-    );
-  }
-  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-  const install = () =>
-    spawnSync("apt-get", ["install", "-y", "-qq", ...packages], {
-      env,
-      stdio: "inherit",
-    });
-  if (install().status !== 0) {
-    spawnSync("apt-get", ["update", "-qq"], { env, stdio: "inherit" });
-    if (install().status !== 0) {
-      throw new Error(`apt-get could not install ${packages.join(" ")}`);
-    }
-  }
-  if (!hasCommand(command)) {
-    throw new Error(`${command} is still missing after installing ${packages}`);
-  }
+  throw new Error(
+    `${command} is missing: run bash scripts/setup.sh (Debian packages ${
+      packages.join(" ")
+    })`,
+  );
 }
 
 /** How to start a server process. */
