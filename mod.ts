@@ -27,6 +27,7 @@ export {
   unregister,
 } from "./core/registry.ts";
 export type { FactoryConfig, StoreFactory } from "./core/registry.ts";
+export { parseStoreUrl } from "./core/url.ts";
 export type { StoreUrl } from "./core/url.ts";
 // For writing a backend: implement a Driver, extend BaseStore, register().
 export { BaseStore } from "./core/store.ts";

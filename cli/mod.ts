@@ -16,6 +16,7 @@
  */
 
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import process from "node:process";
 import { parseArgs } from "node:util";
 // Only the public entry point: the CLI is a client of the library like any
@@ -23,7 +24,9 @@ import { parseArgs } from "node:util";
 import {
   KeyNotFoundError,
   type KVPair,
+  type Lock,
   openStore,
+  parseStoreUrl,
   type Store,
   StoreError,
 } from "../mod.ts";
@@ -56,7 +59,10 @@ export interface CliIO {
   readStdin(): Promise<Uint8Array>;
   /** Environment variables. */
   env: Record<string, string | undefined>;
-  /** Aborted on Ctrl-C: watches and waits stop. */
+  /**
+   * Aborted on Ctrl-C (and SIGTERM, SIGHUP): watches and waits stop. Its
+   * reason, when a signal's name, is passed on to a `lock` command.
+   */
   signal?: AbortSignal;
 }
 
@@ -135,6 +141,17 @@ export async function runCli(
   }
   const url = values.store ?? io.env.VALKEYRIE_STORE ?? DEFAULT_STORE;
   const output = new Output(io, values.json ?? false);
+  // Reading a file: store that does not exist yet reads an empty store and
+  // creates no file (opening would).
+  if ((name === "get" || name === "ls") && isMissingFile(url)) {
+    if (name === "ls") {
+      output.list([]);
+      return EXIT.ok;
+    }
+    if (output.json) output.line("null");
+    else io.err(`valkeyrie: key not found: ${rest[0]}\n`);
+    return EXIT.notFound;
+  }
   let store: Store | undefined;
   try {
     store = await openStore(url, {
@@ -291,7 +308,7 @@ const COMMANDS: Record<string, Command> = {
     async run({ store, args, ttl, value, command, io }) {
       const lock = await store.lock(args[0], { ttl, value, signal: io.signal });
       try {
-        return await runHolding(command, lock.lost, io);
+        return await runHolding(command, lock, io);
       } finally {
         await lock.unlock();
       }
@@ -299,15 +316,26 @@ const COMMANDS: Record<string, Command> = {
   },
 };
 
-// Runs the command while the lock is held; if the lock is lost, the command
-// is stopped: it must not go on believing it holds the lock.
+// Runs the command while the lock is held, telling it the lock's key and
+// fencing token in its environment. If the lock is lost, the command is
+// stopped: it must not go on believing it holds the lock. A SIGINT, SIGTERM
+// or SIGHUP to the CLI is passed on to the command, and the lock is released
+// only once the command has exited.
 function runHolding(
   command: string[],
-  lost: AbortSignal,
+  lock: Lock,
   io: CliIO,
 ): Promise<number> {
+  const { lost } = lock;
   return new Promise((resolve, reject) => {
-    const child = spawn(command[0], command.slice(1), { stdio: "inherit" });
+    const child = spawn(command[0], command.slice(1), {
+      stdio: "inherit",
+      env: {
+        ...io.env,
+        VALKEYRIE_LOCK_KEY: lock.key,
+        VALKEYRIE_LOCK_TOKEN: String(lock.lastIndex),
+      },
+    });
     let lostLock = false;
     const onLost = () => {
       lostLock = true;
@@ -317,7 +345,14 @@ function runHolding(
       child.kill("SIGTERM");
     };
     lost.addEventListener("abort", onLost, { once: true });
-    const onInterrupt = () => child.kill("SIGINT");
+    const onInterrupt = () => {
+      const reason = io.signal?.reason;
+      child.kill(
+        typeof reason === "string" && FORWARDED.includes(reason)
+          ? reason as NodeJS.Signals
+          : "SIGINT",
+      );
+    };
     io.signal?.addEventListener("abort", onInterrupt, { once: true });
     child.once("error", (error) => {
       lost.removeEventListener("abort", onLost);
@@ -327,9 +362,34 @@ function runHolding(
       lost.removeEventListener("abort", onLost);
       io.signal?.removeEventListener("abort", onInterrupt);
       if (lostLock) resolve(EXIT.lockLost);
-      else resolve(code ?? (signal === "SIGINT" ? EXIT.interrupted : 1));
+      else if (code !== null) resolve(code);
+      else {resolve(
+          signal === "SIGINT"
+            ? EXIT.interrupted
+            : 128 + (SIGNAL_NUMBERS[signal!] ?? 0),
+        );}
     });
   });
+}
+
+/** The signals the CLI stops on, and passes on to a `lock` command. */
+const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP"];
+const SIGNAL_NUMBERS: Record<string, number> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGKILL: 9,
+  SIGTERM: 15,
+};
+
+// Whether `url` names a file: store whose file does not exist.
+function isMissingFile(url: string): boolean {
+  try {
+    const parsed = parseStoreUrl(url);
+    return parsed.scheme === "file" && parsed.path !== "" &&
+      !existsSync(parsed.path);
+  } catch {
+    return false;
+  }
 }
 
 function usage(io: CliIO, message: string): number {
@@ -426,7 +486,10 @@ function toBase64(bytes: Uint8Array): string {
 /** The CLI's I/O on this process's streams, with Ctrl-C as the signal. */
 export function processIO(): CliIO {
   const interrupt = new AbortController();
-  process.once("SIGINT", () => interrupt.abort());
+  // The reason is the signal's name, so `lock` passes the same one on.
+  for (const signal of FORWARDED) {
+    process.once(signal, () => interrupt.abort(signal));
+  }
   return {
     out: (text) => process.stdout.write(text),
     err: (text) => process.stderr.write(text),

@@ -20,7 +20,10 @@ export interface StoreUrl {
   username?: string;
   /** The password of the authority, decoded. */
   password?: string;
-  /** The path: after the authority, or all of an opaque URL (`./data.vkr`). */
+  /**
+   * The path, decoded: after the authority, or all of an opaque URL
+   * (`./data.vkr`).
+   */
   path: string;
   /** The query parameters, decoded. */
   params: Record<string, string>;
@@ -69,7 +72,7 @@ export function parseStoreUrl(url: string | URL): StoreUrl {
   if (rest.startsWith("//")) {
     const pathAt = rest.indexOf("/", 2);
     let authority = pathAt < 0 ? rest.slice(2) : rest.slice(2, pathAt);
-    result.path = pathAt < 0 ? "" : rest.slice(pathAt);
+    result.path = pathAt < 0 ? "" : decode(rest.slice(pathAt));
     const userAt = authority.lastIndexOf("@");
     if (userAt >= 0) {
       const userInfo = authority.slice(0, userAt);

@@ -27,6 +27,8 @@ entry_points() { node -e 'for (const f of Object.values(require("./jsr.json").ex
 for step in "${steps[@]}"; do
   case "$step" in
   static)
+    section "the npm build (Node children of the multi-process tests run it too)"
+    node scripts/build_npm.mjs
     section "deno fmt, lint, check, doc lint, publish dry run"
     deno fmt --check
     deno lint

@@ -1,11 +1,13 @@
 /**
- * The driver of one `file:` handle over a shared database file.
+ * The driver of one `file:` handle, over the database file this process
+ * owns or reaches through its owner (see `shared.ts`): the same calls
+ * either way, so every process sees one store.
  *
  * @module
  */
 
-import { watchKeyLocally, watchTreeLocally } from "../../core/local_feed.ts";
-import { lockLocally } from "../../core/local_locks.ts";
+import { randomUUID } from "node:crypto";
+import { waitForLock } from "../../core/lock.ts";
 import type {
   AtomicStep,
   CommitOutcome,
@@ -20,7 +22,8 @@ import type {
   TreeSink,
 } from "../../core/driver.ts";
 import type { StoreLimits } from "../../core/types.ts";
-import { closeShared, type SharedDatabase } from "./shared.ts";
+import { lockRecordKey } from "./access.ts";
+import { closeShared, type SharedFile } from "./shared.ts";
 
 /**
  * What a `file:` store accepts. Keys: the engine's node pages hold three
@@ -36,23 +39,25 @@ export const FILE_LIMITS: StoreLimits = Object.freeze({
   maxAtomicOperations: 10_000,
 });
 
+/**
+ * A lock waiter tries again at least this often even if it hears nothing:
+ * a safety net, since every release is a commit its watch hears.
+ */
+const LOCK_RECHECK_MS = 1_000;
+
 /** One handle of a database file. */
 export class FileDriver implements Driver {
   readonly backend = "file";
   readonly limits: StoreLimits = FILE_LIMITS;
-  readonly #shared: SharedDatabase;
+  readonly #shared: SharedFile;
   #closed = false;
 
-  constructor(shared: SharedDatabase) {
+  constructor(shared: SharedFile) {
     this.#shared = shared;
   }
 
   get(key: string, _options: DriverReadOptions): Promise<Entry | null> {
-    try {
-      return Promise.resolve(this.#shared.db.get(key));
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    return this.#shared.call((db) => db.get(key), true);
   }
 
   put(
@@ -60,15 +65,15 @@ export class FileDriver implements Driver {
     value: Uint8Array,
     options: DriverWriteOptions,
   ): Promise<void> {
-    return this.#shared.db.put(key, value, options.ttl);
+    return this.#shared.call((db) => db.put(key, value, options.ttl), false);
   }
 
   delete(key: string, _options: DriverSignalOptions): Promise<void> {
-    return this.#shared.db.delete(key);
+    return this.#shared.call((db) => db.delete(key), false);
   }
 
   list(dir: string, _options: DriverReadOptions): Promise<Entry[]> {
-    return this.#shared.db.list(dir);
+    return this.#shared.call((db) => db.list(dir), true);
   }
 
   deleteTree(
@@ -76,60 +81,65 @@ export class FileDriver implements Driver {
     dir: string,
     _options: DriverSignalOptions,
   ): Promise<void> {
-    return this.#shared.db.write((tx) => {
-      tx.op();
-      tx.deleteTree(key, dir);
-    });
+    return this.#shared.call((db) => db.deleteTree(key, dir), false);
   }
 
   commit(
     steps: readonly AtomicStep[],
     _options: DriverSignalOptions,
   ): Promise<CommitOutcome> {
-    return this.#shared.db.write((tx): CommitOutcome => {
-      for (const step of steps) {
-        if (step.type !== "check") continue;
-        const current = tx.revision(step.key);
-        if (current !== step.lastIndex) {
-          return { ok: false, key: step.key, current };
-        }
-      }
-      const revision = tx.op();
-      for (const step of steps) {
-        if (step.type === "put") {
-          tx.put(step.key, step.value, revision, step.ttl);
-        } else if (step.type === "delete") {
-          tx.delete(step.key);
-        }
-      }
-      return { ok: true, lastIndex: BigInt(revision) };
-    });
+    return this.#shared.call((db) => db.commit(steps), false);
   }
 
   watchKey(key: string, sink: KeySink, signal: AbortSignal): void {
-    watchKeyLocally(this.#shared.db, key, sink, signal);
+    this.#shared.watchKey(key, sink, signal);
   }
 
   watchTree(dir: string, sink: TreeSink, signal: AbortSignal): void {
-    watchTreeLocally(this.#shared.db, dir, sink, signal);
+    this.#shared.watchTree(dir, sink, signal);
   }
 
+  // Holds are records in the file, taken and renewed by the owner; a
+  // waiter hears the holder's record change (its release or expiry) through
+  // a watch, in whichever process it runs.
   lock(key: string, options: DriverLockOptions): Promise<LockLease> {
-    const { db, locks } = this.#shared;
-    return lockLocally(locks, key, options, {
-      write: (value) =>
-        db.write((tx) => {
-          const revision = tx.op();
-          tx.put(key, value, revision);
-          return BigInt(revision);
+    const shared = this.#shared;
+    const token = randomUUID();
+    const { ttl, value } = options;
+    const record = lockRecordKey(key);
+    shared.hold(1);
+    return waitForLock<LockLease>({
+      signal: options.signal,
+      maxWaitMs: LOCK_RECHECK_MS,
+      attempt: async () => {
+        const attempt = await shared.call(
+          (db) => db.tryLock(key, token, value, ttl),
+          true,
+        );
+        if ("heldFor" in attempt) return attempt.heldFor;
+        return {
+          lastIndex: attempt.lastIndex,
+          renew: () =>
+            this.#closed
+              ? Promise.resolve(false)
+              : shared.call((db) => db.renewLock(key, token, ttl), true),
+          release: (deleteKey: boolean) =>
+            shared.call((db) => db.unlock(key, token, deleteKey), true),
+        };
+      },
+      changed: (signal) =>
+        new Promise<void>((resolve) => {
+          let first = true;
+          shared.watchKey(record, {
+            state: () => {
+              if (first) first = false;
+              else resolve();
+            },
+            error: () => resolve(),
+          }, signal);
+          signal.addEventListener("abort", () => resolve(), { once: true });
         }),
-      delete: () =>
-        db.write((tx) => {
-          tx.op();
-          tx.delete(key);
-        }),
-      isOpen: () => !this.#closed,
-    });
+    }).finally(() => shared.hold(-1));
   }
 
   close(): Promise<void> {
@@ -139,7 +149,7 @@ export class FileDriver implements Driver {
   }
 
   // A crashed holder: its locks stay until their TTL runs out, as they
-  // would for another process (which the process lock keeps out anyway).
+  // would for a process that died.
   abandon(): Promise<void> {
     return this.close();
   }

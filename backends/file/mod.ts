@@ -28,7 +28,7 @@ import type { FactoryConfig } from "../../core/registry.ts";
 import { DEFAULT_CACHE_PAGES } from "../../wasm/database.ts";
 import type { IntegrityReport } from "../../wasm/engine.ts";
 import { FileDriver } from "./driver.ts";
-import { openShared, type SharedDatabase } from "./shared.ts";
+import { openShared, type SharedFile } from "./shared.ts";
 
 /** The engine's page size: the unit of `cacheSize`. */
 const PAGE_BYTES = 4096;
@@ -53,6 +53,13 @@ export interface EmbeddedStoreOptions {
    * lose that second, and never damages the file.
    */
   durable?: boolean;
+  /**
+   * Join the file as another process would, through its owner's socket,
+   * instead of sharing this process's open database with its other handles
+   * (default `false`). The first process (or isolated handle) to open a
+   * file owns it. For tests of what several processes see.
+   */
+  isolated?: boolean;
   /** Aborts opening. */
   signal?: AbortSignal;
 }
@@ -72,9 +79,9 @@ export interface EmbeddedStoreOptions {
  * ```
  */
 export class EmbeddedStore extends BaseStore {
-  readonly #shared: SharedDatabase;
+  readonly #shared: SharedFile;
 
-  private constructor(shared: SharedDatabase, prefix: string | undefined) {
+  private constructor(shared: SharedFile, prefix: string | undefined) {
     super(new FileDriver(shared), { prefix });
     this.#shared = shared;
   }
@@ -90,6 +97,7 @@ export class EmbeddedStore extends BaseStore {
       path: "string",
       cacheSize: "number",
       durable: "boolean",
+      isolated: "boolean",
     });
     const path = config.string("path");
     if (!path) {
@@ -109,7 +117,7 @@ export class EmbeddedStore extends BaseStore {
         ? DEFAULT_CACHE_PAGES
         : Math.floor(cacheSize / PAGE_BYTES),
       durable: config.boolean("durable") ?? true,
-    });
+    }, config.boolean("isolated") ?? false);
     try {
       return new EmbeddedStore(shared, config.prefix);
     } catch (error) {
@@ -155,6 +163,6 @@ export class EmbeddedStore extends BaseStore {
    * @returns What it found; `ok` is `false` when anything is wrong.
    */
   verify(): Promise<IntegrityReport> {
-    return this.#shared.db.verify();
+    return this.#shared.call((db) => db.verify(), true);
   }
 }

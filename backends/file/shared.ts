@@ -1,36 +1,58 @@
 /**
- * Open database files of this process. Every handle that opens the same
- * file (by its real path) shares one engine database, one lock table and
- * one process lock; the last handle to close closes the file.
+ * Open database files of this process, and who owns each file among all
+ * the processes that have it open.
+ *
+ * Every handle of this process that opens one file (by its identity, so
+ * hard links and other paths to it too) shares one {@linkcode SharedFile}.
+ * One process on the machine owns the file: it has the engine's database
+ * open and serves the others over its socket (see `owner_socket.ts`); the
+ * others are its clients. When the owner closes the file or dies, its
+ * clients notice the end of their connection at once and the first of them
+ * to bind the socket opens the file and owns it; the rest connect to it.
+ * Calls waiting meanwhile go on with the new owner: reads and lock calls are
+ * sent again (they are safe to repeat), watches start over (their streams
+ * drop what they already reported), and a write the old owner may have
+ * carried out fails with a `StoreError` that says its outcome is unknown.
  *
  * @module
  */
 
-import { realpathSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  realpathSync,
+  statSync,
+} from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { StoreError } from "../../core/errors.ts";
+import type { Server } from "node:net";
+import { InvalidConfigurationError, StoreError } from "../../core/errors.ts";
+import type { KeySink, TreeSink } from "../../core/driver.ts";
 import { Database, type DatabaseOptions } from "../../wasm/database.ts";
 import { FileHost } from "../../wasm/host.ts";
-import {
-  acquireProcessLock,
-  type ProcessLock,
-} from "../../wasm/process_lock.ts";
-import { LocalLockTable } from "../../core/local_locks.ts";
+import type { FileAccess } from "./access.ts";
+import { GuardedHost } from "./guarded_host.ts";
+import { LocalAccess } from "./local.ts";
+import { closeServer, connectOrClaim, fileIdentity } from "./owner_socket.ts";
+import { Disconnected, RemoteAccess } from "./remote.ts";
+import { OwnerServer } from "./server.ts";
 
-/** A database file opened by one or more handles. */
-export interface SharedDatabase {
-  /** The file's real path. */
-  readonly path: string;
-  readonly db: Database;
-  readonly locks: LocalLockTable;
-  readonly processLock: ProcessLock;
-  /** Handles open on it. */
-  handles: number;
-  /** Set once the last handle started closing it. */
-  closing?: Promise<void>;
+/** How this process has the file: as its owner, or as a client. */
+type Role =
+  | {
+    owner: true;
+    access: LocalAccess;
+    server: Server;
+    serving: OwnerServer;
+    socketPath: string;
+  }
+  | { owner: false; access: RemoteAccess };
+
+interface Watch {
+  start(access: FileAccess, signal: AbortSignal): void;
 }
 
-const opened = new Map<string, Promise<SharedDatabase>>();
+const opened = new Map<string, Promise<SharedFile>>();
 
 /** The real path of `path`, also when the file does not exist yet. */
 export function realPath(path: string): string {
@@ -47,23 +69,314 @@ export function realPath(path: string): string {
 }
 
 /**
+ * A database file as this process has it, shared by its handles.
+ */
+export class SharedFile {
+  /** The file's real path. */
+  readonly path: string;
+  readonly #identity: string;
+  readonly #options: DatabaseOptions;
+  #role: Role | undefined;
+  #ready: Promise<Role>;
+  readonly #watches = new Map<Watch, AbortController>();
+  /** Each watch's run on the current owner, aborted when the owner goes. */
+  readonly #generations = new Map<Watch, AbortController>();
+  #holds = 0;
+  /** Handles open on it. */
+  handles = 0;
+  #closing: Promise<void> | undefined;
+
+  readonly #registered: boolean;
+
+  private constructor(
+    path: string,
+    identity: string,
+    options: DatabaseOptions,
+    registered: boolean,
+  ) {
+    this.#registered = registered;
+    this.path = path;
+    this.#identity = identity;
+    this.#options = options;
+    this.#ready = this.#join();
+  }
+
+  /** Opens the file at `path`; resolves once this process owns it or reached its owner. */
+  static async open(
+    path: string,
+    identity: string,
+    options: DatabaseOptions,
+    registered = true,
+  ): Promise<SharedFile> {
+    const file = new SharedFile(path, identity, options, registered);
+    await file.#ready;
+    return file;
+  }
+
+  /** Whether this process owns the file now. */
+  get isOwner(): boolean {
+    return this.#role?.owner === true;
+  }
+
+  /** Set once the last handle started closing it. */
+  get closing(): Promise<void> | undefined {
+    return this.#closing;
+  }
+
+  /** The owned database (for tests and tools); `undefined` in a client. */
+  get database(): Database | undefined {
+    return this.#role?.owner ? this.#role.access.db : undefined;
+  }
+
+  async #join(): Promise<Role> {
+    let serving: OwnerServer | undefined;
+    const queued: import("node:net").Socket[] = [];
+    const claim = await connectOrClaim(this.path, this.#identity, (socket) => {
+      if (serving) serving.accept(socket);
+      else queued.push(socket);
+    });
+    if (!claim.owner) {
+      try {
+        const access = await RemoteAccess.connect(
+          claim.socket,
+          () => this.#lost(),
+        );
+        return this.#become({ owner: false, access });
+      } catch (error) {
+        claim.socket.destroy();
+        if (error instanceof Disconnected) return this.#join();
+        throw error;
+      }
+    }
+    let host: FileHost | undefined;
+    try {
+      host = new FileHost(this.path);
+      const db = await Database.open(
+        new GuardedHost(host, this.path),
+        this.#options,
+      );
+      const access = await LocalAccess.over(db);
+      serving = new OwnerServer(access);
+      for (const socket of queued.splice(0)) serving.accept(socket);
+      return this.#become({
+        owner: true,
+        access,
+        server: claim.server,
+        serving,
+        socketPath: claim.path,
+      });
+    } catch (error) {
+      for (const socket of queued.splice(0)) socket.destroy();
+      host?.close();
+      await closeServer(claim.server, claim.path);
+      const message = error instanceof Error ? error.message : String(error);
+      throw new StoreError(`Could not open database ${this.path}: ${message}`, {
+        cause: error,
+      });
+    }
+  }
+
+  #become(role: Role): Role {
+    this.#role = role;
+    this.#applyHolds();
+    for (const [watch, controller] of this.#watches) {
+      const generation = new AbortController();
+      controller.signal.addEventListener("abort", () => generation.abort(), {
+        once: true,
+      });
+      this.#generations.set(watch, generation);
+      watch.start(role.access, generation.signal);
+    }
+    return role;
+  }
+
+  // The owner went away: find or become the next one.
+  #lost(): void {
+    if (this.#closing) return;
+    for (const generation of this.#generations.values()) generation.abort();
+    this.#generations.clear();
+    this.#role = undefined;
+    this.#ready = this.#join();
+    this.#ready.catch(() => {});
+  }
+
+  #applyHolds(): void {
+    const role = this.#role;
+    if (!role) return;
+    if (!role.owner) role.access.keepAlive(this.#holds > 0);
+    else if (this.#holds > 0) role.server.ref();
+    else role.server.unref();
+  }
+
+  /**
+   * Keeps the process alive while a watch or a lock wait needs the file
+   * (`+1`), or no longer (`-1`): another process may write at any time.
+   */
+  hold(delta: number): void {
+    this.#holds += delta;
+    this.#applyHolds();
+  }
+
+  /**
+   * Runs `call` on the current owner's database. A call cut off by the
+   * owner going away is sent again to the next owner when `repeatable` or
+   * when the owner had not started it; otherwise it fails saying its
+   * outcome is unknown.
+   */
+  async call<T>(
+    call: (access: FileAccess) => Promise<T>,
+    repeatable: boolean,
+  ): Promise<T> {
+    while (true) {
+      const role = await this.#ready;
+      try {
+        return await call(role.access);
+      } catch (error) {
+        if (!(error instanceof Disconnected)) throw error;
+        if (this.#closing) throw error;
+        if (error.maybeRan && !repeatable) {
+          throw new StoreError(
+            `The process that owned database ${this.path} ended before answering: the write may or may not have been committed`,
+            { cause: error },
+          );
+        }
+      }
+    }
+  }
+
+  /** Starts `watch` on the current owner and again on each next one, until `signal`. */
+  watch(watch: Watch, signal: AbortSignal): void {
+    if (signal.aborted) return;
+    const controller = new AbortController();
+    this.#watches.set(watch, controller);
+    this.hold(1);
+    signal.addEventListener("abort", () => {
+      controller.abort();
+      this.#watches.delete(watch);
+      this.#generations.delete(watch);
+      this.hold(-1);
+    }, { once: true });
+    const role = this.#role;
+    if (role) {
+      const generation = new AbortController();
+      controller.signal.addEventListener("abort", () => generation.abort(), {
+        once: true,
+      });
+      this.#generations.set(watch, generation);
+      watch.start(role.access, generation.signal);
+    }
+  }
+
+  /** Watches `key` through every owner (see {@linkcode watch}). */
+  watchKey(key: string, sink: KeySink, signal: AbortSignal): void {
+    this.watch({ start: (access, s) => access.watchKey(key, sink, s) }, signal);
+  }
+
+  /** Watches the tree under `dir` through every owner. */
+  watchTree(dir: string, sink: TreeSink, signal: AbortSignal): void {
+    this.watch(
+      { start: (access, s) => access.watchTree(dir, sink, s) },
+      signal,
+    );
+  }
+
+  /** Closes the file for this process (the last handle calls it). */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      if (this.#registered) opened.delete(this.#identity);
+      for (const controller of this.#watches.values()) controller.abort();
+      let role: Role | undefined;
+      try {
+        role = await this.#ready;
+      } catch {
+        return;
+      }
+      if (!role.owner) {
+        role.access.close();
+        return;
+      }
+      try {
+        await role.serving.drain();
+        await role.access.db.close();
+      } finally {
+        await closeServer(role.server, role.socketPath);
+      }
+    })();
+    return this.#closing;
+  }
+
+  /** Drops the file without a clean close, as a crash would (for tests). */
+  crash(): void {
+    const role = this.#role;
+    this.#closing ??= Promise.resolve();
+    if (this.#registered) opened.delete(this.#identity);
+    if (!role) return;
+    if (role.owner) {
+      role.access.db.crash();
+      role.server.close();
+    } else role.access.close();
+  }
+}
+
+/**
+ * Checks that `path` can hold a database: its directory exists, and it is
+ * not a directory itself. Creates the file (empty) when missing, as opening
+ * does, so its identity can be read.
+ */
+function prepare(path: string): string {
+  const dir = dirname(path);
+  if (!existsSync(dir)) {
+    throw new InvalidConfigurationError(
+      `The directory ${dir} of database ${path} does not exist`,
+    );
+  }
+  try {
+    if (statSync(path).isDirectory()) {
+      throw new InvalidConfigurationError(
+        `Database path ${path} is a directory`,
+      );
+    }
+  } catch (error) {
+    if (error instanceof InvalidConfigurationError) throw error;
+    try {
+      closeSync(openSync(path, "a"));
+    } catch (cause) {
+      throw new StoreError(
+        `Could not create database ${path}: ${(cause as Error).message}`,
+        { cause },
+      );
+    }
+  }
+  return fileIdentity(path);
+}
+
+/**
  * Opens the database file at `path` for one more handle.
  *
  * @param path The file.
  * @param options Cache and durability; the first handle's options apply.
- * @returns The shared database.
+ * @param isolated Open it apart from this process's other handles, as
+ *   another process would.
+ * @returns The shared file.
  */
 export async function openShared(
   path: string,
   options: DatabaseOptions,
-): Promise<SharedDatabase> {
+  isolated = false,
+): Promise<SharedFile> {
   const real = realPath(path);
+  const identity = prepare(real);
+  if (isolated) {
+    const shared = await SharedFile.open(real, identity, options, false);
+    shared.handles++;
+    return shared;
+  }
   while (true) {
-    let pending = opened.get(real);
+    let pending = opened.get(identity);
     if (!pending) {
-      pending = openFile(real, options);
-      opened.set(real, pending);
-      pending.catch(() => opened.delete(real));
+      pending = SharedFile.open(real, identity, options);
+      opened.set(identity, pending);
+      pending.catch(() => opened.delete(identity));
     }
     const shared = await pending;
     if (shared.closing) {
@@ -75,41 +388,12 @@ export async function openShared(
   }
 }
 
-async function openFile(
-  path: string,
-  options: DatabaseOptions,
-): Promise<SharedDatabase> {
-  const processLock = await acquireProcessLock(path);
-  let host: FileHost | undefined;
-  try {
-    host = new FileHost(path);
-    const db = await Database.open(host, options);
-    return { path, db, locks: new LocalLockTable(), processLock, handles: 0 };
-  } catch (error) {
-    host?.close();
-    await processLock.release();
-    const message = error instanceof Error ? error.message : String(error);
-    throw new StoreError(`Could not open database ${path}: ${message}`, {
-      cause: error,
-    });
-  }
-}
-
 /**
  * Closes one handle of `shared`; the last one closes the file.
  *
- * @param shared The database.
+ * @param shared The file.
  */
-export function closeShared(shared: SharedDatabase): Promise<void> {
+export function closeShared(shared: SharedFile): Promise<void> {
   if (--shared.handles > 0) return Promise.resolve();
-  shared.closing = (async () => {
-    opened.delete(shared.path);
-    shared.locks.clear();
-    try {
-      await shared.db.close();
-    } finally {
-      await shared.processLock.release();
-    }
-  })();
-  return shared.closing;
+  return shared.close();
 }
