@@ -461,6 +461,53 @@ describe(`file: across processes (${here} and its children)`, () => {
     }
   });
 
+  test("a key put with a TTL by a process that is gone expires, and a watcher in another process hears it", async () => {
+    const path = join(dir, "ttl.db");
+    // The writer opens first, so it owns the file and runs the expiry timer.
+    const writer = await agent(others[0], path);
+    const watcher = await agent(others[1], path);
+    try {
+      await writer.call("put", { key: "session", value: "s", ttl: 1_500 });
+      await watcher.call("watch", { key: "session", watch: 7 });
+      assert.equal((await watcher.report((r) => r.watch === 7)).value, "s");
+      await writer.kill();
+      // The watcher (or this process, if it takes over) owns the file now and
+      // reclaims the key; the watch reports it gone.
+      assert.equal((await watcher.report((r) => r.watch === 7)).value, null);
+      const store = await EmbeddedStore.connect({ path });
+      assert.equal(await store.get("session"), null);
+      await store.close();
+    } finally {
+      await writer.kill();
+      await watcher.kill();
+    }
+  });
+
+  test("a watch in a client goes on across the owner's SIGKILL", async () => {
+    const path = join(dir, "watch-across-kill.db");
+    const owner = await agent(others[0], path);
+    const watcher = await agent(others[1], path);
+    const store = await EmbeddedStore.connect({ path });
+    try {
+      await watcher.call("watch", { key: "k", watch: 3 });
+      assert.equal((await watcher.report((r) => r.watch === 3)).value, null);
+      await store.put("k", "before");
+      assert.equal(
+        (await watcher.report((r) => r.watch === 3)).value,
+        "before",
+      );
+      await owner.kill();
+      await store.put("k", "after");
+      // The restarted watch reports the state again (the stream drops a
+      // repeat), then the change.
+      assert.equal((await watcher.report((r) => r.watch === 3)).value, "after");
+    } finally {
+      await owner.kill();
+      await watcher.kill();
+      await store.close();
+    }
+  });
+
   test("a hard link to the file leads to the same owner", async () => {
     const path = join(dir, "linked.db");
     const store = await EmbeddedStore.connect({ path });
