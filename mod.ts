@@ -64,6 +64,7 @@ export {
   InvalidArgumentError,
   InvalidConfigurationError,
   InvalidKeyError,
+  isStoreError,
   KeyError,
   KeyExistsError,
   KeyModifiedError,

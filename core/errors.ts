@@ -20,6 +20,10 @@
  * ```
  */
 export class StoreError extends Error {
+  /** The class's name, written out so it survives minification. */
+  override name: string = "StoreError";
+  /** A stable code for the kind of error (`"KEY_NOT_FOUND"`, ...). */
+  readonly code: string = "STORE_ERROR";
   /**
    * Creates a store error.
    *
@@ -28,8 +32,34 @@ export class StoreError extends Error {
    */
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
-    this.name = new.target.name;
+    Object.defineProperty(this, BRAND, { value: true });
   }
+}
+
+/**
+ * The mark every library error carries, by a registered symbol: it is the
+ * same in two loaded copies of the package, where `instanceof` is not.
+ */
+const BRAND: unique symbol = Symbol.for("@valkeyrie/valkeyrie.StoreError");
+
+/**
+ * Whether `error` is an error of this library (of any loaded copy of it),
+ * by its brand rather than by `instanceof`. Its `code` then tells its kind.
+ *
+ * @param error Anything caught.
+ * @returns Whether it is a {@linkcode StoreError}.
+ *
+ * @example
+ * ```ts
+ * import { isStoreError, KeyNotFoundError } from "./errors.ts";
+ *
+ * const error: unknown = new KeyNotFoundError("a/b");
+ * if (isStoreError(error)) console.log(error.code); // "KEY_NOT_FOUND"
+ * ```
+ */
+export function isStoreError(error: unknown): error is StoreError {
+  return typeof error === "object" && error !== null &&
+    (error as { [BRAND]?: boolean })[BRAND] === true;
 }
 
 /**
@@ -44,6 +74,10 @@ export class StoreError extends Error {
  * ```
  */
 export class KeyError extends StoreError {
+  /** Always `"KeyError"`. */
+  override name: string = "KeyError";
+  /** Always `"KEY_ERROR"`. */
+  override readonly code: string = "KEY_ERROR";
   /** The key, as the caller gave it (normalised where it was valid). */
   readonly key: string;
   /**
@@ -71,6 +105,10 @@ export class KeyError extends StoreError {
  * ```
  */
 export class KeyNotFoundError extends KeyError {
+  /** Always `"KeyNotFoundError"`. */
+  override name: string = "KeyNotFoundError";
+  /** Always `"KEY_NOT_FOUND"`. */
+  override readonly code: string = "KEY_NOT_FOUND";
   /**
    * Creates the error for `key`.
    *
@@ -93,6 +131,10 @@ export class KeyNotFoundError extends KeyError {
  * ```
  */
 export class KeyExistsError extends KeyError {
+  /** Always `"KeyExistsError"`. */
+  override name: string = "KeyExistsError";
+  /** Always `"KEY_EXISTS"`. */
+  override readonly code: string = "KEY_EXISTS";
   /**
    * Creates the error for `key`.
    *
@@ -115,6 +157,10 @@ export class KeyExistsError extends KeyError {
  * ```
  */
 export class KeyModifiedError extends KeyError {
+  /** Always `"KeyModifiedError"`. */
+  override name: string = "KeyModifiedError";
+  /** Always `"KEY_MODIFIED"`. */
+  override readonly code: string = "KEY_MODIFIED";
   /**
    * Creates the error for `key`.
    *
@@ -141,6 +187,10 @@ export class KeyModifiedError extends KeyError {
  * ```
  */
 export class PreviousNotSpecifiedError extends KeyError {
+  /** Always `"PreviousNotSpecifiedError"`. */
+  override name: string = "PreviousNotSpecifiedError";
+  /** Always `"PREVIOUS_NOT_SPECIFIED"`. */
+  override readonly code: string = "PREVIOUS_NOT_SPECIFIED";
   /**
    * Creates the error for `key`.
    *
@@ -162,6 +212,10 @@ export class PreviousNotSpecifiedError extends KeyError {
  * ```
  */
 export class InvalidKeyError extends KeyError {
+  /** Always `"InvalidKeyError"`. */
+  override name: string = "InvalidKeyError";
+  /** Always `"INVALID_KEY"`. */
+  override readonly code: string = "INVALID_KEY";
   /**
    * Creates the error for `key`.
    *
@@ -184,6 +238,10 @@ export class InvalidKeyError extends KeyError {
  * ```
  */
 export class ValueTooLargeError extends KeyError {
+  /** Always `"ValueTooLargeError"`. */
+  override name: string = "ValueTooLargeError";
+  /** Always `"VALUE_TOO_LARGE"`. */
+  override readonly code: string = "VALUE_TOO_LARGE";
   /** The value's size in bytes. */
   readonly size: number;
   /** The largest size the backend accepts. */
@@ -219,7 +277,12 @@ export class ValueTooLargeError extends KeyError {
  * console.log(new InvalidArgumentError("ttl must be a positive number").message);
  * ```
  */
-export class InvalidArgumentError extends StoreError {}
+export class InvalidArgumentError extends StoreError {
+  /** Always `"InvalidArgumentError"`. */
+  override name: string = "InvalidArgumentError";
+  /** Always `"INVALID_ARGUMENT"`. */
+  override readonly code: string = "INVALID_ARGUMENT";
+}
 
 /**
  * The server could not be reached (within `connectTimeout` when connecting).
@@ -231,7 +294,12 @@ export class InvalidArgumentError extends StoreError {}
  * console.log(new NotReachableError("redis at 127.0.0.1:1 is not reachable").name);
  * ```
  */
-export class NotReachableError extends StoreError {}
+export class NotReachableError extends StoreError {
+  /** Always `"NotReachableError"`. */
+  override name: string = "NotReachableError";
+  /** Always `"NOT_REACHABLE"`. */
+  override readonly code: string = "NOT_REACHABLE";
+}
 
 /**
  * A lock was lost while it was held, or could not be proven held.
@@ -244,6 +312,10 @@ export class NotReachableError extends StoreError {}
  * ```
  */
 export class LockLostError extends KeyError {
+  /** Always `"LockLostError"`. */
+  override name: string = "LockLostError";
+  /** Always `"LOCK_LOST"`. */
+  override readonly code: string = "LOCK_LOST";
   /**
    * Creates the error for the lock on `key`.
    *
@@ -266,7 +338,12 @@ export class LockLostError extends KeyError {
  * console.log(new InvalidConfigurationError("connectTimeout must be a number").name);
  * ```
  */
-export class InvalidConfigurationError extends StoreError {}
+export class InvalidConfigurationError extends StoreError {
+  /** Always `"InvalidConfigurationError"`. */
+  override name: string = "InvalidConfigurationError";
+  /** Always `"INVALID_CONFIGURATION"`. */
+  override readonly code: string = "INVALID_CONFIGURATION";
+}
 
 /**
  * No backend is registered under that name or URL scheme.
@@ -278,7 +355,12 @@ export class InvalidConfigurationError extends StoreError {}
  * console.log(new UnknownBackendError("Unknown backend \"nope\"").name);
  * ```
  */
-export class UnknownBackendError extends StoreError {}
+export class UnknownBackendError extends StoreError {
+  /** Always `"UnknownBackendError"`. */
+  override name: string = "UnknownBackendError";
+  /** Always `"UNKNOWN_BACKEND"`. */
+  override readonly code: string = "UNKNOWN_BACKEND";
+}
 
 /**
  * The store was closed before or during the call.
@@ -291,6 +373,10 @@ export class UnknownBackendError extends StoreError {}
  * ```
  */
 export class StoreClosedError extends StoreError {
+  /** Always `"StoreClosedError"`. */
+  override name: string = "StoreClosedError";
+  /** Always `"STORE_CLOSED"`. */
+  override readonly code: string = "STORE_CLOSED";
   /**
    * Creates the error for a store of `backend`.
    *
@@ -313,4 +399,9 @@ export class StoreClosedError extends StoreError {
  * console.log(new CallNotSupportedError("not supported").name);
  * ```
  */
-export class CallNotSupportedError extends StoreError {}
+export class CallNotSupportedError extends StoreError {
+  /** Always `"CallNotSupportedError"`. */
+  override name: string = "CallNotSupportedError";
+  /** Always `"CALL_NOT_SUPPORTED"`. */
+  override readonly code: string = "CALL_NOT_SUPPORTED";
+}

@@ -26,8 +26,12 @@ export const ENGINE_ERRORS = {
 
 /** An error of the engine, with its code. */
 export class EngineError extends StoreError {
-  /** The engine's error code (see {@linkcode ENGINE_ERRORS}). */
-  readonly code: number;
+  /** Always `"EngineError"`. */
+  override name: string = "EngineError";
+  /** Always `"ENGINE_ERROR"`. */
+  override readonly code: string = "ENGINE_ERROR";
+  /** The engine's own error code (see {@linkcode ENGINE_ERRORS}). */
+  readonly engineCode: number;
   /**
    * Creates the error.
    *
@@ -37,7 +41,7 @@ export class EngineError extends StoreError {
    */
   constructor(code: number, message: string, options?: ErrorOptions) {
     super(message, options);
-    this.code = code;
+    this.engineCode = code;
   }
 }
 

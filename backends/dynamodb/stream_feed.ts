@@ -53,7 +53,12 @@ export interface StreamChange {
  * The table's stream is gone: disabled, or the table deleted. Watches then
  * go on by polling; it is not an error of theirs.
  */
-export class StreamGoneError extends StoreError {}
+export class StreamGoneError extends StoreError {
+  /** Always `"StreamGoneError"`. */
+  override name: string = "StreamGoneError";
+  /** Always `"STREAM_GONE"`. */
+  override readonly code: string = "STREAM_GONE";
+}
 
 /** Hears the stream. */
 export interface FeedListener {

@@ -36,6 +36,10 @@ import {
  * sent): sending it again is safe.
  */
 export class Disconnected extends StoreError {
+  /** Always `"Disconnected"`. */
+  override name: string = "Disconnected";
+  /** Always `"DISCONNECTED"`. */
+  override readonly code: string = "DISCONNECTED";
   /** Whether the owner may have carried the call out. */
   readonly maybeRan: boolean;
   /**
