@@ -80,16 +80,51 @@ export function abortable<T>(
 export function delay(ms: number, signal?: AbortSignal): Promise<void> {
   if (signal?.aborted) return Promise.reject(signal.reason);
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, Math.max(0, ms));
+    const end = Date.now() + Math.max(0, ms);
+    let timer: ReturnType<typeof setTimeout>;
+    // A wait longer than a timer can hold is several timers in a row.
+    const arm = () => {
+      timer = setTimeout(() => {
+        if (Date.now() < end) return arm();
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      }, timerDelay(end - Date.now()));
+    };
     const onAbort = () => {
       clearTimeout(timer);
       reject(signal!.reason);
     };
+    arm();
     signal?.addEventListener("abort", onAbort, { once: true });
   });
+}
+
+/**
+ * The longest delay a timer holds: `setTimeout` takes a signed 32-bit number
+ * of milliseconds (about 24.8 days) in every runtime, and fires after about
+ * 1 ms when given more.
+ */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/**
+ * `ms` as a timer's delay: at least 0, at most {@linkcode MAX_TIMER_MS}.
+ * Every timer whose delay comes from a caller's number (a TTL, a timeout)
+ * goes through it; the timer's callback checks the time again and re-arms
+ * when it fired early, so a 100-day TTL is 100 days, not 1 ms.
+ *
+ * @param ms The wanted delay in milliseconds.
+ * @returns A delay `setTimeout` honours.
+ *
+ * @example
+ * ```ts
+ * import { MAX_TIMER_MS, timerDelay } from "./abort.ts";
+ *
+ * console.log(timerDelay(100 * 86_400_000) === MAX_TIMER_MS); // true
+ * ```
+ */
+export function timerDelay(ms: number): number {
+  if (!(ms > 0)) return 0;
+  return ms > MAX_TIMER_MS ? MAX_TIMER_MS : ms;
 }
 
 /** A signal of its own, from {@linkcode deadline}, and the way to detach it. */
@@ -154,10 +189,14 @@ export function deadline(
     listeners.push([source, listener]);
   }
   if (ms !== undefined) {
-    timer = setTimeout(
-      () => abort(new DOMException("The operation timed out", "TimeoutError")),
-      ms,
-    );
+    const end = Date.now() + ms;
+    const arm = () => {
+      timer = setTimeout(() => {
+        if (Date.now() < end) return arm();
+        abort(new DOMException("The operation timed out", "TimeoutError"));
+      }, timerDelay(end - Date.now()));
+    };
+    arm();
   }
   return { signal: controller.signal, dispose };
 }

@@ -8,6 +8,7 @@
  */
 
 import { NotReachableError, StoreError } from "./errors.ts";
+import { timerDelay } from "./abort.ts";
 
 /**
  * Runs `connect` with a deadline. If it fails, the deadline passes or
@@ -47,7 +48,8 @@ export async function connectWithin<T>(
             `${what} is not reachable within ${timeoutMs} ms`,
           ),
         ),
-      timeoutMs,
+      // Beyond a timer's reach, it gives up after about 24.8 days.
+      timerDelay(timeoutMs),
     );
   });
   const aborted = new Promise<never>((_, reject) => {

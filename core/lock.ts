@@ -7,7 +7,7 @@
  */
 
 import { LockLostError, StoreError } from "./errors.ts";
-import { abortable, deadline, delay, unrefTimer } from "./abort.ts";
+import { abortable, deadline, delay, timerDelay, unrefTimer } from "./abort.ts";
 import type { LockLease } from "./driver.ts";
 import type { Lock } from "./types.ts";
 
@@ -152,7 +152,8 @@ export class LockHandle implements Lock {
   }
 
   #schedule(ms: number): void {
-    this.#timer = setTimeout(() => this.#renew(), ms);
+    // Renewing early (a TTL beyond a timer's reach) is harmless.
+    this.#timer = setTimeout(() => this.#renew(), timerDelay(ms));
     unrefTimer(this.#timer);
   }
 
@@ -163,7 +164,7 @@ export class LockHandle implements Lock {
     this.#renewing = new AbortController();
     const timeout = setTimeout(
       () => this.#renewing?.abort(),
-      Math.max(0, deadline - sentAt),
+      timerDelay(deadline - sentAt),
     );
     let held: boolean;
     try {

@@ -13,7 +13,7 @@
 
 import { compareKeys } from "./keys.ts";
 import { StoreError } from "./errors.ts";
-import { unrefTimer } from "./abort.ts";
+import { timerDelay, unrefTimer } from "./abort.ts";
 import type { Entry, KeySink, TreeSink } from "./driver.ts";
 import type { KVPair } from "./types.ts";
 
@@ -176,9 +176,13 @@ export class KeyWatch extends WatchBase<KVPair | null> implements KeySink {
     clearTimeout(this.#expiry);
     this.#expiry = undefined;
     if (entry?.expiresAt === undefined) return;
+    const expiresAt = entry.expiresAt;
     this.#expiry = setTimeout(() => {
-      if (this.#last === entry) this.state(null);
-    }, Math.max(0, entry.expiresAt - Date.now()));
+      if (this.#last !== entry) return;
+      // Early when the expiry is further away than a timer can wait.
+      if (expiresAt > Date.now()) this.#armExpiry(entry);
+      else this.state(null);
+    }, timerDelay(expiresAt - Date.now()));
     unrefTimer(this.#expiry);
   }
 }
@@ -327,9 +331,10 @@ export class TreeWatch extends WatchBase<KVPair[]> implements TreeSink {
     if (earliest === this.#expiryAt) return;
     clearTimeout(this.#expiry);
     this.#expiryAt = earliest;
+    // #expire re-arms when this fires early (an expiry beyond a timer's reach).
     this.#expiry = setTimeout(
       () => this.#expire(),
-      Math.max(0, earliest - Date.now()),
+      timerDelay(earliest - Date.now()),
     );
     unrefTimer(this.#expiry);
   }

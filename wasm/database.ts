@@ -15,7 +15,7 @@
 
 import { setImmediate } from "node:timers";
 import { StoreClosedError, StoreError } from "../core/errors.ts";
-import { unrefTimer } from "../core/abort.ts";
+import { timerDelay, unrefTimer } from "../core/abort.ts";
 import type { Entry } from "../core/driver.ts";
 import type { LocalChange, LocalChangeListener } from "../core/local_feed.ts";
 import {
@@ -461,7 +461,9 @@ export class Database {
       this.#sweepAt = Infinity;
       if (this.#closed) return;
       this.#enqueue({ run: sweep }).catch(() => {});
-    }, Math.max(0, at - Date.now()));
+      // A sweep that comes early (an expiry beyond a timer's reach) deletes
+      // nothing and arms the timer again.
+    }, timerDelay(at - Date.now()));
     unrefTimer(this.#sweepTimer);
   }
 }

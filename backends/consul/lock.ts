@@ -22,7 +22,7 @@
  * @module
  */
 
-import { delay } from "../../core/abort.ts";
+import { delay, timerDelay } from "../../core/abort.ts";
 import { waitForLock } from "../../core/lock.ts";
 import { StoreError } from "../../core/errors.ts";
 import type { DriverLockOptions, LockLease } from "../../core/driver.ts";
@@ -83,7 +83,7 @@ export async function acquireLock(
   // While waiting, the session is kept alive by its own renewals.
   const keeper = setInterval(() => {
     http.renewSession(session, { signal }).catch(() => {});
-  }, sessionTtl / 2);
+  }, timerDelay(sessionTtl / 2));
   (keeper as { unref?(): void }).unref?.();
   let acquired = false;
   let failingSince: number | undefined;

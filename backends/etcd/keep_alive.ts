@@ -16,7 +16,7 @@ import type {
   ILeaseKeepAliveRequest,
   ILeaseKeepAliveResponse,
 } from "etcd3";
-import { unrefTimer } from "../../core/abort.ts";
+import { timerDelay, unrefTimer } from "../../core/abort.ts";
 import { StoreError } from "../../core/errors.ts";
 import type { EtcdClient } from "./client.ts";
 import type { LeaseId } from "./ttl_leases.ts";
@@ -69,7 +69,7 @@ class KeptLease implements Session {
     this.confirmedSentAt = sentAt;
     this.#tick = setInterval(
       () => owner.renew(this),
-      ttlMs / RENEWALS_PER_TTL,
+      timerDelay(ttlMs / RENEWALS_PER_TTL),
     );
     unrefTimer(this.#tick);
     this.armDeadline();
@@ -96,7 +96,7 @@ class KeptLease implements Session {
         this.lose(
           `etcd did not confirm a renewal within the lease's TTL of ${this.ttlMs} ms`,
         ),
-      Math.max(0, this.confirmedSentAt + this.ttlMs - Date.now()),
+      timerDelay(this.confirmedSentAt + this.ttlMs - Date.now()),
     );
     unrefTimer(this.#deadline);
   }

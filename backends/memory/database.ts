@@ -5,7 +5,7 @@
  * @module
  */
 
-import { unrefTimer } from "../../core/abort.ts";
+import { timerDelay, unrefTimer } from "../../core/abort.ts";
 import type {
   LocalChange,
   LocalChangeListener,
@@ -120,7 +120,10 @@ export class MemoryDatabase {
     const stored: Stored = { value, lastIndex: revision };
     if (ttl !== undefined) {
       stored.expiresAt = Date.now() + ttl;
-      stored.timer = setTimeout(() => this.#expire(key, stored), ttl);
+      stored.timer = setTimeout(
+        () => this.#expire(key, stored),
+        timerDelay(ttl),
+      );
       unrefTimer(stored.timer);
     }
     this.#entries.set(key, stored);
@@ -129,6 +132,16 @@ export class MemoryDatabase {
 
   #expire(key: string, stored: Stored): void {
     if (this.#entries.get(key) !== stored) return;
+    const left = stored.expiresAt! - Date.now();
+    if (left > 0) {
+      // Early: the TTL is beyond a timer's reach.
+      stored.timer = setTimeout(
+        () => this.#expire(key, stored),
+        timerDelay(left),
+      );
+      unrefTimer(stored.timer);
+      return;
+    }
     this.#entries.delete(key);
     this.#emit([{ key, entry: null }]);
   }
