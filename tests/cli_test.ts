@@ -75,9 +75,12 @@ describe("cli", () => {
   test("put reads standard input for - and honours --ttl", async () => {
     await cli(["put", "in", "-"], "from stdin");
     assert.equal((await cli(["get", "in"])).out, "from stdin");
-    await cli(["put", "--ttl", "100", "short", "v"]);
+    // A second: the get right after the put cannot be late for it on a
+    // loaded machine; the one after the sleep (which load only lengthens)
+    // comes past the ttl and the memory store's 50 ms granularity.
+    await cli(["put", "--ttl", "1000", "short", "v"]);
     assert.equal((await cli(["get", "short"])).code, 0);
-    await new Promise((resolve) => setTimeout(resolve, 250));
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
     assert.equal((await cli(["get", "short"])).code, EXIT.notFound);
   });
 
@@ -106,28 +109,45 @@ describe("cli", () => {
   });
 
   test("lock holds the lock while its command runs and returns its exit code", async () => {
-    const run = cli([
-      "lock",
-      "--value",
-      "cli",
-      "jobs/x",
-      "--",
-      "sh",
-      "-c",
-      "sleep 0.4; exit 3",
-    ]);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    assert.equal(
-      new TextDecoder().decode((await keeper.get("jobs/x"))!.value),
-      "cli",
-    );
-    await assert.rejects(
-      keeper.lock("jobs/x", { signal: AbortSignal.timeout(100) }),
-      (error: Error) => error.name === "TimeoutError",
-    );
-    assert.equal((await run).code, 3);
-    await (await keeper.lock("jobs/x", { signal: AbortSignal.timeout(1_000) }))
-      .unlock();
+    // The command runs until the test lets it end (a file appears), not for
+    // a time a loaded machine might outlast before the checks are done.
+    const dir = mkdtempSync(join(tmpdir(), "valkeyrie-cli-lock-"));
+    const done = join(dir, "done");
+    try {
+      const run = cli([
+        "lock",
+        "--value",
+        "cli",
+        "jobs/x",
+        "--",
+        "sh",
+        "-c",
+        'while [ ! -e "$0" ]; do sleep 0.02; done; exit 3',
+        done,
+      ]);
+      const deadline = Date.now() + 10_000;
+      while ((await keeper.get("jobs/x")) === null) {
+        assert.ok(Date.now() < deadline, "the lock is taken within 10 s");
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.equal(
+        new TextDecoder().decode((await keeper.get("jobs/x"))!.value),
+        "cli",
+      );
+      await assert.rejects(
+        keeper.lock("jobs/x", { signal: AbortSignal.timeout(100) }),
+        (error: Error) => error.name === "TimeoutError",
+      );
+      writeFileSync(done, "");
+      assert.equal((await run).code, 3);
+      // Released when the command ended: a lock left held would be free
+      // only after the 20 s default TTL, if ever (it renews itself).
+      await (await keeper.lock("jobs/x", {
+        signal: AbortSignal.timeout(10_000),
+      })).unlock();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("watch prints the key now and after each change until stopped", async () => {

@@ -230,8 +230,11 @@ describe("consul stores in Enterprise namespaces", () => {
       "ns/ttl",
     ]);
     const lock = await team.lock("ns/k", { value: "held" });
+    // Free in the other namespace: a lock that team's held one blocked would
+    // wait for good (it renews itself), so half the 20 s default TTL is
+    // plenty for a free lock's round trips on a loaded machine.
     const other = await plain.lock("ns/k", {
-      signal: AbortSignal.timeout(2_000),
+      signal: AbortSignal.timeout(10_000),
     });
     await other.unlock();
     await lock.unlock();

@@ -74,9 +74,12 @@ describe("a Consul store's data as Consul holds it", () => {
     assert.equal(session.Behavior, "delete");
     assert.deepEqual(session.NodeChecks, []);
     assert.equal(session.TTL, "1.5s");
+    // Consul promises twice the TTL; its timers (the double's, here in the
+    // test's own process) slip on a loaded machine, so wait as long again.
+    // A key whose session never ended would stay.
     await waitUntil(
       "Consul deletes the key",
-      2 * TTL_MS + 1_000,
+      2 * (2 * TTL_MS),
       async () => (await raw(consul, "/kv/layout/ttl")) === null,
     );
     assert.ok(Date.now() - started >= TTL_MS, "not before its TTL");
@@ -98,9 +101,10 @@ describe("a Consul store's data as Consul holds it", () => {
     await store.put("layout/again", "2", { ttl: 60_000 });
     const second = (await raw(consul, "/kv/layout/again"))[0].Session;
     assert.notEqual(first, second);
+    // Destroyed by the put, not ended by its 60 s TTL: well before that.
     await waitUntil(
       "the first session is destroyed",
-      2_000,
+      10_000,
       async () => (await raw(consul, `/session/info/${first}`)).length === 0,
     );
   });
@@ -124,32 +128,39 @@ describe("a Consul store's data as Consul holds it", () => {
   });
 
   test("the holder's own writes keep its lock; another store's write takes it away", async () => {
-    const lock = await store.lock("layout/held", { value: "a" });
+    const lock = await store.lock("layout/held", { value: "a", ttl: 60_000 });
     await store.put("layout/held", "a2");
     await store.atomic().put("layout/held", "a3").commit();
     assert.ok((await raw(consul, "/kv/layout/held"))[0].Session);
     await sleep(200);
     assert.equal(lock.lost.aborted, false);
     await other.put("layout/held", "b");
+    // Within half the lock's first renewal (20 s: a third of its 60 s TTL),
+    // so only the blocking query on the key can have told it.
     await waitUntil(
       "the holder hears it lost the lock",
-      2_000,
+      10_000,
       () => Promise.resolve(lock.lost.aborted),
     );
     await lock.unlock();
   });
 
   test("waiting and aborted locks leave no session behind", async () => {
-    const held = await store.lock("layout/busy");
+    const held = await store.lock("layout/busy", { ttl: 60_000 });
     const controller = new AbortController();
-    const waiting = other.lock("layout/busy", { signal: controller.signal });
+    const waiting = other.lock("layout/busy", {
+      ttl: 60_000,
+      signal: controller.signal,
+    });
     await sleep(200);
     controller.abort(new Error("enough"));
     await assert.rejects(waiting, /enough/);
     await held.unlock();
+    // Destroyed on abort and unlock, not ended by their TTL (30 s sessions
+    // for 60 s locks, which Consul ends within a minute): well before that.
     await waitUntil(
       "every lock session is gone",
-      2_000,
+      10_000,
       async () =>
         (await raw(consul, "/session/list")).every((
           session: { Behavior: string },

@@ -5,8 +5,17 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { LockLostError } from "../mod.ts";
 import { ConsulStore } from "../backends/consul/mod.ts";
+import { LOCK_RECHECK_MS } from "../backends/consul/lock.ts";
 import { type ConsulDouble, startConsulDouble } from "./consul_double/mod.ts";
 import { waitUntil } from "./services/process.ts";
+
+/**
+ * How long a holder may take to hear that its lock was taken away: its locks
+ * here have a 60 s TTL, so the first renewal (which would also find out)
+ * comes only after 20 s, and within half of that only the blocking query on
+ * the key can have told it, however loaded the machine.
+ */
+const HEARS_WITHIN_MS = 10_000;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -37,6 +46,7 @@ describe("locks on Consul", () => {
 
   test("a waiter blocks on the key and does not poll", async () => {
     const held = await a.lock("l/quiet", { ttl: 60_000 });
+    const waitStarted = Date.now();
     const waiting = b.lock("l/quiet", { ttl: 60_000 });
     await sleep(300);
     const before = consul.requests;
@@ -46,32 +56,38 @@ describe("locks on Consul", () => {
       consul.requests - before <= 2,
       `${consul.requests - before} requests`,
     );
-    const released = Date.now();
     await held.unlock();
     const lock = await waiting;
-    assert.ok(Date.now() - released < 1_000, "the waiter hears the release");
+    // A waiter that did not hear the release would try again only 15 s
+    // after its last try (LOCK_RECHECK_MS), which came after waitStarted.
+    const took = Date.now() - waitStarted;
+    assert.ok(
+      took < LOCK_RECHECK_MS,
+      `the waiter hears the release (${took} ms of waiting)`,
+    );
     await lock.unlock();
   });
 
   test("a holder whose session is destroyed by someone else loses the lock at once", async () => {
-    const lock = await a.lock("l/destroyed");
+    const lock = await a.lock("l/destroyed", { ttl: 60_000 });
     const session = await sessionOf(consul, "l/destroyed");
     await (await fetch(`${consul.url}/v1/session/destroy/${session}`, {
       method: "PUT",
     })).text();
-    await waitUntil("lost", 1_000, () => lock.lost.aborted);
+    await waitUntil("lost", HEARS_WITHIN_MS, () => lock.lost.aborted);
     assert.ok(lock.lost.reason instanceof LockLostError);
     await lock.unlock();
+    // Released with the session: free at once, not after the 60 s TTL.
     const next = await b.lock("l/destroyed", {
-      signal: AbortSignal.timeout(2_000),
+      signal: AbortSignal.timeout(HEARS_WITHIN_MS),
     });
     await next.unlock();
   });
 
   test("a holder whose key is deleted by another client loses the lock at once", async () => {
-    const lock = await a.lock("l/deleted");
+    const lock = await a.lock("l/deleted", { ttl: 60_000 });
     await b.delete("l/deleted");
-    await waitUntil("lost", 1_000, () => lock.lost.aborted);
+    await waitUntil("lost", HEARS_WITHIN_MS, () => lock.lost.aborted);
     await lock.unlock();
   });
 
@@ -86,14 +102,17 @@ describe("locks on Consul", () => {
       JSON.stringify({ LockDelay: "600ms" }),
     );
     assert.equal(await put(`/kv/l/delayed?acquire=${ID}`, "theirs"), true);
-    await put(`/session/destroy/${ID}`);
+    // Counted from before the destroy: the delay starts when Consul ends the
+    // session, which is no earlier, so a slow answer cannot shorten it.
     const released = Date.now();
+    await put(`/session/destroy/${ID}`);
     const lock = await a.lock("l/delayed", {
-      signal: AbortSignal.timeout(5_000),
+      signal: AbortSignal.timeout(LOCK_RECHECK_MS),
     });
     const took = Date.now() - released;
-    assert.ok(took >= 500, `took the lock after ${took} ms, within the delay`);
-    assert.ok(took < 2_000, `took ${took} ms`);
+    assert.ok(took >= 550, `took the lock after ${took} ms, within the delay`);
+    // Retried when the delay ran out, not at the 15 s re-check.
+    assert.ok(took < LOCK_RECHECK_MS / 3, `took ${took} ms`);
     await lock.unlock();
   });
 

@@ -5,7 +5,7 @@ import { Candidate, Follower } from "../leadership/mod.ts";
 import type { Store } from "../mod.ts";
 import { abandon } from "./conformance/mod.ts";
 import {
-  SLACK_MS,
+  lateBound,
   StreamReader,
   type TestRunner,
   within,
@@ -74,7 +74,10 @@ export function leadershipCases(
 
         const died = Date.now();
         await abandon(a);
-        const bound = TTL_MS + b.limits.ttlGranularityMs + SLACK_MS;
+        // The contract's ttl + granularity with the kit's headroom for a
+        // loaded machine: a candidate that never took over, or only when a
+        // longer TTL ran out, still fails.
+        const bound = lateBound(TTL_MS + b.limits.ttlGranularityMs);
         assert.equal(await secondElected.next(bound + 1_000), true);
         const took = Date.now() - died;
         terms.push({ who: "b", token: second.lastIndex!, at: Date.now() });
@@ -126,17 +129,19 @@ export function leadershipCases(
         const leaders = new StreamReader(new Follower(store, k).leaders());
         assert.equal(await leaders.next(), "");
         const controller = new AbortController();
+        // A renewal every 500 ms, which may come a second late before the
+        // lock runs out: a loaded machine does not lose it meanwhile.
         const candidate = new Candidate(store, k, {
           value: "steady",
-          ttl: 600,
+          ttl: TTL_MS,
           signal: controller.signal,
         });
         const elected = new StreamReader(candidate.campaign());
         await elected.next();
         assert.equal(await elected.next(), true);
         assert.equal(await leaders.next(), "steady");
-        // The lock renews several times here; none is a new leader.
-        assert.equal(await leaders.maybe(1_500), undefined);
+        // The lock renews about four times here; none is a new leader.
+        assert.equal(await leaders.maybe(2_000), undefined);
         controller.abort();
         assert.equal(await elected.next(), false);
         assert.equal(await leaders.next(), "");

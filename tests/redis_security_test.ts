@@ -15,6 +15,7 @@ import {
   StoreError,
 } from "../mod.ts";
 import { RedisStore } from "../backends/redis/mod.ts";
+import { DEFAULT_CONNECT_TIMEOUT_MS } from "../core/config.ts";
 import { freePort } from "./services/process.ts";
 import {
   confinedUserAcl,
@@ -24,8 +25,12 @@ import {
 } from "./services/redis.ts";
 import { StreamReader, text } from "./conformance/harness.ts";
 
-/** How quickly a refused TLS or login must be reported (no retrying). */
-const FAIL_FAST_MS = 3_000;
+/**
+ * How quickly a refused TLS or login must be reported: without retrying
+ * until the connectTimeout (10 s by default) runs out; half of it leaves a
+ * loaded machine seconds for the handshake.
+ */
+const FAIL_FAST_MS = DEFAULT_CONNECT_TIMEOUT_MS / 2;
 
 describe("redis: TLS with a CA and a client certificate", () => {
   let certs: TestCertificates;

@@ -6,6 +6,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { openStore, type Store } from "../mod.ts";
+import { DEFAULT_CONNECT_TIMEOUT_MS } from "../core/config.ts";
+import { DEFAULT_SESSION_TIMEOUT_MS } from "../backends/zookeeper/config.ts";
 import { startTcpProxy, type TcpProxy } from "./services/tcp_proxy.ts";
 import { startZookeeper, type ZookeeperService } from "./services/zookeeper.ts";
 import { StreamReader } from "./conformance/harness.ts";
@@ -17,12 +19,21 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** The session timeout the proxied store asks for (5 ticks of 200 ms). */
 const SESSION_MS = 1_000;
 
+/**
+ * The server's longest session: ZooKeeper's default of 20 ticks would be
+ * 4 s here, close to SESSION_MS; a minute lets a store that did not ask for
+ * SESSION_MS get the 20 s default instead, far from it.
+ */
+const MAX_SESSION_MS = 60_000;
+
 let server: ZookeeperService;
 let proxy: TcpProxy;
 
 describe("zookeeper sessions across network trouble", () => {
   before(async () => {
-    server = await startZookeeper();
+    server = await startZookeeper({
+      config: [`maxSessionTimeout=${MAX_SESSION_MS}`],
+    });
     proxy = await startTcpProxy(server.port);
   });
   after(async () => {
@@ -84,8 +95,11 @@ describe("zookeeper sessions across network trouble", () => {
     const takenAt = Date.now();
     assert.ok(lostAt > 0, "a was told it lost the lock");
     assert.ok(lostAt <= takenAt, "a knew before b took it");
+    // b waited for a's session of SESSION_MS to expire, not for one of the
+    // 20 s default (what a store that ignored sessionTimeout would get):
+    // half of that leaves a loaded machine seconds for ZooKeeper's expiry.
     assert.ok(
-      takenAt - cutAt <= SESSION_MS + 200 + 250 + 1_500,
+      takenAt - cutAt < DEFAULT_SESSION_TIMEOUT_MS / 2,
       `b waited ${takenAt - cutAt} ms`,
     );
     assert.equal(text(await b.get("leader")), "b");
@@ -116,7 +130,8 @@ describe("zookeeper sessions across network trouble", () => {
       await sleep(SESSION_MS);
       const started = Date.now();
       await assert.rejects(a.put("k", "v"), { name: "NotReachableError" });
-      assert.ok(Date.now() - started < 1_000 + 1_500);
+      // Within the 1 s connectTimeout asked for, not the 10 s default.
+      assert.ok(Date.now() - started < DEFAULT_CONNECT_TIMEOUT_MS / 2);
     } finally {
       await proxy.resume();
     }

@@ -42,6 +42,19 @@ export interface ConformanceTarget {
  */
 export const SLACK_MS = 1_500;
 
+/**
+ * How long the kit waits at most for an event the contract promises within
+ * `deadlineMs` of its cause (a key's expiry, a dead holder's lock passing on):
+ * the deadline and as long again, at least {@linkcode SLACK_MS} more. The
+ * servers run on the same loaded machine as the test, so their timers slip
+ * as the test's do, by an amount that has nothing to do with the backend; a
+ * mechanism that is broken (that never fires, waits out a default TTL, or
+ * reads milliseconds as seconds) misses twice its deadline by far.
+ */
+export function lateBound(deadlineMs: number): number {
+  return deadlineMs + Math.max(deadlineMs, SLACK_MS);
+}
+
 /** How long a case waits for a chunk that must come. */
 export const EVENT_TIMEOUT_MS = 10_000;
 
@@ -162,6 +175,33 @@ export async function eventually(
     if (await check()) return Date.now() - start;
     if (Date.now() - start > ms) {
       throw new Error(`${what} did not happen within ${ms} ms`);
+    }
+    await sleep(25);
+  }
+}
+
+/**
+ * Polls `present` every 25 ms until it is `false`. It fails only when a poll
+ * that began more than `boundMs` after `since` still found it `true`: what
+ * such a poll saw was there after the bound, however late a loaded machine
+ * ran the poll, while a poll that a loaded machine delays merely begins
+ * later and cannot make this fail early.
+ */
+export async function goneWithin(
+  what: string,
+  since: number,
+  boundMs: number,
+  present: () => Promise<boolean>,
+): Promise<void> {
+  while (true) {
+    const began = Date.now();
+    if (!(await present())) return;
+    if (began - since > boundMs) {
+      throw new Error(
+        `${what} did not happen within ${boundMs} ms: a check begun ${
+          began - since
+        } ms in still found it there`,
+      );
     }
     await sleep(25);
   }

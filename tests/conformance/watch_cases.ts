@@ -149,6 +149,10 @@ export function watchCases(
     const b = await c.open();
     const watch = new StreamReader(s.watchTree(c.k("fold")));
     assert.deepEqual(await watch.next(), []);
+    // A second watch of the same handle, read after the burst until it
+    // shows the final state, tells when the backend's feed has delivered it.
+    const pace = new StreamReader(s.watchTree(c.k("fold")));
+    assert.deepEqual(await pace.next(), []);
     // Nobody reads during the burst: the changes must fold, not pile up.
     for (let i = 0; i < 40; i++) {
       await (i % 2 ? b : s).put(c.k("fold", `k${i % 10}`), `v${i}`);
@@ -160,8 +164,11 @@ export function watchCases(
       .delete(c.k("fold", "k0"))
       .commit();
     const final = await s.list(c.k("fold"));
-    // Give the backend's feed time to deliver every change; a folding watch
-    // then holds one snapshot, the final one, while a queue would hold dozens.
+    // Once the feed has delivered every change (the pacing watch has seen
+    // the final state, however long a loaded machine took), and after some
+    // slack for watches whose feeds are their own, a folding watch holds
+    // one snapshot, the final one, while a queue would hold dozens.
+    await pace.until((l) => show(l) === show(final));
     await sleep(SLACK_MS);
     const first = await watch.next();
     assert.equal(show(first), show(final), "the first read is the final state");
@@ -171,6 +178,7 @@ export function watchCases(
       "no snapshot after the final state differs from it",
     );
     await watch.cancel();
+    await pace.cancel();
   });
 
   test("watchTree sees writes of another handle and an atomic() as changes", async (c) => {
