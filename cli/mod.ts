@@ -130,7 +130,7 @@ export async function runCli(
     return usage(io, "lock needs a command after --");
   }
   const ttl = values.ttl === undefined ? undefined : Number(values.ttl);
-  if (ttl !== undefined && !(ttl > 0)) {
+  if (ttl !== undefined && !(ttl > 0 && Number.isFinite(ttl))) {
     return usage(io, `--ttl must be a positive number of milliseconds`);
   }
   const connectTimeout = values["connect-timeout"] === undefined

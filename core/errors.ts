@@ -36,6 +36,21 @@ export class StoreError extends Error {
   }
 }
 
+/** Keys longer than this are shortened in messages. */
+const KEY_IN_MESSAGE_CHARS = 200;
+
+/**
+ * `key` quoted for a message: a key of ten million characters must not make
+ * a ten-megabyte message, so a long one is cut and its length given.
+ */
+function quoteKey(key: string): string {
+  if (typeof key !== "string") return String(key);
+  if (key.length <= KEY_IN_MESSAGE_CHARS) return JSON.stringify(key);
+  return `${
+    JSON.stringify(key.slice(0, KEY_IN_MESSAGE_CHARS))
+  }… (${key.length} characters)`;
+}
+
 /**
  * The mark every library error carries, by a registered symbol: it is the
  * same in two loaded copies of the package, where `instanceof` is not.
@@ -116,7 +131,7 @@ export class KeyNotFoundError extends KeyError {
    * @param options The underlying error in `cause`.
    */
   constructor(key: string, options?: ErrorOptions) {
-    super(key, `Key not found: ${JSON.stringify(key)}`, options);
+    super(key, `Key not found: ${quoteKey(key)}`, options);
   }
 }
 
@@ -142,7 +157,7 @@ export class KeyExistsError extends KeyError {
    * @param options The underlying error in `cause`.
    */
   constructor(key: string, options?: ErrorOptions) {
-    super(key, `Key already exists: ${JSON.stringify(key)}`, options);
+    super(key, `Key already exists: ${quoteKey(key)}`, options);
   }
 }
 
@@ -170,7 +185,7 @@ export class KeyModifiedError extends KeyError {
   constructor(key: string, options?: ErrorOptions) {
     super(
       key,
-      `Key was modified since it was read: ${JSON.stringify(key)}`,
+      `Key was modified since it was read: ${quoteKey(key)}`,
       options,
     );
   }
@@ -197,7 +212,7 @@ export class PreviousNotSpecifiedError extends KeyError {
    * @param key The key.
    */
   constructor(key: string) {
-    super(key, `Previous pair not specified for key ${JSON.stringify(key)}`);
+    super(key, `Previous pair not specified for key ${quoteKey(key)}`);
   }
 }
 
@@ -223,7 +238,7 @@ export class InvalidKeyError extends KeyError {
    * @param reason Why it is invalid.
    */
   constructor(key: string, reason: string) {
-    super(key, `Invalid key ${JSON.stringify(key)}: ${reason}`);
+    super(key, `Invalid key ${quoteKey(key)}: ${reason}`);
   }
 }
 
@@ -257,7 +272,7 @@ export class ValueTooLargeError extends KeyError {
     super(
       key,
       `Value of ${size} bytes for key ${
-        JSON.stringify(key)
+        quoteKey(key)
       } exceeds the limit of ${limit} bytes`,
     );
     this.size = size;
@@ -324,7 +339,7 @@ export class LockLostError extends KeyError {
    * @param options The underlying error in `cause`.
    */
   constructor(key: string, reason: string, options?: ErrorOptions) {
-    super(key, `Lock on ${JSON.stringify(key)} lost: ${reason}`, options);
+    super(key, `Lock on ${quoteKey(key)} lost: ${reason}`, options);
   }
 }
 

@@ -384,7 +384,13 @@ export class BaseStore implements Store {
 
   #open(options: SignalOptions | undefined): void {
     if (this.#closed) throw new StoreClosedError(this.backend);
-    options?.signal?.throwIfAborted();
+    const signal = options?.signal;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw new InvalidArgumentError(
+        `signal must be an AbortSignal, not ${describe(signal)}`,
+      );
+    }
+    signal?.throwIfAborted();
   }
 
   #key(key: string): string {
@@ -510,4 +516,12 @@ export function abandon(store: Store): Promise<void> {
     throw new InvalidArgumentError("abandon() needs a store of this library");
   }
   return abandonStore(store);
+}
+
+// What a wrong argument is, briefly, for an error message.
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (typeof value !== "object") return typeof value;
+  const name = (value as { constructor?: { name?: string } }).constructor?.name;
+  return name && name !== "Object" ? `a ${name}` : "a plain object";
 }

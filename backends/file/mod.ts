@@ -32,6 +32,12 @@ import { openShared, type SharedFile } from "./shared.ts";
 
 /** The engine's page size: the unit of `cacheSize`. */
 const PAGE_BYTES = 4096;
+/**
+ * The largest page cache: the engine's WebAssembly memory is at most 4 GiB
+ * (32-bit addresses) and uses up to 1.25 times the cache, so 2 GiB leaves
+ * room for transactions. A larger number used to wrap into a tiny cache.
+ */
+const MAX_CACHE_BYTES = 2 * 1024 * 1024 * 1024;
 
 export type { IntegrityReport };
 
@@ -106,9 +112,12 @@ export class EmbeddedStore extends BaseStore {
       );
     }
     const cacheSize = config.number("cacheSize");
-    if (cacheSize !== undefined && !(cacheSize >= PAGE_BYTES)) {
+    if (
+      cacheSize !== undefined &&
+      !(cacheSize >= PAGE_BYTES && cacheSize <= MAX_CACHE_BYTES)
+    ) {
       throw new InvalidConfigurationError(
-        `cacheSize must be at least ${PAGE_BYTES} bytes`,
+        `cacheSize must be between ${PAGE_BYTES} and ${MAX_CACHE_BYTES} bytes, not ${cacheSize}`,
       );
     }
     config.signal?.throwIfAborted();

@@ -69,8 +69,12 @@ export class MemoryStore extends BaseStore {
    * @returns The store.
    */
   static open(endpoints: string[], config: FactoryConfig): MemoryStore {
-    const { url: _url, signal: _signal, ...rest } = config;
-    const name = config.url?.path ?? endpoints[0] ?? "";
-    return new MemoryStore({ name, ...rest } as MemoryStoreOptions);
+    const { url, signal: _signal, ...rest } = config;
+    const name = url?.path ?? endpoints[0] ?? "";
+    // URL parameters are settings too (`memory:app?prefix=tenant`), checked
+    // like the rest; an explicit option wins over the URL's, as on `file:`.
+    return new MemoryStore(
+      { ...url?.params, name, ...rest } as MemoryStoreOptions,
+    );
   }
 }
