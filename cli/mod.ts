@@ -25,6 +25,7 @@ import {
   KeyNotFoundError,
   type KVPair,
   type Lock,
+  LockLostError,
   openStore,
   parseStoreUrl,
   type Store,
@@ -310,7 +311,11 @@ const COMMANDS: Record<string, Command> = {
       try {
         return await runHolding(command, lock, io);
       } finally {
-        await lock.unlock();
+        // A lost lock says so here too; the command's exit code (lockLost)
+        // has told that already.
+        await lock.unlock().catch((error) => {
+          if (!(error instanceof LockLostError)) throw error;
+        });
       }
     },
   },

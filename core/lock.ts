@@ -65,6 +65,8 @@ export class LockHandle implements Lock {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #renewing: AbortController | undefined;
   #unlocking: Promise<void> | undefined;
+  /** Why the renewals since the last confirmed one failed, if they did. */
+  #renewError: unknown;
 
   /**
    * Takes over a freshly acquired lease.
@@ -93,12 +95,38 @@ export class LockHandle implements Lock {
   }
 
   get lost(): AbortSignal {
+    this.#checkConfirmed();
     return this.#lost.signal;
   }
 
+  /**
+   * Releases the lock. A lock that was lost before (its `lost` aborted)
+   * releases what it still can, then rejects with the `LockLostError`: the
+   * caller learns that what it did under the lock may have overlapped
+   * another holder.
+   */
   unlock(): Promise<void> {
+    this.#checkConfirmed();
     this.#unlocking ??= this.#release();
     return this.#unlocking;
+  }
+
+  // A holder that was paused (SIGSTOP, a long GC, a starved event loop) past
+  // its TTL cannot have held the lock the whole time, even if no timer has
+  // run yet to say so: lost is aborted before anything else of it runs.
+  #checkConfirmed(): void {
+    if (
+      this.#lease.renew && !this.#unlocking && !this.#lost.signal.aborted &&
+      Date.now() > this.#confirmedAt + this.#ttl
+    ) {
+      if (this.#renewError !== undefined) {
+        this.#lose(`it could not be renewed within its TTL`, this.#renewError);
+      } else {
+        this.#lose(
+          `its last renewal was confirmed more than its TTL (${this.#ttl} ms) ago`,
+        );
+      }
+    }
   }
 
   /** Releases the lock: `await using lock = ...` releases it at scope exit. */
@@ -117,6 +145,12 @@ export class LockHandle implements Lock {
   }
 
   async #release(): Promise<void> {
+    const lostBefore = this.#lost.signal.aborted;
+    await this.#releaseLease();
+    if (lostBefore) throw this.#lost.signal.reason;
+  }
+
+  async #releaseLease(): Promise<void> {
     this.#stop();
     // An ordinary timer (see deadline()), which also keeps the process
     // alive while unlock() waits. Raced here as well, so a driver that
@@ -158,6 +192,7 @@ export class LockHandle implements Lock {
   }
 
   async #renew(): Promise<void> {
+    this.#checkConfirmed();
     if (this.#unlocking || this.#lost.signal.aborted) return;
     const sentAt = Date.now();
     const deadline = this.#confirmedAt + this.#ttl;
@@ -171,6 +206,7 @@ export class LockHandle implements Lock {
       held = await this.#lease.renew!(this.#renewing.signal);
     } catch (error) {
       clearTimeout(timeout);
+      this.#renewError = error;
       if (this.#unlocking) return;
       const left = deadline - Date.now();
       if (left <= 0) {
@@ -185,6 +221,7 @@ export class LockHandle implements Lock {
       return;
     }
     this.#confirmedAt = sentAt;
+    this.#renewError = undefined;
     this.#schedule(this.#ttl / RENEWALS_PER_TTL);
   }
 

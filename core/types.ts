@@ -75,7 +75,10 @@ export interface Lock extends AsyncDisposable {
   readonly lastIndex: bigint;
   /** Aborts, with a `LockLostError`, if the lock is lost while held. */
   readonly lost: AbortSignal;
-  /** Releases the lock. Idempotent; it never hangs. */
+  /**
+   * Releases the lock. Idempotent; it never hangs. When the lock was lost
+   * before (`lost` aborted), it rejects with that `LockLostError`.
+   */
   unlock(): Promise<void>;
 }
 

@@ -86,7 +86,8 @@ describe("LockHandle", () => {
     assert.ok(handle.lost.reason instanceof LockLostError);
     await sleep(200);
     assert.equal(calls, 2, "no renewal after the loss");
-    await handle.unlock();
+    // Unlocking a lost lock says so.
+    await assert.rejects(handle.unlock(), LockLostError);
   });
 
   test("retries failing renewals, and is lost when the ttl runs out", async () => {
@@ -168,7 +169,7 @@ describe("LockHandle", () => {
     assert.equal(ended.length, 1);
   });
 
-  test("unlock of a lost lock does not fail on a failing release", async () => {
+  test("unlock of a lost lock reports the loss, not a failing release", async () => {
     const lost = new AbortController();
     const { handle } = hold({
       lastIndex: 1n,
@@ -176,7 +177,29 @@ describe("LockHandle", () => {
       release: () => Promise.reject(new Error("gone")),
     }, 1_000);
     lost.abort();
-    await handle.unlock();
+    await assert.rejects(handle.unlock(), LockLostError);
+  });
+
+  test("a holder paused past its TTL is lost before any of its timers run", () => {
+    let renewals = 0;
+    const ttl = 1_000;
+    const { handle } = hold({
+      lastIndex: 1n,
+      renew: () => Promise.resolve(++renewals > 0),
+      release: () => Promise.resolve(),
+    }, ttl);
+    // A pause, as SIGSTOP makes one: the event loop does not run while the
+    // clock goes on past the TTL.
+    const until = Date.now() + ttl + 50;
+    while (Date.now() < until) { /* paused */ }
+    assert.equal(handle.lost.aborted, true, "lost, read before any timer ran");
+    assert.ok(handle.lost.reason instanceof LockLostError);
+    assert.match(
+      handle.lost.reason.message,
+      /last renewal was confirmed more than its TTL/,
+    );
+    assert.equal(renewals, 0);
+    return assert.rejects(handle.unlock(), LockLostError);
   });
 
   test("abandon stops renewing without releasing", async () => {
