@@ -65,7 +65,12 @@ await esbuild.build({
   target: "node20",
   outdir: "dist",
   chunkNames: "chunks/[name]-[hash]",
-  external: Object.keys(pkg.dependencies ?? {}),
+  // The clients are optional peers: loaded from the user's node_modules,
+  // and only by the backend that needs them.
+  external: [
+    ...Object.keys(pkg.dependencies ?? {}),
+    ...Object.keys(pkg.peerDependencies ?? {}),
+  ],
   logLevel: "warning",
 });
 

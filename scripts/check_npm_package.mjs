@@ -39,6 +39,48 @@ try {
     join(dir, tarball),
   ]);
 
+  // Alone, as a file:-only user installs it: no client comes along.
+  const installed = run("npm", ["ls", "--all", "--parseable"]).trim()
+    .split("\n").filter((line) => line.includes("node_modules"));
+  const bytes = Number(
+    run("du", ["-sk", join(dir, "node_modules")]).split(/\s/)[0],
+  ) * 1024;
+  console.log(
+    `alone: ${installed.length} package(s), ${
+      (bytes / 1048576).toFixed(1)
+    } MB in node_modules`,
+  );
+  if (installed.length !== 1) {
+    throw new Error(`a plain install brought ${installed.join(", ")}`);
+  }
+  writeFileSync(
+    join(dir, "alone.mjs"),
+    `import { openStore, StoreError } from "${pkg.name}";
+import { EmbeddedStore } from "${pkg.name}/file";
+import { MemoryStore } from "${pkg.name}/memory";
+const file = await EmbeddedStore.connect({ path: "alone.db" });
+await file.put("k", "v");
+if (new TextDecoder().decode((await file.get("k")).value) !== "v") throw new Error("file: wrong value");
+await file.close();
+const memory = new MemoryStore();
+await memory.put("k", "v");
+await memory.close();
+for (const [url, client] of [["redis://127.0.0.1:1", "ioredis"], ["etcd://127.0.0.1:1", "etcd3"], ["consul://127.0.0.1:1", "consul"], ["dynamodb://t?endpoint=http://127.0.0.1:1&region=us-east-1", "@aws-sdk/client-dynamodb"]]) {
+  await openStore(url, { connectTimeout: 500 }).then((s) => { s.close(); throw new Error(url + " opened without its client"); }, (e) => {
+    if (!(e instanceof StoreError) || !e.message.includes("npm install") || !e.message.includes(client)) throw e;
+  });
+}
+console.log("alone ok: file: and memory: work, a missing client names its package");
+`,
+  );
+  console.log(run("node", ["alone.mjs"]).trim());
+
+  // With every client, as pulled in by a user of every backend.
+  const peers = Object.entries(pkg.peerDependencies ?? {}).map((
+    [name, range],
+  ) => `${name}@${range}`);
+  run("npm", ["install", "--no-audit", "--no-fund", "--silent", ...peers]);
+
   const subpaths = Object.keys(pkg.exports).filter((s) => s !== "./cli");
   const imports = subpaths.map((s, i) =>
     `import * as m${i} from "${pkg.name}${s === "." ? "" : s.slice(1)}";`
