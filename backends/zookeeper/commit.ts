@@ -10,8 +10,14 @@
  * key is deleted and created again (the node's version restarts at 0 then).
  * A check compares the `mzxid` read with the expected index; the `multi`
  * then carries the node's version (ZooKeeper's conditions only compare
- * versions). A check that a key is absent writes and deletes the node in the
- * same `multi` when it does not exist, which fails if it exists by then.
+ * versions) and, since a node deleted and created again can be back at that
+ * version, the version of the path's generation node, read with the node:
+ * every creation of a node at the path moves it on in the same `multi`, so
+ * the `multi` fails unless the node is the very one read (see
+ * `generations.ts`). A put that keeps the node checks its generation too, so
+ * it cannot land on a node of another kind (TTL or not). A check that a key
+ * is absent writes and deletes the node in the same `multi` when it does not
+ * exist, which fails if it exists by then.
  *
  * @module
  */
@@ -25,6 +31,11 @@ import {
   storeError,
   ZkError,
 } from "./errors.ts";
+import {
+  checkGeneration,
+  ensureGeneration,
+  readGeneration,
+} from "./generations.ts";
 import {
   isLive,
   kindChangeError,
@@ -56,6 +67,8 @@ export interface Committed {
 interface Target {
   key: string;
   path: string;
+  /** The path's generation node (see `generations.ts`). */
+  generation: string;
   check?: bigint | null;
   write?: AtomicStep & { type: "put" | "delete" };
   state: NodeState | null;
@@ -84,13 +97,29 @@ export async function commit(
   for (const step of steps) {
     let target = targets.get(step.key);
     if (!target) {
-      target = { key: step.key, path: nodes.paths.path(step.key), state: null };
+      const path = nodes.paths.path(step.key);
+      target = {
+        key: step.key,
+        path,
+        generation: nodes.paths.generationPath(path),
+        state: null,
+      };
       targets.set(step.key, target);
     }
     if (step.type === "check") target.check = step.lastIndex;
     else target.write = step;
   }
   const list = [...targets.values()];
+  // Whether the commit may create nodes, and which generations checks and
+  // puts may rest on.
+  const creates = list.some((target) => target.write?.type === "put");
+  const watched = [
+    ...new Set(
+      list.filter((target) =>
+        target.check !== undefined || target.write?.type === "put"
+      ).map((target) => target.generation),
+    ),
+  ];
   let resends = 0;
   // Parents made for a write that then failed, or only to check a key's
   // absence, are not needed afterwards.
@@ -108,7 +137,16 @@ export async function commit(
       }
       signal?.throwIfAborted();
       let states: (NodeState | null)[];
+      let versions: Map<string, number | null>;
       try {
+        // The generations go first: a session's requests are answered in
+        // order, so each version read is no newer than the nodes read after
+        // it.
+        const generationReads = watched.map((path) =>
+          readGeneration(nodes, path)
+        );
+        for (const read of generationReads) read.catch(() => {});
+        const known = creates ? nodes.generations.known(nodes) : undefined;
         // Puts need the node's kind, checks and deletes also its data.
         states = await Promise.all(list.map((target) =>
           nodes.read(
@@ -116,6 +154,9 @@ export async function commit(
             target.check !== undefined || target.write?.type === "delete",
           )
         ));
+        const read = await Promise.all(generationReads);
+        versions = new Map(watched.map((path, i) => [path, read[i]]));
+        await known;
       } catch (error) {
         if (isConnectionLoss(error) && ++resends <= MAX_RESENDS) continue;
         throw error;
@@ -123,6 +164,12 @@ export async function commit(
       const now = Date.now();
       const ops: MultiOp[] = [];
       const deleted: string[] = [];
+      /** Generation nodes to check, with the version read. */
+      const unchanged = new Map<string, number>();
+      /** Generation nodes to move on: nodes are created at their paths. */
+      const moved = new Set<string>();
+      /** Generation nodes needed that do not exist yet. */
+      const missing = new Set<string>();
       for (let i = 0; i < list.length; i++) {
         const target = list[i];
         const state = target.state = states[i];
@@ -140,18 +187,44 @@ export async function commit(
         if (target.check !== undefined && writes.length === 0) {
           ops.push(...assertUnchanged(nodes, target));
         }
+        // Conditions on the node read hold only while it is that node.
+        const keepsNode = target.write?.type === "put" &&
+          writes[0]?.type === "setData";
+        if (state && (target.check !== undefined || keepsNode)) {
+          const version = versions.get(target.generation);
+          if (version === null || version === undefined) {
+            missing.add(target.generation);
+          } else unchanged.set(target.generation, version);
+        }
         for (const op of writes) {
           if (op.type === "delete") deleted.push(op.path);
+          if (op.type === "create") moved.add(target.generation);
         }
         ops.push(...writes);
+      }
+      if (missing.size > 0) {
+        // Made once per generation node; then read again.
+        if (!(await madeGenerations(nodes, [...missing], signal))) {
+          if (++resends > MAX_RESENDS) throw new ZkError(Code.connectionLoss);
+        }
+        continue;
       }
       if (ops.length === 0) {
         return { outcome: { ok: true, lastIndex: 0n }, deleted };
       }
+      // Checks before the writes, so a creation's own move of a generation
+      // does not fail a check of the same generation.
+      const all: MultiOp[] = [
+        ...[...unchanged].map(([path, version]) =>
+          checkGeneration(path, version)
+        ),
+        ...ops,
+        ...nodes.generations.creationOps(nodes, moved),
+      ];
       signal?.throwIfAborted();
       let reply;
       try {
-        reply = await nodes.multi(ops);
+        reply = await nodes.multi(all);
       } catch (error) {
         if (
           isConnectionLoss(error) && options.resend && ++resends <= MAX_RESENDS
@@ -163,24 +236,25 @@ export async function commit(
         result.err !== Code.ok && result.err !== Code.runtimeInconsistency
       );
       if (failed < 0) {
-        for (const op of ops) {
+        for (const op of all) {
           if (op.type === "create" && op.spec.data !== null) {
             parentsKept.add(op.spec.path);
           }
         }
         return { outcome: { ok: true, lastIndex: zxid }, deleted };
       }
-      const op = ops[failed];
+      const op = all[failed];
       const err = results[failed].err;
-      if (err === Code.noNode && op.type === "create") {
+      const at = op.type === "create" ? op.spec.path : op.path;
+      if (nodes.paths.isGeneration(at) && STALE.has(err)) {
+        // What was known of the generation nodes is stale: learn it again.
+        nodes.generations.forget();
+      } else if (err === Code.noNode && op.type === "create") {
         // Its parent is missing: create it and try again.
         await nodes.ensureParents(op.spec.path, signal);
         parentsMade.add(op.spec.path);
       } else if (!CONFLICTS.has(err)) {
-        throw storeError(
-          new ZkError(err, op.type === "create" ? op.spec.path : op.path),
-          "write",
-        );
+        throw storeError(new ZkError(err, at), "write");
       }
     }
   } finally {
@@ -188,6 +262,27 @@ export async function commit(
     await Promise.allSettled(unneeded.map((path) => nodes.prune(path)));
   }
 }
+
+// Makes generation nodes; resolves `false` when the connection dropped
+// meanwhile (making them again is harmless).
+async function madeGenerations(
+  nodes: Nodes,
+  paths: readonly string[],
+  signal: AbortSignal | undefined,
+): Promise<boolean> {
+  try {
+    await Promise.all(
+      paths.map((path) => ensureGeneration(nodes, path, signal)),
+    );
+    return true;
+  } catch (error) {
+    if (isConnectionLoss(error)) return false;
+    throw error;
+  }
+}
+
+/** Errors of a generation operation that mean "it was not as known". */
+const STALE: ReadonlySet<number> = new Set([Code.noNode, Code.nodeExists]);
 
 /** Errors that mean "the nodes changed since they were read". */
 const CONFLICTS: ReadonlySet<number> = new Set([

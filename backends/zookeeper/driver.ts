@@ -51,6 +51,12 @@ const ESCAPED_GROWTH = 2.5;
 const REQUEST_OVERHEAD_BYTES = 128;
 
 /**
+ * Bytes of one generation operation of a multi besides the root's path: its
+ * header, `/¤gen/xx`, a version and (for a `setData`) a null buffer.
+ */
+const GENERATION_OP_BYTES = 40;
+
+/**
  * How long after its session's timeout ZooKeeper may still hold an
  * ephemeral node, besides one tick (sessions expire on tick boundaries):
  * the leader's deletion, its notification and the waiter's requests.
@@ -76,9 +82,11 @@ function limitsOf(config: ZookeeperConfig): StoreLimits {
   const maxPath = utf8Length(config.root) + 1 +
     Math.ceil(MAX_KEY_BYTES * ESCAPED_GROWTH);
   // The largest write: a key made again with another kind, in one multi
-  // (a delete and a create of the same path), with the TTL's ACL entry.
+  // (a delete and a create of the same path), with the TTL's ACL entry,
+  // and the check and move of its generation node (generations.ts).
   const reserve = 2 * (4 + maxPath) +
     aclBytes([...config.acl, ttlAcl(Number.MAX_SAFE_INTEGER)]) +
+    2 * (GENERATION_OP_BYTES + utf8Length(config.root)) +
     REQUEST_OVERHEAD_BYTES;
   return Object.freeze({
     maxKeyBytes: MAX_KEY_BYTES,

@@ -25,6 +25,7 @@
 import { StoreError } from "../../core/errors.ts";
 import type { Entry } from "../../core/driver.ts";
 import { isCode, ZkError } from "./errors.ts";
+import { Generations } from "./generations.ts";
 import type { JuteReader } from "./jute.ts";
 import {
   type Acl,
@@ -43,6 +44,13 @@ import {
 } from "./protocol.ts";
 import type { Paths } from "./paths.ts";
 import type { Session } from "./session.ts";
+
+/**
+ * Rounds of {@linkcode Nodes.ensureParents}: one may find what it knew of a
+ * generation node stale, the next makes the parents; more means writers keep
+ * deleting them.
+ */
+const MAX_PARENT_ROUNDS = 4;
 
 /** The ACL entry that records a node's TTL: `digest:valkeyrie-ttl:<ms>`. */
 const TTL_ACL_USER = "valkeyrie-ttl";
@@ -109,11 +117,14 @@ export class Nodes {
   readonly paths: Paths;
   /** The ACL of every node the store creates. */
   readonly acl: readonly Acl[];
+  /** What is known of the generation nodes (see `generations.ts`). */
+  readonly generations: Generations;
 
   constructor(session: Session, paths: Paths, acl: readonly Acl[]) {
     this.session = session;
     this.paths = paths;
     this.acl = acl;
+    this.generations = new Generations(paths);
   }
 
   /**
@@ -257,31 +268,79 @@ export class Nodes {
 
   /**
    * Creates every missing ancestor of `path` (below ZooKeeper's root) as an
-   * implicit parent: a node without data.
+   * implicit parent: a node without data. One at a key's path moves its
+   * generation node in the same `multi` (see `generations.ts`).
    */
   async ensureParents(path: string, signal?: AbortSignal): Promise<void> {
     const ancestors = this.paths.ancestors(path);
-    const exist = await Promise.all(
-      ancestors.map((ancestor) =>
-        this.session.request(
-          Op.exists,
-          (w) => w.string(ancestor).bool(false),
-          undefined,
-          { signal },
-        ).then(() => true, (error) => {
-          if (isCode(error, Code.noNode)) return false;
-          throw error;
-        })
-      ),
+    const keys = ancestors.some((ancestor) =>
+      this.paths.key(ancestor) !== undefined
     );
-    // Sent top down in one go: the server creates them in that order.
-    await Promise.all(
-      ancestors.filter((_, i) => !exist[i]).map((ancestor) =>
-        this.create(this.createSpec(ancestor, null), signal).catch((error) => {
-          if (!isCode(error, Code.nodeExists)) throw error;
-        })
-      ),
+    for (let round = 1;; round++) {
+      const known = keys ? this.generations.known(this) : undefined;
+      const exist = await Promise.all(
+        ancestors.map((ancestor) =>
+          this.session.request(
+            Op.exists,
+            (w) => w.string(ancestor).bool(false),
+            undefined,
+            { signal },
+          ).then(() => true, (error) => {
+            if (isCode(error, Code.noNode)) return false;
+            throw error;
+          })
+        ),
+      );
+      await known;
+      const missing = ancestors.filter((_, i) => !exist[i]);
+      // Sent top down in one go: the server creates them in that order.
+      const failures = (await Promise.all(
+        missing.map((ancestor) => this.#createParent(ancestor, signal)),
+      )).filter((failure) => failure !== undefined);
+      if (failures.length === 0) return;
+      if (round >= MAX_PARENT_ROUNDS) throw failures[0];
+    }
+  }
+
+  // Creates one parent; resolves why it could not be made yet (its parent
+  // is missing, or what was known of its generation node was stale), or
+  // `undefined` when it exists now.
+  async #createParent(
+    path: string,
+    signal?: AbortSignal,
+  ): Promise<ZkError | undefined> {
+    const spec = this.createSpec(path, null);
+    if (this.paths.key(path) === undefined) {
+      // The store's root and above, hidden nodes: not keys, no generation.
+      await this.create(spec, signal).catch((error) => {
+        if (!isCode(error, Code.nodeExists)) throw error;
+      });
+      return undefined;
+    }
+    const ops: MultiOp[] = [
+      { type: "create", spec },
+      ...this.generations.creationOps(this, [
+        this.paths.generationPath(path),
+      ]),
+    ];
+    const { results } = await this.multi(ops, signal);
+    const failed = results.findIndex((result) =>
+      result.err !== Code.ok && result.err !== Code.runtimeInconsistency
     );
+    if (failed < 0) return undefined;
+    const err = results[failed].err;
+    if (failed === 0 && err === Code.nodeExists) return undefined;
+    const op = ops[failed];
+    const at = op.type === "create" ? op.spec.path : op.path;
+    if (
+      this.paths.isGeneration(at) &&
+      (err === Code.noNode || err === Code.nodeExists)
+    ) {
+      this.generations.forget();
+      return new ZkError(err, at);
+    }
+    if (err === Code.noNode) return new ZkError(err, at);
+    throw new ZkError(err, at);
   }
 
   /**

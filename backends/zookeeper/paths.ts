@@ -12,8 +12,9 @@
  * the first segment `zookeeper` is ZooKeeper's own, so a key starting with
  * it is stored as `¤7A;ookeeper`.
  *
- * A znode name containing `¤` that this escaping never produces (`¤locks`)
- * is not a key: the backend keeps its bookkeeping there, and lists skip it.
+ * A znode name containing `¤` that this escaping never produces (`¤locks`,
+ * `¤gen`) is not a key: the backend keeps its bookkeeping there, and lists
+ * skip it.
  *
  * @module
  */
@@ -26,6 +27,27 @@ const SYSTEM_NODE = "zookeeper";
 
 /** Where lock contenders live: a hidden child of the store's root. */
 const LOCKS_NODE = `${ESCAPE}locks`;
+
+/**
+ * Where the generation nodes live (see `generations.ts`): a hidden child of
+ * the store's root.
+ */
+const GENERATIONS_NODE = `${ESCAPE}gen`;
+
+/**
+ * How many generation nodes the paths of a store are spread over. Part of
+ * the layout in ZooKeeper: every writer of a store must agree on it.
+ */
+export const GENERATION_SHARDS = 256;
+
+/** FNV-1a (32 bits) of the UTF-8 bytes of `text`. */
+function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (const byte of new TextEncoder().encode(text)) {
+    hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+  }
+  return hash;
+}
 
 /**
  * Whether ZooKeeper refuses UTF-16 unit `c` in a path (its
@@ -171,6 +193,27 @@ export class Paths {
     return `${this.locksPath}/${
       key.split("/").map((s) => escapeSegment(s, false)).join(`${ESCAPE}2F;`)
     }`;
+  }
+
+  /** The hidden node under which the store's generation nodes live. */
+  get generationsPath(): string {
+    return `${this.#base}${GENERATIONS_NODE}`;
+  }
+
+  /**
+   * The generation node of the znode at `path` (see `generations.ts`):
+   * `<root>/¤gen/<xx>`, `xx` the FNV-1a hash of the path modulo
+   * {@linkcode GENERATION_SHARDS}, in two hex digits.
+   */
+  generationPath(path: string): string {
+    const shard = fnv1a(path) % GENERATION_SHARDS;
+    return `${this.generationsPath}/${shard.toString(16).padStart(2, "0")}`;
+  }
+
+  /** Whether `path` is `¤gen` or one of the generation nodes under it. */
+  isGeneration(path: string): boolean {
+    const dir = this.generationsPath;
+    return path === dir || path.startsWith(`${dir}/`);
   }
 
   /** Every ancestor of `path` strictly below ZooKeeper's root, top down. */
