@@ -4,6 +4,8 @@
  * @module
  */
 
+import { setMaxListeners } from "node:events";
+
 /**
  * Throws `signal.reason` when the signal is already aborted.
  *
@@ -224,4 +226,30 @@ export function unrefTimer(timer: unknown): void {
   } else {
     (timer as { unref?(): void } | undefined)?.unref?.();
   }
+}
+
+const widened = new WeakSet<AbortSignal>();
+
+/**
+ * Lets `signal` take any number of abort listeners. The library adds a few
+ * to a caller's signal for each call it is given to, and one signal is often
+ * shared by many calls (thirty lock waiters, say): Node would otherwise warn
+ * of a listener leak (`MaxListenersExceededWarning`) past ten, though every
+ * listener is removed when its call ends.
+ *
+ * @param signal A signal the library listens to.
+ *
+ * @example
+ * ```ts
+ * import { allowManyListeners } from "./abort.ts";
+ *
+ * allowManyListeners(new AbortController().signal);
+ * ```
+ */
+export function allowManyListeners(signal: AbortSignal): void {
+  if (widened.has(signal)) return;
+  widened.add(signal);
+  try {
+    setMaxListeners(0, signal);
+  } catch { /* a runtime without listener limits */ }
 }

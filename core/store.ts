@@ -6,7 +6,7 @@
  */
 
 import { AtomicBuilder } from "./atomic.ts";
-import { abortable, deadline } from "./abort.ts";
+import { abortable, allowManyListeners, deadline } from "./abort.ts";
 import {
   InvalidArgumentError,
   InvalidConfigurationError,
@@ -74,6 +74,7 @@ export class BaseStore implements Store {
   #prefix: string;
   #closed = false;
   #closing: Promise<void> | undefined;
+  // Every waiting call of the store listens to it.
   #closeSignal = new AbortController();
   #watches = new Set<Watch>();
   #locks = new Set<LockHandle>();
@@ -91,6 +92,7 @@ export class BaseStore implements Store {
   constructor(driver: Driver, options: BaseStoreOptions = {}) {
     this.#driver = driver;
     this.backend = driver.backend;
+    allowManyListeners(this.#closeSignal.signal);
     const limits = driver.limits;
     let prefix = "";
     if (options.prefix !== undefined && options.prefix !== null) {
@@ -390,6 +392,7 @@ export class BaseStore implements Store {
         `signal must be an AbortSignal, not ${describe(signal)}`,
       );
     }
+    if (signal) allowManyListeners(signal);
     signal?.throwIfAborted();
   }
 

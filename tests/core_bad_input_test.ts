@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import process from "node:process";
 import { after, describe, test } from "node:test";
 import {
   InvalidArgumentError,
@@ -57,6 +58,37 @@ describe("bad input", () => {
       }
     });
   }
+
+  test("thirty lock waiters sharing one signal cause no listener-leak warning", async () => {
+    // Node warns past ten abort listeners on one signal (Deno and Bun do not
+    // warn at all); every listener the library adds is removed again.
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.name);
+    process.on("warning", onWarning);
+    const store = await openStore("memory:bad-input-waiters");
+    try {
+      const held = await store.lock("k");
+      const shared = new AbortController();
+      const waiters = Array.from(
+        { length: 30 },
+        () =>
+          store.lock("k", { signal: shared.signal }).then((lock) =>
+            lock.unlock()
+          ),
+      );
+      await held.unlock();
+      await Promise.all(waiters);
+      // Warnings are emitted on a later tick.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.deepEqual(
+        warnings.filter((w) => w === "MaxListenersExceededWarning"),
+        [],
+      );
+    } finally {
+      process.off("warning", onWarning);
+      await store.close();
+    }
+  });
 
   test("memory: URL parameters are applied, and unknown ones refused", async () => {
     const prefixed = await openStore("memory:bad-input-params?prefix=app");
