@@ -44,7 +44,12 @@ await esbuild.build({
   platform: "node",
   target: "node20",
   outdir: "dist-test",
-  external: Object.keys(pkg.dependencies ?? {}),
+  // The clients stay external, as in the npm build (they are optional peer
+  // dependencies there): one copy, loaded from node_modules.
+  external: [
+    ...Object.keys(pkg.dependencies ?? {}),
+    ...Object.keys(pkg.peerDependencies ?? {}),
+  ],
   logLevel: "warning",
   plugins: [{
     name: "entry-points-from-dist",

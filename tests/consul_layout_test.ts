@@ -4,7 +4,7 @@
 // behind. Against the Consul double (these look at its sessions too).
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { InvalidKeyError } from "../mod.ts";
+import { InvalidKeyError, LockLostError } from "../mod.ts";
 import { ConsulStore } from "../backends/consul/mod.ts";
 import { type ConsulDouble, startConsulDouble } from "./consul_double/mod.ts";
 import { waitUntil } from "./services/process.ts";
@@ -142,7 +142,8 @@ describe("a Consul store's data as Consul holds it", () => {
       10_000,
       () => Promise.resolve(lock.lost.aborted),
     );
-    await lock.unlock();
+    // Unlocking a lost lock says so.
+    await assert.rejects(lock.unlock(), LockLostError);
   });
 
   test("waiting and aborted locks leave no session behind", async () => {

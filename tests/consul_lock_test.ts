@@ -76,7 +76,8 @@ describe("locks on Consul", () => {
     })).text();
     await waitUntil("lost", HEARS_WITHIN_MS, () => lock.lost.aborted);
     assert.ok(lock.lost.reason instanceof LockLostError);
-    await lock.unlock();
+    // Unlocking a lost lock says so.
+    await assert.rejects(lock.unlock(), LockLostError);
     // Released with the session: free at once, not after the 60 s TTL.
     const next = await b.lock("l/destroyed", {
       signal: AbortSignal.timeout(HEARS_WITHIN_MS),
@@ -88,7 +89,8 @@ describe("locks on Consul", () => {
     const lock = await a.lock("l/deleted", { ttl: 60_000 });
     await b.delete("l/deleted");
     await waitUntil("lost", HEARS_WITHIN_MS, () => lock.lost.aborted);
-    await lock.unlock();
+    // Unlocking a lost lock says so.
+    await assert.rejects(lock.unlock(), LockLostError);
   });
 
   test("a lock delay left by another client's session is waited out", async () => {

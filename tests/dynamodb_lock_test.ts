@@ -82,8 +82,9 @@ describe("DynamoDB locks and the stream", () => {
     }
     assert.ok(lock.lost.aborted, "lost within a renewal period");
     assert.ok(lock.lost.reason instanceof LockLostError);
-    // Unlocking a lost lock neither fails nor frees the new owner's lock.
-    await lock.unlock();
+    // Unlocking a lost lock says so, and does not free the new owner's lock.
+    // Unlocking a lost lock says so.
+    await assert.rejects(lock.unlock(), LockLostError);
     const item = await localClient(local.service).send(
       new GetItemCommand({ TableName: "locks", Key: lockKey("jobs/b") }),
     );

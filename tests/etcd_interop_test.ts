@@ -8,6 +8,7 @@ import { Buffer } from "node:buffer";
 import { after, before, describe, test } from "node:test";
 import {
   InvalidArgumentError,
+  LockLostError,
   NotReachableError,
   openStore,
   type Store,
@@ -219,7 +220,8 @@ describe("etcd interop and resilience", () => {
     });
     assert.ok(next.lastIndex > lock.lastIndex);
     await next.unlock();
-    await lock.unlock();
+    // Unlocking a lost lock says so.
+    await assert.rejects(lock.unlock(), LockLostError);
   });
 
   describe("through a connection that drops", () => {
@@ -321,7 +323,7 @@ describe("etcd interop and resilience", () => {
       assert.ok(next.lastIndex > lock.lastIndex);
       await next.unlock();
       await proxy.resume();
-      await lock.unlock();
+      await assert.rejects(lock.unlock(), LockLostError);
     });
   });
 });

@@ -382,8 +382,19 @@ describe(`file: across processes (${here} and its children)`, () => {
     let kills = 0;
     let operations = 0;
     let unknown = 0;
-    const start = async (slot: number) => {
-      agents[slot] = await agent(runtimes[slot % 2], path);
+    // Every agent started, so the end kills them all; and one restart per
+    // dead agent, though both its own loop and its killer's may ask.
+    const started: Agent[] = [];
+    const restarting = new Map<number, Promise<void>>();
+    const start = (slot: number): Promise<void> => {
+      const pending = restarting.get(slot);
+      if (pending) return pending;
+      const next = agent(runtimes[slot % 2], path).then((fresh) => {
+        started.push(fresh);
+        agents[slot] = fresh;
+      }).finally(() => restarting.delete(slot));
+      restarting.set(slot, next);
+      return next;
     };
     for (let slot = 0; slot < PROCESSES; slot++) await start(slot);
     const store = await EmbeddedStore.connect({ path });
@@ -407,11 +418,12 @@ describe(`file: across processes (${here} and its children)`, () => {
             if (!maybe.has(key)) maybe.set(key, new Set());
             maybe.get(key)!.add(value);
             if (
-              current.process.exitCode !== null ||
-              current.process.signalCode !== null
+              agents[slot] === current &&
+              (current.process.exitCode !== null ||
+                current.process.signalCode !== null)
             ) {
               await start(slot);
-            }
+            } else await restarting.get(slot);
           }
           const other = `p${(slot + 1) % PROCESSES}/k${round % KEYS}`;
           const floor = acked.get(other);
@@ -434,8 +446,9 @@ describe(`file: across processes (${here} and its children)`, () => {
             kills++;
             // Any agent, the owner (the first started, or whoever took over) included.
             const victim = Math.floor(Math.random() * PROCESSES);
-            await agents[victim]!.kill();
-            await start(victim);
+            const old = agents[victim]!;
+            await old.kill();
+            if (agents[victim] === old) await start(victim);
           }
         }
       }));
@@ -456,7 +469,7 @@ describe(`file: across processes (${here} and its children)`, () => {
       );
       assert.equal(kills, KILLS);
     } finally {
-      for (const a of agents) await a?.kill();
+      for (const a of started) await a.kill();
       await store.close();
     }
   });

@@ -213,7 +213,8 @@ describe("redis: sharing data with other clients", () => {
       }, { once: true });
     });
     assert.ok(reason instanceof LockLostError, String(reason));
-    await lock.unlock();
+    // Unlocking a lost lock says so.
+    await assert.rejects(lock.unlock(), LockLostError);
   });
 });
 
