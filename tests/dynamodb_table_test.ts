@@ -223,8 +223,10 @@ describe("the DynamoDB item model", () => {
     );
     assert.ok(results.every((result) => result.ok));
     // Those that arrived after a higher version were cancelled and sent
-    // again above it.
-    assert.ok(requests.length > 20, `${requests.length} transactions`);
+    // again above it. How many conflict depends on scheduling (a loaded
+    // machine may serialise all twenty), so this counts no conflicts; the
+    // checks below hold either way.
+    assert.ok(requests.length >= 20, `${requests.length} transactions`);
     const a = (await store.get("tx/a"))!;
     const b = (await store.get("tx/b"))!;
     assert.deepEqual(a.value, b.value, "both keys from the same commit");

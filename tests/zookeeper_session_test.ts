@@ -4,6 +4,7 @@
 // loses it (locks report `lost` before anyone else can take them, watches
 // resume on a new session with the final state).
 import assert from "node:assert/strict";
+import { LockLostError } from "../core/errors.ts";
 import { after, before, describe, test } from "node:test";
 import { openStore, type Store } from "../mod.ts";
 import { DEFAULT_CONNECT_TIMEOUT_MS } from "../core/config.ts";
@@ -115,7 +116,8 @@ describe("zookeeper sessions across network trouble", () => {
     await a.put("after", "a works again");
     assert.equal(text(await b.get("after")), "a works again");
     await taken.unlock();
-    await lock.unlock();
+    // a's lock was lost in the partition: unlocking it says so.
+    await assert.rejects(lock.unlock(), LockLostError);
     await watch.cancel();
     await tree.cancel();
   });
