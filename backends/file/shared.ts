@@ -223,7 +223,18 @@ export class SharedFile {
    * when the owner had not started it; otherwise it fails saying its
    * outcome is unknown.
    */
-  async call<T>(
+  call<T>(
+    call: (access: FileAccess) => Promise<T>,
+    repeatable: boolean,
+  ): Promise<T> {
+    // The owner's own calls go straight to the engine: a local database is
+    // never cut off, and this path is every single-process program's.
+    const role = this.#role;
+    if (role?.owner) return call(role.access);
+    return this.#callOwner(call, repeatable);
+  }
+
+  async #callOwner<T>(
     call: (access: FileAccess) => Promise<T>,
     repeatable: boolean,
   ): Promise<T> {
