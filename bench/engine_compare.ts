@@ -19,19 +19,34 @@
  * off (two syncs per commit), classic-level with `sync: true`; Deno KV
  * commits to SQLite.
  *
+ * Many processes on one file (`--only processes` runs just these; the file:
+ * Store against lmdb-js, each opened by child processes on one path, in the
+ * same runtime as the bench, `bench/compare/process_child.ts`): 4 processes
+ * at once, each doing 1,000 durable individual puts one after the other,
+ * their total rate over the span from the first put issued to the last one
+ * resolved; and the latency from a put issued in one process to its value
+ * seen in another, 500 puts one at a time (1-3 ms apart), p50 and p99, with
+ * the writer and with the watcher as the process that opened the file first
+ * (for `file:` that one owns it and serves the other). The file: Store's
+ * reader is a `watch`; lmdb-js has no change notification across processes,
+ * so its reader re-reads the key in a tight loop, a core kept busy.
+ *
  * @module
  */
 
+import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
+import { fileURLToPath } from "node:url";
 import { open as openLmdb } from "lmdb";
 import { ClassicLevel } from "classic-level";
 import { Database } from "../wasm/database.ts";
 import { FileHost } from "../wasm/host.ts";
 import { loadEngine } from "../wasm/engine.ts";
 import { EmbeddedStore } from "../backends/file/mod.ts";
+import { percentile } from "./compare/measure.ts";
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(name);
@@ -52,6 +67,13 @@ const VALUE_BYTES = 150;
 const only = option("--only")?.split(",");
 /** The machine is shared: each row's figure is the median of this many runs. */
 const RUNS = Number(option("--runs") ?? 3);
+/** Writing processes on one file, and the durable puts each does. */
+const PROCESSES = 4;
+const PROCESS_PUTS = 1_000;
+/** Puts, one at a time, whose put-to-seen latency across processes is timed. */
+const LATENCY_PUTS = 500;
+/** `--only processes` runs the multi-process rows (and no contestant alone). */
+const PROCESS_ROWS = !only || only.includes("processes");
 
 const hex = (bytes: Uint8Array) =>
   Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -348,6 +370,164 @@ async function run(c: Contestant): Promise<Map<string, number>> {
   return rates;
 }
 
+/** A child process holding one store on a shared path. */
+interface Child {
+  /** Sends a command and resolves its answer (answers come in order). */
+  call(op: string, args?: Record<string, number>): Promise<Answer>;
+  /** Resolves the time the child saw the value numbered `id`. */
+  seen(id: number): Promise<number>;
+  /** Closes its store and waits for it to exit. */
+  close(): Promise<void>;
+}
+type Answer = Record<string, number>;
+
+const CHILD = fileURLToPath(
+  new URL("./compare/process_child.ts", import.meta.url),
+);
+/** A sighting that has not come by then is an error, not a slow sample. */
+const SEEN_TIMEOUT_MS = 30_000;
+
+/** Starts a child on `path` in this runtime; resolves once it opened it. */
+async function child(kind: "store" | "lmdb", path: string): Promise<Child> {
+  const argv = "Deno" in globalThis
+    ? ["run", "-A", CHILD, kind, path]
+    : [...process.execArgv, CHILD, kind, path];
+  const proc = spawn(process.execPath, argv, {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const exited = new Promise<void>((resolve) => proc.on("exit", resolve));
+  const answers: Array<(answer: Answer) => void> = [];
+  const sightings = new Map<number, number>();
+  const watchers = new Map<number, (at: number) => void>();
+  let partial = "";
+  proc.stdout!.on("data", (chunk: Uint8Array) => {
+    partial += new TextDecoder().decode(chunk);
+    const lines = partial.split("\n");
+    partial = lines.pop()!;
+    for (const line of lines) {
+      const message = JSON.parse(line);
+      if ("seen" in message) {
+        sightings.set(message.seen, message.at);
+        watchers.get(message.seen)?.(message.at);
+      } else answers.shift()?.(message);
+    }
+  });
+  const answer = () =>
+    new Promise<Answer>((resolve, reject) => {
+      answers.push((message) =>
+        message.ok
+          ? resolve(message)
+          : reject(new Error(`${kind} child: ${message.error}`))
+      );
+      exited.then(() => reject(new Error(`${kind} child exited`)));
+    });
+  await answer();
+  return {
+    call(op, args = {}) {
+      const answered = answer();
+      proc.stdin!.write(JSON.stringify({ op, ...args }) + "\n");
+      return answered;
+    },
+    seen: (id) =>
+      new Promise((resolve, reject) => {
+        if (sightings.has(id)) return resolve(sightings.get(id)!);
+        const timer = setTimeout(
+          () => reject(new Error(`${kind} child never saw put ${id}`)),
+          SEEN_TIMEOUT_MS,
+        );
+        watchers.set(id, (at) => {
+          clearTimeout(timer);
+          watchers.delete(id);
+          resolve(at);
+        });
+      }),
+    async close() {
+      const answered = answer();
+      proc.stdin!.write(JSON.stringify({ op: "close" }) + "\n");
+      await answered;
+      await exited;
+    },
+  };
+}
+
+/** The multi-process rows: a rate, then put→seen latencies in milliseconds. */
+const PROCESS_TABLE = [
+  [
+    "writers",
+    `${PROCESSES} writing processes (${PROCESS_PUTS} durable puts each, one after the other, all at once)`,
+  ],
+  ["p50 writer first", "put→seen p50 (the writer opened the file first)"],
+  ["p99 writer first", "put→seen p99 (the writer opened the file first)"],
+  ["p50 watcher first", "put→seen p50 (the watcher opened the file first)"],
+  ["p99 watcher first", "put→seen p99 (the watcher opened the file first)"],
+] as const;
+
+/** One run of the multi-process rows for one contestant, in `dir`. */
+async function runProcesses(
+  kind: "store" | "lmdb",
+  dir: string,
+): Promise<Map<string, number>> {
+  const path = join(dir, kind === "lmdb" ? "lmdb" : "store.db");
+  const name = kind === "lmdb" ? "lmdb-js" : "valkeyrie file: Store";
+  const figures = new Map<string, number>();
+  // The first child opens the file (for file:, it owns it); then the others.
+  const first = await child(kind, path);
+  const writers = [
+    first,
+    ...await Promise.all(
+      Array.from({ length: PROCESSES - 1 }, () => child(kind, path)),
+    ),
+  ];
+  const spans = await Promise.all(
+    writers.map((w) => w.call("puts", { n: PROCESS_PUTS })),
+  );
+  // Clients first, so that no client takes the file over while closing.
+  await Promise.all(writers.slice(1).map((w) => w.close()));
+  await first.close();
+  // From the first put issued to the last one resolved, on the system clock.
+  const seconds = (Math.max(...spans.map((s) => s.end)) -
+    Math.min(...spans.map((s) => s.start))) / 1000;
+  figures.set("writers", PROCESSES * PROCESS_PUTS / seconds);
+  console.error(
+    `  ${name}: ${PROCESSES} writing processes: ${
+      (PROCESSES * PROCESS_PUTS / seconds).toFixed(0)
+    }/s`,
+  );
+  for (const writerFirst of [true, false]) {
+    const latencyPath = `${path}-latency-${writerFirst}`;
+    const a = await child(kind, latencyPath);
+    const b = await child(kind, latencyPath);
+    const [writer, watcher] = writerFirst ? [a, b] : [b, a];
+    await watcher.call("watch", { n: LATENCY_PUTS });
+    const samples: number[] = [];
+    const puts: number[] = [];
+    for (let id = 0; id < LATENCY_PUTS; id++) {
+      const seen = watcher.seen(id);
+      const { issued, resolved } = await writer.call("put", { id });
+      samples.push(await seen - issued);
+      puts.push(resolved - issued);
+      await new Promise((r) => setTimeout(r, 1 + 2 * Math.random()));
+    }
+    await b.close();
+    await a.close();
+    samples.sort((x, y) => x - y);
+    puts.sort((x, y) => x - y);
+    const first = writerFirst ? "writer first" : "watcher first";
+    figures.set(`p50 ${first}`, percentile(samples, 0.5));
+    figures.set(`p99 ${first}`, percentile(samples, 0.99));
+    console.error(
+      `  ${name}: put→seen, ${first}: p50 ${
+        percentile(samples, 0.5).toFixed(2)
+      } ms, p99 ${
+        percentile(samples, 0.99).toFixed(2)
+      } ms (the put alone: p50 ${percentile(puts, 0.5).toFixed(2)} ms, p99 ${
+        percentile(puts, 0.99).toFixed(2)
+      } ms)`,
+    );
+  }
+  return figures;
+}
+
 const contestants = [engine(), store(), lmdb(), level()];
 if ("Deno" in globalThis) contestants.push(denoKv());
 const chosen = contestants.filter((c) =>
@@ -364,6 +544,21 @@ for (let r = 0; r < RUNS; r++) {
     const list = runs.get(fresh.name) ?? [];
     list.push(await run(fresh));
     runs.set(fresh.name, list);
+  }
+}
+const processKinds = ["store", "lmdb"] as const;
+const processRuns = new Map<string, Map<string, number>[]>();
+for (let r = 0; PROCESS_ROWS && r < RUNS; r++) {
+  for (let i = 0; i < processKinds.length; i++) {
+    const kind = processKinds[(i + r) % processKinds.length];
+    const dir = mkdtempSync(join(tmpdir(), "valkeyrie-bench-"));
+    try {
+      const list = processRuns.get(kind) ?? [];
+      list.push(await runProcesses(kind, dir));
+      processRuns.set(kind, list);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
 }
 const median = (values: number[]) => {
@@ -431,9 +626,47 @@ lines.push(
     names.map((name) => mib(results.get(name)!.get("memory"))).join(" | ")
   } |`,
 );
-console.log(lines.join("\n"));
+if (names.length > 0) console.log(lines.join("\n") + "\n");
+if (PROCESS_ROWS) {
+  const figures = new Map(
+    processKinds.map((kind) => {
+      const all = processRuns.get(kind)!;
+      return [
+        kind,
+        new Map(
+          [...all[0].keys()].map((row) => [
+            row,
+            median(all.map((m) => m.get(row)!)),
+          ]),
+        ),
+      ];
+    }),
+  );
+  const ms = (n: number) =>
+    n >= 10 ? `${n.toFixed(0)} ms` : `${n.toFixed(2)} ms`;
+  const table = [
+    "| many processes, one file | valkeyrie file: Store | lmdb-js |",
+    "|---|---|---|",
+  ];
+  for (const [row, what] of PROCESS_TABLE) {
+    const ours = figures.get("store")!.get(row)!;
+    const theirs = figures.get("lmdb")!.get(row)!;
+    const latency = row !== "writers";
+    table.push(
+      `| ${what} | ${(latency ? ms : rate)(ours)} (${
+        (ours / theirs).toFixed(2)
+      }×) | ${(latency ? ms : rate)(theirs)} (1.00×)${latency ? "*" : ""} |`,
+    );
+  }
+  console.log(table.join("\n"));
+  console.log(
+    `\nEach process a child of this one, in the same runtime. Writing processes: ${
+      PROCESSES * PROCESS_PUTS
+    } puts over the span from the first one issued to the last one resolved. put→seen: ${LATENCY_PUTS} puts one at a time, each from its issue in one process to its value seen in another (times on each process's system clock); for file: the process that opened the file first owns it, the other is its client. file: the reader is a \`watch\`; *lmdb-js has no change notification across processes: its reader re-reads the key in a tight loop (a fresh read transaction each time), keeping a core busy. Ratios are against lmdb-js (higher is better for the rate, lower for latencies).\n`,
+  );
+}
 console.log(
-  `\nMedians of ${RUNS} runs. Ratios are against lmdb-js (higher is better for rates, lower for size). Runtime: ${
+  `Medians of ${RUNS} runs. Ratios are against lmdb-js (higher is better for rates, lower for size). Runtime: ${
     "Deno" in globalThis
       ? `Deno ${
         (globalThis as { Deno?: { version: { deno: string } } }).Deno?.version
