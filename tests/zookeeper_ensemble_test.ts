@@ -53,6 +53,9 @@ describe("a 3-server zookeeper ensemble", () => {
     assert.equal(await watch.next(), null);
     assert.deepEqual(await tree.next(), []);
     const waiting = b.lock("leader", { value: "b" });
+    // Awaited below; if an assertion fails first, b's close at scope exit
+    // rejects it, and that must not hide the assertion's failure.
+    waiting.catch(() => {});
     await b.put("cas", "0");
 
     // a writes in order; b increments a counter with compare-and-set.
