@@ -17,6 +17,36 @@ trap 'bash scripts/stop_services.sh; rm -rf "$VALKEYRIE_SERVICES_DIR"' EXIT
 # each starts its own servers on free ports.
 jobs="${TEST_JOBS:-4}"
 
+# Each phase runs under a budget. A test that never ends (a hook waiting on a
+# dead server, a process that does not exit) must fail the run, naming what
+# was still running, instead of holding CI past its limit. Unloaded on
+# 2 cores a runtime's phase takes 5-7 min; the budget is about four times that.
+budget="${TEST_PHASE_BUDGET:-1500}"
+
+# Runs "$@" with its output teed to $log, killing it after $budget s. On a
+# timeout prints what was still running and which test files had reported
+# nothing, then exits 1.
+bounded() {
+  local status
+  set +e
+  timeout --signal=TERM --kill-after=30 "$budget" "$@" 2>&1 | tee "$log"
+  status=${PIPESTATUS[0]}
+  set -e
+  if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+    section "$step ran over its budget of ${budget}s and was stopped"
+    echo "test files that printed nothing:"
+    for f in tests/*_test.ts; do
+      grep -q "${f#tests/}" "$log" || echo "  $f"
+    done
+    echo "the last lines before the stop:"
+    tail -n 30 "$log"
+    echo "processes still running:"
+    ps -eo pid,etimes,args --forest | grep -v -e "ps -eo" -e "\[" | cut -c1-200 | tail -n 60
+    return 1
+  fi
+  return "$status"
+}
+
 steps=("$@")
 [ ${#steps[@]} -gt 0 ] || steps=(static deno bun node)
 started=$SECONDS
@@ -43,14 +73,15 @@ for step in "${steps[@]}"; do
     ;;
   deno)
     section "deno test"
-    DENO_JOBS="$jobs" deno test -A --parallel tests/
+    log="$VALKEYRIE_SERVICES_DIR/deno.log"
+    DENO_JOBS="$jobs" bounded deno test -A --parallel tests/
     ;;
   bun)
     section "bun test"
     # Bun prints a failure's error above its "(fail)" line, far up a long
     # log: on failure, print each again at the end, where a CI tail shows.
     log="$VALKEYRIE_SERVICES_DIR/bun.log"
-    if ! bun test --timeout 300000 --parallel="$jobs" tests/ 2>&1 | tee "$log"; then
+    if ! bounded bun test --timeout 300000 --parallel="$jobs" tests/; then
       section "bun test failures, with the output before each"
       awk '/^\(pass\)|^tests\/.*:$/ { n = 0; next }
            { block[n++ % 40] = $0 }
@@ -64,7 +95,7 @@ for step in "${steps[@]}"; do
     node scripts/build_node_tests.mjs
     # The TAP output gives a failure's details inline; repeat them at the end.
     log="$VALKEYRIE_SERVICES_DIR/node.log"
-    if ! node --test --test-concurrency="$jobs" dist-test/ 2>&1 | tee "$log"; then
+    if ! bounded node --test --test-concurrency="$jobs" dist-test/; then
       section "node --test failures"
       awk '/^ *not ok / { on = 1 } on { print } on && /^ *\.\.\.$/ { on = 0; print "---" }' "$log" |
         grep -v "subtestsFailed" | head -400
