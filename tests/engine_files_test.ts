@@ -16,8 +16,16 @@ import { EmbeddedStore } from "../backends/file/mod.ts";
 import { StoreError } from "../mod.ts";
 import { Database } from "../wasm/database.ts";
 import { loadEngine } from "../wasm/engine.ts";
-import { FileHost } from "../wasm/host.ts";
-import { Rng, seed, WASM } from "./engine_support.ts";
+import { FileHost, MemoryHost } from "../wasm/host.ts";
+import type { IntegrityReport } from "../wasm/engine.ts";
+import {
+  commitOps,
+  equalBytes,
+  openDb,
+  Rng,
+  seed,
+  WASM,
+} from "./engine_support.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "valkeyrie-engine-files-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -169,6 +177,180 @@ describe("damaged and foreign files", () => {
       }
     }
     assert.ok(found > 0, "the check found no damaged page");
+  });
+});
+
+/** A memory file of `n` keys (some with values in pages of their own), closed cleanly. */
+async function memoryFile(n: number): Promise<Uint8Array> {
+  const host = new MemoryHost();
+  const db = await openDb(host, 64);
+  await commitOps(
+    db,
+    Array.from({ length: n }, (_, i) => ({
+      type: "put" as const,
+      key: `k/${String(i).padStart(5, "0")}`,
+      value: new Uint8Array(i % 97 === 0 ? 9000 : 60).fill(i % 251),
+    })),
+  );
+  await db.close();
+  return host.bytes();
+}
+
+/**
+ * The integrity report of `bytes` with one byte of each page in `pages`
+ * damaged, or `null` when opening refuses the file (as it does when a page
+ * of the allocation bitmap is damaged).
+ */
+async function reportWithDamage(
+  bytes: Uint8Array,
+  pages: number[],
+): Promise<IntegrityReport | null> {
+  const damaged = new Uint8Array(bytes);
+  for (const page of pages) damaged[page * 4096 + 2048] ^= 0xff;
+  const host = new MemoryHost();
+  host.write(0, damaged);
+  let db;
+  try {
+    db = await openDb(host, 16);
+  } catch (error) {
+    assert.ok(isStoreError(error), String(error));
+    return null;
+  }
+  try {
+    return await db.verify();
+  } finally {
+    db.crash();
+  }
+}
+
+describe("the integrity check past damage", () => {
+  test("two damaged pages are both reported, and no page is called leaked", async () => {
+    const bytes = await memoryFile(3000);
+    // Leaves: pages whose damage alone is reported as that page, with
+    // nothing below it.
+    const leaves: number[] = [];
+    for (let page = 1; page < bytes.length / 4096; page++) {
+      const report = await reportWithDamage(bytes, [page]);
+      if (
+        report && report.damagedPages.length === 1 &&
+        report.damagedPages[0] === page && report.unreachablePages === 0
+      ) {
+        leaves.push(page);
+      }
+    }
+    assert.ok(leaves.length >= 10, `only ${leaves.length} leaves found`);
+    const [a, b] = [leaves[1], leaves[leaves.length - 2]];
+    const report = (await reportWithDamage(bytes, [a, b]))!;
+    assert.equal(report.ok, false);
+    assert.deepEqual(
+      [...report.damagedPages].sort((x, y) => x - y),
+      [a, b],
+      JSON.stringify(report),
+    );
+    const errors = report.errors.join("\n");
+    assert.match(errors, new RegExp(`page ${a} does not match its checksum`));
+    assert.match(errors, new RegExp(`page ${b} does not match its checksum`));
+    assert.equal(report.leakedPages, 0, JSON.stringify(report));
+    assert.equal(report.unreachablePages, 0);
+    assert.ok(report.keys > 2500, "the healthy leaves were all checked");
+  });
+
+  test("pages under a damaged branch are unreachable, not leaked", async () => {
+    const bytes = await memoryFile(3000);
+    let branches = 0;
+    for (let page = 1; page < bytes.length / 4096; page++) {
+      const report = await reportWithDamage(bytes, [page]);
+      if (!report || report.unreachablePages === 0) continue;
+      branches++;
+      assert.deepEqual(report.damagedPages, [page], JSON.stringify(report));
+      assert.equal(report.leakedPages, 0, JSON.stringify(report));
+      assert.match(
+        report.errors.join("\n"),
+        /unreachable because of the damaged pages/,
+      );
+    }
+    assert.ok(branches > 0, "no branch page was found to damage");
+  });
+});
+
+describe("the header after an acknowledged commit and an unclean stop", () => {
+  // The header layout (wasm/src/pager/header.rs): the god byte at 24, and
+  // commit slots of 128 bytes at 64 and 192.
+  const GOD = 24;
+  const slotAt = (slot: number) => 64 + 128 * slot;
+  const last = new Uint8Array(3000).fill(2);
+
+  async function acknowledged(): Promise<Uint8Array> {
+    const host = new MemoryHost();
+    const db = await openDb(host, 16);
+    await commitOps(db, [
+      { type: "put", key: "first", value: new Uint8Array(20_000).fill(1) },
+    ]);
+    await commitOps(db, [{ type: "put", key: "last", value: last }]);
+    db.crash();
+    return host.bytes();
+  }
+
+  /** Opens `bytes`: the last commit is "kept", "lost", or opening "refused" it. */
+  async function outcome(bytes: Uint8Array): Promise<string> {
+    const host = new MemoryHost();
+    host.write(0, bytes);
+    let db;
+    try {
+      db = await openDb(host, 16);
+    } catch (error) {
+      assert.ok(isStoreError(error), String(error));
+      assert.match((error as Error).message, /corrupt/);
+      return "refused";
+    }
+    try {
+      const report = await db.verify();
+      assert.ok(report.ok, JSON.stringify(report));
+      const entry = db.get("last");
+      const first = db.get("first");
+      assert.ok(first, "the commit before the last is there in any case");
+      return entry && equalBytes(entry.value, last) ? "kept" : "lost";
+    } finally {
+      db.crash();
+    }
+  }
+
+  test("no flipped bit of the god byte or of the current slot silently loses it", async () => {
+    const bytes = await acknowledged();
+    const current = bytes[GOD];
+    assert.ok(current === 0 || current === 1);
+    assert.equal(await outcome(bytes), "kept");
+    const flips: Array<[number, number]> = [];
+    for (let bit = 0; bit < 8; bit++) flips.push([GOD, bit]);
+    for (let at = slotAt(current); at < slotAt(current) + 128; at++) {
+      for (let bit = 0; bit < 8; bit++) flips.push([at, bit]);
+    }
+    const seen = new Map<string, number>();
+    for (const [at, bit] of flips) {
+      const damaged = new Uint8Array(bytes);
+      damaged[at] ^= 1 << bit;
+      const result = await outcome(damaged);
+      assert.notEqual(result, "lost", `bit ${bit} of byte ${at}`);
+      seen.set(result, (seen.get(result) ?? 0) + 1);
+    }
+    // One flipped bit is repaired, never merely refused.
+    assert.deepEqual([...seen], [["kept", flips.length]]);
+  });
+
+  test("a current slot damaged beyond one bit is refused, not opened at the commit before", async () => {
+    const bytes = await acknowledged();
+    const at = slotAt(bytes[GOD]);
+    for (const [x, y] of [[0, 9], [130, 131], [500, 1000]]) {
+      const damaged = new Uint8Array(bytes);
+      damaged[at + (x >> 3)] ^= 1 << (x & 7);
+      damaged[at + (y >> 3)] ^= 1 << (y & 7);
+      assert.equal(await outcome(damaged), "refused", `bits ${x} and ${y}`);
+    }
+    // The older slot's damage does not matter: the last commit opens.
+    const damaged = new Uint8Array(bytes);
+    const older = slotAt(1 - bytes[GOD]);
+    damaged[older + 3] ^= 0x11;
+    assert.equal(await outcome(damaged), "kept");
   });
 });
 

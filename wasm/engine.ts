@@ -130,12 +130,29 @@ export interface IntegrityReport {
   pages: number;
   /** Pages free for reuse. */
   freePages: number;
-  /** Pages marked in use that nothing refers to. */
+  /** Pages marked in use that nothing refers to (counted when nothing is damaged). */
   leakedPages: number;
+  /**
+   * Pages marked in use that the check could not reach because pages above
+   * them are damaged (counted instead of leaked pages when there is damage).
+   */
+  unreachablePages: number;
+  /**
+   * The damaged pages found, in the order the check reached them (for a
+   * damaged large value, its first page). The check goes on past each.
+   */
+  damagedPages: number[];
   /** Keys in the database (expired ones not yet reclaimed included). */
   keys: number;
   /** What is wrong, if anything. */
   errors: string[];
+  /**
+   * What opening the file found and worked around, if anything: a commit
+   * slot repaired from a flipped bit, a damaged god byte, a newest commit
+   * that did not verify (not durable when the process stopped) so the one
+   * before it was opened. None of these makes `ok` false.
+   */
+  recovery: string[];
 }
 
 /** Numbers about an open database. */

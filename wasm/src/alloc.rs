@@ -15,8 +15,8 @@
 use std::collections::VecDeque;
 
 use crate::error::{corrupt, Error, Result};
-use crate::node::{get_u32, get_u64, put_u32, put_u64, Ref, PAGE};
-use crate::pager::{page_checksum, Pager};
+use crate::page::{get_u32, get_u64, page_checksum, put_u32, put_u64, Ref, PAGE};
+use crate::pager::Pager;
 
 pub const CHUNK_PAGE: u8 = 3;
 pub const DIR_PAGE: u8 = 4;
@@ -375,15 +375,6 @@ impl Allocator {
         Ok(self.dir)
     }
 
-    /// The pages holding the bitmap and its directory.
-    pub fn meta_pages(&self) -> Vec<u32> {
-        let mut pages: Vec<u32> = self.chunks.iter().filter(|r| !r.is_empty()).map(|r| r.pgno).collect();
-        if !self.dir.is_empty() {
-            pages.push(self.dir.pgno);
-        }
-        pages
-    }
-
     /// The chunks as the directory lists them (for the integrity check).
     pub fn chunk_refs(&self) -> Vec<Ref> {
         self.chunks.clone()
@@ -391,8 +382,8 @@ impl Allocator {
 }
 
 /// Reads a bitmap page outside the cache and checks its checksum and kind.
-pub fn read_verified(pager: &mut Pager, r: &Ref, page: &mut [u8], kind: u8) -> Result<()> {
-    pager.read_raw(r.pgno, page)?;
+fn read_verified(pager: &mut Pager, r: &Ref, page: &mut [u8], kind: u8) -> Result<()> {
+    pager.read_direct(r.pgno, page)?;
     if page_checksum(page, r.pgno) != r.checksum {
         return corrupt(format!("allocation page {} does not match its checksum", r.pgno));
     }
@@ -400,4 +391,148 @@ pub fn read_verified(pager: &mut Pager, r: &Ref, page: &mut [u8], kind: u8) -> R
         return corrupt(format!("page {} is not an allocation page", r.pgno));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemFile;
+
+    fn pager(f: &MemFile) -> Pager {
+        Pager::new(Box::new(f.clone()), 16, |_| true)
+    }
+
+    #[test]
+    fn a_page_freed_now_is_reused_first() {
+        let mut a = Allocator::new();
+        assert!(a.is_used(0), "the header page");
+        let pages: Vec<u32> = (0..5).map(|_| a.alloc(1).unwrap()).collect();
+        assert_eq!(pages, vec![1, 2, 3, 4, 5]);
+        assert_eq!(a.page_count, 6);
+        a.free(3, 1, true);
+        assert!(!a.is_used(3) && !a.is_busy(3));
+        assert_eq!(a.alloc(1).unwrap(), 3);
+        assert_eq!(a.alloc(1).unwrap(), 6, "then the file grows");
+    }
+
+    #[test]
+    fn a_deferred_free_is_reused_only_once_released() {
+        let mut a = Allocator::new();
+        for _ in 0..4 {
+            a.alloc(1).unwrap();
+        }
+        // Transaction 7 frees page 2, which older snapshots may still read.
+        a.free(2, 1, false);
+        a.defer(7, &[(2, 1)]);
+        assert!(!a.is_used(2), "the next commit no longer uses it");
+        assert!(a.is_busy(2), "but it is not free yet");
+        assert_eq!(a.pending_pages(), 1);
+        assert_eq!(a.alloc(1).unwrap(), 5);
+        a.release(6);
+        assert_eq!(a.alloc(1).unwrap(), 6, "a reader older than 7 still holds it");
+        a.release(7);
+        assert_eq!(a.pending_pages(), 0);
+        assert_eq!(a.alloc(1).unwrap(), 2);
+    }
+
+    #[test]
+    fn runs_are_contiguous_and_fill_holes_that_fit() {
+        let mut a = Allocator::new();
+        for _ in 0..10 {
+            a.alloc(1).unwrap();
+        }
+        a.free(3, 1, true);
+        a.free(5, 3, true);
+        assert_eq!(a.alloc(3).unwrap(), 5, "the first hole of three pages");
+        let run = a.alloc(4).unwrap();
+        assert_eq!(run, 11, "no hole fits: the file grows");
+        assert_eq!(a.page_count, 15);
+        for p in run..run + 4 {
+            assert!(a.is_used(p));
+        }
+        // A free tail of the file is extended rather than skipped.
+        a.free(12, 3, true);
+        assert_eq!(a.alloc(5).unwrap(), 12);
+        assert_eq!(a.page_count, 17);
+    }
+
+    #[test]
+    fn shrinking_gives_back_the_free_tail_only() {
+        let mut a = Allocator::new();
+        for _ in 0..8 {
+            a.alloc(1).unwrap();
+        }
+        a.free(2, 1, true);
+        a.free(6, 3, true);
+        a.shrink();
+        assert_eq!(a.page_count, 6);
+        assert_eq!(a.free_pages(), 1, "page 2 stays, inside the file");
+        assert_eq!(a.alloc(1).unwrap(), 2);
+    }
+
+    #[test]
+    fn rebuilding_refuses_pages_referred_to_twice_or_beyond_the_file() {
+        let mut a = Allocator::rebuild(10);
+        assert!(a.mark_used(3, 2));
+        assert!(!a.mark_used(4, 1), "page 4 is already in use");
+        assert!(!a.mark_used(9, 2), "page 10 is beyond the file");
+        assert!(a.mark_used(9, 1));
+        assert_eq!(a.free_pages(), 10 - 1 - 3);
+    }
+
+    #[test]
+    fn the_bitmap_persists_and_loads_back() {
+        let f = MemFile::with(vec![0u8; PAGE]);
+        let mut pager = pager(&f);
+        let mut a = Allocator::new();
+        for _ in 0..300 {
+            a.alloc(1).unwrap();
+        }
+        for p in (10..300).step_by(7) {
+            a.free(p, 1, true);
+        }
+        let mut freed = Vec::new();
+        let dir = a.persist(&mut pager, 1, &mut freed).unwrap();
+        assert!(freed.is_empty(), "nothing was persisted before");
+        assert_eq!(dir, a.dir);
+        pager.flush().unwrap();
+        let b = Allocator::load(&mut pager, dir, a.page_count).unwrap();
+        for p in 0..a.page_count {
+            assert_eq!(a.is_used(p), b.is_used(p), "page {}", p);
+        }
+        assert!(b.chunk_refs().iter().all(|r| b.is_used(r.pgno)) && b.is_used(b.dir.pgno));
+        // Persisting again replaces the bitmap's pages, freeing the old ones.
+        let mut a = b;
+        let mut freed = Vec::new();
+        a.persist(&mut pager, 2, &mut freed).unwrap();
+        assert_eq!(freed.len(), 2, "the old chunk and directory");
+        // A damaged bitmap page is an error, not a wrong bitmap.
+        pager.flush().unwrap();
+        let chunk = a.chunk_refs()[0].pgno as usize;
+        f.flip(chunk * PAGE + 100, 3);
+        assert!(matches!(
+            Allocator::load(&mut pager, a.dir, a.page_count),
+            Err(Error::Corrupt(m)) if m.contains("checksum")
+        ));
+    }
+
+    #[test]
+    fn a_forgotten_bitmap_frees_its_pages() {
+        let f = MemFile::with(vec![0u8; PAGE]);
+        let mut pager = pager(&f);
+        let mut a = Allocator::new();
+        a.alloc(1).unwrap();
+        let mut freed = Vec::new();
+        a.persist(&mut pager, 1, &mut freed).unwrap();
+        let meta = vec![a.chunk_refs()[0].pgno, a.dir.pgno];
+        let mut freed = Vec::new();
+        a.forget_persisted(&mut freed);
+        assert!(a.dir.is_empty());
+        let mut pages: Vec<u32> = freed.iter().map(|&(p, _)| p).collect();
+        pages.sort_unstable();
+        let mut want = meta.clone();
+        want.sort_unstable();
+        assert_eq!(pages, want);
+        assert!(meta.iter().all(|&p| !a.is_used(p) && a.is_busy(p)));
+    }
 }

@@ -53,3 +53,20 @@ impl fmt::Display for Error {
 pub fn corrupt<T>(message: String) -> Result<T> {
     Err(Error::Corrupt(message))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_stable_and_messages_name_the_kind() {
+        // wasm/engine.ts maps these numbers (ENGINE_ERRORS).
+        assert_eq!(Error::Io("x".into()).code(), 1);
+        assert_eq!(Error::Corrupt("x".into()).code(), 2);
+        assert_eq!(Error::Foreign("x".into()).code(), 3);
+        assert_eq!(Error::Poisoned.code(), 4);
+        assert_eq!(Error::Invalid("x".into()).code(), 5);
+        assert_eq!(Error::Corrupt("page 3".into()).to_string(), "the database file is corrupt: page 3");
+        assert!(Error::Poisoned.to_string().contains("refuses writes until it is reopened"));
+    }
+}

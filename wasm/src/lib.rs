@@ -2,22 +2,40 @@
 //! built for `wasm32-unknown-unknown` with the standard library only, and
 //! driven by the TypeScript glue in `wasm/engine.ts`.
 //!
-//! Layers, each calling only the one below: `storage` (the host's five I/O
-//! calls), `pager` and `alloc` (the page store: cache, I/O, allocation),
-//! `node` and `btree` (pages, nodes, the tree and its cursor), `db`
-//! (transactions, snapshots, commit, open and recovery, the integrity
-//! check). This file is the boundary: plain exported functions over
-//! numbers, with keys and values passed through an input buffer and results
-//! through an output buffer in linear memory.
+//! Layers, each calling only layers below it:
+//!
+//! - `storage`: the host's five I/O calls (`len`, `read`, `write`,
+//!   `set_len`, `sync`);
+//! - `pager`: the page cache, the running transaction's dirty pages, and
+//!   the file header's codec (`pager::header`); the only user of storage;
+//! - `alloc`: which pages are in use, and when freed pages are reusable;
+//! - `store`: the page store the trees live in (pager and allocator, with
+//!   the running transaction's copy-on-write and frees);
+//! - `node`, `btree`, `cursor`: node pages, the B+tree over the store, and
+//!   range scans;
+//! - `db`: transactions and commit, snapshots, versions, open and
+//!   recovery, the integrity check (one module each).
+//!
+//! `page` (page size, references, field codecs), `checksum` and `error`
+//! are shared by all. This file is the boundary: plain exported functions
+//! over numbers, with keys and values passed through an input buffer and
+//! results through an output buffer in linear memory.
 
-pub mod alloc;
-pub mod btree;
-pub mod checksum;
-pub mod db;
-pub mod error;
-pub mod node;
-pub mod pager;
-pub mod storage;
+// Natively, outside tests, nothing calls the engine (the exports are for
+// wasm32 only); the wasm and test builds are where dead code is reported.
+#![cfg_attr(all(not(target_arch = "wasm32"), not(test)), allow(dead_code, unused_imports))]
+
+mod alloc;
+mod btree;
+mod checksum;
+mod cursor;
+mod db;
+mod error;
+mod node;
+mod page;
+mod pager;
+mod storage;
+mod store;
 
 #[cfg(target_arch = "wasm32")]
 mod exports {

@@ -14,7 +14,8 @@
 //! The key comes first so a binary search reads it without decoding the
 //! rest of the entry.
 
-pub const PAGE: usize = 4096;
+use crate::page::{get_u16, get_u32, get_u64, put_u16, put_u32, put_u64, Ref, PAGE};
+
 pub const HDR: usize = 8;
 /// Bytes of a slot: offset u16, key head u32 (big-endian).
 pub const SLOT: usize = 6;
@@ -33,53 +34,6 @@ pub const INLINE_MAX: usize = 900;
 pub const KEY_MAX: usize = 1024;
 
 const BRANCH_FIXED: usize = 22;
-
-/// Where a subtree lives and how to verify it: the Merkle link.
-#[derive(Clone, Copy, Debug, PartialEq, Default)]
-pub struct Ref {
-    /// The page number (0: the empty tree).
-    pub pgno: u32,
-    /// The XXH64 of the page, seeded with its number.
-    pub checksum: u64,
-    /// The transaction that wrote the page.
-    pub txn: u64,
-}
-
-impl Ref {
-    pub const EMPTY: Ref = Ref { pgno: 0, checksum: 0, txn: 0 };
-    pub fn is_empty(&self) -> bool {
-        self.pgno == 0
-    }
-}
-
-#[inline(always)]
-pub fn get_u16(p: &[u8], at: usize) -> usize {
-    u16::from_le_bytes([p[at], p[at + 1]]) as usize
-}
-#[inline(always)]
-pub fn put_u16(p: &mut [u8], at: usize, v: usize) {
-    p[at..at + 2].copy_from_slice(&(v as u16).to_le_bytes());
-}
-#[inline(always)]
-pub fn get_u32(p: &[u8], at: usize) -> u32 {
-    let mut b = [0u8; 4];
-    b.copy_from_slice(&p[at..at + 4]);
-    u32::from_le_bytes(b)
-}
-#[inline(always)]
-pub fn put_u32(p: &mut [u8], at: usize, v: u32) {
-    p[at..at + 4].copy_from_slice(&v.to_le_bytes());
-}
-#[inline(always)]
-pub fn get_u64(p: &[u8], at: usize) -> u64 {
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&p[at..at + 8]);
-    u64::from_le_bytes(b)
-}
-#[inline(always)]
-pub fn put_u64(p: &mut [u8], at: usize, v: u64) {
-    p[at..at + 8].copy_from_slice(&v.to_le_bytes());
-}
 
 pub fn kind(p: &[u8]) -> u8 {
     p[0]
@@ -146,8 +100,9 @@ pub fn init(p: &mut [u8], kind: u8) {
     set_garbage(p, 0);
 }
 
-/// Checks the header so a damaged page is reported, not misread. Pages are
-/// checksummed, so this only guards against engine bugs and crafted files.
+/// Checks the layout so a damaged page is reported, not misread. Pages are
+/// checksummed, so this only guards against engine bugs and crafted files:
+/// it reads nothing outside the page, whatever the page holds.
 pub fn sane(p: &[u8]) -> bool {
     let k = kind(p);
     if k != LEAF && k != BRANCH {
@@ -160,15 +115,46 @@ pub fn sane(p: &[u8]) -> bool {
     }
     for i in 0..n {
         let off = slot(p, i);
-        if off < up || off >= PAGE || off + entry_len(p, off) > PAGE {
+        if off < up {
             return false;
         }
-        let klen = get_u16(p, off);
-        if off + 2 + klen > PAGE || head(p, i) != head_of(&p[off + 2..off + 2 + klen]) {
+        let klen = match checked_entry_len(p, off) {
+            Some(_) => get_u16(p, off),
+            None => return false,
+        };
+        if head(p, i) != head_of(&p[off + 2..off + 2 + klen]) {
             return false;
         }
     }
     true
+}
+
+/// The length of the entry at `off` if all of it lies inside the page.
+fn checked_entry_len(p: &[u8], off: usize) -> Option<usize> {
+    if off + 2 > PAGE {
+        return None;
+    }
+    let klen = get_u16(p, off);
+    let fixed = if kind(p) == BRANCH { BRANCH_FIXED } else { 11 };
+    if off + fixed + klen > PAGE {
+        return None;
+    }
+    if kind(p) == LEAF {
+        let flags = p[off + 2 + klen];
+        let mut len = 11 + klen;
+        if flags & F_EXPIRES != 0 {
+            len += 8;
+        }
+        // The overflow fields, or the inline value's length.
+        if off + len + 2 > PAGE {
+            return None;
+        }
+    }
+    let len = entry_len(p, off);
+    if off + len > PAGE {
+        return None;
+    }
+    Some(len)
 }
 
 /// The length of the entry at `off`.
@@ -196,6 +182,7 @@ pub fn used(p: &[u8]) -> usize {
 }
 
 /// Bytes free for one more entry and its slot, once compacted.
+#[cfg(test)]
 pub fn room(p: &[u8]) -> usize {
     PAGE - used(p)
 }
@@ -518,6 +505,130 @@ mod tests {
         let n = count(&p);
         assert!(insert(&mut p, n, &e));
         assert!(sane(&p));
+    }
+
+    fn leaf_with(keys: &[&[u8]]) -> [u8; PAGE] {
+        let mut p = [0u8; PAGE];
+        init(&mut p, LEAF);
+        let mut e = Vec::new();
+        for k in keys {
+            leaf_entry(&mut e, k, 1, 0, Value::Inline(b"value"));
+            let at = search(&p, k).unwrap_err();
+            assert!(insert(&mut p, at, &e));
+        }
+        p
+    }
+
+    #[test]
+    fn branches_route_a_key_to_the_last_child_not_above_it() {
+        let mut p = [0u8; PAGE];
+        let refs: Vec<Ref> = (0..3).map(|i| Ref { pgno: 10 + i, checksum: 100 + i as u64, txn: 5 }).collect();
+        let entries = [branch_entry(refs[0], b""), branch_entry(refs[1], b"d"), branch_entry(refs[2], b"m")];
+        let slices: Vec<&[u8]> = entries.iter().map(|e| e.as_slice()).collect();
+        build(&mut p, BRANCH, &slices);
+        assert!(sane(&p));
+        for (k, want) in [(&b"a"[..], 0), (b"d", 1), (b"lzz", 1), (b"m", 2), (b"zz", 2), (b"", 0)] {
+            assert_eq!(child_index(&p, k), want, "key {:?}", k);
+        }
+        assert_eq!(child(&p, 1), refs[1]);
+        let moved = Ref { pgno: 99, checksum: 7, txn: 6 };
+        set_child(&mut p, 1, moved);
+        assert_eq!(child(&p, 1), moved);
+        assert_eq!(key(&p, 2), b"m", "the separator is untouched");
+    }
+
+    #[test]
+    fn expiring_and_overflow_entries_round_trip() {
+        let mut p = [0u8; PAGE];
+        init(&mut p, LEAF);
+        let mut e = Vec::new();
+        let big = Value::Overflow { len: 70_000, pgno: 42, checksum: 0xFEED, txn: 3 };
+        leaf_entry(&mut e, b"big", 9, 1_700_000_000_000, big);
+        assert!(insert(&mut p, 0, &e));
+        assert_eq!(entry(&p, 0), &e[..]);
+        leaf_entry(&mut e, b"small", 10, 0, Value::Inline(b"xyz"));
+        assert!(insert(&mut p, 1, &e));
+        let l = leaf(&p, 0);
+        assert_eq!((l.key, l.revision, l.expires), (&b"big"[..], 9, 1_700_000_000_000));
+        match l.value {
+            Value::Overflow { len, pgno, checksum, txn } => assert_eq!((len, pgno, checksum, txn), (70_000, 42, 0xFEED, 3)),
+            Value::Inline(_) => panic!("decoded as inline"),
+        }
+        let l = leaf(&p, 1);
+        assert_eq!(l.expires, 0);
+        assert!(matches!(l.value, Value::Inline(v) if v == b"xyz"));
+        assert!(sane(&p));
+    }
+
+    #[test]
+    fn compaction_reclaims_what_removals_left() {
+        let keys: Vec<Vec<u8>> = (0..30u32).map(|i| format!("key{:03}", i).into_bytes()).collect();
+        let refs: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
+        let mut p = leaf_with(&refs);
+        let before = room(&p);
+        let len = entry(&p, 5).len();
+        for _ in 0..10 {
+            remove(&mut p, 5);
+        }
+        assert_eq!(room(&p), before + 10 * (len + SLOT));
+        // Filling the room needs the garbage back: insert compacts.
+        let mut e = Vec::new();
+        leaf_entry(&mut e, b"zzz", 1, 0, Value::Inline(&vec![7u8; room(&p) - SLOT - 16]));
+        let n = count(&p);
+        assert!(insert(&mut p, n, &e));
+        assert!(sane(&p));
+        assert_eq!(key(&p, 4), b"key004");
+        assert_eq!(key(&p, 5), b"key015");
+        assert_eq!(key(&p, count(&p) - 1), b"zzz");
+        for i in 1..count(&p) {
+            assert_eq!(compare(key(&p, i - 1), key(&p, i)), std::cmp::Ordering::Less);
+        }
+    }
+
+    #[test]
+    fn a_damaged_layout_is_refused_without_reading_outside_the_page() {
+        let good = leaf_with(&[b"alpha", b"beta", b"gamma"]);
+        assert!(sane(&good));
+        let damage = |f: &dyn Fn(&mut [u8; PAGE])| {
+            let mut p = good;
+            f(&mut p);
+            sane(&p)
+        };
+        assert!(!damage(&|p| p[0] = 7), "unknown kind");
+        assert!(!damage(&|p| put_u16(p, 2, 700)), "more slots than fit");
+        assert!(!damage(&|p| put_u16(p, HDR, 4095)), "an entry at the last byte");
+        assert!(!damage(&|p| put_u16(p, HDR, 20)), "an entry among the slots");
+        assert!(!damage(&|p| p[HDR + 2] ^= 1), "a slot head that is not its key's");
+        assert!(!damage(&|p| {
+            let off = slot(p, 2);
+            put_u16(p, off, 60_000)
+        }), "a key longer than the page");
+        assert!(!damage(&|p| {
+            let off = slot(p, 2);
+            put_u16(p, off + 2 + 5 + 9, 60_000)
+        }), "a value longer than the page");
+    }
+
+    #[test]
+    fn split_points_balance_halves_and_keep_appends_full() {
+        assert_eq!(split_point(&[100; 10], false), 5);
+        assert_eq!(split_point(&[100; 10], true), 9);
+        let lens = [10, 10, 10, 10, 900, 900];
+        let m = split_point(&lens, false);
+        assert_eq!(m, 5, "the halves' sizes, not their counts, are balanced");
+        // An append that does not fit the left half splits evenly instead.
+        assert_eq!(split_point(&[1100; 5], true), 2);
+    }
+
+    #[test]
+    fn separators_fall_between_their_neighbours() {
+        let words: Vec<&[u8]> = vec![b"a", b"ab", b"abc", b"abd", b"b", b"ba", b"zz", b"zz\x00", b"zz\x01"];
+        for i in 0..words.len() {
+            for j in i + 1..words.len() {
+                let s = separator(words[i], words[j]);
+                assert!(words[i] < &s[..] && &s[..] <= words[j], "{:?} {:?} {:?}", words[i], s, words[j]);
+            }
+        }
     }
 
     #[test]

@@ -81,39 +81,90 @@ impl Storage for HostFile {
     }
 }
 
-/// A file in memory, for native unit tests.
+/// A file in memory, for native unit tests. Clones share the bytes, so a
+/// test can reopen the file, damage it, or count the calls that reached it.
+#[cfg(test)]
+#[derive(Clone, Default)]
+pub struct MemFile(pub std::rc::Rc<std::cell::RefCell<MemData>>);
+
+#[cfg(test)]
 #[derive(Default)]
-pub struct MemFile {
-    pub data: Vec<u8>,
+pub struct MemData {
+    pub bytes: Vec<u8>,
+    /// Calls that reached the file.
+    pub reads: u64,
+    pub writes: u64,
+    pub syncs: u64,
+    /// Makes writes (and set_len) or syncs fail, as a full or dying disk.
+    pub fail_writes: bool,
+    pub fail_syncs: bool,
 }
 
+#[cfg(test)]
+impl MemFile {
+    /// A file holding `bytes`.
+    pub fn with(bytes: Vec<u8>) -> MemFile {
+        let f = MemFile::default();
+        f.0.borrow_mut().bytes = bytes;
+        f
+    }
+    /// A copy of the file's bytes.
+    pub fn bytes(&self) -> Vec<u8> {
+        self.0.borrow().bytes.clone()
+    }
+    pub fn reads(&self) -> u64 {
+        self.0.borrow().reads
+    }
+    /// Flips bit `bit` of byte `at`.
+    pub fn flip(&self, at: usize, bit: u32) {
+        self.0.borrow_mut().bytes[at] ^= 1 << bit;
+    }
+}
+
+#[cfg(test)]
 impl Storage for MemFile {
     fn len(&mut self) -> Result<u64> {
-        Ok(self.data.len() as u64)
+        Ok(self.0.borrow().bytes.len() as u64)
     }
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let mut d = self.0.borrow_mut();
+        d.reads += 1;
         let start = offset as usize;
         let end = start + buf.len();
-        if end > self.data.len() {
+        if end > d.bytes.len() {
             return Err(Error::Io("read past the end of the file".into()));
         }
-        buf.copy_from_slice(&self.data[start..end]);
+        buf.copy_from_slice(&d.bytes[start..end]);
         Ok(())
     }
     fn write(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
+        let mut d = self.0.borrow_mut();
+        if d.fail_writes {
+            return Err(Error::Io("injected write error".into()));
+        }
+        d.writes += 1;
         let start = offset as usize;
         let end = start + buf.len();
-        if end > self.data.len() {
-            self.data.resize(end, 0);
+        if end > d.bytes.len() {
+            d.bytes.resize(end, 0);
         }
-        self.data[start..end].copy_from_slice(buf);
+        d.bytes[start..end].copy_from_slice(buf);
         Ok(())
     }
     fn set_len(&mut self, len: u64) -> Result<()> {
-        self.data.resize(len as usize, 0);
+        let mut d = self.0.borrow_mut();
+        if d.fail_writes {
+            return Err(Error::Io("injected set_len error".into()));
+        }
+        d.bytes.resize(len as usize, 0);
         Ok(())
     }
     fn sync(&mut self) -> Result<()> {
+        let mut d = self.0.borrow_mut();
+        if d.fail_syncs {
+            return Err(Error::Io("injected sync error".into()));
+        }
+        d.syncs += 1;
         Ok(())
     }
 }

@@ -1,48 +1,10 @@
 //! Native unit tests of the engine against a sorted map, on a memory file
 //! (`cargo test`). The same engine is tested again as wasm from TypeScript.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::rc::Rc;
 
 use crate::db::Db;
-use crate::error::Result;
-use crate::storage::Storage;
-
-/// A memory file shared with the test, so it can be reopened.
-#[derive(Clone, Default)]
-struct Shared(Rc<RefCell<Vec<u8>>>);
-
-impl Storage for Shared {
-    fn len(&mut self) -> Result<u64> {
-        Ok(self.0.borrow().len() as u64)
-    }
-    fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        let data = self.0.borrow();
-        let end = offset as usize + buf.len();
-        if end > data.len() {
-            return Err(crate::error::Error::Io("short read".into()));
-        }
-        buf.copy_from_slice(&data[offset as usize..end]);
-        Ok(())
-    }
-    fn write(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
-        let mut data = self.0.borrow_mut();
-        let end = offset as usize + buf.len();
-        if end > data.len() {
-            data.resize(end, 0);
-        }
-        data[offset as usize..end].copy_from_slice(buf);
-        Ok(())
-    }
-    fn set_len(&mut self, len: u64) -> Result<()> {
-        self.0.borrow_mut().resize(len as usize, 0);
-        Ok(())
-    }
-    fn sync(&mut self) -> Result<()> {
-        Ok(())
-    }
-}
+use crate::storage::MemFile;
 
 struct Rng(u64);
 impl Rng {
@@ -92,7 +54,7 @@ fn all(db: &mut Db) -> Vec<(Vec<u8>, Vec<u8>)> {
 
 #[test]
 fn random_operations_match_a_sorted_map_across_reopens() {
-    let file = Shared::default();
+    let file = MemFile::default();
     let mut db = Db::open(Box::new(file.clone()), 64).unwrap();
     let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
@@ -135,18 +97,18 @@ fn random_operations_match_a_sorted_map_across_reopens() {
         }
     }
     // Half the keys go: the file shrinks back on close.
-    let len_before = file.0.borrow().len();
+    let len_before = file.bytes().len();
     db.begin().unwrap();
     db.op().unwrap();
     db.delete_tree(b"", b"", 0, &mut Vec::new(), false).unwrap();
     commit(&mut db);
     db.close().unwrap();
-    assert!(file.0.borrow().len() < len_before / 4, "{} vs {}", file.0.borrow().len(), len_before);
+    assert!(file.bytes().len() < len_before / 4, "{} vs {}", file.bytes().len(), len_before);
 }
 
 #[test]
 fn a_snapshot_keeps_its_view_while_commits_land() {
-    let file = Shared::default();
+    let file = MemFile::default();
     let mut db = Db::open(Box::new(file), 16).unwrap();
     db.begin().unwrap();
     db.op().unwrap();
@@ -177,7 +139,7 @@ fn a_snapshot_keeps_its_view_while_commits_land() {
 
 #[test]
 fn an_overwrite_workload_does_not_grow_the_file() {
-    let file = Shared::default();
+    let file = MemFile::default();
     let mut db = Db::open(Box::new(file.clone()), 64).unwrap();
     let mut sizes = Vec::new();
     for round in 0..200u32 {
@@ -188,14 +150,14 @@ fn an_overwrite_workload_does_not_grow_the_file() {
             db.put(k.as_bytes(), &[round as u8; 150], 0, 0).unwrap();
         }
         commit(&mut db);
-        sizes.push(file.0.borrow().len());
+        sizes.push(file.bytes().len());
     }
     assert_eq!(sizes[100], sizes[199], "{:?}", &sizes[90..]);
 }
 
 #[test]
 fn expired_entries_are_invisible_then_swept() {
-    let mut db = Db::open(Box::new(Shared::default()), 16).unwrap();
+    let mut db = Db::open(Box::new(MemFile::default()), 16).unwrap();
     db.begin().unwrap();
     db.op().unwrap();
     db.put(b"a", b"1", 1000, 0).unwrap();
@@ -217,7 +179,7 @@ fn expired_entries_are_invisible_then_swept() {
 
 #[test]
 fn a_transaction_larger_than_the_cache_spills_and_commits_whole() {
-    let file = Shared::default();
+    let file = MemFile::default();
     let mut db = Db::open(Box::new(file.clone()), 32).unwrap();
     let mut rng = Rng(99);
     let mut model = BTreeMap::new();
@@ -235,7 +197,7 @@ fn a_transaction_larger_than_the_cache_spills_and_commits_whole() {
                 model.insert(k, v);
             }
         }
-        assert!(db.pager.spilled_count() > 0, "nothing was spilled");
+        assert!(db.spilled_pages() > 0, "nothing was spilled");
         commit(&mut db);
         let report = db.verify().unwrap();
         assert!(report.starts_with("{\"ok\":true"), "{}", report);
