@@ -6,9 +6,11 @@
  * @module
  */
 
+import { MAX_TIMER_MS } from "./abort.ts";
 import { InvalidConfigurationError } from "./errors.ts";
 import { describe } from "./values.ts";
 import type { FactoryConfig } from "./registry.ts";
+import { type TlsConnectionOptions, tlsConnectionOptions } from "./tls.ts";
 import type { TlsOptions } from "./types.ts";
 
 /**
@@ -19,6 +21,71 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
 /** The kinds of setting {@linkcode ConfigReader} can check. */
 export type SettingKind = "string" | "number" | "boolean" | "object";
+
+/** What a number setting must be besides positive (see {@linkcode positiveNumber}). */
+export interface NumberRule {
+  /** It must be a whole number. */
+  integer?: boolean;
+  /** The smallest value allowed (default: anything above 0). */
+  min?: number;
+  /** The largest value allowed. */
+  max?: number;
+  /**
+   * It is a duration in milliseconds that a timer waits for: at most
+   * {@linkcode MAX_TIMER_MS} (a timer given more fires at once).
+   */
+  timer?: boolean;
+}
+
+/**
+ * Checks a number setting: finite, above 0 and within `rule`. Every backend's
+ * number checks go through it, so they all say the same thing:
+ * `The <backend> setting "<name>" must be a positive number ..., not <value>`.
+ *
+ * @param backend The backend's name, for the message.
+ * @param name The setting.
+ * @param value Its value.
+ * @param rule Whole numbers only, bounds, a timer's limit.
+ * @returns The value.
+ * @throws {InvalidConfigurationError} When it breaks the rule.
+ *
+ * @example
+ * ```ts
+ * import { positiveNumber } from "./config.ts";
+ *
+ * console.log(positiveNumber("etcd", "requestTimeout", 5_000, { timer: true })); // 5000
+ * ```
+ */
+export function positiveNumber(
+  backend: string,
+  name: string,
+  value: unknown,
+  rule: NumberRule = {},
+): number {
+  const max = rule.timer
+    ? Math.min(rule.max ?? MAX_TIMER_MS, MAX_TIMER_MS)
+    : rule.max;
+  const { min, integer } = rule;
+  if (
+    typeof value === "number" && Number.isFinite(value) && value > 0 &&
+    (!integer || Number.isInteger(value)) &&
+    (min === undefined || value >= min) && (max === undefined || value <= max)
+  ) {
+    return value;
+  }
+  const range = min !== undefined && max !== undefined
+    ? ` from ${min} to ${max}`
+    : max !== undefined
+    ? ` up to ${max}`
+    : min !== undefined
+    ? ` from ${min}`
+    : "";
+  throw new InvalidConfigurationError(
+    `The ${backend} setting ${JSON.stringify(name)} must be a positive ${
+      integer ? "whole number" : "number"
+    }${rule.timer ? " of milliseconds" : ""}${range}, not ${describe(value)}`,
+  );
+}
 
 /** Settings every backend accepts. */
 const COMMON = new Set([
@@ -46,6 +113,7 @@ export class ConfigReader {
   readonly #backend: string;
   readonly #config: Record<string, unknown>;
   readonly #kinds: Record<string, SettingKind>;
+  readonly #tls: TlsConnectionOptions | undefined;
 
   /**
    * Checks that every setting is common or one of `kinds`, with its kind.
@@ -77,17 +145,18 @@ export class ConfigReader {
       if (kind) this.#read(name, kind);
     }
     const timeout = this.#config.connectTimeout;
-    if (
-      timeout !== undefined &&
-      (typeof timeout !== "number" || !(timeout > 0))
-    ) {
-      throw this.#error("connectTimeout", "a positive number", timeout);
+    if (timeout !== undefined) {
+      positiveNumber(backend, "connectTimeout", timeout, { timer: true });
     }
     const signal = this.#config.signal;
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
       throw this.#error("signal", "an AbortSignal", signal);
     }
-    void this.tls; // checks its shape now, not at first use
+    // Checked now, before anything connects.
+    const tls = this.#config.tls;
+    this.#tls = tls === undefined || tls === false
+      ? undefined
+      : tlsConnectionOptions(backend, tls === true ? {} : tls as TlsOptions);
     for (const name of ["username", "password"]) {
       const value = this.#config[name];
       if (value !== undefined && typeof value !== "string") {
@@ -122,15 +191,29 @@ export class ConfigReader {
     return this.#config.password as string | undefined;
   }
 
-  /** TLS settings: `undefined` when off, `{}` when on with defaults. */
-  get tls(): TlsOptions | undefined {
-    const tls = this.#config.tls;
-    if (tls === undefined || tls === false) return undefined;
-    if (tls === true) return {};
-    if (typeof tls !== "object" || tls === null) {
-      throw this.#error("tls", "a boolean or an object", tls);
-    }
-    return tls as TlsOptions;
+  /**
+   * TLS settings, checked (an unknown field is an error) and ready for the
+   * backend's TLS client: `undefined` when off.
+   */
+  get tls(): TlsConnectionOptions | undefined {
+    return this.#tls;
+  }
+
+  /**
+   * A number setting that must be positive (see {@linkcode positiveNumber}).
+   *
+   * @param name The setting.
+   * @param fallback Its value when not set.
+   * @param rule Whole numbers only, bounds, a timer's limit.
+   * @returns Its value, or `fallback`.
+   */
+  positive(name: string, fallback: number, rule: NumberRule = {}): number {
+    return positiveNumber(
+      this.#backend,
+      name,
+      this.number(name) ?? fallback,
+      rule,
+    );
   }
 
   /**

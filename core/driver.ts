@@ -10,6 +10,11 @@
  * string every key of a tree starts with: `"a/b/"`, or `""` for the whole
  * keyspace of the driver (which the driver must confine to what it owns).
  *
+ * What a driver's client fails with goes through the backend's one error
+ * translator, of the shape `ErrorTranslator` in `translate.ts`
+ * (`translateError(error, { op, key })`), wherever a client call fails; the
+ * store wraps whatever is left untranslated.
+ *
  * @module
  */
 

@@ -56,9 +56,12 @@ describe("ConfigReader", () => {
   });
 
   test("turns tls on from true or an object, and off from false", () => {
-    assert.deepEqual(new ConfigReader("d", { tls: true }, {}).tls, {});
+    assert.deepEqual(new ConfigReader("d", { tls: true }, {}).tls, {
+      rejectUnauthorized: true,
+    });
     assert.deepEqual(new ConfigReader("d", { tls: { ca: "x" } }, {}).tls, {
-      ca: "x",
+      ca: ["x"],
+      rejectUnauthorized: true,
     });
     assert.equal(new ConfigReader("d", { tls: false }, {}).tls, undefined);
     assert.throws(

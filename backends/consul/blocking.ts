@@ -10,6 +10,7 @@
  */
 
 import { delay } from "../../core/abort.ts";
+import { Backoff, type BackoffOptions } from "../../core/backoff.ts";
 import { StoreError } from "../../core/errors.ts";
 import { ConsulHttpError } from "./http.ts";
 
@@ -27,10 +28,16 @@ const RATE_BURST = 3;
  */
 const RATE_INTERVAL_MS = 100;
 
-/** First wait after a failed query; it doubles per failure ... */
-const BACKOFF_BASE_MS = 100;
-/** ... up to this. */
-const BACKOFF_MAX_MS = 5_000;
+/**
+ * Waits after failed queries: from 100 ms, doubling per failure up to 5 s,
+ * with equal jitter (at least half the ceiling, so a loop whose agent is
+ * down never polls it in a tight loop).
+ */
+export const RETRY_BACKOFF: BackoffOptions = {
+  baseMs: 100,
+  capMs: 5_000,
+  jitter: "equal",
+};
 
 /** How one loop reads and what it does with the answers. */
 export interface BlockingLoop<T> {
@@ -63,13 +70,13 @@ export async function runBlockingLoop<T>(loop: BlockingLoop<T>): Promise<void> {
   const bucket = new TokenBucket();
   let index = 0n;
   let failingSince: number | undefined;
-  let failures = 0;
+  const retries = new Backoff(RETRY_BACKOFF);
   while (!signal.aborted) {
     try {
       await bucket.take(signal);
       const answer = await loop.read(index, signal);
       failingSince = undefined;
-      failures = 0;
+      retries.reset();
       // Reset when the index goes backwards; never block below 1.
       index = answer.index < index ? 0n : answer.index > 0n ? answer.index : 1n;
       if (loop.onResult(answer.value)) return;
@@ -97,18 +104,12 @@ export async function runBlockingLoop<T>(loop: BlockingLoop<T>): Promise<void> {
       // The last wait ends when the loop is due to give up.
       const left = failingSince + loop.giveUpMs - now;
       try {
-        await delay(Math.min(backoff(failures++), left), signal);
+        await delay(Math.min(retries.next(), left), signal);
       } catch {
         return;
       }
     }
   }
-}
-
-/** The wait before retry number `attempt` (from 0), with jitter. */
-export function backoff(attempt: number): number {
-  const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** attempt);
-  return ceiling / 2 + Math.random() * (ceiling / 2);
 }
 
 /** A token bucket of {@linkcode RATE_BURST} tokens, one back per interval. */

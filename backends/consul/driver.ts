@@ -29,9 +29,11 @@ import type {
   LockLease,
   TreeSink,
 } from "../../core/driver.ts";
+import { type ErrorContext, translating } from "../../core/translate.ts";
 import type { StoreLimits } from "../../core/types.ts";
 import { runBlockingLoop } from "./blocking.ts";
 import { hasExpiry, toEntries, toEntry } from "./entries.ts";
+import { translateError } from "./errors.ts";
 import { expiryFlags } from "./expiry.ts";
 import type { ConsulHttp, TxnOp } from "./http.ts";
 import { consulKeyProblem } from "./keys.ts";
@@ -131,163 +133,178 @@ export class ConsulDriver implements Driver {
     return consulKeyProblem(key);
   }
 
-  async get(key: string, options: DriverReadOptions): Promise<Entry | null> {
-    const { entry } = await this.#http.get(key, {
-      consistent: options.consistent,
-      signal: this.#signal(options.signal),
+  get(key: string, options: DriverReadOptions): Promise<Entry | null> {
+    return this.#run({ op: "get", key }, async () => {
+      const { entry } = await this.#http.get(key, {
+        consistent: options.consistent,
+        signal: this.#signal(options.signal),
+      });
+      return entry ? toEntry(entry) : null;
     });
-    return entry ? toEntry(entry) : null;
   }
 
-  async list(dir: string, options: DriverReadOptions): Promise<Entry[]> {
-    const { entries } = await this.#http.list(dir, {
-      consistent: options.consistent,
-      signal: this.#signal(options.signal),
+  list(dir: string, options: DriverReadOptions): Promise<Entry[]> {
+    return this.#run({ op: "list", key: dir }, async () => {
+      const { entries } = await this.#http.list(dir, {
+        consistent: options.consistent,
+        signal: this.#signal(options.signal),
+      });
+      return toEntries(entries);
     });
-    return toEntries(entries);
   }
 
-  async put(
+  put(
     key: string,
     value: Uint8Array,
     options: DriverWriteOptions,
   ): Promise<void> {
-    const signal = this.#signal(options.signal);
-    const { ttl } = options;
-    const lockSession = this.#held.get(key);
-    if (ttl === undefined || lockSession !== undefined) {
-      const flags = ttl === undefined ? 0 : expiryFlags(Date.now() + ttl);
-      await this.#apply([
-        { Verb: "delete", Key: key },
-        write(key, value, flags, lockSession),
-      ], signal);
-      return;
-    }
-    const deadline = Date.now() + ttl;
-    const sessionTtl = keySessionTtl(ttl, this.#settings.sessionTtlMin);
-    // The key's old TTL session, if any, is destroyed once the key is free
-    // of it, rather than left to expire.
-    const [session, previous] = await Promise.all([
-      this.#keySession(sessionTtl, signal),
-      this.#http.get(key, { signal }).then(({ entry }) => entry, () => null),
-    ]);
-    try {
-      await this.#apply([
-        { Verb: "delete", Key: key },
-        write(key, value, expiryFlags(deadline), session),
-      ], signal);
-    } catch (error) {
-      this.#cleanup(() => this.#http.destroySession(session));
-      throw error;
-    }
-    const old = previous?.Session;
-    if (old && old !== session && hasExpiry(previous)) {
-      this.#cleanup(() => this.#http.destroySession(old));
-    }
+    return this.#run({ op: "put", key }, async () => {
+      const signal = this.#signal(options.signal);
+      const { ttl } = options;
+      const lockSession = this.#held.get(key);
+      if (ttl === undefined || lockSession !== undefined) {
+        const flags = ttl === undefined ? 0 : expiryFlags(Date.now() + ttl);
+        await this.#apply([
+          { Verb: "delete", Key: key },
+          write(key, value, flags, lockSession),
+        ], signal);
+        return;
+      }
+      const deadline = Date.now() + ttl;
+      const sessionTtl = keySessionTtl(ttl, this.#settings.sessionTtlMin);
+      // The key's old TTL session, if any, is destroyed once the key is free
+      // of it, rather than left to expire.
+      const [session, previous] = await Promise.all([
+        this.#keySession(sessionTtl, signal),
+        this.#http.get(key, { signal }).then(({ entry }) => entry, () => null),
+      ]);
+      try {
+        await this.#apply([
+          { Verb: "delete", Key: key },
+          write(key, value, expiryFlags(deadline), session),
+        ], signal);
+      } catch (error) {
+        this.#cleanup(() => this.#http.destroySession(session));
+        throw error;
+      }
+      const old = previous?.Session;
+      if (old && old !== session && hasExpiry(previous)) {
+        this.#cleanup(() => this.#http.destroySession(old));
+      }
+    });
   }
 
-  async delete(key: string, options: DriverSignalOptions): Promise<void> {
-    await this.#apply(
-      [{ Verb: "delete", Key: key }],
-      this.#signal(options.signal),
-    );
+  delete(key: string, options: DriverSignalOptions): Promise<void> {
+    return this.#run({ op: "delete", key }, async () => {
+      await this.#apply(
+        [{ Verb: "delete", Key: key }],
+        this.#signal(options.signal),
+      );
+    });
   }
 
-  async deleteTree(
+  deleteTree(
     key: string | null,
     dir: string,
     options: DriverSignalOptions,
   ): Promise<void> {
-    const ops: TxnOp[] = [{ Verb: "delete-tree", Key: dir }];
-    if (key !== null) ops.unshift({ Verb: "delete", Key: key });
-    await this.#apply(ops, this.#signal(options.signal));
+    return this.#run({ op: "deleteTree", key: dir }, async () => {
+      const ops: TxnOp[] = [{ Verb: "delete-tree", Key: dir }];
+      if (key !== null) ops.unshift({ Verb: "delete", Key: key });
+      await this.#apply(ops, this.#signal(options.signal));
+    });
   }
 
-  async commit(
+  commit(
     steps: readonly AtomicStep[],
     options: DriverSignalOptions,
   ): Promise<CommitOutcome> {
-    const signal = this.#signal(options.signal);
-    const ttlPuts = steps.filter((s): s is AtomicPut =>
-      s.type === "put" && s.ttl !== undefined && !this.#held.has(s.key)
-    );
-    const sessionTtls = ttlPuts.map((s) =>
-      keySessionTtl(s.ttl!, this.#settings.sessionTtlMin)
-    );
-    const plan: CommitPlan = {
-      now: Date.now(),
-      held: this.#held,
-      // Placeholders of a session ID's length, to measure the request.
-      sessions: new Map(ttlPuts.map((s) => [s.key, NIL_SESSION])),
-      expired: new Map(),
-    };
-    // Refuse what Consul would refuse, before any I/O.
-    const size = new TextEncoder().encode(
-      JSON.stringify(planCommit(steps, plan).map(({ op }) => ({ KV: op }))),
-    ).length;
-    if (size > TXN_MAX_REQ_LEN) {
-      throw new InvalidArgumentError(
-        `The atomic operation is ${size} bytes as a Consul transaction, over its limit of ${TXN_MAX_REQ_LEN} bytes`,
+    return this.#run({ op: "atomic" }, async () => {
+      const signal = this.#signal(options.signal);
+      const ttlPuts = steps.filter((s): s is AtomicPut =>
+        s.type === "put" && s.ttl !== undefined && !this.#held.has(s.key)
       );
-    }
-    const created = await Promise.all(
-      sessionTtls.map((ttl) => this.#keySession(ttl, signal)),
-    );
-    ttlPuts.forEach((s, i) => plan.sessions.set(s.key, created[i]));
-    let succeeded = false;
-    try {
-      // At most one retry per key checked absent that turns out expired.
-      for (let attempt = 0; attempt <= steps.length; attempt++) {
-        const planned = planCommit(steps, plan);
-        const outcome = await this.#http.txn(
-          planned.map(({ op }) => op),
-          { signal },
+      const sessionTtls = ttlPuts.map((s) =>
+        keySessionTtl(s.ttl!, this.#settings.sessionTtlMin)
+      );
+      const plan: CommitPlan = {
+        now: Date.now(),
+        held: this.#held,
+        // Placeholders of a session ID's length, to measure the request.
+        sessions: new Map(ttlPuts.map((s) => [s.key, NIL_SESSION])),
+        expired: new Map(),
+      };
+      // Refuse what Consul would refuse, before any I/O.
+      const size = new TextEncoder().encode(
+        JSON.stringify(planCommit(steps, plan).map(({ op }) => ({ KV: op }))),
+      ).length;
+      if (size > TXN_MAX_REQ_LEN) {
+        throw new InvalidArgumentError(
+          `The atomic operation is ${size} bytes as a Consul transaction, over its limit of ${TXN_MAX_REQ_LEN} bytes`,
         );
-        if (outcome.ok) {
-          succeeded = true;
-          return { ok: true, lastIndex: commitIndex(planned, outcome.results) };
-        }
-        const failures = outcome.errors.map((e) => ({
-          what: e.What,
-          step: planned[e.OpIndex],
-        }));
-        const unexpected = failures.find((f) =>
-          f.step?.kind !== "check" || !CHECK_FAILURES.test(f.what)
-        );
-        if (unexpected) {
-          throw new StoreError(
-            `Consul refused the transaction: ${unexpected.what}`,
+      }
+      const created = await Promise.all(
+        sessionTtls.map((ttl) => this.#keySession(ttl, signal)),
+      );
+      ttlPuts.forEach((s, i) => plan.sessions.set(s.key, created[i]));
+      let succeeded = false;
+      try {
+        // At most one retry per key checked absent that turns out expired.
+        for (let attempt = 0; attempt <= steps.length; attempt++) {
+          const planned = planCommit(steps, plan);
+          const outcome = await this.#http.txn(
+            planned.map(({ op }) => op),
+            { signal },
           );
-        }
-        // A key checked absent that Consul still has may have expired: this
-        // store treats it as absent and replaces it, if it is unchanged.
-        let retry = false;
-        for (const { what, step } of failures) {
-          if (!/ exists$/.test(what)) continue;
-          const { entry } = await this.#http.get(step.op.Key, {
-            consistent: true,
-            signal,
-          });
-          if (entry && toEntry(entry) === null) {
-            plan.expired.set(step.op.Key, entry.ModifyIndex);
-            retry = true;
+          if (outcome.ok) {
+            succeeded = true;
+            return {
+              ok: true,
+              lastIndex: commitIndex(planned, outcome.results),
+            };
+          }
+          const failures = outcome.errors.map((e) => ({
+            what: e.What,
+            step: planned[e.OpIndex],
+          }));
+          const unexpected = failures.find((f) =>
+            f.step?.kind !== "check" || !CHECK_FAILURES.test(f.what)
+          );
+          if (unexpected) {
+            throw new StoreError(
+              `Consul refused the transaction: ${unexpected.what}`,
+            );
+          }
+          // A key checked absent that Consul still has may have expired: this
+          // store treats it as absent and replaces it, if it is unchanged.
+          let retry = false;
+          for (const { what, step } of failures) {
+            if (!/ exists$/.test(what)) continue;
+            const { entry } = await this.#http.get(step.op.Key, {
+              consistent: true,
+              signal,
+            });
+            if (entry && toEntry(entry) === null) {
+              plan.expired.set(step.op.Key, entry.ModifyIndex);
+              retry = true;
+            }
+          }
+          if (!retry) {
+            const { what, step } = failures[0];
+            return /doesn't exist/.test(what)
+              ? { ok: false, key: step.op.Key, current: null }
+              : { ok: false, key: step.op.Key };
           }
         }
-        if (!retry) {
-          const { what, step } = failures[0];
-          return /doesn't exist/.test(what)
-            ? { ok: false, key: step.op.Key, current: null }
-            : { ok: false, key: step.op.Key };
+        return { ok: false };
+      } finally {
+        if (!succeeded) {
+          for (const session of created) {
+            this.#cleanup(() => this.#http.destroySession(session));
+          }
         }
       }
-      return { ok: false };
-    } finally {
-      if (!succeeded) {
-        for (const session of created) {
-          this.#cleanup(() => this.#http.destroySession(session));
-        }
-      }
-    }
+    });
   }
 
   watchKey(key: string, sink: KeySink, signal: AbortSignal): void {
@@ -344,7 +361,10 @@ export class ConsulDriver implements Driver {
   }
 
   lock(key: string, options: DriverLockOptions): Promise<LockLease> {
-    return acquireLock(this.#locks, key, options);
+    return this.#run(
+      { op: "lock", key },
+      () => acquireLock(this.#locks, key, options),
+    );
   }
 
   async close(): Promise<void> {
@@ -365,6 +385,14 @@ export class ConsulDriver implements Driver {
     this.#stopped.abort();
     this.#http.destroy();
     return Promise.resolve();
+  }
+
+  #run<T>(context: ErrorContext, call: () => Promise<T>): Promise<T> {
+    return translating(
+      translateError,
+      { ...context, server: this.#http.where },
+      call,
+    );
   }
 
   async #apply(ops: TxnOp[], signal: AbortSignal): Promise<void> {

@@ -12,7 +12,7 @@ import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import Consul from "consul";
 import { InvalidConfigurationError } from "../../core/errors.ts";
-import type { TlsOptions } from "../../core/types.ts";
+import type { TlsConnectionOptions } from "../../core/tls.ts";
 
 /** A KV entry as Consul returns it (values decoded by the client). */
 export interface ConsulEntry {
@@ -64,7 +64,8 @@ export interface ConsulHttpOptions {
   token?: string;
   datacenter?: string;
   namespace?: string;
-  tls?: TlsOptions;
+  /** TLS, checked (`ConfigReader.tls`); used with an `https:` origin. */
+  tls?: TlsConnectionOptions;
   /** Deadline of a request that is not a blocking query, in ms. */
   requestTimeout: number;
 }
@@ -166,7 +167,6 @@ export class ConsulHttp {
     if (options.username !== undefined) base.username = options.username;
     if (options.password !== undefined) base.password = options.password;
     base.pathname = "/v1";
-    const tls = options.tls ?? {};
     const client = (keepAlive: boolean) =>
       new ConsulClass({
         baseUrl: base.href,
@@ -181,21 +181,19 @@ export class ConsulHttp {
           ...(options.token ? { token: options.token } : {}),
           ...(options.datacenter ? { dc: options.datacenter } : {}),
         },
-        ...(secure
-          ? {
-            ca: tls.ca,
-            cert: tls.cert,
-            key: tls.key,
-            servername: tls.servername,
-            rejectUnauthorized: tls.rejectUnauthorized ?? true,
-          }
-          : {}),
+        // The client hands these to `https.request`.
+        ...(secure ? options.tls ?? { rejectUnauthorized: true } : {}),
       });
     this.#client = client(true);
     // Blocking queries hold a connection for minutes and are cancelled
     // often; they get connections of their own, not reused, which also
     // keeps Deno's `node:http` from piling listeners on reused sockets.
     this.#blocking = client(false);
+  }
+
+  /** The agent, for messages: `consul at http://127.0.0.1:8500`. */
+  get where(): string {
+    return `consul at ${this.#options.origin}`;
   }
 
   /** The Raft leader's address, `""` when the cluster has none. */

@@ -23,10 +23,11 @@
  */
 
 import { delay, timerDelay } from "../../core/abort.ts";
+import { Backoff } from "../../core/backoff.ts";
 import { waitForLock } from "../../core/lock.ts";
 import { StoreError } from "../../core/errors.ts";
 import type { DriverLockOptions, LockLease } from "../../core/driver.ts";
-import { backoff, runBlockingLoop, TokenBucket } from "./blocking.ts";
+import { RETRY_BACKOFF, runBlockingLoop, TokenBucket } from "./blocking.ts";
 import { hasExpiry } from "./entries.ts";
 import { type ConsulHttp, ConsulHttpError, type TxnOp } from "./http.ts";
 import { goDuration, lockSessionTtl } from "./sessions.ts";
@@ -87,7 +88,7 @@ export async function acquireLock(
   (keeper as { unref?(): void }).unref?.();
   let acquired = false;
   let failingSince: number | undefined;
-  let failures = 0;
+  const retries = new Backoff(RETRY_BACKOFF);
   let watchIndex = 0n;
   const bucket = new TokenBucket();
 
@@ -104,7 +105,7 @@ export async function acquireLock(
         try {
           const outcome = await http.txn(lock(), { signal });
           failingSince = undefined;
-          failures = 0;
+          retries.reset();
           if (outcome.ok) {
             return held(context, key, session, outcome.results[0].ModifyIndex);
           }
@@ -141,7 +142,7 @@ export async function acquireLock(
           }
           failingSince ??= Date.now();
           if (Date.now() - failingSince >= context.retryTimeout) throw error;
-          return backoff(failures++);
+          return retries.next();
         }
       },
       // Blocks on the key until it is free (absent, unlocked, or held by a
@@ -159,7 +160,7 @@ export async function acquireLock(
           } catch {
             // Let the next attempt decide, after a pause: an unreachable
             // agent must not turn waiting into a busy loop.
-            await delay(backoff(failures), stop).catch(() => {});
+            await delay(retries.next(), stop).catch(() => {});
             return;
           }
           const { entry, index } = answer;

@@ -7,7 +7,9 @@
 
 import { ConfigReader } from "../../core/config.ts";
 import { InvalidConfigurationError } from "../../core/errors.ts";
+import { formatHostPort, parseHostPort } from "../../core/host_port.ts";
 import type { FactoryConfig } from "../../core/registry.ts";
+import type { TlsConnectionOptions } from "../../core/tls.ts";
 import type { TlsOptions } from "../../core/types.ts";
 import { DEFAULT_SESSION_TTL_MIN_MS, SESSION_TTL_MAX_MS } from "./sessions.ts";
 
@@ -62,7 +64,7 @@ export interface ConsulSettings {
   token?: string;
   datacenter?: string;
   namespace?: string;
-  tls?: TlsOptions;
+  tls?: TlsConnectionOptions;
   username?: string;
   password?: string;
   sessionTtlMin: number;
@@ -125,51 +127,34 @@ export function readSettings(
   }
   const tls = config.tls;
   const secure = tls !== undefined;
-  const address = config.string("address") ?? endpoints[0] ??
-    `127.0.0.1:${secure ? HTTPS_PORT : HTTP_PORT}`;
-  let origin: URL;
-  try {
-    origin = new URL(`${secure ? "https" : "http"}://${address}`);
-  } catch {
-    throw new InvalidConfigurationError(
-      `The consul address ${JSON.stringify(address)} is not host:port`,
-    );
-  }
-  if (origin.pathname !== "/" || origin.search || origin.username) {
-    throw new InvalidConfigurationError(
-      `The consul address ${JSON.stringify(address)} is not host:port`,
-    );
-  }
-  if (!origin.port) origin.port = String(secure ? HTTPS_PORT : HTTP_PORT);
-  const sessionTtlMin = config.number("sessionTtlMin") ??
-    DEFAULT_SESSION_TTL_MIN_MS;
-  if (!(sessionTtlMin > 0 && sessionTtlMin <= SESSION_TTL_MAX_MS)) {
-    throw new InvalidConfigurationError(
-      `The consul setting "sessionTtlMin" must be between 1 and ${SESSION_TTL_MAX_MS} ms, not ${sessionTtlMin}`,
-    );
-  }
-  const watchWait = config.number("watchWait") ?? DEFAULT_WATCH_WAIT_MS;
-  if (!(watchWait >= MIN_WATCH_WAIT_MS && watchWait <= MAX_WATCH_WAIT_MS)) {
-    throw new InvalidConfigurationError(
-      `The consul setting "watchWait" must be between ${MIN_WATCH_WAIT_MS} and ${MAX_WATCH_WAIT_MS} ms, not ${watchWait}`,
-    );
-  }
-  const requestTimeout = config.number("requestTimeout") ??
-    DEFAULT_REQUEST_TIMEOUT_MS;
-  if (!(requestTimeout > 0)) {
-    throw new InvalidConfigurationError(
-      `The consul setting "requestTimeout" must be a positive number of ms, not ${requestTimeout}`,
-    );
-  }
-  const retryTimeout = config.number("retryTimeout") ??
-    DEFAULT_RETRY_TIMEOUT_MS;
-  if (!(retryTimeout > 0)) {
-    throw new InvalidConfigurationError(
-      `The consul setting "retryTimeout" must be a positive number of ms, not ${retryTimeout}`,
-    );
-  }
+  const address = parseHostPort(
+    "consul",
+    config.string("address") ?? endpoints[0] ?? "127.0.0.1",
+    secure ? HTTPS_PORT : HTTP_PORT,
+  );
+  const origin = `${secure ? "https" : "http"}://${formatHostPort(address)}`;
+  const sessionTtlMin = config.positive(
+    "sessionTtlMin",
+    DEFAULT_SESSION_TTL_MIN_MS,
+    { timer: true, max: SESSION_TTL_MAX_MS },
+  );
+  const watchWait = config.positive("watchWait", DEFAULT_WATCH_WAIT_MS, {
+    timer: true,
+    min: MIN_WATCH_WAIT_MS,
+    max: MAX_WATCH_WAIT_MS,
+  });
+  const requestTimeout = config.positive(
+    "requestTimeout",
+    DEFAULT_REQUEST_TIMEOUT_MS,
+    { timer: true },
+  );
+  const retryTimeout = config.positive(
+    "retryTimeout",
+    DEFAULT_RETRY_TIMEOUT_MS,
+    { timer: true },
+  );
   return {
-    origin: origin.origin,
+    origin,
     secure,
     prefix: config.prefix,
     token: config.string("token"),

@@ -12,7 +12,7 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { delay } from "../../core/abort.ts";
 import { StoreError } from "../../core/errors.ts";
-import { Backoff } from "./backoff.ts";
+import { Backoff } from "../../core/backoff.ts";
 import type { Context } from "./context.ts";
 
 /** DynamoDB takes at most 25 writes in one BatchWriteItem. */

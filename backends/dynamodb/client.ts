@@ -15,7 +15,7 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import { Agent as HttpsAgent } from "node:https";
-import type { TlsOptions } from "../../core/types.ts";
+import type { TlsConnectionOptions } from "../../core/tls.ts";
 
 /** A credentials value or provider, as the SDK takes them. */
 export type Credentials = NonNullable<DynamoDBClientConfig["credentials"]>;
@@ -34,8 +34,8 @@ export interface ClientSettings {
   requestTimeout: number;
   /** How many times the SDK tries a request (throttling, 5xx, resets). */
   maxAttempts: number;
-  /** TLS settings of an `https` endpoint. */
-  tls?: TlsOptions;
+  /** TLS settings of an `https` endpoint, checked (`ConfigReader.tls`). */
+  tls?: TlsConnectionOptions;
 }
 
 function common(settings: ClientSettings) {
@@ -51,26 +51,11 @@ function common(settings: ClientSettings) {
       throwOnRequestTimeout: true,
       ...(tls
         ? {
-          httpsAgent: new HttpsAgent({
-            keepAlive: true,
-            ca: tls.ca === undefined
-              ? undefined
-              : Array.isArray(tls.ca)
-              ? tls.ca.map(pem)
-              : pem(tls.ca),
-            cert: tls.cert === undefined ? undefined : pem(tls.cert),
-            key: tls.key === undefined ? undefined : pem(tls.key),
-            servername: tls.servername,
-            rejectUnauthorized: tls.rejectUnauthorized ?? true,
-          }),
+          httpsAgent: new HttpsAgent({ keepAlive: true, ...tls }),
         }
         : {}),
     },
   };
-}
-
-function pem(text: string | Uint8Array): string {
-  return typeof text === "string" ? text : new TextDecoder().decode(text);
 }
 
 /** A DynamoDB client with the store's deadlines. */

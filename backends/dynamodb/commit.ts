@@ -16,7 +16,7 @@ import { delay } from "../../core/abort.ts";
 import { InvalidArgumentError, StoreError } from "../../core/errors.ts";
 import { utf8Length } from "../../core/keys.ts";
 import type { AtomicStep, CommitOutcome } from "../../core/driver.ts";
-import { Backoff } from "./backoff.ts";
+import { Backoff } from "../../core/backoff.ts";
 import type { Context } from "./context.ts";
 import { cancellationReasons } from "./errors.ts";
 import {

@@ -22,6 +22,7 @@ import type {
   LockLease,
   TreeSink,
 } from "../../core/driver.ts";
+import { translating } from "../../core/translate.ts";
 import type { StoreLimits } from "../../core/types.ts";
 import {
   clockOf,
@@ -32,7 +33,7 @@ import {
 import { commit, MAX_TRANSACTION_ITEMS } from "./commit.ts";
 import type { Context } from "./context.ts";
 import { deleteKey, deleteTree } from "./delete_tree.ts";
-import { configurationError, toStoreError } from "./errors.ts";
+import { configurationError, translateError } from "./errors.ts";
 import { toEntry, valueItem } from "./items.ts";
 import { acquireLock } from "./lock.ts";
 import type { Settings } from "./options.ts";
@@ -260,11 +261,7 @@ export class DynamoDBDriver implements Driver {
     };
   }
 
-  async #run<T>(what: string, call: () => Promise<T>): Promise<T> {
-    try {
-      return await call();
-    } catch (error) {
-      throw toStoreError(what, error);
-    }
+  #run<T>(op: string, call: () => Promise<T>): Promise<T> {
+    return translating(translateError, { op }, call);
   }
 }

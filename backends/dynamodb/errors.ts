@@ -11,6 +11,7 @@ import {
   NotReachableError,
   StoreError,
 } from "../../core/errors.ts";
+import { describeOperation, type ErrorContext } from "../../core/translate.ts";
 import type { Item } from "./items.ts";
 
 /** What the SDK's service exceptions carry that this backend reads. */
@@ -84,22 +85,28 @@ export function isNetworkError(error: unknown): boolean {
 }
 
 /**
- * Turns an SDK error into a library error: a server that did not answer is
- * `NotReachableError`; anything else a `StoreError` saying what failed, with
- * the SDK's error in `cause`.
+ * The DynamoDB backend's `ErrorTranslator`: missing credentials or region
+ * are an `InvalidConfigurationError`, a server that did not answer is a
+ * `NotReachableError`; any other error of the SDK a `StoreError` saying what
+ * failed and the SDK's name for it, with the SDK's error in `cause`. An
+ * abort is left as it is.
  */
-export function toStoreError(what: string, error: unknown): unknown {
+export function translateError(
+  error: unknown,
+  context: ErrorContext,
+): StoreError | undefined {
   if (error instanceof StoreError) return error;
   if (error instanceof DOMException && error.name === "AbortError") {
-    return error;
+    return undefined;
   }
+  const configuration = configurationError(error);
+  if (configuration) return configuration;
+  const what = describeOperation(context);
   const message = error instanceof Error ? error.message : String(error);
   if (isNetworkError(error)) {
     return new NotReachableError(
-      `DynamoDB did not answer ${what}: ${message}`,
-      {
-        cause: error,
-      },
+      `DynamoDB did not answer the ${what}: ${message}`,
+      { cause: error },
     );
   }
   const name = errorName(error);

@@ -29,7 +29,7 @@ import { abortable, delay } from "../../core/abort.ts";
 import { StoreError } from "../../core/errors.ts";
 import { waitForLock } from "../../core/lock.ts";
 import type { DriverLockOptions, LockLease } from "../../core/driver.ts";
-import { Backoff } from "./backoff.ts";
+import { Backoff } from "../../core/backoff.ts";
 import type { Context } from "./context.ts";
 import { cancellationReasons, failedConditionItem } from "./errors.ts";
 import {
@@ -371,6 +371,7 @@ async function releaseAndDelete(
   signal: AbortSignal,
 ): Promise<void> {
   const ownerIs = "#owner = :owner";
+  const conflicts = new Backoff(CONFLICT_BACKOFF);
   for (let attempt = 0; attempt < VERSION_RETRIES; attempt++) {
     const version = ctx.clock.next();
     const now = ctx.now();
@@ -413,7 +414,7 @@ async function releaseAndDelete(
         continue;
       }
       if (reasons.some((r) => r.Code === "TransactionConflict")) {
-        await delay(Math.random() * 50, signal);
+        await delay(conflicts.next(), signal);
         continue;
       }
       throw error;

@@ -9,7 +9,7 @@ import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import { ConfigReader } from "../../core/config.ts";
 import { InvalidConfigurationError } from "../../core/errors.ts";
-import type { TlsOptions } from "../../core/types.ts";
+import type { TlsConnectionOptions } from "../../core/tls.ts";
 import type { Credentials } from "./client.ts";
 import { checkTableName } from "./table.ts";
 
@@ -66,7 +66,7 @@ export interface Settings {
   retentionMs: number;
   maxClockSkewMs: number;
   connectTimeoutMs: number;
-  tls?: TlsOptions;
+  tls?: TlsConnectionOptions;
   prefix?: string;
   signal?: AbortSignal;
 }
@@ -147,15 +147,6 @@ export function readSettings(config: Record<string, unknown>): Settings {
       }`,
     );
   }
-  const positive = (name: keyof typeof KINDS, fallback: number) => {
-    const value = reader.number(name) ?? fallback;
-    if (!(value > 0)) {
-      throw new InvalidConfigurationError(
-        `The dynamodb setting ${JSON.stringify(name)} must be positive`,
-      );
-    }
-    return value;
-  };
   const client = sdkClient<DynamoDBClient>(reader, "client", "DynamoDB");
   const streamsClient = sdkClient<DynamoDBStreamsClient>(
     reader,
@@ -190,15 +181,28 @@ export function readSettings(config: Record<string, unknown>): Settings {
     streamsClient,
     createTable: reader.boolean("createTable") ?? false,
     watchMode: watchMode as WatchMode,
-    pollIntervalMs: positive("pollInterval", DEFAULT_POLL_INTERVAL_MS),
-    streamPollIntervalMs: positive(
+    pollIntervalMs: reader.positive("pollInterval", DEFAULT_POLL_INTERVAL_MS, {
+      timer: true,
+    }),
+    streamPollIntervalMs: reader.positive(
       "streamPollInterval",
       DEFAULT_STREAM_POLL_INTERVAL_MS,
+      { timer: true },
     ),
-    requestTimeoutMs: positive("requestTimeout", DEFAULT_REQUEST_TIMEOUT_MS),
-    maxAttempts: Math.floor(positive("maxAttempts", DEFAULT_MAX_ATTEMPTS)),
-    retentionMs: positive("tombstoneRetention", DEFAULT_TOMBSTONE_RETENTION_MS),
-    maxClockSkewMs: positive("maxClockSkew", DEFAULT_MAX_CLOCK_SKEW_MS),
+    requestTimeoutMs: reader.positive(
+      "requestTimeout",
+      DEFAULT_REQUEST_TIMEOUT_MS,
+      { timer: true },
+    ),
+    maxAttempts: reader.positive("maxAttempts", DEFAULT_MAX_ATTEMPTS, {
+      integer: true,
+    }),
+    // Durations compared with clocks, not waited for by a timer.
+    retentionMs: reader.positive(
+      "tombstoneRetention",
+      DEFAULT_TOMBSTONE_RETENTION_MS,
+    ),
+    maxClockSkewMs: reader.positive("maxClockSkew", DEFAULT_MAX_CLOCK_SKEW_MS),
     connectTimeoutMs: reader.connectTimeout,
     tls: reader.tls,
     prefix: reader.prefix,

@@ -24,8 +24,8 @@ import {
 } from "@aws-sdk/client-dynamodb-streams";
 import { delay, unrefTimer } from "../../core/abort.ts";
 import { StoreError } from "../../core/errors.ts";
-import { Backoff } from "./backoff.ts";
-import { errorName, isNotFound, toStoreError } from "./errors.ts";
+import { Backoff } from "../../core/backoff.ts";
+import { errorName, isNotFound, translateError } from "./errors.ts";
 import { isLockPartition, type Item } from "./items.ts";
 import {
   initialPlan,
@@ -217,7 +217,8 @@ class Run {
         out.error(
           isNotFound(error)
             ? gone(error)
-            : toStoreError("reading the table's stream", error),
+            : translateError(error, { op: "read of the table's stream" }) ??
+              error,
         );
       }
     });

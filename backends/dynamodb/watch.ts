@@ -17,8 +17,8 @@
 
 import { delay } from "../../core/abort.ts";
 import type { Entry, KeySink, TreeSink } from "../../core/driver.ts";
-import { Backoff } from "./backoff.ts";
-import { toStoreError } from "./errors.ts";
+import { Backoff } from "../../core/backoff.ts";
+import { translateError } from "./errors.ts";
 import { type Item, readItem } from "./items.ts";
 import {
   type StreamChange,
@@ -166,7 +166,9 @@ function run(source: WatchSource, watched: Watched, signal: AbortSignal) {
   let subscription: Subscription | undefined;
 
   const fail = (error: unknown) => {
-    if (!signal.aborted) watched.error(toStoreError("watching", error));
+    if (!signal.aborted) {
+      watched.error(translateError(error, { op: "watch" }) ?? error);
+    }
   };
 
   // Reads everything watched and reports it; concurrent requests fold into

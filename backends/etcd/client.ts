@@ -18,22 +18,22 @@ import {
 import {
   castGrpcError,
   Etcd3,
-  EtcdAuthenticationFailedError,
-  EtcdPermissionDeniedError,
   type IDuplexStream,
   isRecoverableError,
 } from "etcd3";
 import { delay } from "../../core/abort.ts";
-import { NotReachableError, StoreError } from "../../core/errors.ts";
-import type { TlsOptions } from "../../core/types.ts";
+import { Backoff, type BackoffOptions } from "../../core/backoff.ts";
+import type { TlsConnectionOptions } from "../../core/tls.ts";
+import type { ErrorContext } from "../../core/translate.ts";
+import { failureKind, isInvalidToken, translateError } from "./errors.ts";
 import { memberTls } from "./tls.ts";
 
 /** What {@linkcode EtcdClient} needs to connect. */
 export interface ClientSettings {
   /** `host:port` of each member. */
   hosts: string[];
-  /** TLS, when on. */
-  tls?: TlsOptions;
+  /** TLS, when on, checked (`ConfigReader.tls`). */
+  tls?: TlsConnectionOptions;
   /** etcd user name and password, when auth is on. */
   username?: string;
   password?: string;
@@ -63,9 +63,16 @@ const MEMBER_PAUSE_MS = 1_000;
  */
 const ATTEMPT_TIMEOUT_MS = 2_000;
 
-/** First pause between retries of a call; it doubles up to the next one. */
-const RETRY_FIRST_MS = 25;
-const RETRY_MAX_MS = 500;
+/**
+ * Pauses between retries of a call: from 25 ms, doubling up to 500 ms (the
+ * retry goes to another member, so it need not wait long), with equal
+ * jitter.
+ */
+const RETRY_BACKOFF: BackoffOptions = {
+  baseMs: 25,
+  capMs: 500,
+  jitter: "equal",
+};
 
 /**
  * gRPC keepalive pings find a dead connection that sends no reset (a frozen
@@ -186,14 +193,16 @@ export class EtcdClient {
    * @param retry Whether the call may be repeated after an unclear failure.
    * @param fn Makes the call with the given gRPC options.
    * @param signal Stops retrying.
+   * @param context What the call does, for the message of its error.
    */
   async call<T>(
     retry: Retry,
     fn: (options: grpc.CallOptions) => Promise<T>,
     signal?: AbortSignal,
+    context: ErrorContext = { op: "request" },
   ): Promise<T> {
     const deadline = Date.now() + this.#requestTimeout;
-    let pause = RETRY_FIRST_MS;
+    const backoff = new Backoff(RETRY_BACKOFF);
     // A skipped member says only "circuit breaker open"; the failure that
     // made it skipped says why.
     let cause: unknown;
@@ -209,11 +218,12 @@ export class EtcdClient {
         const kind = failureKind(error);
         const repeat = kind === "unsent" ||
           (kind === "unclear" && retry === "idempotent");
+        const pause = backoff.next();
         if (!repeat || this.#closed || Date.now() + pause >= deadline) {
-          throw this.error(cause);
+          throw translateError(cause, { ...context, server: this.where }) ??
+            cause;
         }
         await delay(pause, signal);
-        pause = Math.min(pause * 2, RETRY_MAX_MS);
       }
     }
   }
@@ -254,80 +264,12 @@ export class EtcdClient {
     );
   }
 
-  /**
-   * Turns a failure of etcd3 into the library's error: `NotReachableError`
-   * when no member answered, a clear `StoreError` for auth problems, and the
-   * error itself otherwise (the store wraps it).
-   */
-  error(error: unknown): unknown {
-    if (error instanceof StoreError) return error;
-    if (failureKind(error) !== "final") {
-      return new NotReachableError(
-        `${this.where} did not answer: ${messageOf(error)}`,
-        { cause: error },
-      );
-    }
-    if (error instanceof EtcdAuthenticationFailedError) {
-      return new StoreError(
-        `${this.where} rejected the user name or password`,
-        { cause: error },
-      );
-    }
-    if (error instanceof EtcdPermissionDeniedError) {
-      return new StoreError(
-        `${this.where} denied the call: the user lacks a permission`,
-        { cause: error },
-      );
-    }
-    return error;
-  }
-
   /** Closes every channel; calls in flight fail. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.etcd.close();
   }
-}
-
-/**
- * How a failed call failed: `unsent` when it surely did not reach etcd (it
- * may be repeated), `unclear` when it may or may not have been applied,
- * `final` when repeating it would fail the same way.
- */
-export function failureKind(error: unknown): "unsent" | "unclear" | "final" {
-  if (!(error instanceof Error)) return "final";
-  if (isBrokenCircuitError(error)) return "unsent";
-  // Stream errors come straight from grpc-js, untyped.
-  error = castGrpcError(error);
-  const message = (error as Error).message;
-  // grpc-js's words when it had no connection to send the call on, and etcd's
-  // when it refused a proposal because it has no leader.
-  if (
-    /No connection established|ECONNREFUSED|connect ECONN|etcdserver: no leader|too many requests/
-      .test(message)
-  ) return "unsent";
-  // A revision the member has not applied yet (it lags behind the leader).
-  if (message.includes("required revision is a future revision")) {
-    return "unclear";
-  }
-  return isRecoverableError(error as Error) ? "unclear" : "final";
-}
-
-/** Whether etcd refused a call with an expired or unknown auth token. */
-export function isInvalidToken(error: unknown): boolean {
-  return error instanceof Error &&
-    error.message.includes("etcdserver: invalid auth token");
-}
-
-/** Whether the history a watch or read needs was compacted away. */
-export function isCompacted(error: unknown): boolean {
-  return error instanceof Error &&
-    error.message.includes("required revision has been compacted");
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 // One Authenticate call on the member's own Auth client.

@@ -32,7 +32,8 @@ import type {
   TreeSink,
 } from "../../core/driver.ts";
 import type { StoreLimits } from "../../core/types.ts";
-import { type EtcdClient, isCompacted } from "./client.ts";
+import type { EtcdClient } from "./client.ts";
+import { isCompacted, translateError } from "./errors.ts";
 import { KeepAlives } from "./keep_alive.ts";
 import { keyBytes, keyString, treeRange } from "./keyspace.ts";
 import { lock } from "./lock.ts";
@@ -95,6 +96,7 @@ export class EtcdDriver implements Driver {
           serializable: !options.consistent,
         }, o),
       options.signal,
+      { op: "get", key },
     );
     return response.kvs.length === 0 ? null : entryOf(response.kvs[0]);
   }
@@ -120,6 +122,7 @@ export class EtcdDriver implements Driver {
           ],
         }, o),
       options.signal,
+      { op: "put", key },
     );
     this.#ttl.released(leasesOf(response.responses[0].response_range));
   }
@@ -136,6 +139,7 @@ export class EtcdDriver implements Driver {
           ],
         }, o),
       options.signal,
+      { op: "delete", key },
     );
     this.#ttl.released(leasesOf(response.responses[0].response_range));
   }
@@ -162,6 +166,7 @@ export class EtcdDriver implements Driver {
       "idempotent",
       (o) => this.#client.etcd.kv.txn({ success }, o),
       options.signal,
+      { op: "deleteTree", key: dir },
     );
   }
 
@@ -235,6 +240,7 @@ export class EtcdDriver implements Driver {
         checks.length > 0 ? "unsent" : "idempotent",
         (o) => this.#client.etcd.kv.txn({ compare, success, failure }, o),
         options.signal,
+        { op: "atomic" },
       );
     } catch (error) {
       this.#ttl.discard(leases.values());
@@ -262,6 +268,7 @@ export class EtcdDriver implements Driver {
         "idempotent",
         (o) => this.#client.etcd.kv.range({ key: k }, o),
         signal,
+        { op: "watch", key },
       );
       sink.state(response.kvs.length === 0 ? null : entryOf(response.kvs[0]));
       return {
@@ -348,7 +355,11 @@ export class EtcdDriver implements Driver {
       signal.addEventListener("abort", stop, { once: true });
     };
     const fail = (error: unknown) => {
-      if (!signal.aborted) sink.error(this.#client.error(error));
+      if (signal.aborted) return;
+      sink.error(
+        translateError(error, { op: "watch", server: this.#client.where }) ??
+          error,
+      );
     };
     start().catch(fail);
   }
@@ -378,6 +389,7 @@ export class EtcdDriver implements Driver {
                 serializable: !consistent,
               }, o),
             signal,
+            { op: "list", key: dir },
           );
           if (revision === "0") revision = page.header.revision;
           for (const kv of page.kvs) entries.push(entryOf(kv));

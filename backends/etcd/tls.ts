@@ -16,7 +16,7 @@ import { Buffer } from "node:buffer";
 import { isIP } from "node:net";
 import { checkServerIdentity, type PeerCertificate } from "node:tls";
 import * as grpc from "@grpc/grpc-js";
-import type { TlsOptions } from "../../core/types.ts";
+import type { TlsConnectionOptions } from "../../core/tls.ts";
 
 /**
  * The server name sent to members addressed by IP: a name under `.invalid`
@@ -36,18 +36,20 @@ export interface MemberTls {
  * @param tls The store's TLS settings.
  * @param address The member, `host:port`.
  */
-export function memberTls(tls: TlsOptions, address: string): MemberTls {
+export function memberTls(
+  tls: TlsConnectionOptions,
+  address: string,
+): MemberTls {
   const host = address.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1");
-  const ca = tls.ca === undefined
-    ? null
-    : Buffer.concat((Array.isArray(tls.ca) ? tls.ca : [tls.ca]).map(pem));
+  // grpc-js takes PEM as bytes, the CAs as one bundle.
+  const ca = tls.ca === undefined ? null : Buffer.from(tls.ca.join("\n"));
   const byIp = tls.servername === undefined && isIP(host) !== 0;
   const credentials = grpc.credentials.createSsl(
     ca,
-    tls.key === undefined ? null : pem(tls.key),
-    tls.cert === undefined ? null : pem(tls.cert),
+    tls.key === undefined ? null : Buffer.from(tls.key),
+    tls.cert === undefined ? null : Buffer.from(tls.cert),
     {
-      rejectUnauthorized: tls.rejectUnauthorized ?? true,
+      rejectUnauthorized: tls.rejectUnauthorized,
       // grpc-js checks against the server name; by IP, check the IP.
       ...(byIp
         ? {
@@ -62,10 +64,4 @@ export function memberTls(tls: TlsOptions, address: string): MemberTls {
     credentials,
     options: servername ? { "grpc.ssl_target_name_override": servername } : {},
   };
-}
-
-function pem(value: string | Uint8Array): Buffer {
-  return typeof value === "string"
-    ? Buffer.from(value, "utf8")
-    : Buffer.from(value);
 }

@@ -17,13 +17,22 @@
 import type { Buffer } from "node:buffer";
 import type { IEvent, IWatchRequest, IWatchResponse } from "etcd3";
 import type { IDuplexStream } from "etcd3";
+import { Backoff, type BackoffOptions } from "../../core/backoff.ts";
 import { StoreError } from "../../core/errors.ts";
-import { type EtcdClient, failureKind, isInvalidToken } from "./client.ts";
+import type { EtcdClient } from "./client.ts";
+import { failureKind, isInvalidToken, translateError } from "./errors.ts";
 import type { KeyRange } from "./keyspace.ts";
 
-/** First pause before opening the stream again; doubles up to the next. */
-const RECONNECT_FIRST_MS = 50;
-const RECONNECT_MAX_MS = 2_000;
+/**
+ * Pauses before opening the stream again: from 50 ms, doubling up to 2 s,
+ * with equal jitter (the watches of many stores on one member that died do
+ * not all come back at once).
+ */
+const RECONNECT_BACKOFF: BackoffOptions = {
+  baseMs: 50,
+  capMs: 2_000,
+  jitter: "equal",
+};
 
 /** What a watch is told. */
 export interface WatchTarget {
@@ -61,7 +70,7 @@ export class WatchHub {
   #stream: Stream | undefined;
   #opening = false;
   #reconnect: ReturnType<typeof setTimeout> | undefined;
-  #pause = RECONNECT_FIRST_MS;
+  readonly #backoff = new Backoff(RECONNECT_BACKOFF);
   #lastId = 0;
   #closed = false;
 
@@ -155,7 +164,7 @@ export class WatchHub {
 
   #receive(stream: Stream, response: IWatchResponse): void {
     if (stream !== this.#stream) return;
-    this.#pause = RECONNECT_FIRST_MS;
+    this.#backoff.reset();
     const registration = this.#watches.get(response.watch_id);
     // Events may still come for a watch cancelled a moment ago.
     if (!registration) return;
@@ -191,7 +200,10 @@ export class WatchHub {
     this.#stream = undefined;
     if (this.#closed) return;
     if (failureKind(error) === "final" && !isInvalidToken(error)) {
-      const failure = new StoreError(
+      const failure = translateError(error, {
+        op: "watch",
+        server: this.#client.where,
+      }) ?? new StoreError(
         `The etcd watch stream failed: ${(error as Error).message}`,
         { cause: error },
       );
@@ -206,8 +218,7 @@ export class WatchHub {
   #retry(_error: unknown): void {
     if (this.#closed || this.#watches.size === 0) return;
     clearTimeout(this.#reconnect);
-    this.#reconnect = setTimeout(() => this.#open(), this.#pause);
-    this.#pause = Math.min(this.#pause * 2, RECONNECT_MAX_MS);
+    this.#reconnect = setTimeout(() => this.#open(), this.#backoff.next());
   }
 
   #drop(): void {

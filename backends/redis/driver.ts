@@ -26,9 +26,10 @@ import type {
 } from "../../core/driver.ts";
 import { delay } from "../../core/abort.ts";
 import { InvalidArgumentError } from "../../core/errors.ts";
+import { translating } from "../../core/translate.ts";
 import type { StoreLimits } from "../../core/types.ts";
 import { digest, readEntries, toBuffer, withCompanions } from "./entries.ts";
-import { explain, isConnectionClosed } from "./errors.ts";
+import { isConnectionClosed, translateError } from "./errors.ts";
 import { acquireLock } from "./lock.ts";
 import {
   companionsPattern,
@@ -265,12 +266,12 @@ export class RedisDriver implements Driver, WatchSource {
     return this.close();
   }
 
-  async #run<T>(op: string, call: () => Promise<T>): Promise<T> {
-    try {
-      return await call();
-    } catch (error) {
-      throw explain(error, op, this.#topology.what);
-    }
+  #run<T>(op: string, call: () => Promise<T>): Promise<T> {
+    return translating(
+      translateError,
+      { op, server: this.#topology.what },
+      call,
+    );
   }
 
   // Every name matching `pattern`, a SCAN step at a time, on every master

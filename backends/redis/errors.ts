@@ -5,6 +5,7 @@
  */
 
 import { NotReachableError, StoreError } from "../../core/errors.ts";
+import { describeOperation, type ErrorContext } from "../../core/translate.ts";
 
 /**
  * What an ACL user needs besides the store's own keys, for the hint of a
@@ -22,15 +23,20 @@ export function isConnectionClosed(error: unknown): boolean {
 }
 
 /**
- * Explains `error` from operation `op` on `what` (`"redis at host:port"`):
- * a permission error gets what the user needs, a connection given up on is
- * a `NotReachableError`, anything else passes unchanged (the store wraps it).
+ * The Redis backend's `ErrorTranslator`: a permission error gets
+ * what the user needs, a connection given up on is a `NotReachableError`;
+ * anything else is left to the store.
  */
-export function explain(error: unknown, op: string, what: string): unknown {
-  if (!(error instanceof Error) || error instanceof StoreError) return error;
+export function translateError(
+  error: unknown,
+  context: ErrorContext,
+): StoreError | undefined {
+  if (error instanceof StoreError) return error;
+  if (!(error instanceof Error)) return undefined;
+  const what = describeOperation(context);
   if (error.message.startsWith("NOPERM")) {
     return new StoreError(
-      `redis ${op} failed: ${error.message} (${ACL_HINT})`,
+      `redis ${what} failed: ${error.message} (${ACL_HINT})`,
       { cause: error },
     );
   }
@@ -43,9 +49,11 @@ export function explain(error: unknown, op: string, what: string): unknown {
     error.message === CONNECTION_CLOSED
   ) {
     return new NotReachableError(
-      `redis ${op} failed: ${what} is not reachable (${error.message})`,
+      `redis ${what} failed: ${
+        context.server ?? "the server"
+      } is not reachable (${error.message})`,
       { cause: error },
     );
   }
-  return error;
+  return undefined;
 }

@@ -15,7 +15,9 @@
 
 import { StoreError } from "../../core/errors.ts";
 import type { Entry, KeySink, TreeSink } from "../../core/driver.ts";
+import { serial } from "../../core/serial.ts";
 import type { Notifications } from "./notifications.ts";
+import { translateError } from "./errors.ts";
 import { isStoreKey } from "./names.ts";
 
 /** What watches read through. */
@@ -46,7 +48,7 @@ export function watchKey(
   const reread = serial(async () => {
     const [entry] = await source.read([key]);
     if (!signal.aborted) sink.state(entry);
-  }, (error) => sink.error(readFailed(key, error)));
+  }, { onError: (error) => sink.error(readFailed(key, error)) });
   source.notifications.listenKey(key, {
     changed: reread,
     resync: reread,
@@ -88,7 +90,7 @@ export function watchTree(
         else sink.delete(key);
       });
     }
-  }, (error) => sink.error(readFailed(dir, error)));
+  }, { onError: (error) => sink.error(readFailed(dir, error)) });
   source.notifications.listenTree(dir, {
     changed: (key) => {
       if (!isStoreKey(key, source.maxKeyBytes)) return;
@@ -103,47 +105,9 @@ export function watchTree(
   }, signal).then(pump, (error) => sink.error(error));
 }
 
-/**
- * Runs `task` when called, never twice at once: calls during a run make one
- * more run after it. A run starts in a microtask, so the notifications of
- * one server reply (all the keys of one `UNLINK` or one script) are read
- * together. A failed run ends it all through `onError`.
- */
-function serial(
-  task: () => Promise<void>,
-  onError: (error: unknown) => void,
-): () => void {
-  let scheduled = false;
-  let running = false;
-  let again = false;
-  let failed = false;
-  const run = async () => {
-    scheduled = false;
-    running = true;
-    try {
-      do {
-        again = false;
-        await task();
-      } while (again);
-    } catch (error) {
-      failed = true;
-      onError(error);
-    } finally {
-      running = false;
-    }
-  };
-  return () => {
-    if (failed) return;
-    if (running) again = true;
-    else if (!scheduled) {
-      scheduled = true;
-      queueMicrotask(run);
-    }
-  };
-}
-
 function readFailed(what: string, error: unknown): StoreError {
-  if (error instanceof StoreError) return error;
+  const translated = translateError(error, { op: "watch", key: what });
+  if (translated) return translated;
   return new StoreError(
     `The redis watch of ${JSON.stringify(what)} stopped: a read failed: ${
       error instanceof Error ? error.message : String(error)

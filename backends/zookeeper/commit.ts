@@ -23,12 +23,13 @@
  */
 
 import { delay } from "../../core/abort.ts";
+import { Backoff, type BackoffOptions } from "../../core/backoff.ts";
 import { StoreError } from "../../core/errors.ts";
 import type { AtomicStep, CommitOutcome } from "../../core/driver.ts";
 import {
   isConnectionLoss,
   MAX_RESENDS,
-  storeError,
+  translateError,
   ZkError,
 } from "./errors.ts";
 import {
@@ -54,8 +55,13 @@ const MAX_ATTEMPTS = 100;
 /** After this many conflicts, back off a little between attempts. */
 const BACKOFF_AFTER = 3;
 
-/** Longest pause between attempts under contention, in milliseconds. */
-const MAX_BACKOFF_MS = 50;
+/**
+ * Pauses between attempts under contention: anywhere up to 50 ms (full
+ * jitter), a ceiling that does not grow. Conflicting writers are on one
+ * ensemble that answers in milliseconds; spreading them out is the point,
+ * waiting longer is not.
+ */
+const CONFLICT_BACKOFF: BackoffOptions = { baseMs: 50, capMs: 50 };
 
 /** What a commit wrote, for the driver's bookkeeping after it. */
 export interface Committed {
@@ -121,6 +127,7 @@ export async function commit(
     ),
   ];
   let resends = 0;
+  const backoff = new Backoff(CONFLICT_BACKOFF);
   // Parents made for a write that then failed, or only to check a key's
   // absence, are not needed afterwards.
   const parentsMade = new Set<string>();
@@ -133,7 +140,7 @@ export async function commit(
         );
       }
       if (attempt > BACKOFF_AFTER) {
-        await delay(Math.random() * MAX_BACKOFF_MS, signal);
+        await delay(backoff.next(), signal);
       }
       signal?.throwIfAborted();
       let states: (NodeState | null)[];
@@ -229,7 +236,7 @@ export async function commit(
         if (
           isConnectionLoss(error) && options.resend && ++resends <= MAX_RESENDS
         ) continue;
-        throw storeError(error, "write");
+        throw translateError(error, { op: "write" }) ?? error;
       }
       const { zxid, results } = reply;
       const failed = results.findIndex((result) =>
@@ -254,7 +261,8 @@ export async function commit(
         await nodes.ensureParents(op.spec.path, signal);
         parentsMade.add(op.spec.path);
       } else if (!CONFLICTS.has(err)) {
-        throw storeError(new ZkError(err, at), "write");
+        const error = new ZkError(err, at);
+        throw translateError(error, { op: "write" }) ?? error;
       }
     }
   } finally {

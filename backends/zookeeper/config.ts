@@ -7,7 +7,8 @@
 import { ConfigReader } from "../../core/config.ts";
 import { DEFAULT_LOCK_TTL_MS } from "../../core/lock.ts";
 import { InvalidConfigurationError } from "../../core/errors.ts";
-import type { TlsOptions } from "../../core/types.ts";
+import { formatHostPort, parseHostPort } from "../../core/host_port.ts";
+import type { TlsConnectionOptions } from "../../core/tls.ts";
 import { type Acl, Perms } from "./protocol.ts";
 import { forbidden } from "./paths.ts";
 import type { Credential, Server } from "./session.ts";
@@ -41,7 +42,7 @@ export interface ZookeeperConfig {
   root: string;
   sessionTimeout: number;
   connectTimeout: number;
-  tls: TlsOptions | undefined;
+  tls: TlsConnectionOptions | undefined;
   credentials: Credential[];
   acl: Acl[];
   maxBufferSize: number;
@@ -80,18 +81,20 @@ export function readConfig(
     acl: typeof config.acl === "string" ? "string" : "object",
   });
   const servers = (hosts.length ? hosts : [`127.0.0.1:${DEFAULT_PORT}`])
-    .map(parseHost);
-  const sessionTimeout = positive(
-    reader,
+    .map((host) => parseHostPort("zookeeper", host, DEFAULT_PORT));
+  const sessionTimeout = reader.positive(
     "sessionTimeout",
     DEFAULT_SESSION_TIMEOUT_MS,
+    { timer: true },
   );
-  const maxBufferSize = positive(
-    reader,
+  const maxBufferSize = reader.positive(
     "maxBufferSize",
     DEFAULT_MAX_BUFFER_SIZE,
+    { integer: true },
   );
-  const tickTime = positive(reader, "tickTime", DEFAULT_TICK_TIME_MS);
+  const tickTime = reader.positive("tickTime", DEFAULT_TICK_TIME_MS, {
+    timer: true,
+  });
   const credentials: Credential[] = [];
   const { username, password } = reader;
   if (username !== undefined) {
@@ -119,35 +122,8 @@ export function readConfig(
     acl: acl(config.acl as AclSetting | undefined, credentials.length > 0),
     maxBufferSize,
     tickTime,
-    name: `zookeeper at ${servers.map((s) => `${s.host}:${s.port}`).join(",")}`,
+    name: `zookeeper at ${servers.map(formatHostPort).join(",")}`,
   };
-}
-
-function positive(reader: ConfigReader, name: string, fallback: number) {
-  const value = reader.number(name) ?? fallback;
-  if (!(value > 0)) {
-    throw new InvalidConfigurationError(
-      `The zookeeper setting "${name}" must be positive, not ${value}`,
-    );
-  }
-  return value;
-}
-
-/** `host:port`, `host` or `[v6]:port` as a server. */
-function parseHost(host: string): Server {
-  const match = /^(?:\[([^\]]+)\]|([^:]+))(?::(\d+))?$/.exec(host.trim());
-  if (!match) {
-    throw new InvalidConfigurationError(
-      `Invalid ZooKeeper host ${JSON.stringify(host)} (want host:port)`,
-    );
-  }
-  const port = match[3] === undefined ? DEFAULT_PORT : Number(match[3]);
-  if (!(port > 0 && port < 65536)) {
-    throw new InvalidConfigurationError(
-      `Invalid port in ZooKeeper host ${JSON.stringify(host)}`,
-    );
-  }
-  return { host: match[1] ?? match[2], port };
 }
 
 /**

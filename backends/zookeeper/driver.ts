@@ -23,7 +23,7 @@ import type {
 import type { StoreLimits } from "../../core/types.ts";
 import { commit } from "./commit.ts";
 import type { ZookeeperConfig } from "./config.ts";
-import { resending, storeError } from "./errors.ts";
+import { resending, translateError } from "./errors.ts";
 import { lock } from "./lock.ts";
 import { entryOf, Nodes, ttlAcl } from "./nodes.ts";
 import { Paths } from "./paths.ts";
@@ -130,7 +130,7 @@ export class ZookeeperDriver implements Driver {
         return entryOf(key, state);
       });
     } catch (error) {
-      throw storeError(error, `get of ${JSON.stringify(key)}`);
+      throw translateError(error, { op: "get", key }) ?? error;
     }
   }
 
@@ -160,7 +160,7 @@ export class ZookeeperDriver implements Driver {
         return entries;
       });
     } catch (error) {
-      throw storeError(error, `list of ${JSON.stringify(key)}`);
+      throw translateError(error, { op: "list", key }) ?? error;
     }
   }
 
@@ -172,7 +172,7 @@ export class ZookeeperDriver implements Driver {
     try {
       await resending(() => deleteTree(this.#nodes, key, dir, options.signal));
     } catch (error) {
-      throw storeError(error, `deleteTree of ${JSON.stringify(dir)}`);
+      throw translateError(error, { op: "deleteTree", key: dir }) ?? error;
     }
   }
 
@@ -255,7 +255,7 @@ export class ZookeeperDriver implements Driver {
       await Promise.allSettled(deleted.map((path) => this.#nodes.prune(path)));
       return outcome;
     } catch (error) {
-      throw storeError(error, "write");
+      throw translateError(error, { op: "write" }) ?? error;
     }
   }
 }

@@ -5,6 +5,7 @@
  */
 
 import { StoreError } from "../../core/errors.ts";
+import { describeOperation, type ErrorContext } from "../../core/translate.ts";
 import { Code, codeName } from "./protocol.ts";
 
 /**
@@ -65,14 +66,20 @@ export async function resending<T>(request: () => Promise<T>): Promise<T> {
 }
 
 /**
- * Turns a ZooKeeper error that the driver does not handle itself into a
- * `StoreError` that says what happened in ZooKeeper's terms.
+ * The ZooKeeper backend's `ErrorTranslator`: an error code the driver does
+ * not handle itself becomes a `StoreError` that says what happened in
+ * ZooKeeper's terms; anything that is not a ZooKeeper error is left as it is.
  *
  * @param error What a request failed with.
- * @param what The operation, for the message: `"put of \"a/b\""`.
+ * @param context The operation (`{ op: "put", key: "a/b" }`).
  */
-export function storeError(error: unknown, what: string): unknown {
-  if (!(error instanceof ZkError)) return error;
+export function translateError(
+  error: unknown,
+  context: ErrorContext,
+): StoreError | undefined {
+  // Anything else, a StoreError too, is passed on as it is.
+  if (!(error instanceof ZkError)) return undefined;
+  const what = describeOperation(context);
   switch (error.code) {
     case Code.noAuth:
       return new StoreError(

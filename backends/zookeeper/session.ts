@@ -23,7 +23,8 @@ import { connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { NotReachableError, StoreError } from "../../core/errors.ts";
 import { unrefTimer } from "../../core/abort.ts";
-import type { TlsOptions } from "../../core/types.ts";
+import { Backoff, type BackoffOptions } from "../../core/backoff.ts";
+import type { TlsConnectionOptions } from "../../core/tls.ts";
 import { ZkError } from "./errors.ts";
 import { FrameSplitter } from "./frames.ts";
 import { JuteReader, type JuteWriter } from "./jute.ts";
@@ -60,7 +61,7 @@ export interface SessionOptions {
   /** How long a request waits for a connection, in milliseconds. */
   connectTimeout: number;
   /** TLS settings, or `undefined` for plain TCP. */
-  tls?: TlsOptions;
+  tls?: TlsConnectionOptions;
   /** Sent on every connection, before any request. */
   credentials: readonly Credential[];
   /** The largest frame the server accepts (its `jute.maxbuffer`). */
@@ -111,8 +112,12 @@ interface Pending {
  * ZooKeeper's Java client does), but never less than this.
  */
 const MIN_ATTEMPT_MS = 500;
-/** After every server failed once, wait up to this long before the next round. */
-const MAX_ROUND_PAUSE_MS = 1_000;
+/**
+ * After every server failed once, wait anywhere up to 1 s (full jitter, a
+ * ceiling that does not grow) before the next round: clients of an ensemble
+ * that restarts do not all reconnect at once, and none waits long.
+ */
+const ROUND_BACKOFF: BackoffOptions = { baseMs: 1_000, capMs: 1_000 };
 /** A closed connection the server does not close in turn is dropped then. */
 const CLOSE_TIMEOUT_MS = 2_000;
 /** `SetWatches2` requests are cut to this size (the Java client's 128 KiB). */
@@ -322,6 +327,7 @@ export class Session {
   // The connection loop: connect, serve until the connection drops, move on.
   async #run(): Promise<void> {
     let failures = 0;
+    const rounds = new Backoff(ROUND_BACKOFF);
     while (!this.#closed) {
       const server = this.#servers[this.#next];
       this.#next = (this.#next + 1) % this.#servers.length;
@@ -331,11 +337,12 @@ export class Session {
       } catch (error) {
         this.#lastFailure = error;
         if (++failures % this.#servers.length === 0 && !this.#closed) {
-          await this.#pause(Math.random() * MAX_ROUND_PAUSE_MS);
+          await this.#pause(rounds.next());
         }
         continue;
       }
       failures = 0;
+      rounds.reset();
       await closed;
       this.#onDisconnected();
     }
@@ -365,13 +372,8 @@ export class Session {
         ? tlsConnect({
           host: server.host,
           port: server.port,
-          ca: Array.isArray(tls.ca)
-            ? tls.ca.map((ca) => pem(ca)!)
-            : pem(tls.ca),
-          cert: pem(tls.cert),
-          key: pem(tls.key),
+          ...tls,
           servername: tls.servername ?? tlsServername(server.host),
-          rejectUnauthorized: tls.rejectUnauthorized ?? true,
         })
         : netConnect({ host: server.host, port: server.port });
       socket.setNoDelay(true);
@@ -693,13 +695,6 @@ function shuffle<T>(items: T[]): T[] {
     [items[i], items[j]] = [items[j], items[i]];
   }
   return items;
-}
-
-// PEM text, as given or from its bytes.
-function pem(value: string | Uint8Array | undefined): string | undefined {
-  return value === undefined || typeof value === "string"
-    ? value
-    : new TextDecoder().decode(value);
 }
 
 // TLS server names must be host names, not IP addresses.

@@ -14,46 +14,11 @@
 
 import type { KeySink, TreeSink } from "../../core/driver.ts";
 import { NotReachableError } from "../../core/errors.ts";
-import { isConnectionLoss, storeError } from "./errors.ts";
+import { serial } from "../../core/serial.ts";
+import { isConnectionLoss, translateError } from "./errors.ts";
 import { entryOf, type Nodes } from "./nodes.ts";
 import { EventType } from "./protocol.ts";
 import { listTree } from "./tree.ts";
-
-/**
- * Runs `read` so that calls never overlap and a call made while one runs
- * makes exactly one more run after it.
- */
-class Rereader {
-  #running = false;
-  #again = false;
-  readonly #read: () => Promise<void>;
-  readonly #idle: (() => void) | undefined;
-
-  /**
-   * @param read What to run.
-   * @param idle Called when a run ends with no other asked for.
-   */
-  constructor(read: () => Promise<void>, idle?: () => void) {
-    this.#read = read;
-    this.#idle = idle;
-  }
-
-  request(): void {
-    if (this.#running) {
-      this.#again = true;
-      return;
-    }
-    this.#running = true;
-    (async () => {
-      do {
-        this.#again = false;
-        await this.#read();
-      } while (this.#again);
-      this.#running = false;
-      this.#idle?.();
-    })();
-  }
-}
 
 // Reads that fail because the connection is down are redone when it is
 // back; anything else ends the watch.
@@ -69,22 +34,22 @@ export function watchKey(
   signal: AbortSignal,
 ): void {
   const path = nodes.paths.path(key);
-  const reader = new Rereader(async () => {
+  const reread = serial(async () => {
     if (signal.aborted) return;
     try {
       const state = await nodes.read(path, true);
       if (!signal.aborted) sink.state(entryOf(key, state));
     } catch (error) {
       if (!signal.aborted && !transient(error)) {
-        sink.error(storeError(error, `watch of ${JSON.stringify(key)}`));
+        sink.error(translateError(error, { op: "watch", key }) ?? error);
       }
     }
-  });
+  }, { onError: (error) => sink.error(error) });
   follow(nodes, path, false, signal, sink, {
     changed: (type) => {
-      if (type !== EventType.childrenChanged) reader.request();
+      if (type !== EventType.childrenChanged) reread();
     },
-    resync: () => reader.request(),
+    resync: reread,
   });
 }
 
@@ -97,19 +62,19 @@ export function watchTree(
 ): void {
   const key = dir.endsWith("/") ? dir.slice(0, -1) : dir;
   const base = nodes.paths.path(key);
-  const readers = new Map<string, Rereader>();
+  const readers = new Map<string, () => void>();
   // Paths changed before or while the whole tree is read: read after it.
   let listing = true;
   let heardWhileListing = new Set<string>();
   const fail = (error: unknown) => {
     if (!signal.aborted && !transient(error)) {
-      sink.error(storeError(error, `watch of the tree ${JSON.stringify(key)}`));
+      sink.error(translateError(error, { op: "watch", key: dir }) ?? error);
     }
   };
   const readNode = (path: string, child: string) => {
     let reader = readers.get(path);
     if (!reader) {
-      reader = new Rereader(async () => {
+      reader = serial(async () => {
         try {
           const state = await nodes.read(path, true);
           if (signal.aborted) return;
@@ -119,12 +84,15 @@ export function watchTree(
         } catch (error) {
           fail(error);
         }
-      }, () => readers.delete(path));
+      }, {
+        onError: (error) => sink.error(error),
+        onIdle: () => readers.delete(path),
+      });
       readers.set(path, reader);
     }
-    reader.request();
+    reader();
   };
-  const relist = new Rereader(async () => {
+  const relist = serial(async () => {
     if (signal.aborted) return;
     listing = true;
     try {
@@ -139,7 +107,7 @@ export function watchTree(
     const heard = heardWhileListing;
     heardWhileListing = new Set();
     for (const path of heard) changed(path);
-  });
+  }, { onError: (error) => sink.error(error) });
   const changed = (path: string) => {
     // The watched node itself is not in its tree.
     if (path === base) return;
@@ -150,7 +118,7 @@ export function watchTree(
   };
   follow(nodes, base, true, signal, sink, {
     changed: (_type, path) => changed(path),
-    resync: () => relist.request(),
+    resync: relist,
   });
 }
 
@@ -188,7 +156,7 @@ function follow(
       // The watch is registered again on the next connection, and this
       // watch reads then.
       if (signal.aborted || transient(error)) return;
-      sink.error(storeError(error, "watch"));
+      sink.error(translateError(error, { op: "watch" }) ?? error);
     },
   );
 }
