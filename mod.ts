@@ -26,7 +26,11 @@ export {
   register,
   unregister,
 } from "./core/registry.ts";
-export type { FactoryConfig, StoreFactory } from "./core/registry.ts";
+export type {
+  BackendDescriptor,
+  FactoryConfig,
+  StoreFactory,
+} from "./core/registry.ts";
 export { parseStoreUrl } from "./core/url.ts";
 export type { StoreUrl } from "./core/url.ts";
 // For writing a backend: implement a Driver, extend BaseStore, register().
@@ -60,6 +64,7 @@ export type {
   WriteOptions,
 } from "./core/types.ts";
 export {
+  BulkWriteError,
   CallNotSupportedError,
   InvalidArgumentError,
   InvalidConfigurationError,

@@ -27,34 +27,67 @@ export type StoreFactory = (
   config: FactoryConfig,
 ) => Store | Promise<Store>;
 
-const factories = new Map<string, StoreFactory>();
-
 /**
- * URL schemes of the built-in backends; any other scheme names a backend
- * directly (so `register("mine", f)` opens `mine://...`).
- */
-const SCHEMES: Readonly<Record<string, string>> = {
-  memory: "memory",
-  file: "file",
-  redis: "redis",
-  rediss: "redis",
-  etcd: "etcd",
-  etcds: "etcd",
-  consul: "consul",
-  consuls: "consul",
-  zk: "zookeeper",
-  zks: "zookeeper",
-  dynamodb: "dynamodb",
-};
-
-/** Schemes that turn TLS on. */
-const SECURE_SCHEMES = new Set(["rediss", "etcds", "consuls", "zks"]);
-
-/**
- * Registers (or replaces) a backend under `name`.
+ * A backend, as one value: its name, its URL schemes, how a URL becomes its
+ * settings, and how it opens. Everything the registry knows of a backend is
+ * here, so a third-party backend can do all a built-in one does (a TLS
+ * scheme of its own included) and core keeps no backend's names.
  *
- * @param name The backend's name, also its URL scheme.
- * @param factory Opens a store of the backend.
+ * @example A backend of one's own
+ * ```ts
+ * import { register, unregister, openStore } from "./registry.ts";
+ * import { MemoryStore } from "../backends/memory/mod.ts";
+ *
+ * register({
+ *   name: "scratch",
+ *   schemes: { scratch: {}, scratchs: { tls: true } },
+ *   fromUrl: (url) => ({ name: url.path }),
+ *   open: ({ name, prefix }) =>
+ *     new MemoryStore({ name: name as string, prefix: prefix as string }),
+ * });
+ * await using store = await openStore("scratch:jobs");
+ * unregister("scratch");
+ * ```
+ */
+export interface BackendDescriptor {
+  /** The backend's name, as {@linkcode newStore} and {@linkcode backends} know it. */
+  name: string;
+  /**
+   * Its URL schemes (default: its name alone). A scheme with `tls: true`
+   * turns TLS on unless the options say otherwise (`rediss:`, `etcds:`).
+   */
+  schemes?: Readonly<Record<string, { tls?: boolean }>>;
+  /**
+   * The settings a URL's hosts and path give, such as
+   * `{ endpoints: url.hosts, prefix: url.path }`. Its query parameters,
+   * user and password are added by the registry, the same way for every
+   * backend. Throws `InvalidConfigurationError` for a URL the backend
+   * cannot take (default: a URL with hosts or a path is refused).
+   */
+  fromUrl?: (url: StoreUrl) => Record<string, unknown>;
+  /**
+   * The settings {@linkcode newStore}'s `endpoints` give (default: a
+   * non-empty list is refused).
+   */
+  fromEndpoints?: (endpoints: string[]) => Record<string, unknown>;
+  /**
+   * Opens a store from its settings: those the URL or the endpoints gave,
+   * overridden by the options the caller passed.
+   */
+  open(settings: OpenOptions): Store | Promise<Store>;
+}
+
+const descriptors = new Map<string, BackendDescriptor>();
+/** Each registered scheme's backend and whether it turns TLS on. */
+const schemes = new Map<string, { backend: string; tls: boolean }>();
+
+/**
+ * Registers (or replaces) a backend: a {@linkcode BackendDescriptor}, or,
+ * as valkeyrie's `AddStore` did, a name (also its one URL scheme) and a
+ * factory.
+ *
+ * @param backend The backend's descriptor, or its name.
+ * @param factory With a name: opens a store of the backend.
  *
  * @example
  * ```ts
@@ -66,18 +99,72 @@ const SECURE_SCHEMES = new Set(["rediss", "etcds", "consuls", "zks"]);
  * unregister("scratch");
  * ```
  */
-export function register(name: string, factory: StoreFactory): void {
+export function register(
+  backend: string | BackendDescriptor,
+  factory?: StoreFactory,
+): void {
+  const descriptor = typeof backend === "string"
+    ? fromFactory(backend, factory)
+    : backend;
+  if (descriptor === null || typeof descriptor !== "object") {
+    throw new InvalidConfigurationError(
+      "register() takes a backend descriptor, or a name and a factory",
+    );
+  }
+  checkName("Backend name", descriptor.name);
+  if (typeof descriptor.open !== "function") {
+    throw new InvalidConfigurationError(
+      `The backend ${descriptor.name} needs an open function`,
+    );
+  }
+  const own = descriptor.schemes ?? { [descriptor.name]: {} };
+  for (const scheme of Object.keys(own)) {
+    checkName("URL scheme", scheme);
+    const holder = schemes.get(scheme)?.backend;
+    if (holder !== undefined && holder !== descriptor.name) {
+      throw new InvalidConfigurationError(
+        `The URL scheme ${scheme}: belongs to the backend ${holder}`,
+      );
+    }
+  }
+  unregister(descriptor.name);
+  descriptors.set(descriptor.name, descriptor);
+  for (const [scheme, { tls }] of Object.entries(own)) {
+    schemes.set(scheme, { backend: descriptor.name, tls: tls === true });
+  }
+}
+
+function checkName(what: string, name: unknown): void {
   if (typeof name !== "string" || !/^[a-z][a-z0-9+.-]*$/.test(name)) {
     throw new InvalidConfigurationError(
-      `Backend name ${
+      `${what} ${
         JSON.stringify(name)
       } must be lower case letters, digits, '+', '.' or '-'`,
     );
   }
+}
+
+// A valkeyrie-style factory as a descriptor: it gets the endpoints and the
+// parsed URL as before, and its name is its one scheme.
+function fromFactory(
+  name: string,
+  factory: StoreFactory | undefined,
+): BackendDescriptor {
   if (typeof factory !== "function") {
     throw new InvalidConfigurationError("A backend factory must be a function");
   }
-  factories.set(name, factory);
+  const hosts = Symbol("endpoints");
+  return {
+    name,
+    fromUrl: (url) => ({ url, [hosts]: url.hosts }),
+    fromEndpoints: (endpoints) => ({ [hosts]: endpoints }),
+    open: (settings) => {
+      const { [hosts]: endpoints = [], ...config } = settings as
+        & FactoryConfig
+        & { [hosts]?: string[] };
+      return factory(endpoints, config);
+    },
+  };
 }
 
 /**
@@ -93,7 +180,10 @@ export function register(name: string, factory: StoreFactory): void {
  * ```
  */
 export function unregister(name: string): void {
-  factories.delete(name);
+  descriptors.delete(name);
+  for (const [scheme, { backend }] of schemes) {
+    if (backend === name) schemes.delete(scheme);
+  }
 }
 
 /**
@@ -109,7 +199,7 @@ export function unregister(name: string): void {
  * ```
  */
 export function backends(): string[] {
-  return [...factories.keys()].sort();
+  return [...descriptors.keys()].sort();
 }
 
 /**
@@ -131,8 +221,8 @@ export async function newStore(
   endpoints: string[],
   config: FactoryConfig = {},
 ): Promise<Store> {
-  const factory = factories.get(name);
-  if (!factory) {
+  const descriptor = descriptors.get(name);
+  if (!descriptor) {
     throw new UnknownBackendError(
       `Unknown backend ${JSON.stringify(name)} (registered: ${
         backends().join(", ") || "none"
@@ -146,13 +236,18 @@ export async function newStore(
       "endpoints must be an array of strings",
     );
   }
-  if (config === null || typeof config !== "object" || Array.isArray(config)) {
-    throw new InvalidConfigurationError(
-      `The configuration of ${name} must be an object`,
-    );
-  }
+  checkOptions(name, config);
   config.signal?.throwIfAborted();
-  return await factory(endpoints, config);
+  let given: Record<string, unknown> = {};
+  if (endpoints.length > 0) {
+    if (!descriptor.fromEndpoints) {
+      throw new InvalidConfigurationError(
+        `The ${name} backend takes no endpoints`,
+      );
+    }
+    given = descriptor.fromEndpoints(endpoints);
+  }
+  return await descriptor.open(withOptions(given, config));
 }
 
 /**
@@ -161,7 +256,12 @@ export async function newStore(
  *
  * Schemes: `memory:`, `file:` (the embedded engine), `redis://`, `rediss://`,
  * `etcd://`, `etcds://`, `consul://`, `consuls://`, `zk://`, `zks://`,
- * `dynamodb://TABLE?endpoint=...&region=...`.
+ * `dynamodb://TABLE?endpoint=...&region=...`, and those of backends
+ * registered by the program.
+ *
+ * Settings come from the URL (its hosts and path as the backend reads them,
+ * its query parameters, user and password, and TLS for a secure scheme) and
+ * from `options`; a setting given in both is the one in `options`.
  *
  * @param url The store's URL.
  * @param options Settings: `prefix`, `connectTimeout`, TLS, credentials and
@@ -174,35 +274,92 @@ export async function newStore(
  * await store.put("greeting", "hello");
  * ```
  */
-export function openStore(
+export async function openStore(
   url: string | URL,
   options: OpenOptions = {},
 ): Promise<Store> {
-  let parsed: StoreUrl;
-  try {
-    parsed = parseStoreUrl(url);
-  } catch (error) {
-    return Promise.reject(error);
-  }
-  const name = SCHEMES[parsed.scheme] ?? parsed.scheme;
-  if (!factories.has(name)) {
-    return Promise.reject(
-      new UnknownBackendError(
-        `No backend for URL scheme "${parsed.scheme}:" (registered: ${
-          backends().join(", ") || "none"
-        })`,
-      ),
+  const parsed = parseStoreUrl(url);
+  const scheme = schemes.get(parsed.scheme);
+  const descriptor = scheme && descriptors.get(scheme.backend);
+  if (!scheme || !descriptor) {
+    throw new UnknownBackendError(
+      `No backend for URL scheme "${parsed.scheme}:" (registered: ${
+        backends().join(", ") || "none"
+      })`,
     );
   }
-  const config: FactoryConfig = { ...options, url: parsed };
-  if (parsed.username !== undefined && options.username === undefined) {
-    config.username = parsed.username;
+  checkOptions(descriptor.name, options);
+  options.signal?.throwIfAborted();
+  return await descriptor.open(
+    withOptions(urlSettings(descriptor, parsed, scheme.tls), options),
+  );
+}
+
+/**
+ * The settings a store URL gives a backend: what its descriptor reads from
+ * the hosts and the path, then the query parameters, user and password, and
+ * `tls: true` for a secure scheme. For a backend's own `connect({ url })`.
+ *
+ * @param descriptor The backend.
+ * @param url The parsed URL, of one of the backend's schemes.
+ * @param tls Whether the URL's scheme turns TLS on.
+ * @returns The settings.
+ */
+export function urlSettings(
+  descriptor: BackendDescriptor,
+  url: StoreUrl,
+  tls = descriptor.schemes?.[url.scheme]?.tls === true,
+): Record<string, unknown> {
+  let own: Record<string, unknown>;
+  if (descriptor.fromUrl) {
+    own = descriptor.fromUrl(url);
+  } else if (url.hosts.length > 0 || url.path.replace(/^\/+/, "") !== "") {
+    throw new InvalidConfigurationError(
+      `A ${descriptor.name} URL has no hosts or path (${url.scheme}:)`,
+    );
+  } else {
+    own = {};
   }
-  if (parsed.password !== undefined && options.password === undefined) {
-    config.password = parsed.password;
+  const settings: Record<string, unknown> = { ...url.params };
+  if (url.username !== undefined) settings.username = url.username;
+  if (url.password !== undefined) settings.password = url.password;
+  if (tls) settings.tls = true;
+  for (const [name, value] of Object.entries(own)) {
+    if (value === undefined) continue;
+    if (name in url.params && url.params[name] !== String(value)) {
+      throw new InvalidConfigurationError(
+        `The ${descriptor.name} URL gives ${name} twice, in its ${
+          name === "prefix" ? "path" : "authority"
+        } and as ?${name}=`,
+      );
+    }
+    settings[name] = value;
   }
-  if (SECURE_SCHEMES.has(parsed.scheme) && options.tls === undefined) {
-    config.tls = true;
+  // A factory registered by name gets its endpoints under a symbol.
+  for (const symbol of Object.getOwnPropertySymbols(own)) {
+    Reflect.set(settings, symbol, Reflect.get(own, symbol));
   }
-  return newStore(name, parsed.hosts.length ? parsed.hosts : [], config);
+  return settings;
+}
+
+/** The one precedence rule: what the caller passed wins over the URL. */
+function withOptions(
+  fromUrl: Record<string, unknown>,
+  options: OpenOptions,
+): OpenOptions {
+  const settings: Record<string, unknown> = { ...fromUrl };
+  for (const [name, value] of Object.entries(options)) {
+    if (value !== undefined) settings[name] = value;
+  }
+  return settings;
+}
+
+function checkOptions(name: string, options: unknown): void {
+  if (
+    options === null || typeof options !== "object" || Array.isArray(options)
+  ) {
+    throw new InvalidConfigurationError(
+      `The configuration of ${name} must be an object`,
+    );
+  }
 }

@@ -104,3 +104,51 @@ function decode(part: string): string {
     );
   }
 }
+
+/**
+ * A URL's path as a setting (a key prefix, a chroot, a database number):
+ * without its leading and trailing `/`, and `undefined` when that leaves
+ * nothing.
+ *
+ * @param path The URL's decoded path.
+ * @returns The setting, or `undefined`.
+ *
+ * @example
+ * ```ts
+ * import { pathSetting } from "./url.ts";
+ *
+ * console.log(pathSetting("/app/")); // "app"
+ * console.log(pathSetting("/")); // undefined
+ * ```
+ */
+export function pathSetting(path: string): string | undefined {
+  const trimmed = path.replace(/^\/+|\/+$/g, "");
+  return trimmed === "" ? undefined : trimmed;
+}
+
+/**
+ * The one endpoint of a backend that takes at most one (a database name, a
+ * file's path, a table), or `undefined` for none.
+ *
+ * @param backend The backend's name, for the message.
+ * @param endpoints The endpoints, from a URL's hosts or `newStore`.
+ * @returns The endpoint.
+ *
+ * @example
+ * ```ts
+ * import { oneEndpoint } from "./url.ts";
+ *
+ * console.log(oneEndpoint("file", ["./data.db"])); // "./data.db"
+ * ```
+ */
+export function oneEndpoint(
+  backend: string,
+  endpoints: readonly string[],
+): string | undefined {
+  if (endpoints.length > 1) {
+    throw new InvalidConfigurationError(
+      `The ${backend} backend takes one endpoint, not ${endpoints.length}`,
+    );
+  }
+  return endpoints[0];
+}

@@ -28,7 +28,8 @@ const entries = Object.entries(jsr.exports).map(([subpath, file]) => ({
   name: distName(subpath),
 }));
 
-// package.json's exports must say what jsr.json says.
+// jsr.json is the one source of the exports map: package.json's exports
+// must say what it says.
 const problems = [];
 for (const { subpath, file, name } of entries) {
   const want = {
@@ -49,6 +50,15 @@ for (const subpath of Object.keys(pkg.exports ?? {})) {
 }
 if (pkg.version !== jsr.version) {
   problems.push("package.json and jsr.json versions differ");
+}
+// deno.json repeats jsr.json's package fields (Deno reads them there for
+// `deno publish` and self-imports); jsr.json is the source, deno.json must
+// say the same.
+const deno = JSON.parse(readFileSync("deno.json", "utf8"));
+for (const field of ["name", "version", "license", "exports", "publish"]) {
+  if (JSON.stringify(deno[field]) !== JSON.stringify(jsr[field])) {
+    problems.push(`deno.json "${field}" differs from jsr.json's`);
+  }
 }
 if (problems.length) {
   console.error(problems.join("\n"));

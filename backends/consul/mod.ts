@@ -23,7 +23,6 @@
 import { BaseStore } from "../../core/store.ts";
 import { connectWithin } from "../../core/connect.ts";
 import { delay } from "../../core/abort.ts";
-import type { FactoryConfig } from "../../core/registry.ts";
 import { ConsulDriver } from "./driver.ts";
 import { ConsulHttp } from "./http.ts";
 import {
@@ -71,21 +70,6 @@ export class ConsulStore extends BaseStore {
    */
   static async connect(options: ConsulStoreOptions = {}): Promise<ConsulStore> {
     return await ConsulStore.#open(readSettings(options));
-  }
-
-  /**
-   * Opens a store from the registry: `consul://HOST:PORT/PREFIX?token=...`
-   * (`newStore("consul", ["HOST:PORT"], options)`).
-   *
-   * @param endpoints At most one agent address.
-   * @param config The settings, with the parsed URL.
-   * @returns The store.
-   */
-  static async open(
-    endpoints: string[],
-    config: FactoryConfig,
-  ): Promise<ConsulStore> {
-    return await ConsulStore.#open(readSettings(config, endpoints));
   }
 
   static async #open(settings: ConsulSettings): Promise<ConsulStore> {

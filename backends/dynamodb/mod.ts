@@ -30,8 +30,6 @@
  * @module
  */
 
-import { InvalidConfigurationError } from "../../core/errors.ts";
-import type { FactoryConfig } from "../../core/registry.ts";
 import { BaseStore } from "../../core/store.ts";
 import type { TlsOptions } from "../../core/types.ts";
 import { DynamoDBDriver } from "./driver.ts";
@@ -179,33 +177,5 @@ export class DynamoDBStore extends BaseStore {
       await driver.abandon();
       throw error;
     }
-  }
-
-  /**
-   * Opens a store from the registry: `dynamodb://TABLE?region=...&endpoint=...`
-   * (`newStore("dynamodb", ["TABLE"], options)`). URL parameters are
-   * settings; options override them.
-   *
-   * @param endpoints The table's name (one).
-   * @param config Settings, and the parsed URL.
-   * @returns The open store.
-   */
-  static open(
-    endpoints: string[],
-    config: FactoryConfig,
-  ): Promise<DynamoDBStore> {
-    const { url, ...rest } = config;
-    const names = url ? url.hosts : endpoints;
-    if (names.length > 1) {
-      return Promise.reject(
-        new InvalidConfigurationError(
-          `A DynamoDB store names one table, not ${names.length}`,
-        ),
-      );
-    }
-    const table = (rest.table as string | undefined) ?? names[0];
-    return DynamoDBStore.connect(
-      { ...url?.params, ...rest, table } as DynamoDBStoreOptions,
-    );
   }
 }

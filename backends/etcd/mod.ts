@@ -27,7 +27,7 @@ import { BaseStore } from "../../core/store.ts";
 import { ConfigReader } from "../../core/config.ts";
 import { connectWithin } from "../../core/connect.ts";
 import { InvalidConfigurationError } from "../../core/errors.ts";
-import type { FactoryConfig } from "../../core/registry.ts";
+import { formatHostPort, parseHostPort } from "../../core/host_port.ts";
 import type { TlsOptions } from "../../core/types.ts";
 import { EtcdClient } from "./client.ts";
 import { EtcdDriver } from "./driver.ts";
@@ -115,17 +115,16 @@ export class EtcdStore extends BaseStore {
       endpoints: "object",
       requestTimeout: "number",
     });
-    const requestTimeout = config.number("requestTimeout") ??
-      DEFAULT_REQUEST_TIMEOUT_MS;
-    if (!(requestTimeout > 0)) {
-      throw new InvalidConfigurationError(
-        'The etcd setting "requestTimeout" must be a positive number',
-      );
-    }
+    const requestTimeout = config.positive(
+      "requestTimeout",
+      DEFAULT_REQUEST_TIMEOUT_MS,
+      { timer: true },
+    );
     const { hosts, secure } = parseEndpoints(
       config.object<string[]>("endpoints") ?? [`127.0.0.1:${DEFAULT_PORT}`],
     );
-    const tls = config.tls ?? (secure ? {} : undefined);
+    const tls = config.tls ??
+      (secure ? { rejectUnauthorized: true } : undefined);
     const settings = {
       hosts,
       tls,
@@ -156,42 +155,6 @@ export class EtcdStore extends BaseStore {
       throw error;
     }
   }
-
-  /**
-   * Opens a store from the registry: `etcd://h1:2379,h2:2379/prefix` or
-   * `etcds://...` (`newStore("etcd", ["h1:2379"], options)`). The URL's path,
-   * if any, is the key prefix; its query parameters are settings
-   * (`?requestTimeout=5000`).
-   *
-   * @param endpoints The members, `host:port` each.
-   * @param config The settings, and the parsed URL when opened by URL.
-   * @returns The open store.
-   *
-   * @example
-   * ```ts ignore
-   * import { openStore } from "@valkeyrie/valkeyrie";
-   *
-   * const store = await openStore("etcd://127.0.0.1:2379/app");
-   * await store.close();
-   * ```
-   */
-  static open(endpoints: string[], config: FactoryConfig): Promise<EtcdStore> {
-    const { url, ...rest } = config;
-    const options: Record<string, unknown> = { ...url?.params, ...rest };
-    const path = url?.path.replace(/^\/+|\/+$/g, "") ?? "";
-    if (path !== "") {
-      if (options.prefix !== undefined) {
-        return Promise.reject(
-          new InvalidConfigurationError(
-            "Give the etcd prefix either in the URL's path or as the prefix setting, not both",
-          ),
-        );
-      }
-      options.prefix = decodeURIComponent(path);
-    }
-    if (endpoints.length > 0) options.endpoints = endpoints;
-    return EtcdStore.connect(options as EtcdStoreOptions);
-  }
 }
 
 // `host:port`, `http://host:port` or `https://host:port` each; all of one
@@ -209,15 +172,9 @@ function parseEndpoints(
   }
   const schemes = new Set<string>();
   const hosts = endpoints.map((endpoint) => {
-    const match = /^(?:(https?):\/\/)?([^/]+?)\/?$/.exec(endpoint.trim());
-    if (!match) {
-      throw new InvalidConfigurationError(
-        `The etcd endpoint ${JSON.stringify(endpoint)} is not "host:port"`,
-      );
-    }
+    const match = /^(?:(https?):\/\/)?(.*?)\/?$/.exec(endpoint.trim())!;
     if (match[1]) schemes.add(match[1]);
-    const host = match[2];
-    return /:\d+$/.test(host) ? host : `${host}:${DEFAULT_PORT}`;
+    return formatHostPort(parseHostPort("etcd", match[2], DEFAULT_PORT));
   });
   if (schemes.size > 1) {
     throw new InvalidConfigurationError(

@@ -24,7 +24,6 @@
 import { BaseStore } from "../../core/store.ts";
 import { ConfigReader } from "../../core/config.ts";
 import { InvalidConfigurationError } from "../../core/errors.ts";
-import type { FactoryConfig } from "../../core/registry.ts";
 import { DEFAULT_CACHE_PAGES } from "../../wasm/database.ts";
 import type { IntegrityReport } from "../../wasm/engine.ts";
 import { FileDriver } from "./driver.ts";
@@ -133,35 +132,6 @@ export class EmbeddedStore extends BaseStore {
       await new FileDriver(shared).close();
       throw error;
     }
-  }
-
-  /**
-   * Opens a store from the registry: `file:./data.db`,
-   * `file:///abs/data.db?cacheSize=1048576&durable=false`, or
-   * `newStore("file", ["./data.db"])`.
-   *
-   * @param endpoints At most one: the file's path.
-   * @param config The settings (`prefix`, `cacheSize`, `durable`).
-   * @returns The store.
-   */
-  static open(
-    endpoints: string[],
-    config: FactoryConfig,
-  ): Promise<EmbeddedStore> {
-    const { url, ...rest } = config;
-    if (url && url.hosts.length > 0 && url.hosts.join() !== "localhost") {
-      return Promise.reject(
-        new InvalidConfigurationError(
-          `A file: URL names a local file, not a host (${url.hosts.join()})`,
-        ),
-      );
-    }
-    const path = url?.path || endpoints[0];
-    return EmbeddedStore.connect({
-      ...url?.params,
-      ...rest,
-      path,
-    } as EmbeddedStoreOptions);
   }
 
   /**

@@ -20,7 +20,6 @@
 
 import { BaseStore } from "../../core/store.ts";
 import { ConfigReader } from "../../core/config.ts";
-import type { FactoryConfig } from "../../core/registry.ts";
 import { MemoryDriver } from "./driver.ts";
 
 /** Options of {@linkcode MemoryStore}. */
@@ -58,23 +57,5 @@ export class MemoryStore extends BaseStore {
       name: "string",
     });
     super(new MemoryDriver(config.string("name") ?? ""), options);
-  }
-
-  /**
-   * Opens a handle from the registry: `memory:` or `memory:NAME`
-   * (`newStore("memory", ["NAME"])`).
-   *
-   * @param endpoints At most one: the database's name.
-   * @param config The settings (`prefix`, `name`).
-   * @returns The store.
-   */
-  static open(endpoints: string[], config: FactoryConfig): MemoryStore {
-    const { url, signal: _signal, ...rest } = config;
-    const name = url?.path ?? endpoints[0] ?? "";
-    // URL parameters are settings too (`memory:app?prefix=tenant`), checked
-    // like the rest; an explicit option wins over the URL's, as on `file:`.
-    return new MemoryStore(
-      { ...url?.params, name, ...rest } as MemoryStoreOptions,
-    );
   }
 }

@@ -26,9 +26,10 @@
 
 import { BaseStore } from "../../core/store.ts";
 import { InvalidConfigurationError } from "../../core/errors.ts";
-import type { FactoryConfig } from "../../core/registry.ts";
+import { urlSettings } from "../../core/registry.ts";
 import type { TlsOptions } from "../../core/types.ts";
-import { parseStoreUrl, type StoreUrl } from "../../core/url.ts";
+import { parseStoreUrl } from "../../core/url.ts";
+import { redisBackend } from "./backend.ts";
 import { openClient } from "./connection.ts";
 import { RedisDriver } from "./driver.ts";
 import { readSettings } from "./options.ts";
@@ -128,52 +129,27 @@ export class RedisStore extends BaseStore {
    * @param options Where the server is and how to log in.
    * @returns The store, connected.
    */
-  static connect(options: RedisStoreOptions = {}): Promise<RedisStore> {
-    const { url, endpoints, ...settings } = options;
-    if (url !== undefined && endpoints !== undefined) {
-      return Promise.reject(
-        new InvalidConfigurationError(
-          "Give redis a url or endpoints, not both",
-        ),
-      );
-    }
-    let parsed: StoreUrl | undefined;
-    const config: FactoryConfig = { ...settings };
+  static async connect(options: RedisStoreOptions = {}): Promise<RedisStore> {
+    const { url, ...given } = options;
+    let settings: Record<string, unknown> = given;
     if (url !== undefined) {
-      try {
-        parsed = parseStoreUrl(url);
-      } catch (error) {
-        return Promise.reject(error);
-      }
-      if (parsed.scheme !== "redis" && parsed.scheme !== "rediss") {
-        return Promise.reject(
-          new InvalidConfigurationError(
-            `A redis URL starts with redis:// or rediss://, not ${parsed.scheme}:`,
-          ),
+      if (given.endpoints !== undefined) {
+        throw new InvalidConfigurationError(
+          "Give redis a url or endpoints, not both",
         );
       }
-      config.url = parsed;
-      config.username ??= parsed.username;
-      config.password ??= parsed.password;
-      if (parsed.scheme === "rediss") config.tls ??= true;
+      const parsed = parseStoreUrl(url);
+      if (!(parsed.scheme in redisBackend.schemes!)) {
+        throw new InvalidConfigurationError(
+          `A redis URL starts with redis:// or rediss://, not ${parsed.scheme}:`,
+        );
+      }
+      settings = { ...urlSettings(redisBackend, parsed) };
+      for (const [name, value] of Object.entries(given)) {
+        if (value !== undefined) settings[name] = value;
+      }
     }
-    return RedisStore.open(parsed?.hosts ?? endpoints ?? [], config);
-  }
-
-  /**
-   * Opens a store from the registry: `openStore("redis://...")` or
-   * `newStore("redis", ["host:port"], config)`.
-   *
-   * @param endpoints `host:port` of the server, of the sentinels, or of
-   * nodes of a cluster.
-   * @param config The settings, with the parsed URL if any.
-   * @returns The store, connected.
-   */
-  static async open(
-    endpoints: string[],
-    config: FactoryConfig,
-  ): Promise<RedisStore> {
-    const { endpoint, prefix, signal } = readSettings(endpoints, config);
+    const { endpoint, prefix, signal } = readSettings(settings);
     const topology = new Topology(await openClient(endpoint, signal), endpoint);
     try {
       return new RedisStore(new RedisDriver(topology, endpoint.db), prefix);

@@ -12,13 +12,10 @@
  * @module
  */
 
-import { Buffer } from "node:buffer";
-import type { ConnectionOptions } from "node:tls";
 import type { RedisOptions } from "ioredis";
 import { ConfigReader } from "../../core/config.ts";
 import { InvalidConfigurationError } from "../../core/errors.ts";
-import type { FactoryConfig } from "../../core/registry.ts";
-import type { TlsOptions } from "../../core/types.ts";
+import { parseHostPort } from "../../core/host_port.ts";
 import type { Endpoint, HostPort } from "./connection.ts";
 
 /** Redis's own port. */
@@ -29,6 +26,7 @@ export const DEFAULT_SENTINEL_PORT = 26379;
 
 /** The settings only the Redis backend knows, and their kinds. */
 const REDIS_SETTINGS = {
+  endpoints: "object",
   db: "number",
   master: "string",
   sentinelUsername: "string",
@@ -46,27 +44,21 @@ export interface RedisSettings {
 }
 
 /**
- * Reads the settings of a store opened by the registry: `hosts` from the URL
- * (or `newStore`'s endpoints), everything else from `config` and the URL's
- * path and query.
+ * Reads the settings of a store: `endpoints` (`host:port` of the server, of
+ * the sentinels or of cluster nodes) and the rest, as the registry merged
+ * them from a URL and the caller's options.
  *
- * @param hosts `host:port` of the server, or of the sentinels.
- * @param config The caller's options, with the parsed URL if any.
+ * @param settings The settings.
  */
-export function readSettings(
-  hosts: readonly string[],
-  config: FactoryConfig,
-): RedisSettings {
-  const { url, ...given } = config;
-  const merged: Record<string, unknown> = { ...url?.params };
-  for (const [name, value] of Object.entries(given)) {
-    if (value !== undefined) merged[name] = value;
-  }
-  const path = url?.path ?? "";
-  if (path !== "" && path !== "/" && merged.db === undefined) {
-    merged.db = path.slice(1);
-  }
+export function readSettings(settings: Record<string, unknown>): RedisSettings {
+  const merged = settings;
   const reader = new ConfigReader("redis", merged, REDIS_SETTINGS);
+  const hosts = reader.object<string[]>("endpoints") ?? [];
+  if (!Array.isArray(hosts) || hosts.some((h) => typeof h !== "string")) {
+    throw new InvalidConfigurationError(
+      'The redis setting "endpoints" must be an array of "host:port" strings',
+    );
+  }
   const db = reader.number("db") ?? 0;
   if (!Number.isInteger(db) || db < 0) {
     throw new InvalidConfigurationError(
@@ -87,7 +79,7 @@ export function readSettings(
   let servers: HostPort[] | undefined;
   if (master !== undefined) {
     const sentinels = (hosts.length ? hosts : ["127.0.0.1"]).map((host) =>
-      parseHost(host, DEFAULT_SENTINEL_PORT)
+      parseHostPort("redis", host, DEFAULT_SENTINEL_PORT)
     );
     Object.assign(options, {
       name: master,
@@ -96,10 +88,9 @@ export function readSettings(
       sentinelPassword: reader.string("sentinelPassword"),
     });
     if (tls) {
-      const secure = tlsOptions(tls);
       Object.assign(options, {
-        tls: secure,
-        sentinelTLS: secure,
+        tls,
+        sentinelTLS: tls,
         enableTLSForSentinelMode: true,
       });
     }
@@ -115,11 +106,11 @@ export function readSettings(
       }
     }
     servers = (hosts.length ? hosts : ["127.0.0.1"]).map((host) =>
-      parseHost(host, DEFAULT_PORT)
+      parseHostPort("redis", host, DEFAULT_PORT)
     );
     const { host, port } = servers[0];
     Object.assign(options, { host, port });
-    if (tls) options.tls = tlsOptions(tls);
+    if (tls) options.tls = tls;
     what = `redis at ${host}:${port}`;
   }
   return {
@@ -127,49 +118,4 @@ export function readSettings(
     prefix: reader.prefix,
     signal: reader.signal,
   };
-}
-
-function parseHost(text: string, defaultPort: number): HostPort {
-  const match = /^(?:\[([^\]]+)\]|([^:\[\]]*))(?::([0-9]+))?$/.exec(text);
-  const host = match?.[1] ?? match?.[2];
-  const port = match?.[3] === undefined ? defaultPort : Number(match[3]);
-  if (!match || !host || port < 1 || port > 65535) {
-    throw new InvalidConfigurationError(
-      `Redis endpoint ${JSON.stringify(text)} is not HOST or HOST:PORT`,
-    );
-  }
-  return { host, port };
-}
-
-const TLS_SETTINGS = new Set([
-  "ca",
-  "cert",
-  "key",
-  "servername",
-  "rejectUnauthorized",
-]);
-
-function tlsOptions(tls: TlsOptions): ConnectionOptions {
-  for (const name of Object.keys(tls)) {
-    if (!TLS_SETTINGS.has(name)) {
-      throw new InvalidConfigurationError(
-        `Unknown redis TLS setting ${JSON.stringify(name)} (known: ${
-          [...TLS_SETTINGS].join(", ")
-        })`,
-      );
-    }
-  }
-  const pem = (value: string | Uint8Array) =>
-    typeof value === "string" ? value : Buffer.from(value);
-  const options: ConnectionOptions = {};
-  if (tls.ca !== undefined) {
-    options.ca = Array.isArray(tls.ca) ? tls.ca.map(pem) : pem(tls.ca);
-  }
-  if (tls.cert !== undefined) options.cert = pem(tls.cert);
-  if (tls.key !== undefined) options.key = pem(tls.key);
-  if (tls.servername !== undefined) options.servername = tls.servername;
-  if (tls.rejectUnauthorized !== undefined) {
-    options.rejectUnauthorized = tls.rejectUnauthorized;
-  }
-  return options;
 }

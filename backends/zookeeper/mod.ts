@@ -27,7 +27,6 @@
  */
 
 import { BaseStore } from "../../core/store.ts";
-import type { FactoryConfig } from "../../core/registry.ts";
 import type { TlsOptions } from "../../core/types.ts";
 import { readConfig } from "./config.ts";
 import { ZookeeperDriver } from "./driver.ts";
@@ -129,26 +128,6 @@ export class ZookeeperStore extends BaseStore {
   ): Promise<ZookeeperStore> {
     const { hosts, ...settings } = options;
     return await ZookeeperStore.#open(hosts ?? [], settings);
-  }
-
-  /**
-   * Opens a store from the registry: `zk://h1:2181,h2:2181/chroot?...`, or
-   * `newStore("zookeeper", ["h1:2181"], options)`. URL parameters are
-   * settings (`sessionTimeout`, `acl`, `maxBufferSize`, `tickTime`); the
-   * URL's path is the chroot, its user and password the digest credentials.
-   *
-   * @param endpoints The servers, `host:port` each.
-   * @param config The settings.
-   * @returns The store.
-   */
-  static open(
-    endpoints: string[],
-    config: FactoryConfig,
-  ): Promise<ZookeeperStore> {
-    const { url, ...options } = config;
-    const settings: Record<string, unknown> = { ...url?.params, ...options };
-    if (url?.path && settings.chroot === undefined) settings.chroot = url.path;
-    return ZookeeperStore.#open(endpoints, settings);
   }
 
   static async #open(
