@@ -90,7 +90,10 @@ export async function writeItem(
   for (let attempt = 0; attempt < VERSION_RETRIES; attempt++) {
     const version = ctx.clock.next();
     const now = ctx.now();
-    const item = write.build(version, now);
+    // The write's own id tells a retry of this very request (which the SDK
+    // makes on a lost answer) from another writer's equal write: two
+    // handles may pick the same version in the same millisecond.
+    const item: Item = { ...write.build(version, now), writeId: writeId() };
     try {
       await ctx.client.send(
         new PutItemCommand({
@@ -123,9 +126,13 @@ export async function writeItem(
 }
 
 function sameWrite(old: Item, item: Item): boolean {
-  if (old.version?.N !== item.version?.N) return false;
-  const a = old.value?.B;
-  const b = item.value?.B;
-  if (a === undefined || b === undefined) return a === b;
-  return a.length === b.length && a.every((byte, i) => byte === b[i]);
+  return old.writeId?.S !== undefined && old.writeId.S === item.writeId?.S;
+}
+
+/** 96 random bits: a write's id, unique among all writes of a key. */
+function writeId(): { S: string } {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  return {
+    S: Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(""),
+  };
 }

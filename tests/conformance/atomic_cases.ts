@@ -136,6 +136,29 @@ export function atomicCases(
     assert.deepEqual(await b.get(c.k("race")), winner);
   });
 
+  // Writers racing with the same bytes must still be told apart: one wins,
+  // the others are refused (DynamoDB once took an equal write of another
+  // handle, made in the same millisecond, for its own retried request).
+  test("concurrent create-only puts of the same value from two handles let exactly one win", async (c) => {
+    const b = await c.open();
+    for (let round = 0; round < 5; round++) {
+      const key = c.k("same", String(round));
+      const results = await Promise.allSettled(
+        Array.from(
+          { length: 6 },
+          (_, i) => (i % 2 ? b : c.a).atomicPut(key, "same bytes", null),
+        ),
+      );
+      const won = results.filter((r) => r.status === "fulfilled");
+      assert.equal(won.length, 1, `round ${round}: exactly one create wins`);
+      for (const r of results) {
+        if (r.status === "rejected") {
+          assert.ok(r.reason instanceof KeyExistsError, String(r.reason));
+        }
+      }
+    }
+  });
+
   test("atomic() applies every check, put and delete together", async (c) => {
     const s = c.a;
     await s.put(c.k("tx", "a"), "a1");
