@@ -5,9 +5,20 @@
  * @module
  */
 
+import { checkDelta } from "./counter.ts";
 import { InvalidArgumentError } from "./errors.ts";
 import type { AtomicStep } from "./driver.ts";
 import type { AtomicOperation, CommitResult, SignalOptions } from "./types.ts";
+
+/** A counter to add to, resolved by the store at commit. */
+export interface AtomicSum {
+  /** The full key. */
+  key: string;
+  /** The key as the caller gave it, for messages. */
+  userKey: string;
+  /** What to add. */
+  delta: bigint;
+}
 
 /** What the builder needs from its store. */
 export interface AtomicContext {
@@ -19,9 +30,10 @@ export interface AtomicContext {
   ttl(ttl: unknown): number | undefined;
   /** The most steps one operation may hold. */
   readonly maxOperations: number;
-  /** Commits the steps (checks first). */
+  /** Commits the steps (checks first) and adds to the counters. */
   commit(
     steps: readonly AtomicStep[],
+    sums: readonly AtomicSum[],
     options: SignalOptions | undefined,
   ): Promise<CommitResult>;
 }
@@ -48,6 +60,7 @@ export class AtomicBuilder implements AtomicOperation {
   #writes: AtomicStep[] = [];
   #checked = new Set<string>();
   #written = new Set<string>();
+  #sums: AtomicSum[] = [];
   #committed = false;
 
   /**
@@ -90,6 +103,13 @@ export class AtomicBuilder implements AtomicOperation {
     return this;
   }
 
+  sum(key: string, delta: bigint = 1n): this {
+    // A sum becomes a check and a put at commit: it counts as two steps.
+    const full = this.#add(key, this.#written, "summed", 2);
+    this.#sums.push({ key: full, userKey: key, delta: checkDelta(key, delta) });
+    return this;
+  }
+
   commit(options?: SignalOptions): Promise<CommitResult> {
     if (this.#committed) {
       return Promise.reject(
@@ -97,16 +117,31 @@ export class AtomicBuilder implements AtomicOperation {
       );
     }
     this.#committed = true;
-    return this.#context.commit([...this.#checks, ...this.#writes], options);
+    return this.#context.commit(
+      [...this.#checks, ...this.#writes],
+      this.#sums,
+      options,
+    );
   }
 
-  #add(key: string, seen: Set<string>, verb: string): string {
+  #add(key: string, seen: Set<string>, verb: string, steps = 1): string {
     const full = this.#context.key(key);
-    if (
-      this.#checks.length + this.#writes.length >= this.#context.maxOperations
-    ) {
+    const used = this.#checks.length + this.#writes.length +
+      2 * this.#sums.length;
+    if (used + steps > this.#context.maxOperations) {
       throw new InvalidArgumentError(
         `An atomic operation holds at most ${this.#context.maxOperations} checks and writes on this backend`,
+      );
+    }
+    // A sum checks and writes its counter itself.
+    const summed = this.#sums.some((sum) => sum.key === full) ||
+      (verb === "summed" &&
+        (this.#checked.has(full) || this.#written.has(full)));
+    if (summed) {
+      throw new InvalidArgumentError(
+        `Key ${
+          JSON.stringify(key)
+        } is summed in one atomic operation and cannot also be checked or written`,
       );
     }
     if (seen.has(full)) {

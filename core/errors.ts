@@ -420,3 +420,48 @@ export class CallNotSupportedError extends StoreError {
   /** Always `"CALL_NOT_SUPPORTED"`. */
   override readonly code: string = "CALL_NOT_SUPPORTED";
 }
+
+/**
+ * A bulk call (`putMany`, `deleteMany`) failed part-way. Bulk calls are not
+ * atomic: `done` lists the positions of the entries (or keys) known to be
+ * written, and the rest may or may not have been; `cause` is the first
+ * failure.
+ *
+ * @example
+ * ```ts
+ * import { BulkWriteError } from "./errors.ts";
+ *
+ * const error = new BulkWriteError("putMany", [0, 1], 3, new Error("gone"));
+ * console.log(error.done); // [0, 1]
+ * ```
+ */
+export class BulkWriteError extends StoreError {
+  /** Always `"BulkWriteError"`. */
+  override name: string = "BulkWriteError";
+  /** Always `"BULK_WRITE_FAILED"`. */
+  override readonly code: string = "BULK_WRITE_FAILED";
+  /** The positions, in the call's list, of what is known to be written. */
+  readonly done: readonly number[];
+
+  /**
+   * Creates the error.
+   *
+   * @param op The call: `"putMany"` or `"deleteMany"`.
+   * @param done The positions known to be written, ascending.
+   * @param total How many entries the call had.
+   * @param cause The first failure.
+   */
+  constructor(
+    op: string,
+    done: readonly number[],
+    total: number,
+    cause: unknown,
+  ) {
+    const message = cause instanceof Error ? cause.message : String(cause);
+    super(
+      `${op} failed after ${done.length} of ${total} were known written: ${message}`,
+      { cause },
+    );
+    this.done = Object.freeze([...done]);
+  }
+}

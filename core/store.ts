@@ -5,8 +5,11 @@
  * @module
  */
 
-import { AtomicBuilder } from "./atomic.ts";
-import { abortable, allowManyListeners, deadline } from "./abort.ts";
+import { AtomicBuilder, type AtomicSum } from "./atomic.ts";
+import { abortable, allowManyListeners, deadline, delay } from "./abort.ts";
+import { Backoff } from "./backoff.ts";
+import { runBulk } from "./bulk.ts";
+import { addToCounter, checkDelta, readCounter } from "./counter.ts";
 import {
   InvalidArgumentError,
   InvalidConfigurationError,
@@ -51,6 +54,13 @@ export interface BaseStoreOptions {
 }
 
 let abandonStore: (store: BaseStore) => Promise<void>;
+
+/**
+ * How long a counter's writer waits before trying again after another
+ * writer of the counter won: it reads the new value first, so a short,
+ * growing, jittered pause is enough to let a crowd of writers through.
+ */
+const COUNTER_BACKOFF = { baseMs: 2, capMs: 100 };
 
 /**
  * The `Store` of the contract over a {@linkcode Driver}. It checks every
@@ -182,6 +192,37 @@ export class BaseStore implements Store {
     return entries.map((entry) => this.#pair(entry));
   }
 
+  async getMany(
+    keys: readonly string[],
+    options?: ReadOptions,
+  ): Promise<(KVPair | null)[]> {
+    this.#open(options);
+    const full = this.#keys("getMany", keys);
+    const read = this.#readOptions(options);
+    return await runBulk("getMany", full, false, async (key) => {
+      const entry = await this.#run(
+        "getMany",
+        options?.signal,
+        () => this.#driver.get(key, read),
+      );
+      return entry === null ? null : this.#pair(entry);
+    });
+  }
+
+  async deleteMany(
+    keys: readonly string[],
+    options?: SignalOptions,
+  ): Promise<void> {
+    this.#open(options);
+    const full = this.#keys("deleteMany", keys);
+    await runBulk("deleteMany", full, true, (key) =>
+      this.#run(
+        "deleteMany",
+        options?.signal,
+        () => this.#driver.delete(key, { signal: options?.signal }),
+      ));
+  }
+
   async deleteTree(prefix: string, options?: SignalOptions): Promise<void> {
     this.#open(options);
     const full = this.#tree(prefix);
@@ -307,8 +348,36 @@ export class BaseStore implements Store {
       value: (key, value) => toBytes(key, value, this.limits.maxValueBytes),
       ttl: checkTtl,
       maxOperations: this.limits.maxAtomicOperations,
-      commit: (steps, options) => this.#commitAll(steps, options),
+      commit: (steps, sums, options) => this.#commitAll(steps, sums, options),
     });
+  }
+
+  async increment(
+    key: string,
+    delta: bigint = 1n,
+    options?: WriteOptions,
+  ): Promise<bigint> {
+    this.#open(options);
+    const full = this.#key(key);
+    checkDelta(key, delta);
+    const ttl = checkTtl(options?.ttl);
+    const signal = options?.signal;
+    const backoff = new Backoff(COUNTER_BACKOFF);
+    for (;;) {
+      const current = await this.#counter(full, key, signal);
+      const next = addToCounter(key, current.value, delta);
+      const outcome = await this.#run(
+        "increment",
+        signal,
+        () =>
+          this.#driver.commit([
+            { type: "check", key: full, lastIndex: current.index },
+            { type: "put", key: full, value: next.bytes, ttl },
+          ], { signal }),
+      );
+      if (outcome.ok) return next.value;
+      await delay(backoff.next(), signal);
+    }
   }
 
   close(): Promise<void> {
@@ -341,17 +410,68 @@ export class BaseStore implements Store {
 
   async #commitAll(
     steps: readonly AtomicStep[],
+    sums: readonly AtomicSum[],
     options: SignalOptions | undefined,
   ): Promise<CommitResult> {
     this.#open(options);
-    if (steps.length === 0) return { ok: true, lastIndex: 0n };
-    const outcome = await this.#run(
-      "atomic",
-      options?.signal,
-      () => this.#driver.commit(steps, { signal: options?.signal }),
+    const signal = options?.signal;
+    if (steps.length === 0 && sums.length === 0) {
+      return { ok: true, lastIndex: 0n };
+    }
+    const backoff = new Backoff(COUNTER_BACKOFF);
+    for (;;) {
+      // Counters are read, and the commit made conditional on what was read.
+      const read = await Promise.all(
+        sums.map((sum) => this.#counter(sum.key, sum.userKey, signal)),
+      );
+      // Checks come before writes, as the builder hands them over.
+      const all: AtomicStep[] = [
+        ...steps.filter((step) => step.type === "check"),
+        ...sums.map((sum, i): AtomicStep => ({
+          type: "check",
+          key: sum.key,
+          lastIndex: read[i].index,
+        })),
+        ...sums.map((sum, i): AtomicStep => ({
+          type: "put",
+          key: sum.key,
+          value: addToCounter(sum.userKey, read[i].value, sum.delta).bytes,
+        })),
+        ...steps.filter((step) => step.type !== "check"),
+      ];
+      const outcome = await this.#run(
+        "atomic",
+        signal,
+        () => this.#driver.commit(all, { signal }),
+      );
+      if (outcome.ok) return { ok: true, lastIndex: outcome.lastIndex };
+      if (sums.length === 0) return { ok: false };
+      // Lost to another writer of a counter: run again. Otherwise one of the
+      // caller's checks failed.
+      const now = await Promise.all(
+        sums.map((sum) => this.#counter(sum.key, sum.userKey, signal)),
+      );
+      if (now.every((counter, i) => counter.index === read[i].index)) {
+        return { ok: false };
+      }
+      await delay(backoff.next(), signal);
+    }
+  }
+
+  // A counter's value and version (`null`: absent, counting as 0n).
+  async #counter(
+    key: string,
+    userKey: string,
+    signal: AbortSignal | undefined,
+  ): Promise<{ value: bigint; index: bigint | null }> {
+    const entry = await this.#run(
+      "increment",
+      signal,
+      () => this.#driver.get(key, { consistent: true, signal }),
     );
-    return outcome.ok ? { ok: true, lastIndex: outcome.lastIndex } : {
-      ok: false,
+    return {
+      value: readCounter(userKey, entry?.value ?? null),
+      index: entry?.lastIndex ?? null,
     };
   }
 
@@ -404,6 +524,14 @@ export class BaseStore implements Store {
     const reason = this.#driver.checkKey?.(full);
     if (reason) throw new InvalidKeyError(key, reason);
     return full;
+  }
+
+  // Every key of a bulk call, checked before any I/O.
+  #keys(op: string, keys: readonly string[]): string[] {
+    if (!Array.isArray(keys)) {
+      throw new InvalidArgumentError(`${op} needs an array of keys`);
+    }
+    return keys.map((key) => this.#key(key));
   }
 
   #tree(prefix: string): string {

@@ -127,6 +127,16 @@ export interface AtomicOperation {
    */
   delete(key: string): this;
   /**
+   * Adds `delta` to the counter at `key` (a missing key counts as `0n`), as
+   * part of the operation: the counter's value is read and the write is
+   * made conditional on it, and a commit that loses to another writer of
+   * the counter is run again. The key may not be checked or written too.
+   *
+   * @param key The counter's key.
+   * @param delta What to add (default `1n`).
+   */
+  sum(key: string, delta?: bigint): this;
+  /**
    * Applies the operation. Resolves `{ ok: false }` when a check fails.
    *
    * @param options A signal to abort the commit.
@@ -162,6 +172,33 @@ export interface Store extends AsyncDisposable {
   watchTree(prefix: string, options?: SignalOptions): ReadableStream<KVPair[]>;
   /** Waits until the lock on `key` is held, then writes its value at `key`. */
   lock(key: string, options?: LockOptions): Promise<Lock>;
+  /**
+   * The pairs at `keys`, in the order asked (`null` for an absent key). Not
+   * a snapshot: each key is read on its own, several at a time.
+   */
+  getMany(
+    keys: readonly string[],
+    options?: ReadOptions,
+  ): Promise<(KVPair | null)[]>;
+  /**
+   * Deletes `keys` (no error for an absent one). Not atomic: every key is
+   * checked before any I/O, and a failure part-way rejects with a
+   * `BulkWriteError` whose `done` lists the positions known deleted.
+   */
+  deleteMany(keys: readonly string[], options?: SignalOptions): Promise<void>;
+  /**
+   * Adds `delta` to the counter at `key` and resolves its new value; a
+   * missing key counts as `0n`. Atomic on every backend. The value is stored
+   * as decimal text (`"42"`); a value that is not a signed 64-bit integer,
+   * or an overflow, is `InvalidArgumentError` and changes nothing. Like
+   * `put`, a `ttl` makes the key expire that long after this increment, and
+   * none makes it permanent.
+   */
+  increment(
+    key: string,
+    delta?: bigint,
+    options?: WriteOptions,
+  ): Promise<bigint>;
   /** Compare-and-set: writes only if `key` is still at `previous` (`null`: absent). */
   atomicPut(
     key: string,

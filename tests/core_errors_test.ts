@@ -26,6 +26,7 @@ const CODES: Record<string, string> = {
   UnknownBackendError: "UNKNOWN_BACKEND",
   StoreClosedError: "STORE_CLOSED",
   CallNotSupportedError: "CALL_NOT_SUPPORTED",
+  BulkWriteError: "BULK_WRITE_FAILED",
 };
 
 // deno-lint-ignore no-explicit-any
