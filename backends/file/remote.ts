@@ -87,10 +87,18 @@ export class RemoteAccess implements FileAccess {
     this.#onEnd = onEnd;
     socket.setNoDelay?.(true);
     socket.unref();
-    socket.on("error", () => socket.destroy());
+    // The connection's end is whichever of these comes first: Bun may mark
+    // a socket destroyed without (or long before) its "close" event.
+    socket.on("error", () => {
+      socket.destroy();
+      this.#end();
+    });
     // The owner never half-closes: its end of the stream is its end. (Deno
     // may not report a write into a half-closed socket as an error.)
-    socket.on("end", () => socket.destroy());
+    socket.on("end", () => {
+      socket.destroy();
+      this.#end();
+    });
     socket.on("close", () => this.#end());
     readMessages(socket, (message) => this.#receive(message));
   }
@@ -167,6 +175,9 @@ export class RemoteAccess implements FileAccess {
 
   #call(message: Message): Promise<unknown> {
     if (this.#ended || this.#socket.destroyed || !this.#socket.writable) {
+      // A socket found dead here ends the connection now, so the shared
+      // file looks for the next owner instead of sending again into it.
+      this.#end();
       return Promise.reject(new Disconnected(false));
     }
     const id = this.#nextId++;

@@ -26,6 +26,7 @@ import {
 } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import type { Server } from "node:net";
+import { delay } from "../../core/abort.ts";
 import { InvalidConfigurationError, StoreError } from "../../core/errors.ts";
 import type { KeySink, TreeSink } from "../../core/driver.ts";
 import { Database, type DatabaseOptions } from "../../wasm/database.ts";
@@ -53,6 +54,12 @@ interface Watch {
 }
 
 const opened = new Map<string, Promise<SharedFile>>();
+
+/**
+ * How long a call cut off by its owner's end waits before it is sent again
+ * to what is still the same owner (the end not yet handled).
+ */
+const RESEND_PAUSE_MS = 5;
 
 /** The real path of `path`, also when the file does not exist yet. */
 export function realPath(path: string): string {
@@ -238,8 +245,13 @@ export class SharedFile {
     call: (access: FileAccess) => Promise<T>,
     repeatable: boolean,
   ): Promise<T> {
+    let previous: Role | undefined;
     while (true) {
       const role = await this.#ready;
+      // Never a loop of promises alone: one that found the same owner gone
+      // again would starve the timers and events that end it.
+      if (role === previous) await delay(RESEND_PAUSE_MS);
+      previous = role;
       try {
         return await call(role.access);
       } catch (error) {
