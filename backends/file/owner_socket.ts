@@ -45,8 +45,12 @@ export const SOCKET_DIR = "/tmp/valkeyrie";
 const STALE_TAKEOVER_MS = 10_000;
 /** How often an opener retries while another one takes over a stale name. */
 const RETRY_MS = 10;
-/** How long opening waits for another opener to finish taking over. */
-const TAKEOVER_WAIT_MS = 5_000;
+/**
+ * How long opening waits for another opener to finish taking over: longer
+ * than a stale takeover directory lives, so that one left by an opener
+ * killed mid-takeover is cleared before anyone gives up.
+ */
+const TAKEOVER_WAIT_MS = 3 * STALE_TAKEOVER_MS;
 
 /** The identity of the file at `path` (it must exist): device and inode. */
 export function fileIdentity(path: string): string {

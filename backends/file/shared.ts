@@ -27,6 +27,7 @@ import {
 import { basename, dirname, join, resolve } from "node:path";
 import type { Server } from "node:net";
 import { delay } from "../../core/abort.ts";
+import { Backoff } from "../../core/backoff.ts";
 import { InvalidConfigurationError, StoreError } from "../../core/errors.ts";
 import type { KeySink, TreeSink } from "../../core/driver.ts";
 import { Database, type DatabaseOptions } from "../../wasm/database.ts";
@@ -51,6 +52,8 @@ type Role =
 
 interface Watch {
   start(access: FileAccess, signal: AbortSignal): void;
+  /** Ends the watch with an error: no owner could be found or become one. */
+  fail(error: unknown): void;
 }
 
 const opened = new Map<string, Promise<SharedFile>>();
@@ -60,6 +63,10 @@ const opened = new Map<string, Promise<SharedFile>>();
  * to what is still the same owner (the end not yet handled).
  */
 const RESEND_PAUSE_MS = 5;
+
+/** How long a process whose owner went away tries to find the next one. */
+const REJOIN_MS = 60_000;
+const REJOIN_BACKOFF = { baseMs: 10, capMs: 1_000 };
 
 /** The real path of `path`, also when the file does not exist yet. */
 export function realPath(path: string): string {
@@ -203,8 +210,27 @@ export class SharedFile {
     for (const generation of this.#generations.values()) generation.abort();
     this.#generations.clear();
     this.#role = undefined;
-    this.#ready = this.#join();
+    this.#ready = this.#rejoin();
     this.#ready.catch(() => {});
+  }
+
+  // Finds or becomes the next owner, trying again for a while when that
+  // fails (a loaded machine, an opener killed mid-takeover). Giving up ends
+  // every watch with the error, so none goes silent; calls get it too.
+  async #rejoin(): Promise<Role> {
+    const backoff = new Backoff(REJOIN_BACKOFF);
+    const deadline = Date.now() + REJOIN_MS;
+    while (true) {
+      try {
+        return await this.#join();
+      } catch (error) {
+        if (this.#closing || Date.now() > deadline) {
+          for (const watch of this.#watches.keys()) watch.fail(error);
+          throw error;
+        }
+        await delay(backoff.next());
+      }
+    }
   }
 
   #applyHolds(): void {
@@ -292,15 +318,18 @@ export class SharedFile {
 
   /** Watches `key` through every owner (see {@linkcode watch}). */
   watchKey(key: string, sink: KeySink, signal: AbortSignal): void {
-    this.watch({ start: (access, s) => access.watchKey(key, sink, s) }, signal);
+    this.watch({
+      start: (access, s) => access.watchKey(key, sink, s),
+      fail: (error) => sink.error(error),
+    }, signal);
   }
 
   /** Watches the tree under `dir` through every owner. */
   watchTree(dir: string, sink: TreeSink, signal: AbortSignal): void {
-    this.watch(
-      { start: (access, s) => access.watchTree(dir, sink, s) },
-      signal,
-    );
+    this.watch({
+      start: (access, s) => access.watchTree(dir, sink, s),
+      fail: (error) => sink.error(error),
+    }, signal);
   }
 
   /** Closes the file for this process (the last handle calls it). */
