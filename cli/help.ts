@@ -6,6 +6,7 @@ Usage: valkeyrie [options] <command> [arguments]
 Commands:
   get KEY                 print the value of KEY (exit 1 if absent)
   put KEY VALUE           write VALUE at KEY (VALUE "-" reads standard input)
+  incr KEY [DELTA]        add DELTA (default 1) to the counter at KEY, print it
   rm KEY                  delete KEY; with -r, KEY and everything under it
   ls [PREFIX]             list the keys under PREFIX with their values
   watch KEY               print KEY's value now and after every change
@@ -19,7 +20,7 @@ Options:
                           file store ./valkeyrie.db); memory:, file:PATH,
                           redis://, etcd://, consul://, zk://, dynamodb://TABLE
       --prefix P          work inside the namespace P
-      --ttl MS            put: expire the key after MS milliseconds;
+      --ttl MS            put, incr: expire the key after MS milliseconds;
                           lock: the lock's TTL (default 20000)
       --value V           lock: the value written at KEY while held
   -r, --recursive         rm: delete the whole tree

@@ -117,7 +117,10 @@ export async function runCli(
     return EXIT.usage;
   }
   const { values, positionals } = parsed;
-  const [name, ...rest] = positionals;
+  const [name, ...given] = positionals;
+  // After "--" come lock's command, or else arguments that may start with
+  // "-" (`put k -- -5`, `incr hits -- -1`), as POSIX has it.
+  const rest = name === "lock" ? given : [...given, ...command];
   if (values.help || name === undefined || name === "help") {
     io.out(HELP);
     return name === undefined && !values.help ? EXIT.usage : EXIT.ok;
@@ -229,6 +232,25 @@ const COMMANDS: Record<string, Command> = {
       return EXIT.ok;
     },
   },
+  incr: {
+    args: "KEY [DELTA] (a whole number, default 1)",
+    min: 1,
+    max: 2,
+    async run({ store, args, ttl, io, output }) {
+      const text = args[1] ?? "1";
+      if (!/^-?[0-9]+$/.test(text)) {
+        return usage(
+          io,
+          `DELTA must be a whole number, not ${JSON.stringify(text)}`,
+        );
+      }
+      const value = await store.increment(args[0], BigInt(text), { ttl });
+      output.line(
+        output.json ? JSON.stringify({ value: String(value) }) : String(value),
+      );
+      return EXIT.ok;
+    },
+  },
   rm: {
     args: "KEY (with -r: KEY and everything under it)",
     min: 1,
@@ -293,10 +315,16 @@ const COMMANDS: Record<string, Command> = {
       if (output.json) output.line(JSON.stringify(report));
       else {
         for (const error of report.errors) io.err(`valkeyrie: ${error}\n`);
+        for (const note of report.recovery) {
+          io.err(`valkeyrie: opening recovered: ${note}\n`);
+        }
         const state = report.ok ? "ok" : "damaged";
         const keys = `${report.keys} key${report.keys === 1 ? "" : "s"}`;
+        const damage = report.damagedPages.length > 0
+          ? `, ${report.damagedPages.length} damaged, ${report.unreachablePages} unreachable`
+          : "";
         output.line(
-          `${state}: ${keys}, ${report.pages} pages (${report.freePages} free, ${report.leakedPages} leaked)`,
+          `${state}: ${keys}, ${report.pages} pages (${report.freePages} free, ${report.leakedPages} leaked${damage})`,
         );
       }
       return report.ok ? EXIT.ok : EXIT.storeError;

@@ -72,6 +72,32 @@ describe("cli", () => {
     );
   });
 
+  test("incr adds to a counter and prints it; arguments after -- may start with -", async () => {
+    assert.deepEqual(
+      [
+        (await cli(["incr", "c/hits"])).out,
+        (await cli(["incr", "c/hits", "41"])).out,
+      ],
+      ["1\n", "42\n"],
+    );
+    assert.equal((await cli(["incr", "c/hits", "--", "-50"])).out, "-8\n");
+    assert.deepEqual(
+      JSON.parse((await cli(["--json", "incr", "c/hits"])).out),
+      {
+        value: "-7",
+      },
+    );
+    const bad = await cli(["incr", "c/hits", "1.5"]);
+    assert.equal(bad.code, EXIT.usage);
+    assert.match(bad.err, /DELTA must be a whole number/);
+    await cli(["put", "c/text", "words"]);
+    const notCounter = await cli(["incr", "c/text"]);
+    assert.equal(notCounter.code, EXIT.storeError);
+    assert.match(notCounter.err, /not a counter/);
+    assert.equal((await cli(["put", "c/neg", "--", "-5"])).code, EXIT.ok);
+    assert.equal((await cli(["get", "c/neg"])).out, "-5");
+  });
+
   test("put reads standard input for - and honours --ttl", async () => {
     await cli(["put", "in", "-"], "from stdin");
     assert.equal((await cli(["get", "in"])).out, "from stdin");
