@@ -56,6 +56,7 @@ export type {
   Lock,
   LockOptions,
   OpenOptions,
+  PutEntry,
   ReadOptions,
   SignalOptions,
   Store,

@@ -108,7 +108,7 @@ interface Contestant {
   name: string;
   open(dir: string): Promise<void>;
   bulkLoad(keys: string[], values: Uint8Array[]): Promise<void>;
-  put(key: string, value: Uint8Array): Promise<void>;
+  put(key: string, value: Uint8Array): Promise<unknown>;
   concurrentPuts(keys: string[], values: Uint8Array[]): Promise<void>;
   get(key: string): Promise<unknown> | unknown;
   range(from: string, n: number): Promise<number> | number;

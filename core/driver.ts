@@ -158,12 +158,16 @@ export interface Driver {
   checkKey?(key: string): string | undefined;
   /** The entry at `key`, or `null`. */
   get(key: string, options: DriverReadOptions): Promise<Entry | null>;
-  /** Writes `value` at `key`. */
+  /**
+   * Writes `value` at `key` and resolves the key's new `lastIndex`: exactly
+   * what a `get` right after would report, taken from the write's own reply
+   * wherever the backend gives it.
+   */
   put(
     key: string,
     value: Uint8Array,
     options: DriverWriteOptions,
-  ): Promise<void>;
+  ): Promise<bigint>;
   /** Deletes `key`; no error when absent. */
   delete(key: string, options: DriverSignalOptions): Promise<void>;
   /** Every entry whose key starts with `dir`, in any order. */

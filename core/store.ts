@@ -40,6 +40,7 @@ import type {
   KVPair,
   Lock,
   LockOptions,
+  PutEntry,
   ReadOptions,
   SignalOptions,
   Store,
@@ -136,12 +137,12 @@ export class BaseStore implements Store {
     key: string,
     value: Uint8Array | string,
     options?: WriteOptions,
-  ): Promise<void> {
+  ): Promise<bigint> {
     this.#open(options);
     const full = this.#key(key);
     const bytes = toBytes(key, value, this.limits.maxValueBytes);
     const ttl = checkTtl(options?.ttl);
-    await this.#run(
+    return await this.#run(
       "put",
       options?.signal,
       () => this.#driver.put(full, bytes, { ttl, signal: options?.signal }),
@@ -207,6 +208,39 @@ export class BaseStore implements Store {
       );
       return entry === null ? null : this.#pair(entry);
     });
+  }
+
+  async putMany(
+    entries: readonly PutEntry[],
+    options?: SignalOptions,
+  ): Promise<bigint[]> {
+    this.#open(options);
+    if (!Array.isArray(entries)) {
+      throw new InvalidArgumentError("putMany needs an array of entries");
+    }
+    // Every entry is checked, and its bytes made, before any I/O.
+    const writes = entries.map((entry, i) => {
+      if (typeof entry !== "object" || entry === null) {
+        throw new InvalidArgumentError(
+          `putMany needs entries of the shape { key, value, ttl? }, but entry ${i} is ${
+            describe(entry)
+          }`,
+        );
+      }
+      return {
+        key: this.#key(entry.key),
+        value: toBytes(entry.key, entry.value, this.limits.maxValueBytes),
+        ttl: checkTtl(entry.ttl),
+      };
+    });
+    const signal = options?.signal;
+    return await runBulk("putMany", writes, true, (write) =>
+      this.#run(
+        "putMany",
+        signal,
+        () =>
+          this.#driver.put(write.key, write.value, { ttl: write.ttl, signal }),
+      ));
   }
 
   async deleteMany(

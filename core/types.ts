@@ -32,6 +32,16 @@ export interface WriteOptions extends SignalOptions {
   ttl?: number;
 }
 
+/** One entry of {@linkcode Store.putMany}. */
+export interface PutEntry {
+  /** The key. */
+  key: string;
+  /** The bytes, or a string stored as UTF-8. */
+  value: Uint8Array | string;
+  /** Time to live in milliseconds, as `put`'s `ttl`. */
+  ttl?: number;
+}
+
 /** Options of reads. */
 export interface ReadOptions extends SignalOptions {
   /**
@@ -150,12 +160,16 @@ export interface Store extends AsyncDisposable {
   readonly backend: string;
   /** What this store accepts. */
   readonly limits: StoreLimits;
-  /** Writes `value` at `key`. */
+  /**
+   * Writes `value` at `key` and resolves the key's new `lastIndex` (what a
+   * `get` right after would report), as Deno KV's `set` returns a
+   * versionstamp and etcd's put a revision.
+   */
   put(
     key: string,
     value: Uint8Array | string,
     options?: WriteOptions,
-  ): Promise<void>;
+  ): Promise<bigint>;
   /** The pair at `key`, or `null` when absent or expired. */
   get(key: string, options?: ReadOptions): Promise<KVPair | null>;
   /** Whether `get(key)` would return a pair. */
@@ -180,6 +194,16 @@ export interface Store extends AsyncDisposable {
     keys: readonly string[],
     options?: ReadOptions,
   ): Promise<(KVPair | null)[]>;
+  /**
+   * Writes every entry, as `put` would, and resolves their new `lastIndex`es
+   * in the entries' order. Not atomic: every entry (key, value, ttl) is
+   * checked before any I/O, and a failure part-way rejects with a
+   * `BulkWriteError` whose `done` lists the positions known written.
+   */
+  putMany(
+    entries: readonly PutEntry[],
+    options?: SignalOptions,
+  ): Promise<bigint[]>;
   /**
    * Deletes `keys` (no error for an absent one). Not atomic: every key is
    * checked before any I/O, and a failure part-way rejects with a

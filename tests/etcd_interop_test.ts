@@ -83,7 +83,7 @@ describe("etcd interop and resilience", () => {
 
   test("a key's lease is revoked when it is overwritten without a TTL, with a new TTL, or deleted", async () => {
     await using store = await openStore(etcd.url, { prefix: "interop" });
-    const added = async (write: () => Promise<void>) => {
+    const added = async (write: () => Promise<unknown>) => {
       const before = leases();
       await write();
       return [...leases()].filter((id) => !before.has(id));

@@ -167,7 +167,8 @@ describe(`file: across processes (${here} and its children)`, () => {
         (await children[0].report((r) => r.watch === 1)).value,
         `from ${here}`,
       );
-      await children[1].call("put", {
+      // A put through the owner's socket resolves the key's new lastIndex.
+      const put = await children[1].call("put", {
         key: "greeting",
         value: `from ${others[1]}`,
       });
@@ -175,10 +176,12 @@ describe(`file: across processes (${here} and its children)`, () => {
         (await children[0].report((r) => r.watch === 1)).value,
         `from ${others[1]}`,
       );
+      const current = (await store.get("greeting"))!;
       assert.equal(
-        new TextDecoder().decode((await store.get("greeting"))!.value),
+        new TextDecoder().decode(current.value),
         `from ${others[1]}`,
       );
+      assert.equal(put, String(current.lastIndex));
       await children[0].call("put", { key: "tree/a", value: "1" });
       await children[1].call("put", { key: "tree/b", value: "2" });
       assert.deepEqual(await children[1].call("list", { prefix: "tree" }), [[

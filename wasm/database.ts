@@ -180,13 +180,13 @@ export class Database {
 
   /**
    * Writes `value` at `key` in the next commit, as its own operation;
-   * resolves once that commit is durable. Plain puts and deletes that
-   * follow each other in a commit are applied in key order (their
-   * revisions still follow the order they were issued in), so a large
-   * group touches each page once.
+   * resolves the key's new revision once that commit is durable. Plain
+   * puts and deletes that follow each other in a commit are applied in key
+   * order (their revisions still follow the order they were issued in), so
+   * a large group touches each page once.
    */
-  put(key: string, value: Uint8Array, ttl?: number): Promise<void> {
-    return this.#enqueue({ key, value, ttl }) as Promise<void>;
+  put(key: string, value: Uint8Array, ttl?: number): Promise<bigint> {
+    return this.#enqueue({ key, value, ttl }) as Promise<bigint>;
   }
 
   /** Deletes `key` in the next commit, as its own operation (see `put`). */
@@ -334,9 +334,10 @@ export class Database {
         if (item.key !== undefined) {
           let end = i + 1;
           while (end < batch.length && batch[end].key !== undefined) end++;
-          this.#applyPlain(tx, batch, i, end);
-          for (; i < end; i++) results.push(undefined);
-          i--;
+          for (const result of this.#applyPlain(tx, batch, i, end)) {
+            results.push(result);
+          }
+          i = end - 1;
         } else if (item.run === sweep) {
           for (const key of db.sweep(now, SWEEP_BATCH)) {
             changes.push({ key, entry: null });
@@ -388,8 +389,14 @@ export class Database {
 
   // Plain puts and deletes of batch[start..end]: numbered in the order
   // issued, applied in key order (a stable sort keeps the order of writes
-  // to one key), so each page is copied, and spilled, at most once.
-  #applyPlain(tx: WriteTxn, batch: Queued[], start: number, end: number): void {
+  // to one key), so each page is copied, and spilled, at most once. The
+  // results, in the order issued: a put's revision, a delete's nothing.
+  #applyPlain(
+    tx: WriteTxn,
+    batch: Queued[],
+    start: number,
+    end: number,
+  ): (bigint | undefined)[] {
     const n = end - start;
     const revisions = new Array<number>(n);
     for (let k = 0; k < n; k++) revisions[k] = tx.op();
@@ -406,6 +413,9 @@ export class Database {
       if (item.value) tx.put(item.key!, item.value, revisions[k], item.ttl);
       else tx.delete(item.key!);
     }
+    return batch.slice(start, end).map((item, k) =>
+      item.value ? BigInt(revisions[k]) : undefined
+    );
   }
 
   // A failed commit leaves the engine refusing writes (its state in memory

@@ -35,7 +35,7 @@ import { runBlockingLoop } from "./blocking.ts";
 import { hasExpiry, toEntries, toEntry } from "./entries.ts";
 import { translateError } from "./errors.ts";
 import { expiryFlags } from "./expiry.ts";
-import type { ConsulHttp, TxnOp } from "./http.ts";
+import type { ConsulEntry, ConsulHttp, TxnOp } from "./http.ts";
 import { consulKeyProblem } from "./keys.ts";
 import { acquireLock, base64, type LockContext } from "./lock.ts";
 import {
@@ -157,18 +157,20 @@ export class ConsulDriver implements Driver {
     key: string,
     value: Uint8Array,
     options: DriverWriteOptions,
-  ): Promise<void> {
+  ): Promise<bigint> {
     return this.#run({ op: "put", key }, async () => {
       const signal = this.#signal(options.signal);
       const { ttl } = options;
       const lockSession = this.#held.get(key);
       if (ttl === undefined || lockSession !== undefined) {
         const flags = ttl === undefined ? 0 : expiryFlags(Date.now() + ttl);
-        await this.#apply([
-          { Verb: "delete", Key: key },
-          write(key, value, flags, lockSession),
-        ], signal);
-        return;
+        return writtenIndex(
+          key,
+          await this.#apply([
+            { Verb: "delete", Key: key },
+            write(key, value, flags, lockSession),
+          ], signal),
+        );
       }
       const deadline = Date.now() + ttl;
       const sessionTtl = keySessionTtl(ttl, this.#settings.sessionTtlMin);
@@ -178,8 +180,9 @@ export class ConsulDriver implements Driver {
         this.#keySession(sessionTtl, signal),
         this.#http.get(key, { signal }).then(({ entry }) => entry, () => null),
       ]);
+      let results: ConsulEntry[];
       try {
-        await this.#apply([
+        results = await this.#apply([
           { Verb: "delete", Key: key },
           write(key, value, expiryFlags(deadline), session),
         ], signal);
@@ -191,6 +194,7 @@ export class ConsulDriver implements Driver {
       if (old && old !== session && hasExpiry(previous)) {
         this.#cleanup(() => this.#http.destroySession(old));
       }
+      return writtenIndex(key, results);
     });
   }
 
@@ -395,13 +399,16 @@ export class ConsulDriver implements Driver {
     );
   }
 
-  async #apply(ops: TxnOp[], signal: AbortSignal): Promise<void> {
+  // Applies a write's transaction; resolves what Consul answers for its
+  // set and lock verbs (deletes answer nothing).
+  async #apply(ops: TxnOp[], signal: AbortSignal): Promise<ConsulEntry[]> {
     const outcome = await this.#http.txn(ops, { signal });
     if (!outcome.ok) {
       throw new StoreError(
         `Consul refused the write: ${outcome.errors[0]?.What}`,
       );
     }
+    return outcome.results;
   }
 
   #keySession(ttl: number, signal: AbortSignal): Promise<string> {
@@ -540,6 +547,19 @@ function commitIndex(
     if (kind === "write" && index > highest) highest = index;
   }
   return highest;
+}
+
+// The ModifyIndex Consul gave `key` in a put's transaction: its answer to
+// the set (or lock) verb, which carries the entry's indexes.
+function writtenIndex(key: string, results: readonly ConsulEntry[]): bigint {
+  for (let i = results.length - 1; i >= 0; i--) {
+    if (results[i].Key === key) return BigInt(results[i].ModifyIndex);
+  }
+  throw new StoreError(
+    `Consul applied the put of ${
+      JSON.stringify(key)
+    } without answering its ModifyIndex`,
+  );
 }
 
 function write(

@@ -8,7 +8,7 @@
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import { connectWithin } from "../../core/connect.ts";
-import { InvalidConfigurationError } from "../../core/errors.ts";
+import { InvalidConfigurationError, StoreError } from "../../core/errors.ts";
 import type {
   AtomicStep,
   CommitOutcome,
@@ -167,9 +167,10 @@ export class DynamoDBDriver implements Driver {
     key: string,
     value: Uint8Array,
     options: DriverWriteOptions,
-  ): Promise<void> {
+  ): Promise<bigint> {
     return this.#run("put", async () => {
-      await writeItem(this.#ctx, {
+      // Without a guard the write lands (or throws): at its version.
+      const outcome = await writeItem(this.#ctx, {
         build: (version, now) =>
           valueItem(
             key,
@@ -180,6 +181,10 @@ export class DynamoDBDriver implements Driver {
           ),
         signal: options.signal,
       });
+      if (!outcome.ok) {
+        throw new StoreError("DynamoDB refused an unguarded put");
+      }
+      return outcome.version;
     });
   }
 

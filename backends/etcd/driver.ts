@@ -105,7 +105,7 @@ export class EtcdDriver implements Driver {
     key: string,
     value: Uint8Array,
     options: DriverWriteOptions,
-  ): Promise<void> {
+  ): Promise<bigint> {
     const lease = options.ttl === undefined
       ? "0"
       : await this.#ttl.grant(options.ttl, options.signal);
@@ -125,6 +125,8 @@ export class EtcdDriver implements Driver {
       { op: "put", key },
     );
     this.#ttl.released(leasesOf(response.responses[0].response_range));
+    // The transaction wrote the key: its revision is the key's mod_revision.
+    return BigInt(response.header.revision);
   }
 
   async delete(key: string, options: DriverSignalOptions): Promise<void> {

@@ -43,7 +43,8 @@ export type LockAttempt =
 export interface FileAccess {
   get(key: string): Promise<Entry | null>;
   list(dir: string): Promise<Entry[]>;
-  put(key: string, value: Uint8Array, ttl?: number): Promise<void>;
+  /** Writes `value` at `key`; resolves the key's new revision. */
+  put(key: string, value: Uint8Array, ttl?: number): Promise<bigint>;
   delete(key: string): Promise<void>;
   deleteTree(key: string | null, dir: string): Promise<void>;
   commit(steps: readonly AtomicStep[]): Promise<CommitOutcome>;

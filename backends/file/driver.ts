@@ -64,7 +64,7 @@ export class FileDriver implements Driver {
     key: string,
     value: Uint8Array,
     options: DriverWriteOptions,
-  ): Promise<void> {
+  ): Promise<bigint> {
     return this.#shared.call((db) => db.put(key, value, options.ttl), false);
   }
 

@@ -75,7 +75,7 @@ export class LocalAccess implements FileAccess {
       : entries;
   }
 
-  put(key: string, value: Uint8Array, ttl?: number): Promise<void> {
+  put(key: string, value: Uint8Array, ttl?: number): Promise<bigint> {
     return this.db.put(key, value, ttl);
   }
 

@@ -204,8 +204,14 @@ export class RemoteAccess implements FileAccess {
     return this.#call({ op: "list", dir }) as Promise<Entry[]>;
   }
 
-  async put(key: string, value: Uint8Array, ttl?: number): Promise<void> {
-    await this.#call({ op: "put", key, value, ttl });
+  async put(key: string, value: Uint8Array, ttl?: number): Promise<bigint> {
+    const revision = await this.#call({ op: "put", key, value, ttl });
+    if (typeof revision !== "bigint") {
+      throw new StoreError(
+        "The process that owns the database file answered a put without its revision",
+      );
+    }
+    return revision;
   }
 
   async delete(key: string): Promise<void> {

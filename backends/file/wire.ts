@@ -15,8 +15,11 @@ import { Buffer } from "node:buffer";
 import type { Socket } from "node:net";
 import { StoreError } from "../../core/errors.ts";
 
-/** The protocol's version; an owner refuses a client of another version. */
-export const WIRE_VERSION = 1;
+/**
+ * The protocol's version; an owner refuses a client of another version.
+ * Version 2: a put answers the key's new revision.
+ */
+export const WIRE_VERSION = 2;
 
 /**
  * The largest message: a value at the store's limit (16 MiB) as base64 and

@@ -59,9 +59,12 @@ export class MemoryDriver implements Driver {
     key: string,
     value: Uint8Array,
     options: DriverWriteOptions,
-  ): Promise<void> {
-    this.#db.commit([{ type: "put", key, value, ttl: options.ttl }]);
-    return Promise.resolve();
+  ): Promise<bigint> {
+    // A commit without checks always applies; its revision is the key's.
+    const outcome = this.#db.commit([
+      { type: "put", key, value, ttl: options.ttl },
+    ]) as { lastIndex: bigint };
+    return Promise.resolve(outcome.lastIndex);
   }
 
   delete(key: string, _options: DriverSignalOptions): Promise<void> {

@@ -25,7 +25,7 @@ import type {
   TreeSink,
 } from "../../core/driver.ts";
 import { delay } from "../../core/abort.ts";
-import { InvalidArgumentError } from "../../core/errors.ts";
+import { InvalidArgumentError, StoreError } from "../../core/errors.ts";
 import { translating } from "../../core/translate.ts";
 import type { StoreLimits } from "../../core/types.ts";
 import { digest, readEntries, toBuffer, withCompanions } from "./entries.ts";
@@ -113,9 +113,14 @@ export class RedisDriver implements Driver, WatchSource {
     key: string,
     value: Uint8Array,
     options: DriverWriteOptions,
-  ): Promise<void> {
+  ): Promise<bigint> {
+    // The commit script answers the version it gave the key.
     return this.#run("put", async () => {
-      await this.#commit([{ type: "put", key, value, ttl: options.ttl }]);
+      const outcome = await this.#commit([
+        { type: "put", key, value, ttl: options.ttl },
+      ]);
+      if (!outcome.ok) throw new StoreError("Redis refused an unchecked put");
+      return outcome.lastIndex;
     });
   }
 

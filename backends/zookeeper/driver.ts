@@ -5,7 +5,7 @@
  * @module
  */
 
-import { InvalidArgumentError } from "../../core/errors.ts";
+import { InvalidArgumentError, StoreError } from "../../core/errors.ts";
 import { utf8Length } from "../../core/keys.ts";
 import type {
   AtomicStep,
@@ -138,12 +138,15 @@ export class ZookeeperDriver implements Driver {
     key: string,
     value: Uint8Array,
     options: DriverWriteOptions,
-  ): Promise<void> {
-    await this.#write(
+  ): Promise<bigint> {
+    // The multi's zxid is the node's new mzxid: the key's lastIndex.
+    const outcome = await this.#write(
       [{ type: "put", key, value, ttl: ttlOf(options.ttl) }],
       options.signal,
       true,
     );
+    if (!outcome.ok) throw new StoreError("ZooKeeper refused an unchecked put");
+    return outcome.lastIndex;
   }
 
   async delete(key: string, options: DriverSignalOptions): Promise<void> {

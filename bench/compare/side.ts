@@ -13,7 +13,7 @@ export interface Side {
   /** Reads `key` (its value, and on our side its version). */
   get(key: string): Promise<unknown>;
   /** Writes `value` at `key`. */
-  put(key: string, value: Uint8Array): Promise<void>;
+  put(key: string, value: Uint8Array): Promise<unknown>;
   /** Reads every key under the directory `dir`; resolves how many. */
   list(dir: string): Promise<number>;
   /**

@@ -79,6 +79,68 @@ export function crudCases(runner: TestRunner, target: ConformanceTarget): void {
     assert.ok(third > second, `re-created: ${third} after ${second}`);
   });
 
+  // CONTRACT.md "Second wave", Writes report their version.
+  test("put resolves the key's new lastIndex, as a get right after reports it", async (c) => {
+    const s = c.a;
+    const index = await s.put(c.k("versioned"), "one");
+    assert.equal(typeof index, "bigint");
+    assert.ok(index > 0n, `${index}`);
+    assert.equal((await s.get(c.k("versioned")))!.lastIndex, index);
+    const nested = await s.put(c.k("versioned", "child"), new Uint8Array());
+    assert.equal((await s.get(c.k("versioned", "child")))!.lastIndex, nested);
+  });
+
+  test("put's lastIndex grows with each put of the key, also of the same bytes", async (c) => {
+    const s = c.a;
+    let last = 0n;
+    for (const value of ["same", "same", "other", "same"]) {
+      const index = await s.put(c.k("growing"), value);
+      assert.ok(index > last, `${index} after ${last}`);
+      assert.equal((await s.get(c.k("growing")))!.lastIndex, index);
+      last = index;
+    }
+    await s.delete(c.k("growing"));
+    const recreated = await s.put(c.k("growing"), "same");
+    assert.ok(recreated > last, `re-created: ${recreated} after ${last}`);
+    assert.equal((await s.get(c.k("growing")))!.lastIndex, recreated);
+  });
+
+  test("put's lastIndex through one handle is what another handle's get reports", async (c) => {
+    const b = await c.open();
+    const fromB = await b.put(c.k("handles"), "from b");
+    assert.equal((await c.a.get(c.k("handles")))!.lastIndex, fromB);
+    const fromA = await c.a.put(c.k("handles"), "from a");
+    assert.ok(fromA > fromB, `${fromA} after ${fromB}`);
+    assert.equal((await b.get(c.k("handles")))!.lastIndex, fromA);
+  });
+
+  test("put with a ttl resolves its lastIndex too, and so does the put that makes it permanent", async (c) => {
+    const s = c.a;
+    // A TTL far beyond the case, so the reads cannot race the expiry.
+    const withTtl = await s.put(c.k("ttl"), "expiring", { ttl: 60_000 });
+    assert.equal(typeof withTtl, "bigint");
+    assert.equal((await s.get(c.k("ttl")))!.lastIndex, withTtl);
+    const renewed = await s.put(c.k("ttl"), "expiring", { ttl: 60_000 });
+    assert.ok(renewed > withTtl, `${renewed} after ${withTtl}`);
+    assert.equal((await s.get(c.k("ttl")))!.lastIndex, renewed);
+    const permanent = await s.put(c.k("ttl"), "kept");
+    assert.ok(permanent > renewed, `${permanent} after ${renewed}`);
+    assert.equal((await s.get(c.k("ttl")))!.lastIndex, permanent);
+  });
+
+  test("put of a key this handle holds a lock on resolves its lastIndex too", async (c) => {
+    const s = c.a;
+    const lock = await s.lock(c.k("locked"), { value: "holder", ttl: 10_000 });
+    try {
+      const before = (await s.get(c.k("locked")))!.lastIndex;
+      const index = await s.put(c.k("locked"), "written while held");
+      assert.ok(index > before, `${index} after ${before}`);
+      assert.equal((await s.get(c.k("locked")))!.lastIndex, index);
+    } finally {
+      await lock.unlock();
+    }
+  });
+
   test("put overwrites the value", async (c) => {
     const s = c.a;
     await s.put(c.k("o"), "one");

@@ -19,6 +19,7 @@
  */
 
 import { atomicCases } from "./atomic_cases.ts";
+import { bulkCases } from "./bulk_cases.ts";
 import { counterCases } from "./counter_cases.ts";
 import { crudCases } from "./crud_cases.ts";
 import type { ConformanceTarget, TestRunner } from "./harness.ts";
@@ -67,6 +68,7 @@ export function conformance(
     runner.describe("ttl", () => ttlCases(runner, target));
     runner.describe("atomic", () => atomicCases(runner, target));
     runner.describe("counters", () => counterCases(runner, target));
+    runner.describe("bulk calls", () => bulkCases(runner, target));
     runner.describe("watches", () => watchCases(runner, target));
     runner.describe("locks", () => lockCases(runner, target));
     runner.describe(
