@@ -97,6 +97,12 @@ export class Database {
   #running = false;
   #drained: (() => void) | undefined;
   readonly #listeners = new Set<ChangeListener>();
+  /**
+   * Listeners that subscribed while a commit that collects no changes (it
+   * began with no listener) was between its writes and its end: they read
+   * the state before it, so they are told its changes once it is done.
+   */
+  #late: Set<ChangeListener> | undefined;
   #failure: unknown;
   #closed = false;
   #closing: Promise<void> | undefined;
@@ -197,7 +203,11 @@ export class Database {
   /** Hears every commit's changes; returns the function that stops it. */
   listen(listener: ChangeListener): () => void {
     this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    this.#late?.add(listener);
+    return () => {
+      this.#listeners.delete(listener);
+      this.#late?.delete(listener);
+    };
   }
 
   /** Runs the integrity check between commits. */
@@ -294,6 +304,7 @@ export class Database {
 
   async #commit(batch: Queued[]): Promise<void> {
     const changes: Change[] = [];
+    const written: string[] = [];
     const results: unknown[] = [];
     let needsSync: boolean;
     let expiring = false;
@@ -302,6 +313,9 @@ export class Database {
       const now = Date.now();
       const db = this.#db;
       const collect = this.#listeners.size > 0;
+      // Without listeners only the keys are kept, for one that comes while
+      // the commit syncs (see #late).
+      if (!collect) this.#late = new Set();
       db.begin();
       // Operations are numbered here; the engine learns each revision with
       // the writes and the last one at commit.
@@ -313,19 +327,24 @@ export class Database {
           const expires = ttl === undefined ? 0 : now + ttl;
           db.put(key, value, revision, expires, now);
           if (expires !== 0) expiring = true;
-          if (!collect) return;
+          if (!collect) {
+            written.push(key);
+            return;
+          }
           const entry: Entry = { key, value, lastIndex: BigInt(revision) };
           if (expires !== 0) entry.expiresAt = expires;
           changes.push({ key, entry });
         },
         delete: (key) => {
-          if (db.delete(key, now) && collect) {
-            changes.push({ key, entry: null });
+          if (db.delete(key, now)) {
+            if (collect) changes.push({ key, entry: null });
+            else written.push(key);
           }
         },
         deleteTree: (key, dir) => {
-          for (const deleted of db.deleteTree(key ?? "", dir, now, collect)) {
-            changes.push({ key: deleted, entry: null });
+          for (const deleted of db.deleteTree(key ?? "", dir, now, true)) {
+            if (collect) changes.push({ key: deleted, entry: null });
+            else written.push(deleted);
           }
         },
       };
@@ -375,6 +394,11 @@ export class Database {
     } else if (!this.#durable) {
       this.#scheduleCheckpoint();
     }
+    const late = this.#late;
+    this.#late = undefined;
+    if (late !== undefined && late.size > 0 && written.length > 0) {
+      this.#tellLate(late, written);
+    }
     if (changes.length > 0) {
       for (const listener of [...this.#listeners]) {
         // A listener's failure is its own; the commit and its callers stand.
@@ -420,7 +444,23 @@ export class Database {
 
   // A failed commit leaves the engine refusing writes (its state in memory
   // may be half-changed); reads go on, and reopening recovers the file.
+  // The changes of a commit that collected none, for listeners that came
+  // while it was under way: its keys as they are now.
+  #tellLate(late: Set<ChangeListener>, written: string[]): void {
+    const now = Date.now();
+    const changes: Change[] = [...new Set(written)].map((key) => ({
+      key,
+      entry: this.#db.get(key, now),
+    }));
+    for (const listener of late) {
+      try {
+        listener(changes);
+      } catch { /* the listener reports its errors itself */ }
+    }
+  }
+
   #fail(error: unknown, batch: Queued[]): void {
+    this.#late = undefined;
     if (this.#failure === undefined) {
       const message = error instanceof Error ? error.message : String(error);
       this.#failure = /refuses writes/.test(message) ? error : new StoreError(
