@@ -321,6 +321,43 @@ export async function startProcess(options: SpawnOptions): Promise<Service> {
   return service;
 }
 
+/**
+ * {@linkcode run} without blocking the event loop: for commands slow to
+ * start (a JVM) while this process must keep its own sessions alive.
+ */
+export function runAsync(command: string, args: string[], options: {
+  timeoutMs?: number;
+} = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout!.setEncoding("utf8").on("data", (text) => (stdout += text));
+    child.stderr!.setEncoding("utf8").on("data", (text) => (stderr += text));
+    const timer = setTimeout(
+      () => child.kill("SIGKILL"),
+      options.timeoutMs ?? 60_000,
+    );
+    child.on("error", (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.on("close", (status, signal) => {
+      clearTimeout(timer);
+      if (status === 0) resolve(stdout);
+      else {
+        reject(
+          new Error(
+            `${command} ${args.join(" ")} failed (${
+              status ?? signal
+            }): ${stderr}${stdout}`,
+          ),
+        );
+      }
+    });
+  });
+}
+
 /** Runs a command to completion; fails with its output on a non-zero exit. */
 export function run(command: string, args: string[], options: {
   cwd?: string;

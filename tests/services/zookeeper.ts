@@ -15,6 +15,7 @@ import {
   freePort,
   portOpen,
   run,
+  runAsync,
   type Service,
   startProcess,
   tempDir,
@@ -284,6 +285,28 @@ function cli(port: number, command: string[], auth: string | undefined) {
         input: `addauth digest ${auth}\n${command.join(" ")}\nquit\n`,
       },
     );
+  return withoutChatter(output);
+}
+
+/**
+ * {@linkcode zkCli} without blocking the event loop while its JVM starts:
+ * for commands run while a store of this process holds a session (a lock, an
+ * ephemeral node) that must not expire meanwhile.
+ */
+export async function zkCliAsync(
+  port: number,
+  ...command: string[]
+): Promise<string> {
+  return withoutChatter(
+    await runAsync("/usr/share/zookeeper/bin/zkCli.sh", [
+      "-server",
+      `127.0.0.1:${port}`,
+      ...command,
+    ]),
+  );
+}
+
+function withoutChatter(output: string): string {
   return output.split("\n").filter((line) =>
     line !== "" && !line.startsWith("Connecting to ") &&
     !line.startsWith("WATCHER::") && !line.startsWith("WatchedEvent ") &&
