@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { watchKeyLocally } from "../core/local_feed.ts";
 import type { Entry } from "../core/driver.ts";
-import { Database } from "../wasm/database.ts";
 import { MemoryHost } from "../wasm/host.ts";
+import { openDb } from "./engine_support.ts";
 
 /** A memory file whose syncs wait until the test lets them go. */
 class HeldSyncHost extends MemoryHost {
@@ -41,7 +41,7 @@ class HeldSyncHost extends MemoryHost {
 describe("the database's change feed", () => {
   test("a watch that starts while a commit without listeners syncs hears that commit", async () => {
     const host = new HeldSyncHost();
-    const db = await Database.open(host);
+    const db = await openDb(host);
     try {
       await db.put("k", new TextEncoder().encode("before"));
       host.hold();
@@ -68,7 +68,7 @@ describe("the database's change feed", () => {
   });
 
   test("a listener that was there from the start hears a commit once, as before", async () => {
-    const db = await Database.open(new MemoryHost());
+    const db = await openDb(new MemoryHost());
     try {
       const heard: string[] = [];
       const stop = db.listen((changes) => {

@@ -4,9 +4,9 @@
 // loses it (locks report `lost` before anyone else can take them, watches
 // resume on a new session with the final state).
 import assert from "node:assert/strict";
-import { LockLostError } from "../core/errors.ts";
 import { after, before, describe, test } from "node:test";
-import { openStore, type Store } from "../mod.ts";
+// From the entry point: under Node that is the npm build the store comes from.
+import { LockLostError, openStore, type Store } from "../mod.ts";
 import { DEFAULT_CONNECT_TIMEOUT_MS } from "../core/config.ts";
 import { DEFAULT_SESSION_TIMEOUT_MS } from "../backends/zookeeper/config.ts";
 import { startTcpProxy, type TcpProxy } from "./services/tcp_proxy.ts";
