@@ -18,6 +18,8 @@ export interface AtomicSum {
   userKey: string;
   /** What to add. */
   delta: bigint;
+  /** The counter's TTL after the write (`increment`'s option), if any. */
+  ttl?: number;
 }
 
 /** What the builder needs from its store. */

@@ -393,25 +393,16 @@ export class BaseStore implements Store {
   ): Promise<bigint> {
     this.#open(options);
     const full = this.#key(key);
-    checkDelta(key, delta);
-    const ttl = checkTtl(options?.ttl);
-    const signal = options?.signal;
-    const backoff = new Backoff(COUNTER_BACKOFF);
-    for (;;) {
-      const current = await this.#counter(full, key, signal);
-      const next = addToCounter(key, current.value, delta);
-      const outcome = await this.#run(
-        "increment",
-        signal,
-        () =>
-          this.#driver.commit([
-            { type: "check", key: full, lastIndex: current.index },
-            { type: "put", key: full, value: next.bytes, ttl },
-          ], { signal }),
-      );
-      if (outcome.ok) return next.value;
-      await delay(backoff.next(), signal);
-    }
+    const sum = {
+      key: full,
+      userKey: key,
+      delta: checkDelta(key, delta),
+      ttl: checkTtl(options?.ttl),
+    };
+    const result = await this.#sum("increment", [], [sum], options?.signal);
+    // With no check of the caller's, the commit only ever fails to another
+    // writer of the counter, and is then run again: it always succeeds.
+    return (result as { values: bigint[] }).values[0];
   }
 
   close(): Promise<void> {
@@ -448,19 +439,37 @@ export class BaseStore implements Store {
     options: SignalOptions | undefined,
   ): Promise<CommitResult> {
     this.#open(options);
-    const signal = options?.signal;
     if (steps.length === 0 && sums.length === 0) {
       return { ok: true, lastIndex: 0n };
     }
+    const result = await this.#sum("atomic", steps, sums, options?.signal);
+    return result.ok ? { ok: true, lastIndex: result.lastIndex } : result;
+  }
+
+  // Commits `steps` with the counters of `sums` added to: the counters are
+  // read and the commit made conditional on what was read; a commit lost to
+  // another writer of a counter is run again. It resolves `ok: false` only
+  // when one of the caller's own checks failed.
+  async #sum(
+    op: string,
+    steps: readonly AtomicStep[],
+    sums: readonly AtomicSum[],
+    signal: AbortSignal | undefined,
+  ): Promise<
+    { ok: true; lastIndex: bigint; values: bigint[] } | { ok: false }
+  > {
+    const checks = steps.filter((step) => step.type === "check");
     const backoff = new Backoff(COUNTER_BACKOFF);
     for (;;) {
-      // Counters are read, and the commit made conditional on what was read.
       const read = await Promise.all(
         sums.map((sum) => this.#counter(sum.key, sum.userKey, signal)),
       );
+      const next = sums.map((sum, i) =>
+        addToCounter(sum.userKey, read[i].value, sum.delta)
+      );
       // Checks come before writes, as the builder hands them over.
       const all: AtomicStep[] = [
-        ...steps.filter((step) => step.type === "check"),
+        ...checks,
         ...sums.map((sum, i): AtomicStep => ({
           type: "check",
           key: sum.key,
@@ -469,24 +478,33 @@ export class BaseStore implements Store {
         ...sums.map((sum, i): AtomicStep => ({
           type: "put",
           key: sum.key,
-          value: addToCounter(sum.userKey, read[i].value, sum.delta).bytes,
+          value: next[i].bytes,
+          ttl: sum.ttl,
         })),
         ...steps.filter((step) => step.type !== "check"),
       ];
       const outcome = await this.#run(
-        "atomic",
+        op,
         signal,
         () => this.#driver.commit(all, { signal }),
       );
-      if (outcome.ok) return { ok: true, lastIndex: outcome.lastIndex };
+      if (outcome.ok) {
+        return {
+          ok: true,
+          lastIndex: outcome.lastIndex,
+          values: next.map((n) => n.value),
+        };
+      }
       if (sums.length === 0) return { ok: false };
-      // Lost to another writer of a counter: run again. Otherwise one of the
-      // caller's checks failed.
-      const now = await Promise.all(
-        sums.map((sum) => this.#counter(sum.key, sum.userKey, signal)),
-      );
-      if (now.every((counter, i) => counter.index === read[i].index)) {
-        return { ok: false };
+      // Without checks of the caller's, only a counter can have failed it;
+      // otherwise it was theirs unless a counter moved.
+      if (checks.length > 0) {
+        const now = await Promise.all(
+          sums.map((sum) => this.#counter(sum.key, sum.userKey, signal)),
+        );
+        if (now.every((counter, i) => counter.index === read[i].index)) {
+          return { ok: false };
+        }
       }
       await delay(backoff.next(), signal);
     }
