@@ -342,8 +342,14 @@ export function urlSettings(
   return settings;
 }
 
-/** The one precedence rule: what the caller passed wins over the URL. */
-function withOptions(
+/**
+ * The one precedence rule: what the caller passed wins over the URL.
+ *
+ * @param fromUrl The settings a URL gave ({@linkcode urlSettings}).
+ * @param options The caller's options; an `undefined` one is not given.
+ * @returns The settings.
+ */
+export function withOptions(
   fromUrl: Record<string, unknown>,
   options: OpenOptions,
 ): OpenOptions {

@@ -26,7 +26,7 @@
 
 import { BaseStore } from "../../core/store.ts";
 import { InvalidConfigurationError } from "../../core/errors.ts";
-import { urlSettings } from "../../core/registry.ts";
+import { urlSettings, withOptions } from "../../core/registry.ts";
 import type { TlsOptions } from "../../core/types.ts";
 import { parseStoreUrl } from "../../core/url.ts";
 import { redisBackend } from "./backend.ts";
@@ -144,10 +144,7 @@ export class RedisStore extends BaseStore {
           `A redis URL starts with redis:// or rediss://, not ${parsed.scheme}:`,
         );
       }
-      settings = { ...urlSettings(redisBackend, parsed) };
-      for (const [name, value] of Object.entries(given)) {
-        if (value !== undefined) settings[name] = value;
-      }
+      settings = withOptions(urlSettings(redisBackend, parsed), given);
     }
     const { endpoint, prefix, signal } = readSettings(settings);
     const topology = new Topology(await openClient(endpoint, signal), endpoint);
