@@ -15,8 +15,11 @@ import { ZookeeperStore } from "../backends/zookeeper/mod.ts";
 /** A store that connected would wait this long before giving up. */
 const CONNECT_TIMEOUT_MS = 30_000;
 
-/** Refusing a setting is synchronous work: far below the connect timeout. */
-const AT_ONCE_MS = 2_000;
+/**
+ * Refusing a setting needs no connection: bound by the mechanism, well
+ * under the connect timeout a connecting store would wait out.
+ */
+const AT_ONCE_MS = CONNECT_TIMEOUT_MS / 2;
 
 const TYPO = { rejectUnauthorised: false };
 const CREDENTIALS = { accessKeyId: "local", secretAccessKey: "local" };
