@@ -47,6 +47,7 @@ export type {
   Entry,
   KeySink,
   LockLease,
+  ScanRange,
   TreeSink,
 } from "./core/driver.ts";
 export type {
@@ -58,10 +59,14 @@ export type {
   OpenOptions,
   PutEntry,
   ReadOptions,
+  ScanIterator,
+  ScanOptions,
   SignalOptions,
   Store,
   StoreLimits,
   TlsOptions,
+  WatchEvent,
+  WatchEventsOptions,
   WriteOptions,
 } from "./core/types.ts";
 export {

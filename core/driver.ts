@@ -44,6 +44,31 @@ export interface DriverReadOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * One page of a scan, every bound a full key. The driver returns the live
+ * entries whose key starts with `dir` (and is not `dir` itself), lies above
+ * `lower` (or at it, when `lowerInclusive`) and below `upper`, in UTF-8 byte
+ * order of their keys (descending when `reverse`), at most `limit` of them:
+ * the first `limit` in that order. A page shorter than `limit` says the
+ * range holds no more.
+ */
+export interface ScanRange {
+  /** Every key starts with this, as for `list`. */
+  dir: string;
+  /** The lower bound, if any. */
+  lower?: string;
+  /** Whether `lower` itself belongs to the range. */
+  lowerInclusive: boolean;
+  /** The upper bound (exclusive), if any. */
+  upper?: string;
+  /** Descending order: the page is the range's last `limit` keys. */
+  reverse: boolean;
+  /** The most entries the page may hold (at least 1). */
+  limit: number;
+  /** The caller wants no values: the driver may leave them empty. */
+  keysOnly: boolean;
+}
+
 /** Options of driver writes. */
 export interface DriverWriteOptions {
   /** Time to live in milliseconds, already checked to be positive. */
@@ -172,6 +197,13 @@ export interface Driver {
   delete(key: string, options: DriverSignalOptions): Promise<void>;
   /** Every entry whose key starts with `dir`, in any order. */
   list(dir: string, options: DriverReadOptions): Promise<Entry[]>;
+  /**
+   * One page of a scan (see {@linkcode ScanRange}), read with memory bounded
+   * by the page, not by the tree. A driver without it is scanned through
+   * `list` (each page lists the whole tree: correct, but neither bounded nor
+   * cheap), and its backend page says so.
+   */
+  scan?(range: ScanRange, options: DriverReadOptions): Promise<Entry[]>;
   /**
    * Deletes `key` (unless it is `null`: the root of the store) and every key
    * starting with `dir`.

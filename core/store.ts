@@ -32,7 +32,14 @@ import {
 } from "./keys.ts";
 import { DEFAULT_LOCK_TTL_MS, LockHandle } from "./lock.ts";
 import { checkTtl, toBytes } from "./values.ts";
-import { KeyWatch, TreeWatch, type Watch, type WatchSetup } from "./watch.ts";
+import {
+  EventWatch,
+  KeyWatch,
+  TreeWatch,
+  type Watch,
+  type WatchSetup,
+} from "./watch.ts";
+import { pageOfList, planScan, Scan } from "./scan.ts";
 import type { AtomicStep, Driver, Entry } from "./driver.ts";
 import type {
   AtomicOperation,
@@ -42,9 +49,13 @@ import type {
   LockOptions,
   PutEntry,
   ReadOptions,
+  ScanIterator,
+  ScanOptions,
   SignalOptions,
   Store,
   StoreLimits,
+  WatchEvent,
+  WatchEventsOptions,
   WriteOptions,
 } from "./types.ts";
 
@@ -193,6 +204,28 @@ export class BaseStore implements Store {
     return entries.map((entry) => this.#pair(entry));
   }
 
+  scan(prefix: string, options?: ScanOptions): ScanIterator {
+    this.#open(options);
+    const dir = dirOf(this.#tree(prefix));
+    const plan = planScan(dir, options, { full: (key) => this.#key(key) });
+    const read = this.#readOptions(options);
+    return new Scan(plan, {
+      page: (range) => {
+        // A store closed between pages ends the scan with StoreClosedError.
+        this.#open(options);
+        return this.#run(
+          "scan",
+          options?.signal,
+          async () =>
+            this.#driver.scan
+              ? await this.#driver.scan(range, read)
+              : pageOfList(await this.#driver.list(range.dir, read), range),
+        );
+      },
+      toPair: (entry) => this.#pair(entry),
+    }, options?.cursor ?? "");
+  }
+
   async getMany(
     keys: readonly string[],
     options?: ReadOptions,
@@ -284,6 +317,32 @@ export class BaseStore implements Store {
     this.#open(options);
     const full = this.#tree(prefix);
     const watch = new TreeWatch(this.#watchSetup(options));
+    this.#startWatch(
+      watch,
+      () => this.#driver.watchTree(dirOf(full), watch, watch.signal),
+    );
+    return watch.stream;
+  }
+
+  watchEvents(
+    prefix: string,
+    options?: WatchEventsOptions,
+  ): ReadableStream<WatchEvent> {
+    this.#open(options);
+    const full = this.#tree(prefix);
+    const fromIndex = options?.fromIndex;
+    if (
+      fromIndex !== undefined &&
+      (typeof fromIndex !== "bigint" || fromIndex < 0n)
+    ) {
+      throw new InvalidArgumentError(
+        `fromIndex must be a bigint of 0 or more, not ${describe(fromIndex)}`,
+      );
+    }
+    const watch = new EventWatch(
+      this.#watchSetup(options),
+      fromIndex !== undefined,
+    );
     this.#startWatch(
       watch,
       () => this.#driver.watchTree(dirOf(full), watch, watch.signal),
@@ -624,7 +683,10 @@ export class BaseStore implements Store {
     };
   }
 
-  #startWatch(watch: KeyWatch | TreeWatch, start: () => void): void {
+  #startWatch(
+    watch: KeyWatch | TreeWatch | EventWatch,
+    start: () => void,
+  ): void {
     this.#watches.add(watch);
     try {
       start();

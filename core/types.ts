@@ -52,6 +52,55 @@ export interface ReadOptions extends SignalOptions {
   consistent?: boolean;
 }
 
+/** Options of {@linkcode Store.scan}. */
+export interface ScanOptions extends ReadOptions {
+  /** At most this many pairs in all. */
+  limit?: number;
+  /** Resume after the last pair of an earlier scan (its `cursor`). */
+  cursor?: string;
+  /** Descending key order. */
+  reverse?: boolean;
+  /** The first key (inclusive); a key under the scanned prefix. */
+  start?: string;
+  /** The key to stop before (exclusive); a key under the scanned prefix. */
+  end?: string;
+  /** Pairs carry an empty value; no values are read where avoidable. */
+  keysOnly?: boolean;
+  /** Pairs fetched per round trip (default 256, at most 10,000). */
+  batchSize?: number;
+}
+
+/** What {@linkcode Store.scan} returns: pairs, one page fetched at a time. */
+export interface ScanIterator
+  extends AsyncIterableIterator<KVPair, undefined, undefined> {
+  /**
+   * A cursor that resumes right after the last pair yielded (`""`, or the
+   * cursor the scan was given, before the first).
+   */
+  readonly cursor: string;
+}
+
+/** One event of {@linkcode Store.watchEvents}. */
+export type WatchEvent =
+  /** A key was written (or is part of the current tree). */
+  | { type: "put"; pair: KVPair }
+  /** A key was deleted or expired; `lastIndex` where the backend tells it. */
+  | { type: "delete"; key: string; lastIndex?: bigint }
+  /** Everything up to here has been delivered. */
+  | { type: "synced"; lastIndex: bigint }
+  /** History was lost: forget the tree; the current one follows as puts. */
+  | { type: "reset" };
+
+/** Options of {@linkcode Store.watchEvents}. */
+export interface WatchEventsOptions extends SignalOptions {
+  /**
+   * Resume after this index (a `lastIndex` or `synced` index seen earlier):
+   * the changes after it are replayed where the backend keeps history, else
+   * the stream starts with `reset`.
+   */
+  fromIndex?: bigint;
+}
+
 /** What a backend can store, declared by each backend. */
 export interface StoreLimits {
   /** The longest key, in UTF-8 bytes (after the store's `prefix` is taken off). */
@@ -178,12 +227,29 @@ export interface Store extends AsyncDisposable {
   delete(key: string, options?: SignalOptions): Promise<void>;
   /** Every pair strictly under `prefix`, at any depth, sorted by key. */
   list(prefix: string, options?: ReadOptions): Promise<KVPair[]>;
+  /**
+   * The pairs of `list(prefix)`, in the same order (or reversed), read one
+   * page of `batchSize` at a time: memory stays bounded however big the
+   * tree. Not a snapshot: a key written or deleted meanwhile is seen or not
+   * by its position. Breaking out of the loop or aborting frees everything.
+   */
+  scan(prefix: string, options?: ScanOptions): ScanIterator;
   /** Deletes `prefix` and everything under it. */
   deleteTree(prefix: string, options?: SignalOptions): Promise<void>;
   /** The current state of `key`, then one chunk per change. */
   watch(key: string, options?: SignalOptions): ReadableStream<KVPair | null>;
   /** The current `list(prefix)`, then a fresh snapshot after every change. */
   watchTree(prefix: string, options?: SignalOptions): ReadableStream<KVPair[]>;
+  /**
+   * One event per change under `prefix`: the current tree as `put`s, then
+   * `synced`, then each change in commit order per key. The cost of a change
+   * does not grow with the tree. With `fromIndex`, see
+   * {@linkcode WatchEventsOptions.fromIndex}.
+   */
+  watchEvents(
+    prefix: string,
+    options?: WatchEventsOptions,
+  ): ReadableStream<WatchEvent>;
   /** Waits until the lock on `key` is held, then writes its value at `key`. */
   lock(key: string, options?: LockOptions): Promise<Lock>;
   /**

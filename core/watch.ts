@@ -15,7 +15,7 @@ import { compareKeys } from "./keys.ts";
 import { StoreError } from "./errors.ts";
 import { timerDelay, unrefTimer } from "./abort.ts";
 import type { Entry, KeySink, TreeSink } from "./driver.ts";
-import type { KVPair } from "./types.ts";
+import type { KVPair, WatchEvent } from "./types.ts";
 
 /**
  * How many chunks a key watch keeps for a reader that does not read before
@@ -354,5 +354,162 @@ export class TreeWatch extends WatchBase<KVPair[]> implements TreeSink {
     }
     if (removed) this.#changed();
     else this.#armExpiry();
+  }
+}
+
+/** What an event watch keeps of a key: enough to tell a change. */
+interface Seen {
+  lastIndex: bigint;
+  expiry?: ReturnType<typeof setTimeout>;
+}
+
+/**
+ * A watch of a tree's changes, one event each: the tree as `put`s, `synced`,
+ * then a `put` or `delete` per change. It keeps each key's `lastIndex` (not
+ * its value) to drop what the driver reports twice, and when the driver
+ * reports a whole tree again (after a reconnect) it sends the difference,
+ * so a change never costs the size of the tree and none is skipped.
+ */
+export class EventWatch extends WatchBase<WatchEvent> implements TreeSink {
+  #seen = new Map<string, Seen>();
+  // Events not yet read, each with whether it is a live change.
+  #queue: [WatchEvent, boolean][] = [];
+  #head = 0;
+  // Live changes waiting in #queue; the tree sent on (re)sync is not counted.
+  #live = 0;
+  #ready = false;
+  #resume: boolean;
+  #highest = 0n;
+  #wake: (() => void) | undefined;
+
+  /**
+   * Creates the watch; the caller then starts the driver with `this` as the
+   * sink and `this.signal` as its stop signal.
+   *
+   * @param setup How the store wants the watch run.
+   * @param resume Whether the caller asked to resume from an index the
+   * driver cannot replay from: the stream then starts with `reset`.
+   */
+  constructor(setup: WatchSetup, resume: boolean) {
+    super(setup, new CountQueuingStrategy({ highWaterMark: 0 }));
+    this.#resume = resume;
+  }
+
+  /** Aborted when the watch ends. */
+  get signal(): AbortSignal {
+    return this.stop.signal;
+  }
+
+  reset(entries: Entry[]): void {
+    if (this.ended) return;
+    const now = Date.now();
+    const live = entries.filter((entry) =>
+      entry.expiresAt === undefined || entry.expiresAt > now
+    ).sort((a, b) => compareKeys(a.key, b.key));
+    if (!this.#ready) {
+      this.#ready = true;
+      if (this.#resume) this.#push({ type: "reset" }, false);
+      for (const entry of live) this.#put(entry, false);
+    } else {
+      const present = new Set<string>();
+      for (const entry of live) {
+        present.add(entry.key);
+        this.#put(entry, false);
+      }
+      for (const key of [...this.#seen.keys()]) {
+        if (!present.has(key)) this.#delete(key, false);
+      }
+    }
+    this.#push({ type: "synced", lastIndex: this.#highest }, false);
+  }
+
+  put(entry: Entry): void {
+    if (this.ended || !this.#ready) return;
+    this.#put(entry, true);
+  }
+
+  delete(key: string): void {
+    if (this.ended || !this.#ready) return;
+    this.#delete(key, true);
+  }
+
+  protected override pull(): void | Promise<void> {
+    if (this.#head < this.#queue.length) return this.#send();
+    return new Promise((resolve) => {
+      this.#wake = resolve;
+    });
+  }
+
+  protected dispose(): void {
+    for (const seen of this.#seen.values()) clearTimeout(seen.expiry);
+    this.#seen.clear();
+    this.#queue = [];
+    this.#head = 0;
+    this.#wake?.();
+    this.#wake = undefined;
+  }
+
+  #put(entry: Entry, live: boolean): void {
+    const old = this.#seen.get(entry.key);
+    if (old && old.lastIndex >= entry.lastIndex) return;
+    clearTimeout(old?.expiry);
+    const seen: Seen = { lastIndex: entry.lastIndex };
+    if (entry.expiresAt !== undefined) seen.expiry = this.#expire(entry);
+    this.#seen.set(entry.key, seen);
+    if (entry.lastIndex > this.#highest) this.#highest = entry.lastIndex;
+    this.#push({ type: "put", pair: this.toPair(entry) }, live);
+  }
+
+  #delete(key: string, live: boolean): void {
+    const old = this.#seen.get(key);
+    if (!old) return;
+    clearTimeout(old.expiry);
+    this.#seen.delete(key);
+    const pair = this.toPair({ key, value: new Uint8Array(0), lastIndex: 0n });
+    this.#push({ type: "delete", key: pair.key }, live);
+  }
+
+  // A driver whose server deletes expired keys late still reports them gone
+  // on time: the entry says when it expires.
+  #expire(entry: Entry): ReturnType<typeof setTimeout> {
+    const expiresAt = entry.expiresAt!;
+    const timer = setTimeout(() => {
+      const seen = this.#seen.get(entry.key);
+      if (seen?.expiry !== timer) return;
+      // Early when the expiry is further away than a timer can wait.
+      if (expiresAt > Date.now()) seen.expiry = this.#expire(entry);
+      else this.#delete(entry.key, true);
+    }, timerDelay(expiresAt - Date.now()));
+    unrefTimer(timer);
+    return timer;
+  }
+
+  #push(event: WatchEvent, live: boolean): void {
+    if (live && ++this.#live > WATCH_BUFFER_LIMIT) {
+      this.fail(
+        new StoreError(
+          `Watch reader fell more than ${WATCH_BUFFER_LIMIT} changes behind; the watch was stopped`,
+        ),
+      );
+      return;
+    }
+    this.#queue.push([event, live]);
+    const wake = this.#wake;
+    if (wake) {
+      this.#wake = undefined;
+      this.#send();
+      wake();
+    }
+  }
+
+  #send(): void {
+    const [event, live] = this.#queue[this.#head++];
+    if (live) this.#live--;
+    // Let go of what was sent, in steps, so the queue does not grow forever.
+    if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
+    }
+    this.controller.enqueue(event);
   }
 }

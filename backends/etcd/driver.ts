@@ -29,6 +29,7 @@ import type {
   Entry,
   KeySink,
   LockLease,
+  ScanRange,
   TreeSink,
 } from "../../core/driver.ts";
 import type { StoreLimits } from "../../core/types.ts";
@@ -148,6 +149,45 @@ export class EtcdDriver implements Driver {
 
   async list(dir: string, options: DriverReadOptions): Promise<Entry[]> {
     return (await this.#list(dir, options.consistent, options.signal)).entries;
+  }
+
+  async scan(range: ScanRange, options: DriverReadOptions): Promise<Entry[]> {
+    // One range request per page: etcd bounds it by key, limits it, and
+    // leaves the values out for keysOnly. Descending order is etcd's
+    // sort_order, which the server applies to the range before the limit.
+    const tree = treeRange(range.dir);
+    let key = tree.key;
+    let end = tree.end;
+    const toEnd = end.length === 1 && end[0] === 0;
+    if (range.lower !== undefined) {
+      const lower = range.lowerInclusive
+        ? keyBytes(range.lower)
+        : Buffer.concat([keyBytes(range.lower), ZERO]);
+      if (Buffer.compare(lower, key) > 0) key = lower;
+    }
+    if (range.upper !== undefined) {
+      const upper = keyBytes(range.upper);
+      if (toEnd || Buffer.compare(upper, end) < 0) end = upper;
+    }
+    if (!(toEnd && end === tree.end) && Buffer.compare(key, end) >= 0) {
+      return [];
+    }
+    const page: IRangeResponse = await this.#client.call(
+      "idempotent",
+      (o) =>
+        this.#client.etcd.kv.range({
+          key,
+          range_end: end,
+          limit: range.limit,
+          sort_order: range.reverse ? "Descend" : "Ascend",
+          sort_target: "Key",
+          keys_only: range.keysOnly,
+          serializable: !options.consistent,
+        }, o),
+      options.signal,
+      { op: "scan", key: range.dir },
+    );
+    return page.kvs.map(entryOf);
   }
 
   async deleteTree(

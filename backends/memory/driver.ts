@@ -17,6 +17,7 @@ import type {
   Entry,
   KeySink,
   LockLease,
+  ScanRange,
   TreeSink,
 } from "../../core/driver.ts";
 import type { StoreLimits } from "../../core/types.ts";
@@ -74,6 +75,10 @@ export class MemoryDriver implements Driver {
 
   list(dir: string, _options: DriverReadOptions): Promise<Entry[]> {
     return Promise.resolve(this.#db.list(dir));
+  }
+
+  scan(range: ScanRange, _options: DriverReadOptions): Promise<Entry[]> {
+    return Promise.resolve(this.#db.scan(range));
   }
 
   deleteTree(

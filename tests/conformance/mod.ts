@@ -21,6 +21,8 @@
 import { atomicCases } from "./atomic_cases.ts";
 import { bulkCases } from "./bulk_cases.ts";
 import { counterCases } from "./counter_cases.ts";
+import { eventCases } from "./events_cases.ts";
+import { scanCases } from "./scan_cases.ts";
 import { crudCases } from "./crud_cases.ts";
 import type { ConformanceTarget, TestRunner } from "./harness.ts";
 import { keyCases } from "./keys_cases.ts";
@@ -65,11 +67,13 @@ export function conformance(
       () => crudCases(runner, target),
     );
     runner.describe("list and deleteTree", () => listCases(runner, target));
+    runner.describe("scan", () => scanCases(runner, target));
     runner.describe("ttl", () => ttlCases(runner, target));
     runner.describe("atomic", () => atomicCases(runner, target));
     runner.describe("counters", () => counterCases(runner, target));
     runner.describe("bulk calls", () => bulkCases(runner, target));
     runner.describe("watches", () => watchCases(runner, target));
+    runner.describe("change events", () => eventCases(runner, target));
     runner.describe("locks", () => lockCases(runner, target));
     runner.describe(
       "closing, aborts, errors, prefix",
