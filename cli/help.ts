@@ -8,9 +8,12 @@ Commands:
   put KEY VALUE           write VALUE at KEY (VALUE "-" reads standard input)
   incr KEY [DELTA]        add DELTA (default 1) to the counter at KEY, print it
   rm KEY                  delete KEY; with -r, KEY and everything under it
-  ls [PREFIX]             list the keys under PREFIX with their values
+  ls [PREFIX]             list the keys under PREFIX with their values, a page
+                          at a time (--limit N, --keys-only, --reverse)
   watch KEY               print KEY's value now and after every change
   watch-tree [PREFIX]     print the tree under PREFIX now and after every change
+  watch-events [PREFIX]   print the tree as puts, "synced", then one line per
+                          change; --from INDEX resumes after INDEX
   lock KEY -- CMD [ARGS]  hold the lock on KEY while CMD runs
   verify                  check every page of a file: store (exit 3 if damaged)
   help                    print this text
@@ -24,6 +27,10 @@ Options:
                           lock: the lock's TTL (default 20000)
       --value V           lock: the value written at KEY while held
   -r, --recursive         rm: delete the whole tree
+      --limit N           ls: at most N keys
+      --keys-only         ls: keys without values
+      --reverse           ls: in descending key order
+      --from INDEX        watch-events: resume after INDEX (a synced index)
       --json              print JSON (one document per line for watches)
       --connect-timeout MS  give up on an unreachable server after MS
   -h, --help              print this text

@@ -30,6 +30,7 @@ import {
   parseStoreUrl,
   type Store,
   StoreError,
+  type WatchEvent,
 } from "../mod.ts";
 import type { IntegrityReport } from "../backends/file/mod.ts";
 import { HELP } from "./help.ts";
@@ -108,6 +109,10 @@ export async function runCli(
         ttl: { type: "string" },
         value: { type: "string" },
         recursive: { type: "boolean", short: "r" },
+        limit: { type: "string" },
+        "keys-only": { type: "boolean" },
+        reverse: { type: "boolean" },
+        from: { type: "string" },
         "connect-timeout": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
@@ -143,13 +148,21 @@ export async function runCli(
   if (connectTimeout !== undefined && !(connectTimeout > 0)) {
     return usage(io, `--connect-timeout must be a positive number`);
   }
+  const limit = values.limit === undefined ? undefined : Number(values.limit);
+  if (limit !== undefined && !(Number.isSafeInteger(limit) && limit > 0)) {
+    return usage(io, `--limit must be a whole number above 0`);
+  }
+  if (values.from !== undefined && !/^[0-9]+$/.test(values.from)) {
+    return usage(io, `--from must be an index (a whole number of 0 or more)`);
+  }
+  const from = values.from === undefined ? undefined : BigInt(values.from);
   const url = values.store ?? io.env.VALKEYRIE_STORE ?? DEFAULT_STORE;
   const output = new Output(io, values.json ?? false);
   // Reading a file: store that does not exist yet reads an empty store and
   // creates no file (opening would).
   if ((name === "get" || name === "ls") && isMissingFile(url)) {
     if (name === "ls") {
-      output.list([]);
+      output.list([], values["keys-only"] ?? false);
       return EXIT.ok;
     }
     if (output.json) output.line("null");
@@ -169,6 +182,12 @@ export async function runCli(
       ttl,
       value: values.value,
       recursive: values.recursive ?? false,
+      scan: {
+        limit,
+        keysOnly: values["keys-only"] ?? false,
+        reverse: values.reverse ?? false,
+      },
+      from,
       command,
       io,
       output,
@@ -193,6 +212,8 @@ interface Context {
   ttl?: number;
   value?: string;
   recursive: boolean;
+  scan: { limit?: number; keysOnly: boolean; reverse: boolean };
+  from?: bigint;
   command: string[];
   io: CliIO;
   output: Output;
@@ -266,8 +287,10 @@ const COMMANDS: Record<string, Command> = {
     args: "[PREFIX]",
     min: 0,
     max: 1,
-    async run({ store, args, output }) {
-      output.list(await store.list(args[0] ?? ""));
+    async run({ store, args, output, scan, io }) {
+      // A page at a time: a large tree is printed as it is read.
+      const pairs = store.scan(args[0] ?? "", { ...scan, signal: io.signal });
+      await output.stream(pairs, scan.keysOnly);
       return EXIT.ok;
     },
   },
@@ -294,6 +317,19 @@ const COMMANDS: Record<string, Command> = {
       ) {
         output.snapshot(prefix, pairs);
       }
+      return EXIT.ok;
+    },
+  },
+  "watch-events": {
+    args: "[PREFIX] (with --from INDEX: resume after INDEX)",
+    min: 0,
+    max: 1,
+    async run({ store, args, output, io, from }) {
+      const events = store.watchEvents(args[0] ?? "", {
+        fromIndex: from,
+        signal: io.signal,
+      });
+      for await (const event of events) output.event(event);
       return EXIT.ok;
     },
   },
@@ -462,11 +498,49 @@ class Output {
     else this.line(`${key} (absent)`);
   }
 
-  list(pairs: KVPair[]): void {
-    if (this.json) this.line(JSON.stringify(pairs.map(toJson)));
-    else {for (const pair of pairs) {
-        this.line(`${pair.key} = ${show(pair.value)}`);
+  list(pairs: KVPair[], keysOnly = false): void {
+    if (this.json) {
+      this.line(JSON.stringify(pairs.map((p) => keysOnly ? p.key : toJson(p))));
+    } else {for (const pair of pairs) {
+        this.line(keysOnly ? pair.key : `${pair.key} = ${show(pair.value)}`);
       }}
+  }
+
+  // `ls`: what `list` prints, written as the pairs come (a JSON array too).
+  async stream(pairs: AsyncIterable<KVPair>, keysOnly: boolean): Promise<void> {
+    let first = true;
+    if (this.json) this.#io.out("[");
+    for await (const pair of pairs) {
+      if (this.json) {
+        const item = keysOnly ? pair.key : toJson(pair);
+        this.#io.out((first ? "" : ",") + JSON.stringify(item));
+      } else {
+        this.line(keysOnly ? pair.key : `${pair.key} = ${show(pair.value)}`);
+      }
+      first = false;
+    }
+    if (this.json) this.#io.out("]\n");
+  }
+
+  event(event: WatchEvent): void {
+    if (this.json) {
+      const json = event.type === "put"
+        ? { type: "put", ...toJson(event.pair) }
+        : event.type === "delete"
+        ? { type: "delete", key: event.key }
+        : event.type === "synced"
+        ? { type: "synced", lastIndex: `${event.lastIndex}` }
+        : { type: "reset" };
+      this.line(JSON.stringify(json));
+    } else if (event.type === "put") {
+      this.line(
+        `put ${event.pair.key} = ${
+          show(event.pair.value)
+        }  (index ${event.pair.lastIndex})`,
+      );
+    } else if (event.type === "delete") this.line(`delete ${event.key}`);
+    else if (event.type === "synced") this.line(`synced ${event.lastIndex}`);
+    else this.line("reset");
   }
 
   snapshot(prefix: string, pairs: KVPair[]): void {

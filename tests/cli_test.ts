@@ -72,6 +72,74 @@ describe("cli", () => {
     );
   });
 
+  test("ls pages with --limit, --keys-only and --reverse", async () => {
+    for (const k of ["a", "b", "c", "d"]) await cli(["put", `p/${k}`, k]);
+    assert.equal(
+      (await cli(["ls", "p", "--limit", "2"])).out,
+      "p/a = a\np/b = b\n",
+    );
+    assert.equal(
+      (await cli(["ls", "p", "--keys-only", "--reverse"])).out,
+      "p/d\np/c\np/b\np/a\n",
+    );
+    assert.deepEqual(
+      JSON.parse(
+        (await cli(["--json", "ls", "p", "--keys-only", "--limit", "3"])).out,
+      ),
+      ["p/a", "p/b", "p/c"],
+    );
+    assert.equal(
+      JSON.parse((await cli(["--json", "ls", "p"])).out).length,
+      4,
+    );
+    const bad = await cli(["ls", "p", "--limit", "0"]);
+    assert.equal(bad.code, EXIT.usage);
+    assert.match(bad.err, /--limit must be a whole number/);
+  });
+
+  test("watch-events prints the tree as puts, synced, then each change; --from resumes", async () => {
+    await keeper.put("e/a", "1");
+    const controller = new AbortController();
+    let out = "";
+    let wake = () => {};
+    const io: CliIO = {
+      out: (text) => {
+        out += typeof text === "string" ? text : new TextDecoder().decode(text);
+        wake();
+      },
+      err: () => {},
+      readStdin: () => Promise.resolve(new Uint8Array()),
+      env: {},
+      signal: controller.signal,
+    };
+    const lines = () =>
+      out.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+    const until = async (match: (line: { type: string }) => boolean) => {
+      while (!lines().some(match)) {
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+    };
+    const running = runCli(
+      ["--store", STORE, "--json", "watch-events", "e", "--from", "1"],
+      io,
+    );
+    await until((l) => l.type === "synced");
+    await keeper.put("e/b", "2");
+    await until((l) =>
+      l.type === "put" && (l as { key?: string }).key === "e/b"
+    );
+    controller.abort();
+    assert.equal(await running, EXIT.interrupted);
+    const seen = lines();
+    assert.equal(seen[0].type, "reset", "memory: keeps no history");
+    assert.equal(seen[1].key, "e/a");
+    assert.equal(seen[1].value, "1");
+    assert.equal(seen[2].type, "synced");
+    assert.equal(seen.at(-1).key, "e/b");
+    const bad = await cli(["watch-events", "e", "--from", "x"]);
+    assert.equal(bad.code, EXIT.usage);
+  });
+
   test("incr adds to a counter and prints it; arguments after -- may start with -", async () => {
     assert.deepEqual(
       [
