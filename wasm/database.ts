@@ -167,6 +167,37 @@ export class Database {
   }
 
   /**
+   * Up to `limit` live entries whose key starts with `dir`, in key order,
+   * after `after` (or from the first, when it is undefined): one page of a
+   * scan, read in batches of at most 1 MiB from one snapshot.
+   */
+  page(dir: string, after: string | undefined, limit: number): Entry[] {
+    this.#open();
+    const now = Date.now();
+    let page = this.#db.scan(dir, after, now, LIST_BATCH_BYTES, 0, limit);
+    if (!page.more || page.entries.length >= limit) return page.entries;
+    const snapshot = this.#db.snapshot();
+    const all = page.entries;
+    try {
+      while (page.more && all.length < limit) {
+        const last = all[all.length - 1].key;
+        page = this.#db.scan(
+          dir,
+          last,
+          now,
+          LIST_BATCH_BYTES,
+          snapshot,
+          limit - all.length,
+        );
+        for (const entry of page.entries) all.push(entry);
+      }
+    } finally {
+      this.#db.release(snapshot);
+    }
+    return all;
+  }
+
+  /**
    * Up to `limit` live entries in key order after `from` (a range scan; the
    * store's `list` is by prefix, this serves benchmarks and tools).
    */

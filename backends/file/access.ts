@@ -43,6 +43,11 @@ export type LockAttempt =
 export interface FileAccess {
   get(key: string): Promise<Entry | null>;
   list(dir: string): Promise<Entry[]>;
+  /**
+   * Up to `limit` entries under `dir` in key order after `after` (from the
+   * first when undefined): a forward page of a scan.
+   */
+  page(dir: string, after: string | undefined, limit: number): Promise<Entry[]>;
   /** Writes `value` at `key`; resolves the key's new revision. */
   put(key: string, value: Uint8Array, ttl?: number): Promise<bigint>;
   delete(key: string): Promise<void>;

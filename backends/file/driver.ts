@@ -8,6 +8,8 @@
 
 import { randomUUID } from "node:crypto";
 import { waitForLock } from "../../core/lock.ts";
+import { compareKeys } from "../../core/keys.ts";
+import { pageOfList } from "../../core/scan.ts";
 import type {
   AtomicStep,
   CommitOutcome,
@@ -19,6 +21,7 @@ import type {
   Entry,
   KeySink,
   LockLease,
+  ScanRange,
   TreeSink,
 } from "../../core/driver.ts";
 import type { StoreLimits } from "../../core/types.ts";
@@ -74,6 +77,45 @@ export class FileDriver implements Driver {
 
   list(dir: string, _options: DriverReadOptions): Promise<Entry[]> {
     return this.#shared.call((db) => db.list(dir), true);
+  }
+
+  scan(range: ScanRange, options: DriverReadOptions): Promise<Entry[]> {
+    // The engine's cursor walks forward only; a reverse page is cut from a
+    // list of the tree (correct, not bounded: docs/backends/file.md).
+    if (range.reverse) {
+      return this.list(range.dir, options).then((all) =>
+        pageOfList(all, range)
+      );
+    }
+    let lower = range.lower;
+    let inclusive = range.lowerInclusive;
+    // Below " " lie only the backend's lock records (keys cannot start with
+    // a control character), so a page of the whole store starts at " ".
+    if (
+      range.dir === "" && (lower === undefined || compareKeys(lower, " ") < 0)
+    ) {
+      lower = " ";
+      inclusive = true;
+    }
+    if (lower !== undefined && compareKeys(lower, range.dir) <= 0) {
+      lower = undefined;
+    }
+    const from = lower;
+    return this.#shared.call(async (db) => {
+      const page: Entry[] = [];
+      // The engine pages after a key; an inclusive bound is read first.
+      if (from !== undefined && inclusive) {
+        const first = await db.get(from);
+        if (first) page.push(first);
+      }
+      if (page.length < range.limit) {
+        page.push(...await db.page(range.dir, from, range.limit - page.length));
+      }
+      if (range.upper === undefined) return page;
+      const upper = range.upper;
+      const end = page.findIndex((entry) => compareKeys(entry.key, upper) >= 0);
+      return end < 0 ? page : page.slice(0, end);
+    }, true);
   }
 
   deleteTree(

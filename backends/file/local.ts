@@ -75,6 +75,23 @@ export class LocalAccess implements FileAccess {
       : entries;
   }
 
+  page(
+    dir: string,
+    after: string | undefined,
+    limit: number,
+  ): Promise<Entry[]> {
+    try {
+      // The lock records sort first ("\u0001..."): a page of the root
+      // skips past them rather than filtering a page of them away.
+      const entries = this.db.page(dir, after, limit);
+      return Promise.resolve(
+        dir === "" ? entries.filter((entry) => !isHidden(entry.key)) : entries,
+      );
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
   put(key: string, value: Uint8Array, ttl?: number): Promise<bigint> {
     return this.db.put(key, value, ttl);
   }

@@ -204,6 +204,14 @@ export class RemoteAccess implements FileAccess {
     return this.#call({ op: "list", dir }) as Promise<Entry[]>;
   }
 
+  page(
+    dir: string,
+    after: string | undefined,
+    limit: number,
+  ): Promise<Entry[]> {
+    return this.#call({ op: "page", dir, after, limit }) as Promise<Entry[]>;
+  }
+
   async put(key: string, value: Uint8Array, ttl?: number): Promise<bigint> {
     const revision = await this.#call({ op: "put", key, value, ttl });
     if (typeof revision !== "bigint") {

@@ -125,6 +125,12 @@ export class OwnerServer {
         return a.get(m.key as string);
       case "list":
         return a.list(m.dir as string);
+      case "page":
+        return a.page(
+          m.dir as string,
+          m.after as string | undefined,
+          m.limit as number,
+        );
       case "put":
         return a.put(
           m.key as string,

@@ -19,7 +19,7 @@ import { StoreError } from "../../core/errors.ts";
  * The protocol's version; an owner refuses a client of another version.
  * Version 2: a put answers the key's new revision.
  */
-export const WIRE_VERSION = 2;
+export const WIRE_VERSION = 3;
 
 /**
  * The largest message: a value at the store's limit (16 MiB) as base64 and
