@@ -47,8 +47,12 @@ export function isConnectionLoss(error: unknown): boolean {
  * How many times a request cut off by a dropped connection is sent again
  * when doing it twice is harmless: enough to ride out a server failover, and
  * no more (a connection that drops on every request would loop forever).
+ * A failover that is also an election drops the connection more than once:
+ * the session moves to a server that has no leader yet, which drops it
+ * again (a CI run under Node saw a plain put fail after 3), so the count
+ * leaves room for a few such moves.
  */
-export const MAX_RESENDS = 3;
+export const MAX_RESENDS = 8;
 
 /**
  * Runs `request`, and again (at most {@linkcode MAX_RESENDS} times) when the
