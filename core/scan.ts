@@ -310,10 +310,8 @@ export class Scan implements ScanIterator {
         throw error;
       }
       if (page.length < size) this.#exhausted = true;
-      // A driver's page is trusted for order, not for bounds: a key outside
-      // the range (a server's inclusive bound) is dropped here.
-      this.#page = page.filter((entry) => inRange(range, entry.key));
-      if (this.#page.length > size) this.#page.length = size;
+      // The driver keeps to the range and the limit (Driver.scan's contract).
+      this.#page = page;
       this.#at = 0;
       if (this.#page.length === 0) {
         this.#finish();

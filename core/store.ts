@@ -677,6 +677,7 @@ export class BaseStore implements Store {
   #watchSetup(options: SignalOptions | undefined): WatchSetup {
     return {
       toPair: (entry) => this.#pair(entry),
+      userKey: (full) => this.#userKey(full),
       signal: options?.signal,
       wrapError: (error) => this.#wrap("watch", error, undefined),
       onEnd: (watch) => this.#watches.delete(watch),

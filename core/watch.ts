@@ -28,6 +28,8 @@ export const WATCH_BUFFER_LIMIT = 10_000;
 export interface WatchSetup {
   /** Turns a driver entry into the caller's pair (prefix taken off). */
   toPair(entry: Entry): KVPair;
+  /** Turns a driver's full key into the caller's key (prefix taken off). */
+  userKey(full: string): string;
   /** The caller's signal: aborting it errors the stream with its reason. */
   signal?: AbortSignal;
   /** Turns what a driver reported as an error into the error the reader gets. */
@@ -112,6 +114,10 @@ abstract class WatchBase<T> implements Watch {
 
   protected toPair(entry: Entry): KVPair {
     return this.#setup.toPair(entry);
+  }
+
+  protected userKey(full: string): string {
+    return this.#setup.userKey(full);
   }
 }
 
@@ -465,8 +471,7 @@ export class EventWatch extends WatchBase<WatchEvent> implements TreeSink {
     if (!old) return;
     clearTimeout(old.expiry);
     this.#seen.delete(key);
-    const pair = this.toPair({ key, value: new Uint8Array(0), lastIndex: 0n });
-    this.#push({ type: "delete", key: pair.key }, live);
+    this.#push({ type: "delete", key: this.userKey(key) }, live);
   }
 
   // A driver whose server deletes expired keys late still reports them gone

@@ -114,9 +114,16 @@ describe("cli", () => {
     };
     const lines = () =>
       out.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+    // Bounded by the CLI printing, not by time: a line that never comes
+    // fails after 30 s instead of hanging the suite.
+    const deadline = AbortSignal.timeout(30_000);
     const until = async (match: (line: { type: string }) => boolean) => {
       while (!lines().some(match)) {
-        await new Promise<void>((resolve) => (wake = resolve));
+        deadline.throwIfAborted();
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          deadline.addEventListener("abort", () => resolve(), { once: true });
+        });
       }
     };
     const running = runCli(

@@ -26,6 +26,7 @@ function setup(signal?: AbortSignal) {
         value: e.value,
         lastIndex: e.lastIndex,
       }),
+      userKey: (full: string) => full.replace(/^p\//, ""),
       signal,
       wrapError: (error: unknown) =>
         error instanceof StoreError
