@@ -74,6 +74,7 @@ function setup(): WatchSetup {
       value: entry.value,
       lastIndex: entry.lastIndex,
     }),
+    userKey: (full: string): string => full,
     wrapError: (error) => error,
     onEnd: () => {},
   };

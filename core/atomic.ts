@@ -7,8 +7,13 @@
 
 import { checkDelta } from "./counter.ts";
 import { InvalidArgumentError } from "./errors.ts";
-import type { AtomicStep } from "./driver.ts";
-import type { AtomicOperation, CommitResult, SignalOptions } from "./types.ts";
+import type { AtomicStep, LockLease } from "./driver.ts";
+import type {
+  AtomicOperation,
+  CommitResult,
+  Lock,
+  SignalOptions,
+} from "./types.ts";
 
 /** A counter to add to, resolved by the store at commit. */
 export interface AtomicSum {
@@ -30,12 +35,21 @@ export interface AtomicContext {
   value(key: string, value: Uint8Array | string): Uint8Array;
   /** Checks a TTL option. */
   ttl(ttl: unknown): number | undefined;
+  /**
+   * The lease behind a lock of this store, or `null` when the lock is known
+   * not to be held any more. Throws `InvalidArgumentError` for anything else.
+   */
+  lease(lock: Lock): LockLease | null;
   /** The most steps one operation may hold. */
   readonly maxOperations: number;
-  /** Commits the steps (checks first) and adds to the counters. */
+  /**
+   * Commits the steps (checks first) and adds to the counters, fenced by
+   * the leases (`null`: a lock known lost, so the commit must fail).
+   */
   commit(
     steps: readonly AtomicStep[],
     sums: readonly AtomicSum[],
+    fences: readonly (LockLease | null)[],
     options: SignalOptions | undefined,
   ): Promise<CommitResult>;
 }
@@ -63,6 +77,8 @@ export class AtomicBuilder implements AtomicOperation {
   #checked = new Set<string>();
   #written = new Set<string>();
   #sums: AtomicSum[] = [];
+  #fences: (LockLease | null)[] = [];
+  #fenced = new Set<Lock>();
   #committed = false;
 
   /**
@@ -112,6 +128,21 @@ export class AtomicBuilder implements AtomicOperation {
     return this;
   }
 
+  checkLock(lock: Lock): this {
+    if (this.#fenced.has(lock)) {
+      throw new InvalidArgumentError(
+        `The lock on ${
+          JSON.stringify(lock.key)
+        } is checked twice in one atomic operation`,
+      );
+    }
+    const lease = this.#context.lease(lock);
+    this.#reserve(1);
+    this.#fenced.add(lock);
+    this.#fences.push(lease);
+    return this;
+  }
+
   commit(options?: SignalOptions): Promise<CommitResult> {
     if (this.#committed) {
       return Promise.reject(
@@ -122,19 +153,25 @@ export class AtomicBuilder implements AtomicOperation {
     return this.#context.commit(
       [...this.#checks, ...this.#writes],
       this.#sums,
+      this.#fences,
       options,
     );
   }
 
-  #add(key: string, seen: Set<string>, verb: string, steps = 1): string {
-    const full = this.#context.key(key);
+  // Throws when `steps` more would not fit in one operation.
+  #reserve(steps: number): void {
     const used = this.#checks.length + this.#writes.length +
-      2 * this.#sums.length;
+      2 * this.#sums.length + this.#fences.length;
     if (used + steps > this.#context.maxOperations) {
       throw new InvalidArgumentError(
         `An atomic operation holds at most ${this.#context.maxOperations} checks and writes on this backend`,
       );
     }
+  }
+
+  #add(key: string, seen: Set<string>, verb: string, steps = 1): string {
+    const full = this.#context.key(key);
+    this.#reserve(steps);
     // A sum checks and writes its counter itself.
     const summed = this.#sums.some((sum) => sum.key === full) ||
       (verb === "summed" &&

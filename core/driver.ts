@@ -83,6 +83,19 @@ export interface DriverSignalOptions {
   signal?: AbortSignal;
 }
 
+/** Options of {@linkcode Driver.commit}. */
+export interface DriverCommitOptions extends DriverSignalOptions {
+  /**
+   * Fenced writes: leases, each one handed out by this driver's `lock` or
+   * `tryLock`, that must all still be held at commit — checked by the server
+   * in the same transaction as the steps, never by a read before it. A lease
+   * that was released, expired or taken over fails the commit like a failed
+   * check (`{ ok: false, fenced: true }`), and nothing changes. Each fence
+   * counts as one step towards `limits.maxAtomicOperations`.
+   */
+  fences?: readonly LockLease[];
+}
+
 /**
  * One step of an atomic operation. {@linkcode BaseStore} guarantees that a
  * key is checked at most once and written at most once per operation, and
@@ -106,6 +119,8 @@ export type CommitOutcome =
     key?: string;
     /** The key's `lastIndex` at commit (`null`: absent), if known. */
     current?: bigint | null;
+    /** A fence failed: one of the leases is no longer held, if known. */
+    fenced?: boolean;
   };
 
 /**
@@ -158,6 +173,15 @@ export interface LockLease {
    * lock was already gone.
    */
   release(deleteKey: boolean, signal: AbortSignal): Promise<void>;
+  /**
+   * For the conformance kit: stops whatever the driver does by itself to
+   * keep the lease alive (a lease keep-alive, session heartbeats), as if the
+   * holder's process were frozen, while leaving the store able to send
+   * writes. The server then lets the lock expire and must refuse fenced
+   * writes of this lease. Leave it out where nothing but `renew` keeps the
+   * lease alive.
+   */
+  pause?(): void;
 }
 
 /** Options of {@linkcode Driver.lock}. */
@@ -167,6 +191,16 @@ export interface DriverLockOptions {
   /** The lock's TTL in milliseconds. */
   ttl: number;
   /** Aborts waiting: the driver rejects with `signal.reason`. */
+  signal?: AbortSignal;
+}
+
+/** Options of {@linkcode Driver.tryLock}. */
+export interface DriverTryLockOptions {
+  /** The value to write at the key once held. */
+  value: Uint8Array;
+  /** The lock's TTL in milliseconds. */
+  ttl: number;
+  /** Aborts the attempt: the driver rejects with `signal.reason`. */
   signal?: AbortSignal;
 }
 
@@ -213,10 +247,13 @@ export interface Driver {
     dir: string,
     options: DriverSignalOptions,
   ): Promise<void>;
-  /** Applies the steps all together, or none when a check fails. */
+  /**
+   * Applies the steps all together, or none when a check or a fence (see
+   * {@linkcode DriverCommitOptions.fences}) fails.
+   */
   commit(
     steps: readonly AtomicStep[],
-    options: DriverSignalOptions,
+    options: DriverCommitOptions,
   ): Promise<CommitOutcome>;
   /**
    * Starts watching `key`: reports its current state first, then every
@@ -230,6 +267,16 @@ export interface Driver {
   watchTree(dir: string, sink: TreeSink, signal: AbortSignal): void;
   /** Waits until the lock on `key` is held and its value written. */
   lock(key: string, options: DriverLockOptions): Promise<LockLease>;
+  /**
+   * Takes the lock on `key` if no one holds it now, writing its value, or
+   * resolves `null` at once when someone does: never waits for a holder (a
+   * dead holder's lock counts as held until it expires). Leaves nothing
+   * behind when it resolves `null` (no queued waiter, no session).
+   */
+  tryLock(
+    key: string,
+    options: DriverTryLockOptions,
+  ): Promise<LockLease | null>;
   /** Closes connections. Called once, after watches and locks are ended. */
   close(): Promise<void>;
   /**

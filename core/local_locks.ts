@@ -8,7 +8,11 @@
  */
 
 import { waitForLock } from "./lock.ts";
-import type { DriverLockOptions, LockLease } from "./driver.ts";
+import type {
+  DriverLockOptions,
+  DriverTryLockOptions,
+  LockLease,
+} from "./driver.ts";
 
 interface Held {
   owner: symbol;
@@ -125,33 +129,10 @@ export function lockLocally(
   data: LocalLockData,
 ): Promise<LockLease> {
   const owner = Symbol(key);
-  const { ttl } = options;
   return waitForLock<LockLease>({
     signal: options.signal,
     maxWaitMs: LOCK_RECHECK_MS,
-    attempt: async () => {
-      const heldFor = table.tryLock(key, owner, ttl);
-      if (heldFor !== null) return heldFor;
-      let lastIndex: bigint;
-      try {
-        lastIndex = await data.write(options.value);
-      } catch (error) {
-        table.unlock(key, owner);
-        throw error;
-      }
-      return {
-        lastIndex,
-        renew: () =>
-          Promise.resolve(data.isOpen() && table.renew(key, owner, ttl)),
-        release: async (deleteKey: boolean) => {
-          try {
-            if (deleteKey && table.holds(key, owner)) await data.delete();
-          } finally {
-            table.unlock(key, owner);
-          }
-        },
-      };
-    },
+    attempt: () => attemptLocally(table, key, owner, options, data),
     changed: (signal) =>
       new Promise<void>((resolve) => {
         const done = () => {
@@ -164,4 +145,77 @@ export function lockLocally(
         signal.addEventListener("abort", done, { once: true });
       }),
   });
+}
+
+/**
+ * The driver's `tryLock()` over a {@linkcode LocalLockTable}: one attempt,
+ * `null` when someone holds the lock.
+ *
+ * @param table The database's lock table.
+ * @param key The full key.
+ * @param options The value, TTL and signal.
+ * @param data How the value is written and deleted.
+ * @returns The lease, or `null`.
+ */
+export async function tryLockLocally(
+  table: LocalLockTable,
+  key: string,
+  options: DriverTryLockOptions,
+  data: LocalLockData,
+): Promise<LockLease | null> {
+  options.signal?.throwIfAborted();
+  const result = await attemptLocally(
+    table,
+    key,
+    Symbol(key),
+    options,
+    data,
+  );
+  return typeof result === "number" ? null : result;
+}
+
+/**
+ * Whether a lease of {@linkcode lockLocally} or {@linkcode tryLockLocally}
+ * is held now (`false` for a lease of anything else): the fence check of a
+ * local driver's commit, run synchronously with the commit itself.
+ *
+ * @param lease A lease the driver handed out.
+ */
+export function holdsLocally(lease: LockLease): boolean {
+  return holders.get(lease)?.() ?? false;
+}
+
+// How each local lease tells whether it is held.
+const holders = new WeakMap<LockLease, () => boolean>();
+
+async function attemptLocally(
+  table: LocalLockTable,
+  key: string,
+  owner: symbol,
+  options: DriverTryLockOptions,
+  data: LocalLockData,
+): Promise<LockLease | number> {
+  const { ttl } = options;
+  const heldFor = table.tryLock(key, owner, ttl);
+  if (heldFor !== null) return heldFor;
+  let lastIndex: bigint;
+  try {
+    lastIndex = await data.write(options.value);
+  } catch (error) {
+    table.unlock(key, owner);
+    throw error;
+  }
+  const lease: LockLease = {
+    lastIndex,
+    renew: () => Promise.resolve(data.isOpen() && table.renew(key, owner, ttl)),
+    release: async (deleteKey: boolean) => {
+      try {
+        if (deleteKey && table.holds(key, owner)) await data.delete();
+      } finally {
+        table.unlock(key, owner);
+      }
+    },
+  };
+  holders.set(lease, () => data.isOpen() && table.holds(key, owner));
+  return lease;
 }

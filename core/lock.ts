@@ -67,6 +67,8 @@ export class LockHandle implements Lock {
   #unlocking: Promise<void> | undefined;
   /** Why the renewals since the last confirmed one failed, if they did. */
   #renewError: unknown;
+  /** Frozen by {@linkcode pauseLock}: only the server can refuse it now. */
+  #paused = false;
 
   /**
    * Takes over a freshly acquired lease.
@@ -117,6 +119,7 @@ export class LockHandle implements Lock {
   #checkConfirmed(): void {
     if (
       this.#lease.renew && !this.#unlocking && !this.#lost.signal.aborted &&
+      !this.#paused &&
       Date.now() > this.#confirmedAt + this.#ttl
     ) {
       if (this.#renewError !== undefined) {
@@ -127,6 +130,38 @@ export class LockHandle implements Lock {
         );
       }
     }
+  }
+
+  /**
+   * The lease behind `lock` while it may still be held, for a fenced write;
+   * `null` once it is known not to be (unlocked, abandoned, lost, or paused
+   * past its TTL).
+   */
+  static leaseOf(lock: LockHandle): LockLease | null {
+    if (lock.#unlocking) return null;
+    if (lock.#paused) return lock.#lease;
+    lock.#checkConfirmed();
+    return lock.#lost.signal.aborted ? null : lock.#lease;
+  }
+
+  /** See {@linkcode pauseLock}. */
+  static pause(lock: LockHandle): void {
+    lock.#paused = true;
+    lock.#stop();
+    lock.#lease.pause?.();
+  }
+
+  /** Aborts `lost` of `lock`: the store learnt the lock is gone. */
+  static markLost(lock: LockHandle, reason: string): void {
+    if (!lock.#unlocking) lock.#lose(reason);
+  }
+
+  /** The `LockLostError` that aborted `lost`, if it did. */
+  static lostError(lock: LockHandle): LockLostError | undefined {
+    const reason = lock.#lost.signal.aborted
+      ? lock.#lost.signal.reason
+      : undefined;
+    return reason instanceof LockLostError ? reason : undefined;
   }
 
   /** Releases the lock: `await using lock = ...` releases it at scope exit. */
@@ -226,7 +261,7 @@ export class LockHandle implements Lock {
   }
 
   #lose(reason: string, cause?: unknown): void {
-    if (this.#lost.signal.aborted) return;
+    if (this.#lost.signal.aborted || this.#paused) return;
     this.#stop();
     this.#lost.abort(
       new LockLostError(
@@ -236,6 +271,30 @@ export class LockHandle implements Lock {
       ),
     );
   }
+}
+
+/**
+ * For the conformance kit: freezes `lock` as a holder stopped by `SIGSTOP`
+ * whose own clock stopped too. Nothing renews it any more (neither the
+ * store nor the driver's keep-alives), and the store no longer rules it
+ * lost by itself, so its fenced writes reach the server: once the lock has
+ * expired there, only the server's check can refuse them. `unlock()` still
+ * works.
+ *
+ * @param lock A lock of a store of this library.
+ *
+ * @example
+ * ```ts ignore
+ * pauseLock(lock);
+ * await otherStore.lock(lock.key); // waits until it expires on the server
+ * await store.put("data", "x", { fence: lock }); // rejects: LockLostError
+ * ```
+ */
+export function pauseLock(lock: Lock): void {
+  if (!(lock instanceof LockHandle)) {
+    throw new StoreError("pauseLock() needs a lock of a store of this library");
+  }
+  LockHandle.pause(lock);
 }
 
 function isTimeout(error: unknown): boolean {

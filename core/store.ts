@@ -18,6 +18,7 @@ import {
   KeyExistsError,
   KeyModifiedError,
   KeyNotFoundError,
+  LockLostError,
   PreviousNotSpecifiedError,
   StoreClosedError,
   StoreError,
@@ -31,7 +32,7 @@ import {
   utf8Length,
 } from "./keys.ts";
 import { DEFAULT_LOCK_TTL_MS, LockHandle } from "./lock.ts";
-import { checkTtl, toBytes } from "./values.ts";
+import { checkTtl, describe, toBytes } from "./values.ts";
 import {
   EventWatch,
   KeyWatch,
@@ -40,7 +41,8 @@ import {
   type WatchSetup,
 } from "./watch.ts";
 import { pageOfList, planScan, Scan } from "./scan.ts";
-import type { AtomicStep, Driver, Entry } from "./driver.ts";
+import { readWriteLock, semaphore } from "./recipes.ts";
+import type { AtomicStep, Driver, Entry, LockLease } from "./driver.ts";
 import type {
   AtomicOperation,
   CommitResult,
@@ -48,9 +50,14 @@ import type {
   Lock,
   LockOptions,
   PutEntry,
+  PutOptions,
   ReadOptions,
+  ReadWriteLock,
+  ReadWriteLockOptions,
   ScanIterator,
   ScanOptions,
+  Semaphore,
+  SemaphoreOptions,
   SignalOptions,
   Store,
   StoreLimits,
@@ -100,6 +107,9 @@ export class BaseStore implements Store {
   #closeSignal = new AbortController();
   #watches = new Set<Watch>();
   #locks = new Set<LockHandle>();
+  // Every lock this store handed out, so a fence from another store is told
+  // apart from one of ours that ended.
+  #handles = new WeakSet<LockHandle>();
 
   static {
     abandonStore = (store) => store.#abandon();
@@ -147,17 +157,39 @@ export class BaseStore implements Store {
   async put(
     key: string,
     value: Uint8Array | string,
-    options?: WriteOptions,
+    options?: PutOptions,
   ): Promise<bigint> {
     this.#open(options);
     const full = this.#key(key);
     const bytes = toBytes(key, value, this.limits.maxValueBytes);
     const ttl = checkTtl(options?.ttl);
-    return await this.#run(
+    const signal = options?.signal;
+    if (options?.fence === undefined) {
+      return await this.#run(
+        "put",
+        signal,
+        () => this.#driver.put(full, bytes, { ttl, signal }),
+      );
+    }
+    const lease = this.#lease(options.fence);
+    const lock = options.fence as LockHandle;
+    const lost = () =>
+      LockHandle.lostError(lock) ??
+        new LockLostError(lock.key, "a fenced write found it no longer held");
+    if (lease === null) throw lost();
+    const outcome = await this.#run(
       "put",
-      options?.signal,
-      () => this.#driver.put(full, bytes, { ttl, signal: options?.signal }),
+      signal,
+      () =>
+        this.#driver.commit([{ type: "put", key: full, value: bytes, ttl }], {
+          signal,
+          fences: [lease],
+        }),
     );
+    if (outcome.ok) return outcome.lastIndex;
+    // Only the fence can fail a put without checks: the lock is gone.
+    LockHandle.markLost(lock, "a fenced write found it no longer held");
+    throw lost();
   }
 
   async get(key: string, options?: ReadOptions): Promise<KVPair | null> {
@@ -352,13 +384,10 @@ export class BaseStore implements Store {
 
   async lock(key: string, options?: LockOptions): Promise<Lock> {
     this.#open(options);
-    const full = this.#key(key);
-    const value = toBytes(key, options?.value ?? "", this.limits.maxValueBytes);
-    const ttl = checkTtl(options?.ttl) ?? DEFAULT_LOCK_TTL_MS;
-    const deleteOnUnlock = options?.deleteOnUnlock ?? false;
-    if (typeof deleteOnUnlock !== "boolean") {
-      throw new InvalidArgumentError("deleteOnUnlock must be a boolean");
-    }
+    const { full, value, ttl, deleteOnUnlock } = this.#lockArguments(
+      key,
+      options,
+    );
     // The driver waits until the caller aborts or the store closes.
     const signal = options?.signal
       ? AbortSignal.any([options.signal, this.#closeSignal.signal])
@@ -374,18 +403,74 @@ export class BaseStore implements Store {
       lease = await this.#run("lock", signal, () => pending);
     } catch (error) {
       // A lease that arrives after the caller gave up is not left held.
-      pending.then(async (late) => {
-        const timeout = deadline(5_000);
-        try {
-          await late.release(false, timeout.signal);
-        } finally {
-          timeout.dispose();
-        }
-      }).catch(() => {});
+      pending.then(releaseLate).catch(() => {});
       throw error;
     } finally {
       options?.signal?.removeEventListener("abort", keepAlive);
     }
+    return this.#hold(full, lease, ttl, deleteOnUnlock);
+  }
+
+  async tryLock(key: string, options?: LockOptions): Promise<Lock | null> {
+    this.#open(options);
+    const { full, value, ttl, deleteOnUnlock } = this.#lockArguments(
+      key,
+      options,
+    );
+    const signal = options?.signal;
+    const pending = this.#driver.tryLock(full, { value, ttl, signal });
+    let lease;
+    try {
+      lease = await this.#run("tryLock", signal, () => pending);
+    } catch (error) {
+      // A lease that arrives after the caller gave up is not left held.
+      pending.then((late) => late && releaseLate(late)).catch(() => {});
+      throw error;
+    }
+    if (lease === null) return null;
+    if (this.#closed) {
+      // Closed while the attempt ran: nothing may stay held.
+      await releaseLate(lease).catch(() => {});
+      throw new StoreClosedError(this.backend);
+    }
+    return this.#hold(full, lease, ttl, deleteOnUnlock);
+  }
+
+  semaphore(key: string, options: SemaphoreOptions): Semaphore {
+    this.#open(undefined);
+    this.#key(key);
+    this.#key(`${key}/permit-0`);
+    checkTtl(options?.ttl);
+    return semaphore(this, key, options);
+  }
+
+  readWriteLock(key: string, options?: ReadWriteLockOptions): ReadWriteLock {
+    this.#open(undefined);
+    this.#key(key);
+    this.#key(`${key}/writer`);
+    checkTtl(options?.ttl);
+    return readWriteLock(this, key, options);
+  }
+
+  // The checked arguments of lock() and tryLock().
+  #lockArguments(key: string, options: LockOptions | undefined) {
+    const full = this.#key(key);
+    const value = toBytes(key, options?.value ?? "", this.limits.maxValueBytes);
+    const ttl = checkTtl(options?.ttl) ?? DEFAULT_LOCK_TTL_MS;
+    const deleteOnUnlock = options?.deleteOnUnlock ?? false;
+    if (typeof deleteOnUnlock !== "boolean") {
+      throw new InvalidArgumentError("deleteOnUnlock must be a boolean");
+    }
+    return { full, value, ttl, deleteOnUnlock };
+  }
+
+  // Hands out the lock of a freshly taken lease.
+  #hold(
+    full: string,
+    lease: LockLease,
+    ttl: number,
+    deleteOnUnlock: boolean,
+  ): Lock {
     const handle = new LockHandle({
       key: this.#userKey(full),
       lease,
@@ -394,7 +479,19 @@ export class BaseStore implements Store {
       onEnd: (lock) => this.#locks.delete(lock),
     });
     this.#locks.add(handle);
+    this.#handles.add(handle);
     return handle;
+  }
+
+  // The lease behind a lock of this store for a fenced write; `null` when
+  // the lock is known not to be held (released, abandoned or lost).
+  #lease(lock: unknown): LockLease | null {
+    if (!(lock instanceof LockHandle) || !this.#handles.has(lock)) {
+      throw new InvalidArgumentError(
+        "A fence must be a lock taken from this store (by lock, tryLock or a recipe of it)",
+      );
+    }
+    return LockHandle.leaseOf(lock);
   }
 
   async atomicPut(
@@ -441,7 +538,9 @@ export class BaseStore implements Store {
       value: (key, value) => toBytes(key, value, this.limits.maxValueBytes),
       ttl: checkTtl,
       maxOperations: this.limits.maxAtomicOperations,
-      commit: (steps, sums, options) => this.#commitAll(steps, sums, options),
+      lease: (lock) => this.#lease(lock),
+      commit: (steps, sums, fences, options) =>
+        this.#commitAll(steps, sums, fences, options),
     });
   }
 
@@ -495,13 +594,23 @@ export class BaseStore implements Store {
   async #commitAll(
     steps: readonly AtomicStep[],
     sums: readonly AtomicSum[],
+    fences: readonly (LockLease | null)[],
     options: SignalOptions | undefined,
   ): Promise<CommitResult> {
     this.#open(options);
-    if (steps.length === 0 && sums.length === 0) {
+    // A lock known lost fails the commit before any I/O.
+    if (fences.includes(null)) return { ok: false };
+    const leases = fences as readonly LockLease[];
+    if (steps.length === 0 && sums.length === 0 && leases.length === 0) {
       return { ok: true, lastIndex: 0n };
     }
-    const result = await this.#sum("atomic", steps, sums, options?.signal);
+    const result = await this.#sum(
+      "atomic",
+      steps,
+      sums,
+      options?.signal,
+      leases,
+    );
     return result.ok ? { ok: true, lastIndex: result.lastIndex } : result;
   }
 
@@ -514,6 +623,7 @@ export class BaseStore implements Store {
     steps: readonly AtomicStep[],
     sums: readonly AtomicSum[],
     signal: AbortSignal | undefined,
+    fences: readonly LockLease[] = [],
   ): Promise<
     { ok: true; lastIndex: bigint; values: bigint[] } | { ok: false }
   > {
@@ -545,7 +655,11 @@ export class BaseStore implements Store {
       const outcome = await this.#run(
         op,
         signal,
-        () => this.#driver.commit(all, { signal }),
+        () =>
+          this.#driver.commit(
+            all,
+            fences.length > 0 ? { signal, fences } : { signal },
+          ),
       );
       if (outcome.ok) {
         return {
@@ -554,10 +668,10 @@ export class BaseStore implements Store {
           values: next.map((n) => n.value),
         };
       }
-      if (sums.length === 0) return { ok: false };
-      // Without checks of the caller's, only a counter can have failed it;
-      // otherwise it was theirs unless a counter moved.
-      if (checks.length > 0) {
+      if (sums.length === 0 || outcome.fenced) return { ok: false };
+      // Without checks or fences of the caller's, only a counter can have
+      // failed it; otherwise it was theirs unless a counter moved.
+      if (checks.length > 0 || fences.length > 0) {
         const now = await Promise.all(
           sums.map((sum) => this.#counter(sum.key, sum.userKey, signal)),
         );
@@ -764,10 +878,12 @@ export function abandon(store: Store): Promise<void> {
   return abandonStore(store);
 }
 
-// What a wrong argument is, briefly, for an error message.
-function describe(value: unknown): string {
-  if (value === null) return "null";
-  if (typeof value !== "object") return typeof value;
-  const name = (value as { constructor?: { name?: string } }).constructor?.name;
-  return name && name !== "Object" ? `a ${name}` : "a plain object";
+// Releases a lease nobody will hold: its taker gave up or the store closed.
+async function releaseLate(lease: LockLease): Promise<void> {
+  const timeout = deadline(5_000);
+  try {
+    await lease.release(false, timeout.signal);
+  } finally {
+    timeout.dispose();
+  }
 }

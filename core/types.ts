@@ -32,6 +32,18 @@ export interface WriteOptions extends SignalOptions {
   ttl?: number;
 }
 
+/** Options of {@linkcode Store.put}. */
+export interface PutOptions extends WriteOptions {
+  /**
+   * A fenced write: the put is applied only if `fence` (a lock of this
+   * store) is still held with its `lastIndex`, checked by the server in the
+   * same transaction as the write. A holder that lost the lock — paused past
+   * its TTL, cut off, taken over — gets a `LockLostError`, and nothing
+   * changes.
+   */
+  fence?: Lock;
+}
+
 /** One entry of {@linkcode Store.putMany}. */
 export interface PutEntry {
   /** The key. */
@@ -126,6 +138,42 @@ export interface LockOptions extends SignalOptions {
   deleteOnUnlock?: boolean;
 }
 
+/** Options of {@linkcode Store.semaphore}. */
+export interface SemaphoreOptions {
+  /** How many holders at most (a positive integer, at most 1 000). */
+  permits: number;
+  /** The TTL of each permit in milliseconds (default 20 000). */
+  ttl?: number;
+}
+
+/** Options of one acquisition of a recipe. */
+export interface AcquireOptions extends SignalOptions {
+  /** The value written at the permit's key while held (default empty). */
+  value?: Uint8Array | string;
+}
+
+/** A counting semaphore: never more than `permits` holders. */
+export interface Semaphore {
+  /** Waits for a permit. `signal` aborts waiting. */
+  acquire(options?: AcquireOptions): Promise<Lock>;
+  /** A permit if one is free now, else `null`, without waiting. */
+  tryAcquire(options?: AcquireOptions): Promise<Lock | null>;
+}
+
+/** Options of {@linkcode Store.readWriteLock}. */
+export interface ReadWriteLockOptions {
+  /** The TTL of each hold in milliseconds (default 20 000). */
+  ttl?: number;
+}
+
+/** Many readers or one writer. */
+export interface ReadWriteLock {
+  /** Waits until no writer holds or waits, then holds as a reader. */
+  read(options?: AcquireOptions): Promise<Lock>;
+  /** Waits until it is the only holder, then holds as the writer. */
+  write(options?: AcquireOptions): Promise<Lock>;
+}
+
 /** A held lock. */
 export interface Lock extends AsyncDisposable {
   /** The locked key. */
@@ -196,6 +244,16 @@ export interface AtomicOperation {
    */
   sum(key: string, delta?: bigint): this;
   /**
+   * Makes the whole operation conditional on `lock` (a lock of this store)
+   * still being held with its `lastIndex`, checked by the server in the same
+   * transaction as the writes: a holder that lost the lock cannot write
+   * (the commit resolves `{ ok: false }` and nothing changes). Counts as one
+   * step.
+   *
+   * @param lock A lock of this store.
+   */
+  checkLock(lock: Lock): this;
+  /**
    * Applies the operation. Resolves `{ ok: false }` when a check fails.
    *
    * @param options A signal to abort the commit.
@@ -217,7 +275,7 @@ export interface Store extends AsyncDisposable {
   put(
     key: string,
     value: Uint8Array | string,
-    options?: WriteOptions,
+    options?: PutOptions,
   ): Promise<bigint>;
   /** The pair at `key`, or `null` when absent or expired. */
   get(key: string, options?: ReadOptions): Promise<KVPair | null>;
@@ -252,6 +310,28 @@ export interface Store extends AsyncDisposable {
   ): ReadableStream<WatchEvent>;
   /** Waits until the lock on `key` is held, then writes its value at `key`. */
   lock(key: string, options?: LockOptions): Promise<Lock>;
+  /**
+   * Takes the lock on `key` if it is free now and resolves it, or resolves
+   * `null` at once when someone holds it: never waits for a holder (a dead
+   * holder's lock counts as held until its TTL runs out). `signal` aborts
+   * the attempt itself.
+   */
+  tryLock(key: string, options?: LockOptions): Promise<Lock | null>;
+  /**
+   * A counting semaphore named `key`: never more than `permits` holders,
+   * each hold a lock of this store (renewed, `lost`, fencing) at
+   * `<key>/permit-<i>`; a dead holder's permit returns within
+   * `ttl + limits.ttlGranularityMs`. Every user of `key` must give the same
+   * `permits`.
+   */
+  semaphore(key: string, options: SemaphoreOptions): Semaphore;
+  /**
+   * A read-write lock named `key`: many readers or one writer; a waiting
+   * writer is not starved by a stream of readers. Each hold is a lock of
+   * this store (renewed, `lost`, fencing): the writer's at `<key>/writer`,
+   * each reader's under `<key>/readers/`.
+   */
+  readWriteLock(key: string, options?: ReadWriteLockOptions): ReadWriteLock;
   /**
    * The pairs at `keys`, in the order asked (`null` for an absent key). Not
    * a snapshot: each key is read on its own, several at a time.

@@ -108,7 +108,9 @@ export function describe(value: unknown): string {
     return value.length <= 40 ? JSON.stringify(value) : "a long string";
   }
   if (typeof value === "object") {
-    return `an object (${value.constructor?.name ?? "Object"})`;
+    const name = (value as { constructor?: { name?: string } }).constructor
+      ?.name;
+    return name && name !== "Object" ? `a ${name}` : "a plain object";
   }
   return `a ${typeof value}`;
 }

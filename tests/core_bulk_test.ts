@@ -71,6 +71,7 @@ function heldStore() {
     watchKey: (key, sink, signal) => inner.watchKey(key, sink, signal),
     watchTree: (dir, sink, signal) => inner.watchTree(dir, sink, signal),
     lock: (key, options) => inner.lock(key, options),
+    tryLock: (key, options) => inner.tryLock(key, options),
     close: () => inner.close(),
     abandon: () => inner.abandon(),
   };

@@ -3,6 +3,7 @@
 // backend can show is reproduced exactly.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { MemoryStore } from "../backends/memory/mod.ts";
 import type { LockLease } from "../core/driver.ts";
 import { LockLostError, StoreError } from "../core/errors.ts";
 import {
@@ -279,5 +280,32 @@ describe("waitForLock", () => {
       }),
       (error) => error === reason,
     );
+  });
+});
+
+describe("fenced writes in the store", () => {
+  test("a holder paused past its TTL is refused before any I/O", async () => {
+    await using store = new MemoryStore({ name: "core-lock-fence" });
+    const lock = await store.lock("lock", { ttl: 200 });
+    await store.put("data", "before", { fence: lock });
+    // A blocked event loop: no renewal timer can run, as under SIGSTOP.
+    const until = Date.now() + 300;
+    while (Date.now() < until) { /* paused */ }
+    await assert.rejects(
+      store.put("data", "after", { fence: lock }),
+      (error: Error) =>
+        // By name: under Node the store comes from the npm build.
+        error.name === "LockLostError" &&
+        /more than its TTL/.test(error.message),
+    );
+    assert.equal(lock.lost.aborted, true);
+    const result = await store.atomic().checkLock(lock).put("data", "x")
+      .commit();
+    assert.equal(result.ok, false);
+    assert.equal(
+      new TextDecoder().decode((await store.get("data"))!.value),
+      "before",
+    );
+    await lock.unlock().catch(() => {});
   });
 });

@@ -39,6 +39,12 @@ export type LockAttempt =
   | { lastIndex: bigint }
   | { heldFor: number };
 
+/** A fence of a commit: `token` must hold the lock on `key`. */
+export interface LockFence {
+  key: string;
+  token: string;
+}
+
 /** The database of one file, as a handle uses it. */
 export interface FileAccess {
   get(key: string): Promise<Entry | null>;
@@ -52,7 +58,14 @@ export interface FileAccess {
   put(key: string, value: Uint8Array, ttl?: number): Promise<bigint>;
   delete(key: string): Promise<void>;
   deleteTree(key: string | null, dir: string): Promise<void>;
-  commit(steps: readonly AtomicStep[]): Promise<CommitOutcome>;
+  /**
+   * Applies the steps if every check passes and every fence's token holds
+   * its lock, checked in the same write.
+   */
+  commit(
+    steps: readonly AtomicStep[],
+    fences?: readonly LockFence[],
+  ): Promise<CommitOutcome>;
   /** Reports `key`'s state, then each change, until `signal` aborts. */
   watchKey(key: string, sink: KeySink, signal: AbortSignal): void;
   /** Reports the tree under `dir`, then each change, until `signal` aborts. */

@@ -14,9 +14,11 @@ import type {
   AtomicStep,
   CommitOutcome,
   Driver,
+  DriverCommitOptions,
   DriverLockOptions,
   DriverReadOptions,
   DriverSignalOptions,
+  DriverTryLockOptions,
   DriverWriteOptions,
   Entry,
   KeySink,
@@ -25,7 +27,7 @@ import type {
   TreeSink,
 } from "../../core/driver.ts";
 import type { StoreLimits } from "../../core/types.ts";
-import { lockRecordKey } from "./access.ts";
+import { type LockFence, lockRecordKey } from "./access.ts";
 import { closeShared, type SharedFile } from "./shared.ts";
 
 /**
@@ -47,6 +49,10 @@ export const FILE_LIMITS: StoreLimits = Object.freeze({
  * a safety net, since every release is a commit its watch hears.
  */
 const LOCK_RECHECK_MS = 1_000;
+
+// What a fenced commit checks for each lease this backend handed out: the
+// hold's record names its token.
+const leaseFences = new WeakMap<LockLease, LockFence>();
 
 /** One handle of a database file. */
 export class FileDriver implements Driver {
@@ -128,9 +134,14 @@ export class FileDriver implements Driver {
 
   commit(
     steps: readonly AtomicStep[],
-    _options: DriverSignalOptions,
+    options: DriverCommitOptions,
   ): Promise<CommitOutcome> {
-    return this.#shared.call((db) => db.commit(steps), false);
+    // The store hands over only leases of its own driver; anything else
+    // names no hold, so it fails the commit.
+    const fences = (options.fences ?? []).map((lease) =>
+      leaseFences.get(lease) ?? { key: "", token: "" }
+    );
+    return this.#shared.call((db) => db.commit(steps, fences), false);
   }
 
   watchKey(key: string, sink: KeySink, signal: AbortSignal): void {
@@ -147,28 +158,12 @@ export class FileDriver implements Driver {
   lock(key: string, options: DriverLockOptions): Promise<LockLease> {
     const shared = this.#shared;
     const token = randomUUID();
-    const { ttl, value } = options;
     const record = lockRecordKey(key);
     shared.hold(1);
     return waitForLock<LockLease>({
       signal: options.signal,
       maxWaitMs: LOCK_RECHECK_MS,
-      attempt: async () => {
-        const attempt = await shared.call(
-          (db) => db.tryLock(key, token, value, ttl),
-          true,
-        );
-        if ("heldFor" in attempt) return attempt.heldFor;
-        return {
-          lastIndex: attempt.lastIndex,
-          renew: () =>
-            this.#closed
-              ? Promise.resolve(false)
-              : shared.call((db) => db.renewLock(key, token, ttl), true),
-          release: (deleteKey: boolean) =>
-            shared.call((db) => db.unlock(key, token, deleteKey), true),
-        };
-      },
+      attempt: () => this.#attempt(key, token, options),
       changed: (signal) =>
         new Promise<void>((resolve) => {
           let first = true;
@@ -182,6 +177,42 @@ export class FileDriver implements Driver {
           signal.addEventListener("abort", () => resolve(), { once: true });
         }),
     }).finally(() => shared.hold(-1));
+  }
+
+  async tryLock(
+    key: string,
+    options: DriverTryLockOptions,
+  ): Promise<LockLease | null> {
+    options.signal?.throwIfAborted();
+    const lease = await this.#attempt(key, randomUUID(), options);
+    return typeof lease === "number" ? null : lease;
+  }
+
+  // One attempt at the lock on `key` for `token`: the lease, or how long
+  // the holder's hold has left.
+  async #attempt(
+    key: string,
+    token: string,
+    options: DriverTryLockOptions,
+  ): Promise<LockLease | number> {
+    const shared = this.#shared;
+    const { ttl, value } = options;
+    const attempt = await shared.call(
+      (db) => db.tryLock(key, token, value, ttl),
+      true,
+    );
+    if ("heldFor" in attempt) return attempt.heldFor;
+    const lease: LockLease = {
+      lastIndex: attempt.lastIndex,
+      renew: () =>
+        this.#closed
+          ? Promise.resolve(false)
+          : shared.call((db) => db.renewLock(key, token, ttl), true),
+      release: (deleteKey: boolean) =>
+        shared.call((db) => db.unlock(key, token, deleteKey), true),
+    };
+    leaseFences.set(lease, { key, token });
+    return lease;
   }
 
   close(): Promise<void> {

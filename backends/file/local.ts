@@ -22,6 +22,7 @@ import {
   isHidden,
   LOCK_RECORD_PREFIX,
   type LockAttempt,
+  type LockFence,
   lockRecordKey,
 } from "./access.ts";
 
@@ -119,8 +120,20 @@ export class LocalAccess implements FileAccess {
     });
   }
 
-  commit(steps: readonly AtomicStep[]): Promise<CommitOutcome> {
+  commit(
+    steps: readonly AtomicStep[],
+    fences: readonly LockFence[] = [],
+  ): Promise<CommitOutcome> {
     return this.db.write((tx): CommitOutcome => {
+      // Inside the write: no other write can take or release a hold between
+      // this check and the commit.
+      const now = Date.now();
+      for (const fence of fences) {
+        const held = this.#holds.get(fence.key);
+        if (!held || held.token !== fence.token || held.expiresAt <= now) {
+          return { ok: false, fenced: true };
+        }
+      }
       for (const step of steps) {
         if (step.type !== "check") continue;
         const current = tx.revision(step.key);

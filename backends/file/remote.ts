@@ -21,7 +21,7 @@ import type {
   TreeSink,
 } from "../../core/driver.ts";
 import type { IntegrityReport } from "../../wasm/engine.ts";
-import type { FileAccess, LockAttempt } from "./access.ts";
+import type { FileAccess, LockAttempt, LockFence } from "./access.ts";
 import {
   encode,
   type Message,
@@ -230,8 +230,13 @@ export class RemoteAccess implements FileAccess {
     await this.#call({ op: "deleteTree", key, dir });
   }
 
-  commit(steps: readonly AtomicStep[]): Promise<CommitOutcome> {
-    return this.#call({ op: "commit", steps }) as Promise<CommitOutcome>;
+  commit(
+    steps: readonly AtomicStep[],
+    fences: readonly LockFence[] = [],
+  ): Promise<CommitOutcome> {
+    return this.#call({ op: "commit", steps, fences }) as Promise<
+      CommitOutcome
+    >;
   }
 
   tryLock(

@@ -14,6 +14,7 @@
 import type { Socket } from "node:net";
 import process from "node:process";
 import type { AtomicStep } from "../../core/driver.ts";
+import type { LockFence } from "./access.ts";
 import type { LocalAccess } from "./local.ts";
 import {
   encode,
@@ -142,7 +143,10 @@ export class OwnerServer {
       case "deleteTree":
         return a.deleteTree(m.key as string | null, m.dir as string);
       case "commit":
-        return a.commit(m.steps as AtomicStep[]);
+        return a.commit(
+          m.steps as AtomicStep[],
+          (m.fences ?? []) as LockFence[],
+        );
       case "tryLock":
         return a.tryLock(
           m.key as string,

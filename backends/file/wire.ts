@@ -17,9 +17,10 @@ import { StoreError } from "../../core/errors.ts";
 
 /**
  * The protocol's version; an owner refuses a client of another version.
- * Version 2: a put answers the key's new revision.
+ * Version 2: a put answers the key's new revision. Version 3: pages of a
+ * scan. Version 4: fenced commits (an older owner would ignore the fences).
  */
-export const WIRE_VERSION = 3;
+export const WIRE_VERSION = 4;
 
 /**
  * The largest message: a value at the store's limit (16 MiB) as base64 and

@@ -5,14 +5,21 @@
  */
 
 import { watchKeyLocally, watchTreeLocally } from "../../core/local_feed.ts";
-import { lockLocally } from "../../core/local_locks.ts";
+import {
+  holdsLocally,
+  type LocalLockData,
+  lockLocally,
+  tryLockLocally,
+} from "../../core/local_locks.ts";
 import type {
   AtomicStep,
   CommitOutcome,
   Driver,
+  DriverCommitOptions,
   DriverLockOptions,
   DriverReadOptions,
   DriverSignalOptions,
+  DriverTryLockOptions,
   DriverWriteOptions,
   Entry,
   KeySink,
@@ -92,8 +99,12 @@ export class MemoryDriver implements Driver {
 
   commit(
     steps: readonly AtomicStep[],
-    _options: DriverSignalOptions,
+    options: DriverCommitOptions,
   ): Promise<CommitOutcome> {
+    // Checked in the same synchronous run as the commit: nothing between.
+    if (options.fences?.some((lease) => !holdsLocally(lease))) {
+      return Promise.resolve({ ok: false, fenced: true });
+    }
     return Promise.resolve(this.#db.commit(steps));
   }
 
@@ -106,8 +117,20 @@ export class MemoryDriver implements Driver {
   }
 
   lock(key: string, options: DriverLockOptions): Promise<LockLease> {
+    return lockLocally(this.#db.locks, key, options, this.#lockData(key));
+  }
+
+  tryLock(
+    key: string,
+    options: DriverTryLockOptions,
+  ): Promise<LockLease | null> {
+    return tryLockLocally(this.#db.locks, key, options, this.#lockData(key));
+  }
+
+  // How a lock's value is written and deleted.
+  #lockData(key: string): LocalLockData {
     const db = this.#db;
-    return lockLocally(db.locks, key, options, {
+    return {
       write: (value) =>
         Promise.resolve(
           (db.commit([{ type: "put", key, value }]) as { lastIndex: bigint })
@@ -118,7 +141,7 @@ export class MemoryDriver implements Driver {
         return Promise.resolve();
       },
       isOpen: () => !this.#closed,
-    });
+    };
   }
 
   close(): Promise<void> {

@@ -20,6 +20,7 @@
 
 import { atomicCases } from "./atomic_cases.ts";
 import { bulkCases } from "./bulk_cases.ts";
+import { coordinationCases } from "./coordination_cases.ts";
 import { counterCases } from "./counter_cases.ts";
 import { eventCases } from "./events_cases.ts";
 import { scanCases } from "./scan_cases.ts";
@@ -75,6 +76,10 @@ export function conformance(
     runner.describe("watches", () => watchCases(runner, target));
     runner.describe("change events", () => eventCases(runner, target));
     runner.describe("locks", () => lockCases(runner, target));
+    runner.describe(
+      "coordination: tryLock, fenced writes, recipes",
+      () => coordinationCases(runner, target),
+    );
     runner.describe(
       "closing, aborts, errors, prefix",
       () => lifecycleCases(runner, target),
