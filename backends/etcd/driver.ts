@@ -11,6 +11,7 @@ import { Buffer } from "node:buffer";
 import {
   CompareResult,
   CompareTarget,
+  type ICompare,
   type IEvent,
   type IKeyValue,
   type IRangeResponse,
@@ -22,9 +23,11 @@ import type {
   AtomicStep,
   CommitOutcome,
   Driver,
+  DriverCommitOptions,
   DriverLockOptions,
   DriverReadOptions,
   DriverSignalOptions,
+  DriverTryLockOptions,
   DriverWriteOptions,
   Entry,
   KeySink,
@@ -37,7 +40,13 @@ import type { EtcdClient } from "./client.ts";
 import { isCompacted, translateError } from "./errors.ts";
 import { KeepAlives } from "./keep_alive.ts";
 import { keyBytes, keyString, treeRange } from "./keyspace.ts";
-import { lock } from "./lock.ts";
+import {
+  fenceOf,
+  lock,
+  type LockContext,
+  type LockFence,
+  tryLock,
+} from "./lock.ts";
 import { type LeaseId, TtlLeases } from "./ttl_leases.ts";
 import { WatchHub } from "./watch_hub.ts";
 
@@ -214,9 +223,16 @@ export class EtcdDriver implements Driver {
 
   async commit(
     steps: readonly AtomicStep[],
-    options: DriverSignalOptions,
+    options: DriverCommitOptions,
   ): Promise<CommitOutcome> {
-    checkRequestSize(steps);
+    // The store hands over only leases of this driver; anything else names
+    // no waiter key, so it cannot be held.
+    const fences = (options.fences ?? []).map(fenceOf);
+    if (fences.some((fence) => fence === undefined)) {
+      return { ok: false, fenced: true };
+    }
+    const fenceKeys = fences.map((fence) => fence!);
+    checkRequestSize(steps, fenceKeys.map((fence) => fence.key));
     const checks = steps.filter((step) => step.type === "check");
     // Puts with the same TTL share a lease: it is revoked once none of its
     // keys is left.
@@ -236,7 +252,7 @@ export class EtcdDriver implements Driver {
       this.#ttl.discard(leases.values());
       throw error;
     }
-    const compare = checks.map((check) =>
+    const compare: ICompare[] = checks.map((check) =>
       check.lastIndex === null
         ? {
           key: keyBytes(check.key),
@@ -251,6 +267,17 @@ export class EtcdDriver implements Driver {
           mod_revision: check.lastIndex.toString(),
         }
     );
+    // A fence is held while the holder's waiter key is there with the create
+    // revision it was queued with (see fenceOf in lock.ts), compared in the
+    // same transaction as the steps.
+    for (const fence of fenceKeys) {
+      compare.push({
+        key: fence.key,
+        target: CompareTarget.Create,
+        result: CompareResult.Equal,
+        create_revision: fence.createRevision.toString(),
+      });
+    }
     const success: IRequestOp[] = [];
     for (const step of steps) {
       if (step.type === "put") {
@@ -270,16 +297,22 @@ export class EtcdDriver implements Driver {
     }
     // On a failed check, the same transaction reads the checked keys, so the
     // caller learns which check failed and why without another round trip.
-    const failure: IRequestOp[] = checks.map((check) => ({
-      request_range: { key: keyBytes(check.key), keys_only: true },
-    }));
+    const failure: IRequestOp[] = [
+      ...checks.map((check) => ({
+        request_range: { key: keyBytes(check.key), keys_only: true },
+      })),
+      ...fenceKeys.map((fence) => ({
+        request_range: { key: fence.key, keys_only: true },
+      })),
+    ];
     let response: ITxnResponse;
     try {
-      // A transaction with checks is repeated only when it surely did not
-      // reach etcd: a second run after an unseen success would fail its
-      // checks and report a conflict that never was.
+      // A transaction with checks or fences is repeated only when it surely
+      // did not reach etcd: a second run after an unseen success would fail
+      // its checks (or a fence, the lock released meanwhile) and report a
+      // conflict that never was.
       response = await this.#client.call(
-        checks.length > 0 ? "unsent" : "idempotent",
+        checks.length > 0 || fenceKeys.length > 0 ? "unsent" : "idempotent",
         (o) => this.#client.etcd.kv.txn({ compare, success, failure }, o),
         options.signal,
         { op: "atomic" },
@@ -290,7 +323,7 @@ export class EtcdDriver implements Driver {
     }
     if (!response.succeeded) {
       this.#ttl.discard(leases.values());
-      return failedCheck(checks, response);
+      return failedCheck(checks, fenceKeys, response);
     }
     const replaced: LeaseId[] = [];
     for (const op of response.responses) {
@@ -345,16 +378,23 @@ export class EtcdDriver implements Driver {
   }
 
   lock(key: string, options: DriverLockOptions): Promise<LockLease> {
-    return lock(
-      {
-        client: this.#client,
-        hub: this.#hub,
-        keepAlives: this.#keepAlives,
-        ttlLeases: this.#ttl,
-      },
-      key,
-      options,
-    );
+    return lock(this.#lockContext(), key, options);
+  }
+
+  tryLock(
+    key: string,
+    options: DriverTryLockOptions,
+  ): Promise<LockLease | null> {
+    return tryLock(this.#lockContext(), key, options);
+  }
+
+  #lockContext(): LockContext {
+    return {
+      client: this.#client,
+      hub: this.#hub,
+      keepAlives: this.#keepAlives,
+      ttlLeases: this.#ttl,
+    };
   }
 
   async close(): Promise<void> {
@@ -470,12 +510,24 @@ function leasesOf(range: IRangeResponse | undefined): LeaseId[] {
   return range?.kvs.map((kv) => kv.lease) ?? [];
 }
 
-// Which check failed, and the key's state then, from the ranges of the
-// failure branch (one per check, in order).
+// Which fence or check failed, and the key's state then, from the ranges of
+// the failure branch (one per check, then one per fence, in order). A failed
+// fence is reported first: the lock is gone, whatever the checks found.
 function failedCheck(
   checks: Array<{ key: string; lastIndex: bigint | null }>,
+  fences: readonly LockFence[],
   response: ITxnResponse,
 ): CommitOutcome {
+  for (let i = 0; i < fences.length; i++) {
+    const kvs = response.responses[checks.length + i]?.response_range?.kvs ??
+      [];
+    if (
+      kvs.length === 0 ||
+      BigInt(kvs[0].create_revision) !== fences[i].createRevision
+    ) {
+      return { ok: false, fenced: true };
+    }
+  }
   for (let i = 0; i < checks.length; i++) {
     const kvs = response.responses[i]?.response_range?.kvs ?? [];
     const current = kvs.length === 0 ? null : BigInt(kvs[0].mod_revision);
@@ -488,8 +540,12 @@ function failedCheck(
 
 // etcd refuses a request over `--max-request-bytes`; an atomic operation that
 // would be refused is refused here, before anything is sent.
-function checkRequestSize(steps: readonly AtomicStep[]): void {
+function checkRequestSize(
+  steps: readonly AtomicStep[],
+  fenceKeys: readonly Buffer[],
+): void {
   let bytes = 0;
+  for (const key of fenceKeys) bytes += key.length + TXN_BYTES_PER_OPERATION;
   for (const step of steps) {
     bytes += Buffer.byteLength(step.key) + TXN_BYTES_PER_OPERATION;
     if (step.type === "put") bytes += step.value.byteLength;

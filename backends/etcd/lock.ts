@@ -11,13 +11,25 @@
  * write is the fencing token, so it grows with every acquisition and equals
  * the key's `lastIndex`.
  *
+ * `tryLock` is one attempt of the same recipe: it queues, and where a waiter
+ * created before it is still there (a live holder, or a dead one whose lease
+ * has not expired yet) it revokes its own lease, which deletes its waiter
+ * key, instead of waiting.
+ *
+ * A fenced commit compares the holder's waiter key's create revision in its
+ * own transaction (see {@linkcode fenceOf}).
+ *
  * @module
  */
 
 import { Buffer } from "node:buffer";
 import { CompareTarget, SortOrder, SortTarget } from "etcd3";
 import { StoreError } from "../../core/errors.ts";
-import type { DriverLockOptions, LockLease } from "../../core/driver.ts";
+import type {
+  DriverLockOptions,
+  DriverTryLockOptions,
+  LockLease,
+} from "../../core/driver.ts";
 import type { EtcdClient } from "./client.ts";
 import type { KeepAlives, Session } from "./keep_alive.ts";
 import { keyBytes, lockPrefix, prefixRange, waiterKey } from "./keyspace.ts";
@@ -33,6 +45,35 @@ export interface LockContext {
 }
 
 /**
+ * What a fenced commit compares for a lease of this module: the holder's
+ * waiter key and its create revision.
+ */
+export interface LockFence {
+  /** The holder's waiter key. */
+  key: Buffer;
+  /** Its create revision, from when the holder queued. */
+  createRevision: bigint;
+}
+
+// The fence of each lease this module handed out, filled where it is made.
+const fences = new WeakMap<LockLease, LockFence>();
+
+/**
+ * What a fenced commit must find in etcd for `lease` to be held still:
+ * its waiter key with the create revision it was queued with (`undefined`
+ * for a lease of anything else). That proves the hold: the lease was handed
+ * out only once no waiter created before it was left, every waiter queued
+ * later has a higher create revision, and the key goes when the lock's lease
+ * is revoked (release) or expires (a dead or paused holder), or is deleted by
+ * hand; a key of the same name put again has a new create revision.
+ *
+ * @param lease A lease the driver handed out.
+ */
+export function fenceOf(lease: LockLease): LockFence | undefined {
+  return fences.get(lease);
+}
+
+/**
  * Waits until the lock on `key` is held, writes the holder's value there and
  * returns the lease of the lock.
  *
@@ -45,13 +86,40 @@ export async function lock(
   key: string,
   options: DriverLockOptions,
 ): Promise<LockLease> {
+  return (await take(context, key, options, true))!;
+}
+
+/**
+ * Takes the lock on `key` if no one holds it now, writing the holder's value
+ * there; `null` when someone does, with nothing of the attempt left in etcd.
+ *
+ * @param context The store's connection.
+ * @param key The full key.
+ * @param options The value, TTL and abort signal.
+ */
+export function tryLock(
+  context: LockContext,
+  key: string,
+  options: DriverTryLockOptions,
+): Promise<LockLease | null> {
+  return take(context, key, options, false);
+}
+
+// Queues under a fresh lease until the lock is held (`wait`), or only while
+// no one holds it (`null` otherwise).
+async function take(
+  context: LockContext,
+  key: string,
+  options: DriverTryLockOptions,
+  wait: boolean,
+): Promise<LockLease | null> {
   const { signal } = options;
   while (true) {
     signal?.throwIfAborted();
     const session = await context.keepAlives.grant(options.ttl, signal);
-    let held: LockLease | null;
+    let held: LockLease | "taken" | "vanished";
     try {
-      held = await acquire(context, key, options, session);
+      held = await acquire(context, key, options, session, wait);
     } catch (error) {
       session.revoke().catch(() => {});
       // A lease lost while waiting (etcd out of reach for longer than the
@@ -59,19 +127,27 @@ export async function lock(
       if (session.lost.aborted && !signal?.aborted) continue;
       throw error;
     }
-    if (held) return held;
+    if (typeof held === "object") return held;
+    if (held === "taken") {
+      // Revoking the lease deletes the waiter key with it, and is awaited:
+      // once tryLock resolves, no waiter of ours holds up the next taker.
+      await session.revoke(signal);
+      return null;
+    }
     session.revoke().catch(() => {});
   }
 }
 
-// Queues, waits for the predecessors, then writes the value. Resolves `null`
-// when the waiter key vanished before the value could be written.
+// Queues, waits for the predecessors (or, without `wait`, finds one and
+// resolves "taken"), then writes the value. Resolves "vanished" when the
+// waiter key vanished before the value could be written.
 async function acquire(
   context: LockContext,
   key: string,
-  options: DriverLockOptions,
+  options: DriverTryLockOptions,
   session: Session,
-): Promise<LockLease | null> {
+  wait: boolean,
+): Promise<LockLease | "taken" | "vanished"> {
   const { client } = context;
   const kv = client.etcd.kv;
   const waiting = options.signal
@@ -111,6 +187,7 @@ async function acquire(
         keys_only: true,
       }, o), waiting);
     if (before.kvs.length === 0) break;
+    if (!wait) return "taken";
     await deleted(
       context.hub,
       before.kvs[0].key,
@@ -140,7 +217,7 @@ async function acquire(
         },
       }],
     }, o), waiting);
-  if (!written.succeeded) return null;
+  if (!written.succeeded) return "vanished";
   const previous = written.responses[0].response_put.prev_kv;
   if (previous) context.ttlLeases.released([previous.lease]);
   const token = BigInt(written.header.revision);
@@ -174,9 +251,14 @@ function held(
     stop();
     session.revoke().catch(() => {});
   }, { once: true });
-  return {
+  const lease: LockLease = {
     lastIndex: token,
     lost: lost.signal,
+    // A frozen holder: its lease is no longer renewed (the store's client
+    // stays open), so etcd expires it after its TTL and deletes the waiter
+    // key, which frees the lock for the next waiter and fails this lease's
+    // fences. Nothing here reports the loss: the process is "frozen".
+    pause: () => session.drop(),
     release: async (deleteKey, signal) => {
       stop();
       if (deleteKey && !lost.signal.aborted) {
@@ -198,6 +280,8 @@ function held(
       await session.revoke(signal);
     },
   };
+  fences.set(lease, { key: me, createRevision: myRevision });
+  return lease;
 }
 
 // Watches the holder's waiter key; `gone` is called once if it is deleted.
