@@ -19,6 +19,11 @@
  * is absent writes and deletes the node in the same `multi` when it does not
  * exist, which fails if it exists by then.
  *
+ * A fenced commit starts its `multi` with a `check` of each holder's lock
+ * node (any version): it fails with `NONODE` once the node is gone, so the
+ * writes land only while every lock is still held (see `fenceOf` in
+ * `lock.ts`).
+ *
  * @module
  */
 
@@ -90,6 +95,11 @@ export interface CommitOptions {
    * compare-and-set (its own first landing would make it fail).
    */
   resend?: boolean;
+  /**
+   * The lock nodes of the commit's fences: each must still exist when the
+   * `multi` is applied.
+   */
+  fences?: readonly string[];
 }
 
 /** Applies `steps` atomically (see the module doc). */
@@ -99,6 +109,11 @@ export async function commit(
   options: CommitOptions = {},
 ): Promise<Committed> {
   const { signal } = options;
+  const fences: MultiOp[] = (options.fences ?? []).map((path) => ({
+    type: "check",
+    path,
+    version: -1,
+  }));
   const targets = new Map<string, Target>();
   for (const step of steps) {
     let target = targets.get(step.key);
@@ -216,12 +231,16 @@ export async function commit(
         }
         continue;
       }
-      if (ops.length === 0) {
+      // With fences, even a commit that writes nothing asks ZooKeeper
+      // whether the locks are still held.
+      if (ops.length === 0 && fences.length === 0) {
         return { outcome: { ok: true, lastIndex: 0n }, deleted };
       }
       // Checks before the writes, so a creation's own move of a generation
-      // does not fail a check of the same generation.
+      // does not fail a check of the same generation; fences first of all,
+      // so a failed one is what the reply names.
       const all: MultiOp[] = [
+        ...fences,
         ...[...unchanged].map(([path, version]) =>
           checkGeneration(path, version)
         ),
@@ -249,6 +268,10 @@ export async function commit(
           }
         }
         return { outcome: { ok: true, lastIndex: zxid }, deleted };
+      }
+      if (failed < fences.length) {
+        // A lock node is gone: the lock is no longer held by that lease.
+        return { outcome: { ok: false, fenced: true }, deleted: [] };
       }
       const op = all[failed];
       const err = results[failed].err;

@@ -11,9 +11,11 @@ import type {
   AtomicStep,
   CommitOutcome,
   Driver,
+  DriverCommitOptions,
   DriverLockOptions,
   DriverReadOptions,
   DriverSignalOptions,
+  DriverTryLockOptions,
   DriverWriteOptions,
   Entry,
   KeySink,
@@ -24,7 +26,7 @@ import type { StoreLimits } from "../../core/types.ts";
 import { commit } from "./commit.ts";
 import type { ZookeeperConfig } from "./config.ts";
 import { resending, translateError } from "./errors.ts";
-import { lock } from "./lock.ts";
+import { fenceOf, lock, type LockContext, tryLock } from "./lock.ts";
 import { entryOf, Nodes, ttlAcl } from "./nodes.ts";
 import { Paths } from "./paths.ts";
 import { openSession } from "./connect.ts";
@@ -181,12 +183,18 @@ export class ZookeeperDriver implements Driver {
 
   commit(
     steps: readonly AtomicStep[],
-    options: DriverSignalOptions,
+    options: DriverCommitOptions,
   ): Promise<CommitOutcome> {
+    // The store hands over only leases of this driver; anything else names
+    // no lock node, so it cannot be held.
+    const fences = (options.fences ?? []).map(fenceOf);
+    if (fences.some((path) => path === undefined)) {
+      return Promise.resolve({ ok: false, fenced: true });
+    }
     const withTtl = steps.map((step) =>
       step.type === "put" ? { ...step, ttl: ttlOf(step.ttl) } : step
     );
-    return this.#write(withTtl, options.signal, false);
+    return this.#write(withTtl, options.signal, false, fences as string[]);
   }
 
   watchKey(key: string, sink: KeySink, signal: AbortSignal): void {
@@ -198,25 +206,38 @@ export class ZookeeperDriver implements Driver {
   }
 
   lock(key: string, options: DriverLockOptions): Promise<LockLease> {
-    return lock(
-      {
-        nodes: this.#nodes,
-        sessionFor: (ttl, signal) => this.#locks.acquire(ttl, signal),
-        put: async (key, value) => {
-          const outcome = await this.#write(
-            [{ type: "put", key, value }],
-            undefined,
-            true,
-          );
-          return outcome.ok ? outcome.lastIndex : 0n;
-        },
-        delete: async (key) => {
-          await this.#write([{ type: "delete", key }], undefined, true);
-        },
+    return lock(this.#lockContext(), key, {
+      ...options,
+      ttl: Math.ceil(options.ttl),
+    });
+  }
+
+  tryLock(
+    key: string,
+    options: DriverTryLockOptions,
+  ): Promise<LockLease | null> {
+    return tryLock(this.#lockContext(), key, {
+      ...options,
+      ttl: Math.ceil(options.ttl),
+    });
+  }
+
+  #lockContext(): LockContext {
+    return {
+      nodes: this.#nodes,
+      sessionFor: (ttl, signal) => this.#locks.acquire(ttl, signal),
+      put: async (key, value) => {
+        const outcome = await this.#write(
+          [{ type: "put", key, value }],
+          undefined,
+          true,
+        );
+        return outcome.ok ? outcome.lastIndex : 0n;
       },
-      key,
-      { ...options, ttl: Math.ceil(options.ttl) },
-    );
+      delete: async (key) => {
+        await this.#write([{ type: "delete", key }], undefined, true);
+      },
+    };
   }
 
   async close(): Promise<void> {
@@ -248,11 +269,13 @@ export class ZookeeperDriver implements Driver {
     steps: readonly AtomicStep[],
     signal: AbortSignal | undefined,
     resend: boolean,
+    fences?: readonly string[],
   ): Promise<CommitOutcome> {
     try {
       const { outcome, deleted } = await commit(this.#nodes, steps, {
         signal,
         resend,
+        fences,
       });
       // Parents left empty by a deletion go too, if they can.
       await Promise.allSettled(deleted.map((path) => this.#nodes.prune(path)));

@@ -17,15 +17,28 @@
  * The fencing token is the `mzxid` of the holder's value written at the key,
  * which grows with every acquisition.
  *
+ * `tryLock` is one attempt of the same recipe: where a node of lower
+ * sequence is there (a live holder, or a dead one whose session has not
+ * expired yet), it deletes its own node at once instead of watching, and
+ * hands its session back.
+ *
+ * A fenced commit checks, in its own `multi`, that the holder's node still
+ * exists (see {@linkcode fenceOf}).
+ *
  * @module
  */
 
-import { abortable } from "../../core/abort.ts";
+import { abortable, unrefTimer } from "../../core/abort.ts";
 import { StoreClosedError, StoreError } from "../../core/errors.ts";
-import type { DriverLockOptions, LockLease } from "../../core/driver.ts";
+import type {
+  DriverLockOptions,
+  DriverTryLockOptions,
+  LockLease,
+} from "../../core/driver.ts";
 import { isCode, isConnectionLoss, MAX_RESENDS, resending } from "./errors.ts";
 import { Nodes } from "./nodes.ts";
 import { Code, EventType, Mode, Op } from "./protocol.ts";
+import type { LockSession } from "./lock_sessions.ts";
 import type { Session } from "./session.ts";
 
 /** What the lock recipe needs from the driver. */
@@ -33,10 +46,7 @@ export interface LockContext {
   /** The store's nodes (the value at the key is written through them). */
   nodes: Nodes;
   /** A session whose timeout is `ttl`, and what hands it back. */
-  sessionFor(
-    ttl: number,
-    signal?: AbortSignal,
-  ): Promise<{ session: Session; release(): void }>;
+  sessionFor(ttl: number, signal?: AbortSignal): Promise<LockSession>;
   /** Writes `value` at `key`; resolves the new `lastIndex`. */
   put(key: string, value: Uint8Array): Promise<bigint>;
   /** Deletes `key`. */
@@ -50,14 +60,57 @@ function sequence(name: string): number {
   return Number(CONTENDER.exec(name)![1]);
 }
 
+// The node path each lease of this module holds the lock with, filled where
+// the lease is made.
+const fences = new WeakMap<LockLease, string>();
+
+/**
+ * The node a fenced commit checks for `lease` (`undefined` for a lease of
+ * anything else): the holder's contender node, which must still exist. That
+ * proves the hold: the lease was handed out only once no node of lower
+ * sequence was left, later contenders get higher sequences, and the node
+ * goes when the lock is released, when its session expires (a dead or
+ * paused holder) or when it is deleted by hand. Its name holds a random id,
+ * so no other node is ever made at that path.
+ *
+ * @param lease A lease the driver handed out.
+ */
+export function fenceOf(lease: LockLease): string | undefined {
+  return fences.get(lease);
+}
+
 /** Waits until the lock on `key` is held and its value written. */
 export async function lock(
   context: LockContext,
   key: string,
   options: DriverLockOptions,
 ): Promise<LockLease> {
+  return (await take(context, key, options, true))!;
+}
+
+/**
+ * Takes the lock on `key` if no one holds it now, writing its value; `null`
+ * when someone does, with our node deleted and the session handed back.
+ */
+export function tryLock(
+  context: LockContext,
+  key: string,
+  options: DriverTryLockOptions,
+): Promise<LockLease | null> {
+  return take(context, key, options, false);
+}
+
+// Queues until the lock is held (`wait`), or only while no one holds it
+// (`null` otherwise).
+async function take(
+  context: LockContext,
+  key: string,
+  options: DriverTryLockOptions,
+  wait: boolean,
+): Promise<LockLease | null> {
   const { signal } = options;
-  const { session, release } = await context.sessionFor(options.ttl, signal);
+  const lockSession = await context.sessionFor(options.ttl, signal);
+  const { session, release } = lockSession;
   const nodes = new Nodes(session, context.nodes.paths, context.nodes.acl);
   const dir = nodes.paths.lockPath(key);
   // The id finds our node again if the reply to its creation is lost.
@@ -86,10 +139,22 @@ export async function lock(
         continue;
       }
       if (at === 0) break;
+      if (!wait) {
+        // Held by someone: our node goes before tryLock resolves, so it
+        // holds up no later taker (on the store's session it would stay
+        // for as long as the store is open).
+        const ours = mine;
+        await resending(() => nodes.delete(ours, -1)).catch((error) => {
+          if (!isCode(error, Code.noNode)) throw error;
+        });
+        mine = undefined;
+        release();
+        return null;
+      }
       await waitUntilGone(session, `${dir}/${contenders[at - 1]}`, signal);
     }
     const lastIndex = await context.put(key, options.value);
-    return held(context, key, session, nodes, mine, lastIndex, release);
+    return held(context, key, lockSession, nodes, mine, lastIndex);
   } catch (error) {
     if (mine !== undefined) {
       await nodes.delete(mine, -1).catch(() => {});
@@ -193,12 +258,12 @@ function waitUntilGone(
 function held(
   context: LockContext,
   key: string,
-  session: Session,
+  lockSession: LockSession,
   nodes: Nodes,
   mine: string,
   lastIndex: bigint,
-  releaseSession: () => void,
 ): LockLease {
+  const { session, release: releaseSession } = lockSession;
   const lost = new AbortController();
   const lose = (reason: string) => {
     if (!lost.signal.aborted) lost.abort(new StoreError(reason));
@@ -227,27 +292,58 @@ function held(
     closed: () => lose("its ZooKeeper session closed"),
   });
   let released = false;
-  return {
+  /** The session was dropped by `pause`: the node goes when it expires. */
+  let frozen = false;
+  /** Deletes the node of a paused lock that shares its session. */
+  let expiry: ReturnType<typeof setTimeout> | undefined;
+  const lease: LockLease = {
     lastIndex,
     lost: lost.signal,
+    // A frozen holder. Where the lock has a session of its own, its
+    // connection is dropped without ending it (the store's session stays
+    // up): ZooKeeper hears nothing more of it, expires it after its
+    // timeout, the lock's ttl, and deletes the node, which frees the lock
+    // and fails this lease's fences. A session shared with the store or
+    // with other locks cannot be frozen without taking their nodes (and
+    // the store's requests) along, so there only what the expiry would do
+    // to this lock is done: its node is deleted once the session's timeout
+    // has passed unheard, as ZooKeeper would, and the fence check is still
+    // the server's.
+    pause: () => {
+      if (released || frozen || expiry !== undefined) return;
+      if (lockSession.freeze()) {
+        frozen = true;
+        return;
+      }
+      expiry = setTimeout(() => {
+        resending(() => nodes.delete(mine, -1)).catch(() => {});
+      }, session.timeout);
+      unrefTimer(expiry);
+    },
     release: async (deleteKey, signal) => {
       if (released) return;
       released = true;
+      clearTimeout(expiry);
       watch.stop();
       unlisten();
       try {
         if (deleteKey && !lost.signal.aborted) {
           await abortable(context.delete(key), signal);
         }
-        await abortable(
-          nodes.delete(mine, -1).catch((error) => {
-            if (!isCode(error, Code.noNode)) throw error;
-          }),
-          signal,
-        );
+        // A dropped session cannot send; its node goes with it.
+        if (!frozen) {
+          await abortable(
+            nodes.delete(mine, -1).catch((error) => {
+              if (!isCode(error, Code.noNode)) throw error;
+            }),
+            signal,
+          );
+        }
       } finally {
         releaseSession();
       }
     },
   };
+  fences.set(lease, mine);
+  return lease;
 }

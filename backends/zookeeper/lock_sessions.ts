@@ -10,6 +10,23 @@ import type { ZookeeperConfig } from "./config.ts";
 import { openSession } from "./connect.ts";
 import type { Session } from "./session.ts";
 
+/** A session handed out for one lock, and what it may do with it. */
+export interface LockSession {
+  /** The session the lock's node is made in. */
+  session: Session;
+  /** Hands the session back; the last user of a lock session closes it. */
+  release(): void;
+  /**
+   * For `LockLease.pause`: drops the session's connection without ending
+   * the session, as a frozen or crashed holder would, so ZooKeeper expires
+   * it after its timeout (the lock's ttl) and deletes the lock's node. Done
+   * only where this lock alone uses the session: `false`, and nothing done,
+   * for the store's own session or a lock session other locks share, whose
+   * expiry would take their nodes (and the store's requests) with it.
+   */
+  freeze(): boolean;
+}
+
 /** Sessions for locks, one per ttl, open while locks use them. */
 export class LockSessions {
   readonly #config: ZookeeperConfig;
@@ -25,9 +42,9 @@ export class LockSessions {
   async acquire(
     ttl: number,
     signal?: AbortSignal,
-  ): Promise<{ session: Session; release(): void }> {
+  ): Promise<LockSession> {
     if (ttl === this.#config.sessionTimeout) {
-      return { session: this.#main, release: () => {} };
+      return { session: this.#main, release: () => {}, freeze: () => false };
     }
     let slot = this.#slots.get(ttl);
     if (!slot) {
@@ -58,7 +75,15 @@ export class LockSessions {
       slot.session.then((session) => session.close(), () => {});
     };
     try {
-      return { session: await abortable(slot.session, signal), release };
+      const session = await abortable(slot.session, signal);
+      const freeze = () => {
+        if (released || slot.users !== 1) return false;
+        // No lock joins a session that is going to expire.
+        if (this.#slots.get(ttl) === slot) this.#slots.delete(ttl);
+        session.abandon();
+        return true;
+      };
+      return { session, release, freeze };
     } catch (error) {
       release();
       throw error;
