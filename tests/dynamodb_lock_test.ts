@@ -1,6 +1,7 @@
 // DynamoDB locks and the stream, beyond the conformance kit: a lost lock, a
 // dead holder taken over by the waiter's own clock, waiting without
-// hammering the table, and watches that outlive a disabled stream.
+// hammering the table, tryLock's takeover rule, the fence's ConditionCheck,
+// and watches that outlive a disabled stream.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import {
@@ -11,6 +12,7 @@ import {
   UpdateTableCommand,
 } from "@aws-sdk/client-dynamodb";
 import { LockLostError } from "../mod.ts";
+import { pauseLock } from "../core/lock.ts";
 import {
   localClient,
   readWithin,
@@ -137,6 +139,76 @@ describe("DynamoDB locks and the stream", () => {
     // out of reach anyway.
     assert.ok(took < 4_500, `took ${took} ms`);
     await lock.unlock();
+  });
+
+  test("tryLock takes a long-dead holder at once, but not one that only stopped heartbeating", async () => {
+    const store = await open();
+    // lockedUntil a minute past: the rule a waiter takes over by at once.
+    await holdElsewhere("try/dead", {
+      lockedUntil: Date.now() - 60_000,
+      leaseMs: 600_000,
+    });
+    const lock = await store.tryLock("try/dead", { value: "mine" });
+    assert.ok(lock, "taken over at once");
+    await lock.unlock();
+    // lockedUntil an hour ahead: only a waiter watching its heartbeat for a
+    // lease may take it, which tryLock does not wait for.
+    await holdElsewhere("try/ahead", {
+      lockedUntil: Date.now() + 3_600_000,
+      leaseMs: 1_000,
+    });
+    await sleep(1_100);
+    assert.equal(await store.tryLock("try/ahead"), null);
+    const item = await localClient(local.service).send(
+      new GetItemCommand({ TableName: "locks", Key: lockKey("try/ahead") }),
+    );
+    assert.equal(item.Item?.owner.S, "a process elsewhere", "left untouched");
+  });
+
+  test("a fence fails once another owner's lock item replaced the lease's", async () => {
+    const store = await open();
+    const lock = await store.lock("fence/a", { ttl: 60_000 });
+    await store.put("fence/data", "held", { fence: lock });
+    // Not a takeover by this library: only the server knows of it.
+    await holdElsewhere("fence/a", {
+      lockedUntil: Date.now() + 60_000,
+      leaseMs: 60_000,
+    });
+    const result = await store.atomic().checkLock(lock)
+      .put("fence/data", "stale").commit();
+    assert.equal(result.ok, false);
+    await assert.rejects(
+      store.put("fence/data", "stale", { fence: lock }),
+      LockLostError,
+    );
+    assert.equal(
+      new TextDecoder().decode((await store.get("fence/data"))!.value),
+      "held",
+    );
+  });
+
+  test("a paused holder's fence fails once its lockedUntil is maxClockSkew past, taken over or not", async () => {
+    const store = await open({ maxClockSkew: 200 });
+    const ttl = 1_000;
+    const lock = await store.lock("fence/b", { ttl });
+    pauseLock(lock);
+    await store.put("fence/data", "in time", { fence: lock });
+    await sleep(ttl + 200 + 300);
+    // No one took it over: the lock item is still the lease's, but a
+    // contender could take it at once, so it is no longer held.
+    const item = await localClient(local.service).send(
+      new GetItemCommand({ TableName: "locks", Key: lockKey("fence/b") }),
+    );
+    assert.equal(typeof item.Item?.owner.S, "string");
+    await assert.rejects(
+      store.put("fence/data", "late", { fence: lock }),
+      LockLostError,
+    );
+    assert.equal(
+      new TextDecoder().decode((await store.get("fence/data"))!.value),
+      "in time",
+    );
+    await lock.unlock().catch(() => {});
   });
 
   for (const mode of ["streams", "polling"] as const) {

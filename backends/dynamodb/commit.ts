@@ -5,6 +5,12 @@
  * write (DynamoDB allows each item once per transaction) and every write
  * gets the same version, the commit's `lastIndex`.
  *
+ * A fenced commit is always a TransactWriteItems, with one `ConditionCheck`
+ * per fence on the lock item (see `lockFence` in `lock.ts`): DynamoDB then
+ * checks the hold atomically with the steps, never a read before them. The
+ * cancellation reasons come one per item, in order, so a failed fence is
+ * told from a failed check by its position.
+ *
  * @module
  */
 
@@ -15,7 +21,12 @@ import {
 import { delay } from "../../core/abort.ts";
 import { InvalidArgumentError, StoreError } from "../../core/errors.ts";
 import { utf8Length } from "../../core/keys.ts";
-import type { AtomicStep, CommitOutcome } from "../../core/driver.ts";
+import type {
+  AtomicStep,
+  CommitOutcome,
+  DriverCommitOptions,
+  LockLease,
+} from "../../core/driver.ts";
 import { Backoff } from "../../core/backoff.ts";
 import type { Context } from "./context.ts";
 import { cancellationReasons } from "./errors.ts";
@@ -33,6 +44,7 @@ import {
   valueItem,
   VERSION_IS_LOWER,
 } from "./items.ts";
+import { fenceOf, type LockFence } from "./lock.ts";
 import { getItem } from "./reads.ts";
 import { checkGuard, HAS_VALUE, writeItem } from "./writes.ts";
 
@@ -44,6 +56,9 @@ export const MAX_TRANSACTION_BYTES = 4 * 1024 * 1024;
 
 /** What an item costs besides its key and value: attribute names, numbers. */
 const ITEM_OVERHEAD_BYTES = 100;
+
+/** What a fence's ConditionCheck costs besides its key: the owner token. */
+const FENCE_OVERHEAD_BYTES = 200;
 
 /**
  * How many times a cancelled transaction is sent again: after a conflict
@@ -85,16 +100,46 @@ function itemOf(
     : tombstoneItem(key, version, now, ctx.retentionMs);
 }
 
-/** Applies the steps all together, or none when a check fails. */
+/**
+ * Applies the steps all together, or none when a check or a fence fails.
+ * Each fence is one more transaction item; core counts it as one step, and
+ * a step is at most one item, so `maxAtomicOperations` (100) keeps the
+ * transaction within DynamoDB's 100 items.
+ */
 export async function commit(
   ctx: Context,
   steps: readonly AtomicStep[],
-  signal: AbortSignal | undefined,
+  options: DriverCommitOptions,
 ): Promise<CommitOutcome> {
+  const { signal } = options;
   const plans = plan(steps);
-  if (plans.length === 1) return await commitOne(ctx, plans[0], signal);
-  checkSize(plans);
-  return await transact(ctx, plans, signal);
+  const fences = fencesOf(ctx, options.fences ?? []);
+  if (fences === undefined) return { ok: false, fenced: true };
+  if (plans.length === 1 && fences.length === 0) {
+    return await commitOne(ctx, plans[0], signal);
+  }
+  checkSize(plans, fences);
+  return await transact(ctx, plans, fences, signal);
+}
+
+/**
+ * The fences of `leases`, one per lock item (DynamoDB allows each item once
+ * per transaction), or `undefined` when one cannot be held: a lease of
+ * another table, or two leases of one key (two owners cannot both hold it).
+ */
+function fencesOf(
+  ctx: Context,
+  leases: readonly LockLease[],
+): LockFence[] | undefined {
+  const byKey = new Map<string, LockFence>();
+  for (const lease of leases) {
+    const fence = fenceOf(ctx, lease);
+    if (fence === undefined) return undefined;
+    const other = byKey.get(fence.key);
+    if (other && other.owner !== fence.owner) return undefined;
+    byKey.set(fence.key, fence);
+  }
+  return [...byKey.values()];
 }
 
 function plan(steps: readonly AtomicStep[]): KeyPlan[] {
@@ -110,11 +155,14 @@ function plan(steps: readonly AtomicStep[]): KeyPlan[] {
   return [...plans.values()];
 }
 
-function checkSize(plans: KeyPlan[]): void {
+function checkSize(plans: KeyPlan[], fences: LockFence[]): void {
   let bytes = 0;
   for (const { key, write } of plans) {
     bytes += 2 * utf8Length(key) + ITEM_OVERHEAD_BYTES;
     if (write?.type === "put") bytes += write.value.length;
+  }
+  for (const { key } of fences) {
+    bytes += 2 * utf8Length(key) + FENCE_OVERHEAD_BYTES;
   }
   if (bytes > MAX_TRANSACTION_BYTES) {
     throw new InvalidArgumentError(
@@ -153,6 +201,7 @@ async function commitOne(
 async function transact(
   ctx: Context,
   plans: KeyPlan[],
+  fences: LockFence[],
   signal: AbortSignal | undefined,
 ): Promise<CommitOutcome> {
   const backoff = new Backoff(CONFLICT_BACKOFF);
@@ -162,7 +211,12 @@ async function transact(
     try {
       await ctx.client.send(
         new TransactWriteItemsCommand({
-          TransactItems: plans.map((p) => action(ctx, p, version, now)),
+          // The steps' items first, then the fences': reasons come back in
+          // this order.
+          TransactItems: [
+            ...plans.map((p) => action(ctx, p, version, now)),
+            ...fences.map((fence) => fence.check(now)),
+          ],
         }),
         { abortSignal: signal },
       );
@@ -170,11 +224,23 @@ async function transact(
     } catch (error) {
       const reasons = cancellationReasons(error);
       if (!reasons) throw error;
+      // A failed fence first: the lease is gone, whatever else failed (a
+      // retry cannot help, and a check failing too is beside the point).
+      if (
+        reasons.slice(plans.length).some((reason) =>
+          reason.Code === "ConditionalCheckFailed"
+        )
+      ) {
+        return { ok: false, fenced: true };
+      }
       let conflict = false;
       let retry = false;
       for (const [i, reason] of reasons.entries()) {
         const keyPlan = plans[i];
-        if (reason.Code === "ConditionalCheckFailed") {
+        const where = keyPlan
+          ? `key ${JSON.stringify(keyPlan.key)}`
+          : `the lock of ${JSON.stringify(fences[i - plans.length]?.key)}`;
+        if (keyPlan && reason.Code === "ConditionalCheckFailed") {
           if (
             keyPlan.check !== undefined &&
             !checkHolds(keyPlan.check, reason.Item, now)
@@ -194,7 +260,7 @@ async function transact(
           throw new StoreError(
             `DynamoDB cancelled the transaction: ${reason.Code}${
               reason.Message ? ` (${reason.Message})` : ""
-            } on key ${JSON.stringify(keyPlan?.key)}`,
+            } on ${where}`,
             { cause: error },
           );
         }

@@ -13,9 +13,11 @@ import type {
   AtomicStep,
   CommitOutcome,
   Driver,
+  DriverCommitOptions,
   DriverLockOptions,
   DriverReadOptions,
   DriverSignalOptions,
+  DriverTryLockOptions,
   DriverWriteOptions,
   Entry,
   KeySink,
@@ -35,7 +37,7 @@ import type { Context } from "./context.ts";
 import { deleteKey, deleteTree } from "./delete_tree.ts";
 import { configurationError, translateError } from "./errors.ts";
 import { toEntry, valueItem } from "./items.ts";
-import { acquireLock } from "./lock.ts";
+import { acquireLock, type LockSource, tryAcquireLock } from "./lock.ts";
 import type { Settings } from "./options.ts";
 import { getItem, listEntries, listItems } from "./reads.ts";
 import { openTable } from "./table.ts";
@@ -209,9 +211,9 @@ export class DynamoDBDriver implements Driver {
 
   commit(
     steps: readonly AtomicStep[],
-    options: DriverSignalOptions,
+    options: DriverCommitOptions,
   ): Promise<CommitOutcome> {
-    return this.#run("atomic", () => commit(this.#ctx, steps, options.signal));
+    return this.#run("atomic", () => commit(this.#ctx, steps, options));
   }
 
   watchKey(key: string, sink: KeySink, signal: AbortSignal): void {
@@ -223,16 +225,22 @@ export class DynamoDBDriver implements Driver {
   }
 
   lock(key: string, options: DriverLockOptions): Promise<LockLease> {
-    return this.#run("lock", () =>
-      acquireLock(
-        {
-          ctx: this.#ctx,
-          feed: this.#feed,
-          maxClockSkewMs: this.#settings.maxClockSkewMs,
-        },
-        key,
-        options,
-      ));
+    return this.#run(
+      "lock",
+      () => acquireLock(this.#lockSource(), key, options),
+    );
+  }
+
+  // One attempt of lock()'s: a refused one is a cancelled transaction, so it
+  // leaves no item, waiter or stream reader behind.
+  tryLock(
+    key: string,
+    options: DriverTryLockOptions,
+  ): Promise<LockLease | null> {
+    return this.#run(
+      "tryLock",
+      () => tryAcquireLock(this.#lockSource(), key, options),
+    );
   }
 
   close(): Promise<void> {
@@ -252,6 +260,14 @@ export class DynamoDBDriver implements Driver {
     this.#closed = true;
     this.#feed?.close();
     for (const client of this.#owned) client.destroy();
+  }
+
+  #lockSource(): LockSource {
+    return {
+      ctx: this.#ctx,
+      feed: this.#feed,
+      maxClockSkewMs: this.#settings.maxClockSkewMs,
+    };
   }
 
   #watchSource(): WatchSource {

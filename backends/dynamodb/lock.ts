@@ -15,6 +15,12 @@
  * Waiters hear releases and renewals from the table's stream; without one
  * they re-check with exponential backoff and full jitter. Either way an
  * attempt is a read first and a transaction only when the lock looks free.
+ * `tryLock` is the first attempt alone: it cannot watch a heartbeat for a
+ * lease, so of the two takeover rules only `lockedUntil`'s applies to it.
+ *
+ * A fenced commit carries a `ConditionCheck` on the lock item (see
+ * `lockFence`): the lease's owner token, and a `lockedUntil` not yet past
+ * the rule that lets a contender take the lock at once.
  *
  * @module
  */
@@ -22,13 +28,18 @@
 import {
   DeleteItemCommand,
   GetItemCommand,
+  type TransactWriteItem,
   TransactWriteItemsCommand,
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import { abortable, delay } from "../../core/abort.ts";
 import { StoreError } from "../../core/errors.ts";
 import { waitForLock } from "../../core/lock.ts";
-import type { DriverLockOptions, LockLease } from "../../core/driver.ts";
+import type {
+  DriverLockOptions,
+  DriverTryLockOptions,
+  LockLease,
+} from "../../core/driver.ts";
 import { Backoff } from "../../core/backoff.ts";
 import type { Context } from "./context.ts";
 import { cancellationReasons, failedConditionItem } from "./errors.ts";
@@ -77,6 +88,84 @@ const STREAM_RECHECK_MS = 5_000;
 /** Waiters whose transactions collided back off with jitter. */
 const CONFLICT_BACKOFF = { baseMs: 20, capMs: 500 };
 
+/**
+ * The `lockedUntil` at or below which a holder counts as long dead by the
+ * clock reading `now`: a contender takes such a lock at once, and a fence
+ * refuses it (the one rule for both, so they can never disagree).
+ */
+function staleBefore(source: LockSource, now: number): number {
+  return now - source.maxClockSkewMs;
+}
+
+/** What a fenced commit checks of a lease: its lock item and owner token. */
+export interface LockFence {
+  /** The locked key (its lock item's sort key). */
+  readonly key: string;
+  /** The owner token written when the lease took the lock. */
+  readonly owner: string;
+  /** The transaction item that checks the hold, by the clock `now`. */
+  check(now: number): TransactWriteItem;
+}
+
+/** The fence of every lease handed out here, with the table it is of. */
+const leaseFences = new WeakMap<
+  LockLease,
+  { ctx: Context; fence: LockFence }
+>();
+
+/**
+ * The fence on `lease`, or `undefined` when the lease is not one of this
+ * table's locks (it then cannot be held here: the commit is fenced).
+ */
+export function fenceOf(ctx: Context, lease: LockLease): LockFence | undefined {
+  const entry = leaseFences.get(lease);
+  return entry?.ctx === ctx ? entry.fence : undefined;
+}
+
+/**
+ * The fence of a lease of `owner`: a `ConditionCheck` on the lock item, in
+ * the same TransactWriteItems as the commit's steps, so DynamoDB evaluates
+ * it atomically with them.
+ *
+ * `#owner = :owner` proves the lease still holds the lock: the owner token
+ * is random per acquisition, every takeover (by heartbeat or by
+ * `lockedUntil`) is a transaction that replaces it, and a release deletes
+ * the item (a comparison with a missing attribute is false, so the key's
+ * value staying behind does not count). Takeovers and releases are
+ * serialised with this commit, so none can have happened before it applies.
+ * Renewals keep the owner and only push `lockedUntil` on, so they never
+ * break a fence. `#lockedUntil > :stale` also refuses a lease whose holder
+ * stopped renewing so long ago that a contender may take it at once
+ * ({@linkcode staleBefore}: the takeover rule itself, by the committer's
+ * clock), even before one has: such a lease has expired. The other takeover
+ * rule (a heartbeat unchanged for a lease, on a waiter's own monotonic
+ * clock) cannot be checked by the server and needs no check: it only takes
+ * effect through a takeover, which changes the owner.
+ */
+function lockFence(
+  source: LockSource,
+  key: string,
+  owner: string,
+): LockFence {
+  const held = "#owner = :owner AND #lockedUntil > :stale";
+  return {
+    key,
+    owner,
+    check: (now) => ({
+      ConditionCheck: {
+        TableName: source.ctx.table,
+        Key: lockKey(key),
+        ConditionExpression: held,
+        ExpressionAttributeNames: attributeNames(held),
+        ExpressionAttributeValues: {
+          ":owner": str(owner),
+          ":stale": num(staleBefore(source, now)),
+        },
+      },
+    }),
+  };
+}
+
 /** A lock as a waiter saw it. */
 interface Sighting {
   heartbeat: string;
@@ -103,7 +192,7 @@ export async function acquireLock(
   // How long until the lock seen may be taken over (<= 0: now).
   const left = (sighting: Sighting) =>
     Math.min(
-      sighting.lockedUntil + source.maxClockSkewMs - ctx.now(),
+      sighting.lockedUntil - staleBefore(source, ctx.now()),
       sighting.since + sighting.leaseMs - performance.now(),
     );
   const see = (item: Item | null | undefined) => {
@@ -127,7 +216,7 @@ export async function acquireLock(
     }
     first = false;
     const takeover = seen && left(seen) <= 0 ? seen.heartbeat : undefined;
-    const result = await take(ctx, key, owner, takeover, options);
+    const result = await take(source, key, owner, takeover, options);
     switch (result.type) {
       case "taken":
         return result.lease;
@@ -181,6 +270,60 @@ export async function acquireLock(
   }
 }
 
+/**
+ * Takes the lock on `key` if it is free now, writing `value` at `key`, or
+ * resolves `null` when someone holds it: the first attempt of
+ * {@linkcode acquireLock} without the waiting. A holder is taken over only
+ * by the `lockedUntil` rule (a heartbeat cannot be watched for a lease
+ * without waiting), so a dead holder's lock counts as held until its
+ * `lockedUntil` is `maxClockSkew` past. A refused attempt is a transaction
+ * DynamoDB cancelled whole, so nothing is left behind: no item written, no
+ * stream listened to.
+ */
+export async function tryAcquireLock(
+  source: LockSource,
+  key: string,
+  options: DriverTryLockOptions,
+): Promise<LockLease | null> {
+  const { signal } = options;
+  signal?.throwIfAborted();
+  const owner = crypto.randomUUID();
+  const conflicts = new Backoff(CONFLICT_BACKOFF);
+  let takeover: string | undefined;
+  // Only a version to pick higher, a collision or a long-dead holder to
+  // take over send the transaction again; a live holder is null at once.
+  for (let attempt = 0; attempt < VERSION_RETRIES; attempt++) {
+    const result = await take(source, key, owner, takeover, options);
+    switch (result.type) {
+      case "taken":
+        return result.lease;
+      case "conflict":
+        await delay(conflicts.next(), signal);
+        continue;
+      case "version":
+        continue;
+      case "held": {
+        const item = result.item;
+        // An owner without a heartbeat (not written by this library) cannot
+        // be taken over conditionally: held.
+        const heartbeat = item?.heartbeat?.S;
+        if (heartbeat === undefined) return null;
+        const lockedUntil = Number(item!.lockedUntil?.N ?? 0);
+        if (lockedUntil > staleBefore(source, source.ctx.now())) return null;
+        // Dead long ago: taken over, conditional on this very heartbeat (a
+        // renewal or another contender landing first wins).
+        takeover = heartbeat;
+        continue;
+      }
+    }
+  }
+  throw new StoreError(
+    `Could not try the lock on ${
+      JSON.stringify(key)
+    }: ${VERSION_RETRIES} attempts collided`,
+  );
+}
+
 type TakeResult =
   | { type: "taken"; lease: LockLease }
   | { type: "held"; item: Item | null }
@@ -192,12 +335,13 @@ type TakeResult =
  * `takeover`), and the holder's value at the key above its version.
  */
 async function take(
-  ctx: Context,
+  source: LockSource,
   key: string,
   owner: string,
   takeover: string | undefined,
   options: DriverLockOptions,
 ): Promise<TakeResult> {
+  const { ctx } = source;
   const version = ctx.clock.next();
   const now = ctx.now();
   const heartbeat = crypto.randomUUID();
@@ -264,7 +408,10 @@ async function take(
     }
     throw error;
   }
-  return { type: "taken", lease: lease(ctx, key, owner, version, options.ttl) };
+  return {
+    type: "taken",
+    lease: lease(source, key, owner, version, options.ttl),
+  };
 }
 
 async function readLock(
@@ -285,14 +432,16 @@ async function readLock(
 
 /** The held lock: renewal writes a new heartbeat while `owner` holds it. */
 function lease(
-  ctx: Context,
+  source: LockSource,
   key: string,
   owner: string,
   version: bigint,
   ttl: number,
 ): LockLease {
+  const { ctx } = source;
   const ownerIs = "#owner = :owner";
-  return {
+  // Kept alive by renew alone (core calls it): no pause() to offer.
+  const held: LockLease = {
     lastIndex: version,
     renew: async (signal) => {
       const now = ctx.now();
@@ -333,6 +482,8 @@ function lease(
       await releaseAndDelete(ctx, key, owner, signal);
     },
   };
+  leaseFences.set(held, { ctx, fence: lockFence(source, key, owner) });
+  return held;
 }
 
 /** Deletes the lock item if `owner` still holds it. */
