@@ -14,7 +14,14 @@ Commands:
   watch-tree [PREFIX]     print the tree under PREFIX now and after every change
   watch-events [PREFIX]   print the tree as puts, "synced", then one line per
                           change; --from INDEX resumes after INDEX
-  lock KEY -- CMD [ARGS]  hold the lock on KEY while CMD runs
+  lock KEY -- CMD [ARGS]  hold the lock on KEY while CMD runs (it gets the
+                          fencing token in $VALKEYRIE_LOCK_TOKEN); --try
+                          gives up at once if held, --timeout MS after MS
+  elect NAME VALUE -- CMD [ARGS]
+                          run CMD while leader of NAME (VALUE at NAME for the
+                          followers; the term's token in $VALKEYRIE_LOCK_TOKEN)
+  members NAME            print the members of group NAME now and after every
+                          change
   verify                  check every page of a file: store (exit 3 if damaged)
   help                    print this text
 
@@ -26,6 +33,8 @@ Options:
       --ttl MS            put, incr: expire the key after MS milliseconds;
                           lock: the lock's TTL (default 20000)
       --value V           lock: the value written at KEY while held
+      --try               lock: exit 5 at once if the lock is held
+      --timeout MS        lock: exit 5 if not taken within MS milliseconds
   -r, --recursive         rm: delete the whole tree
       --limit N           ls: at most N keys
       --keys-only         ls: keys without values
@@ -36,5 +45,6 @@ Options:
   -h, --help              print this text
 
 Exit codes: 0 done, 1 not found, 2 usage, 3 store error, 4 lock lost,
-130 interrupted; lock exits with its command's code.
+5 lock held (--try, --timeout), 130 interrupted; lock exits with its
+command's code.
 `;

@@ -33,7 +33,11 @@ import {
   type WatchEvent,
 } from "../mod.ts";
 import type { IntegrityReport } from "../backends/file/mod.ts";
+import { Group, type Member } from "../coordination/mod.ts";
 import { HELP } from "./help.ts";
+
+/** The longest timer JavaScript runtimes keep (2³¹ − 1 ms, about 24.8 days). */
+const MAX_TIMER_MS = 2_147_483_647;
 
 /** Exit codes of the CLI. */
 export const EXIT = {
@@ -47,6 +51,8 @@ export const EXIT = {
   storeError: 3,
   /** The lock was lost while its command ran. */
   lockLost: 4,
+  /** lock --try found the lock held, or lock --timeout ran out. */
+  lockBusy: 5,
   /** Stopped by Ctrl-C. */
   interrupted: 130,
 } as const;
@@ -113,6 +119,8 @@ export async function runCli(
         "keys-only": { type: "boolean" },
         reverse: { type: "boolean" },
         from: { type: "string" },
+        try: { type: "boolean" },
+        timeout: { type: "string" },
         "connect-timeout": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
@@ -125,7 +133,8 @@ export async function runCli(
   const [name, ...given] = positionals;
   // After "--" come lock's command, or else arguments that may start with
   // "-" (`put k -- -5`, `incr hits -- -1`), as POSIX has it.
-  const rest = name === "lock" ? given : [...given, ...command];
+  const holds = name === "lock" || name === "elect";
+  const rest = holds ? given : [...given, ...command];
   if (values.help || name === undefined || name === "help") {
     io.out(HELP);
     return name === undefined && !values.help ? EXIT.usage : EXIT.ok;
@@ -135,8 +144,8 @@ export async function runCli(
   if (rest.length < spec.min || rest.length > spec.max) {
     return usage(io, `${name} takes ${spec.args}`);
   }
-  if (name === "lock" && command.length === 0) {
-    return usage(io, "lock needs a command after --");
+  if (holds && command.length === 0) {
+    return usage(io, `${name} needs a command after --`);
   }
   const ttl = values.ttl === undefined ? undefined : Number(values.ttl);
   if (ttl !== undefined && !(ttl > 0 && Number.isFinite(ttl))) {
@@ -156,6 +165,21 @@ export async function runCli(
     return usage(io, `--from must be an index (a whole number of 0 or more)`);
   }
   const from = values.from === undefined ? undefined : BigInt(values.from);
+  const timeout = values.timeout === undefined
+    ? undefined
+    : Number(values.timeout);
+  if (
+    timeout !== undefined &&
+    !(Number.isSafeInteger(timeout) && timeout > 0 && timeout <= MAX_TIMER_MS)
+  ) {
+    return usage(
+      io,
+      `--timeout must be a whole number of milliseconds from 1 to ${MAX_TIMER_MS}`,
+    );
+  }
+  if (values.try && timeout !== undefined) {
+    return usage(io, "--try and --timeout cannot be given together");
+  }
   const url = values.store ?? io.env.VALKEYRIE_STORE ?? DEFAULT_STORE;
   const output = new Output(io, values.json ?? false);
   // Reading a file: store that does not exist yet reads an empty store and
@@ -188,6 +212,8 @@ export async function runCli(
         reverse: values.reverse ?? false,
       },
       from,
+      tryOnly: values.try ?? false,
+      timeout,
       command,
       io,
       output,
@@ -214,6 +240,10 @@ interface Context {
   recursive: boolean;
   scan: { limit?: number; keysOnly: boolean; reverse: boolean };
   from?: bigint;
+  /** lock --try: give up at once when the lock is held. */
+  tryOnly: boolean;
+  /** lock --timeout: give up after this many milliseconds. */
+  timeout?: number;
   command: string[];
   io: CliIO;
   output: Output;
@@ -370,20 +400,75 @@ const COMMANDS: Record<string, Command> = {
     args: "KEY -- COMMAND [ARGS...]",
     min: 1,
     max: 1,
-    async run({ store, args, ttl, value, command, io }) {
-      const lock = await store.lock(args[0], { ttl, value, signal: io.signal });
-      try {
-        return await runHolding(command, lock, io);
-      } finally {
-        // A lost lock says so here too; the command's exit code (lockLost)
-        // has told that already.
-        await lock.unlock().catch((error) => {
-          if (!(error instanceof LockLostError)) throw error;
-        });
+    run: (context) => holdWhileRunning(context, context.args[0], context.value),
+  },
+  elect: {
+    args: "NAME VALUE -- COMMAND [ARGS...]",
+    min: 2,
+    max: 2,
+    // The leader of NAME is the holder of its lock, whose value followers
+    // read at NAME (as the leadership module's Candidate and Follower do).
+    run: (context) =>
+      holdWhileRunning(context, context.args[0], context.args[1]),
+  },
+  members: {
+    args: "NAME",
+    min: 1,
+    max: 1,
+    async run({ store, args, output, io }) {
+      const group = new Group(store, args[0]);
+      for await (const members of group.members({ signal: io.signal })) {
+        output.members(args[0], members);
       }
+      return EXIT.ok;
     },
   },
 };
+
+// lock and elect: takes the lock on `key` (waiting, or not with --try, or
+// up to --timeout), then runs the command while it is held.
+async function holdWhileRunning(
+  { store, ttl, tryOnly, timeout, command, io }: Context,
+  key: string,
+  value: string | undefined,
+): Promise<number> {
+  let lock: Lock | null;
+  if (tryOnly) {
+    lock = await store.tryLock(key, { ttl, value, signal: io.signal });
+  } else {
+    const waited = timeout === undefined
+      ? undefined
+      : AbortSignal.timeout(timeout);
+    const signals = [io.signal, waited].filter((s) => s !== undefined);
+    try {
+      lock = await store.lock(key, {
+        ttl,
+        value,
+        signal: signals.length > 0 ? AbortSignal.any(signals) : undefined,
+      });
+    } catch (error) {
+      if (!waited?.aborted || io.signal?.aborted) throw error;
+      lock = null;
+    }
+  }
+  if (lock === null) {
+    io.err(
+      `valkeyrie: the lock on ${JSON.stringify(key)} is held by another${
+        tryOnly ? "" : ` (waited ${timeout} ms)`
+      }\n`,
+    );
+    return EXIT.lockBusy;
+  }
+  try {
+    return await runHolding(command, lock, io);
+  } finally {
+    // A lost lock says so here too; the command's exit code (lockLost)
+    // has told that already.
+    await lock.unlock().catch((error) => {
+      if (!(error instanceof LockLostError)) throw error;
+    });
+  }
+}
 
 // Runs the command while the lock is held, telling it the lock's key and
 // fencing token in its environment. If the lock is lost, the command is
@@ -541,6 +626,18 @@ class Output {
     } else if (event.type === "delete") this.line(`delete ${event.key}`);
     else if (event.type === "synced") this.line(`synced ${event.lastIndex}`);
     else this.line("reset");
+  }
+
+  // `members`: the group after each change.
+  members(name: string, members: Member[]): void {
+    if (this.json) {
+      this.line(JSON.stringify(members));
+      return;
+    }
+    this.line(
+      `-- ${name}: ${members.length} member${members.length === 1 ? "" : "s"}`,
+    );
+    for (const member of members) this.line(`${member.id} = ${member.value}`);
   }
 
   snapshot(prefix: string, pairs: KVPair[]): void {

@@ -9,6 +9,7 @@ import process from "node:process";
 import { after, before, describe, test } from "node:test";
 import { type CliIO, EXIT, runCli } from "../cli/mod.ts";
 import { openStore, type Store } from "../mod.ts";
+import { Group } from "../coordination/mod.ts";
 
 const STORE = "memory:cli-test";
 
@@ -249,6 +250,99 @@ describe("cli", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  test("lock --try gives up at once when held, --timeout after its time", async () => {
+    const held = await keeper.lock("jobs/busy", { ttl: 60_000 });
+    try {
+      // Held for a minute: an attempt that waited would not end before the
+      // test's deadline, let alone at once.
+      const tried = await cli(["lock", "--try", "jobs/busy", "--", "true"]);
+      assert.equal(tried.code, EXIT.lockBusy);
+      assert.match(tried.err, /lock on "jobs\/busy" is held/);
+      const timed = await cli([
+        "lock",
+        "--timeout",
+        "200",
+        "jobs/busy",
+        "--",
+        "true",
+      ]);
+      assert.equal(timed.code, EXIT.lockBusy);
+      assert.match(timed.err, /waited 200 ms/);
+    } finally {
+      await held.unlock();
+    }
+    const free = await cli([
+      "lock",
+      "--try",
+      "jobs/busy",
+      "--",
+      "sh",
+      "-c",
+      'test -n "$VALKEYRIE_LOCK_TOKEN" && exit 7',
+    ]);
+    assert.equal(free.code, 7, "a free lock runs the command with its token");
+    for (
+      const args of [
+        ["lock", "--timeout", "0", "k", "--", "true"],
+        ["lock", "--timeout", "2147483648", "k", "--", "true"],
+        ["lock", "--timeout", "1.5", "k", "--", "true"],
+        ["lock", "--try", "--timeout", "5", "k", "--", "true"],
+      ]
+    ) {
+      const result = await cli(args);
+      assert.equal(result.code, EXIT.usage, args.join(" "));
+      assert.match(result.err, /--timeout|--try/, args.join(" "));
+    }
+  });
+
+  test("elect runs its command as leader; members follows a group", async () => {
+    const elected = await cli([
+      "elect",
+      "svc/leader",
+      "node-1",
+      "--",
+      "sh",
+      "-c",
+      'test "$VALKEYRIE_LOCK_KEY" = svc/leader && exit 6',
+    ]);
+    assert.equal(elected.code, 6);
+    assert.equal(
+      new TextDecoder().decode((await keeper.get("svc/leader"))!.value),
+      "node-1",
+      "the leader's value is at NAME for followers",
+    );
+    assert.equal((await cli(["elect", "svc/leader"])).code, EXIT.usage);
+    await using joined = await new Group(keeper, "svc/workers").join("w1", {
+      value: "10.0.0.1",
+    });
+    let printed = "";
+    const controller = new AbortController();
+    const following = runCli([
+      "--store",
+      STORE,
+      "--json",
+      "members",
+      "svc/workers",
+    ], {
+      out: (text) => (printed += String(text)),
+      err: () => {},
+      readStdin: () => Promise.resolve(new Uint8Array()),
+      env: {},
+      signal: controller.signal,
+    });
+    const deadline = Date.now() + 10_000;
+    while (!printed.includes("\n")) {
+      assert.ok(Date.now() < deadline, "members prints the group");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    controller.abort();
+    await following;
+    assert.deepEqual(JSON.parse(printed.split("\n")[0]), [
+      { id: "w1", value: "10.0.0.1" },
+    ]);
+    assert.equal(joined.lost.aborted, false);
   });
 
   test("watch prints the key now and after each change until stopped", async () => {
