@@ -222,6 +222,47 @@ describe("redis: Redis Cluster", () => {
     await store.deleteTree("{user42}");
   });
 
+  test("a fenced write whose lock lies in another hash slot is refused before any I/O, under one {hashtag} it is fenced", async () => {
+    await using store = await RedisStore.connect({ url: cluster.url });
+    assert.notEqual(cluster.slotOf("fence/lock"), cluster.slotOf("fence/data"));
+    const lock = await store.lock("fence/lock", { ttl: 5_000 });
+    const scriptsRun = () =>
+      cluster.masters().reduce((sum, master) => {
+        const stats = redisCli(master.port, ["INFO", "commandstats"]);
+        const calls = [...stats.matchAll(/cmdstat_eval(?:sha)?:calls=(\d+)/g)];
+        return sum + calls.reduce((n, match) => n + Number(match[1]), 0);
+      }, 0);
+    const before = scriptsRun();
+    const error = await store.put("fence/data", "x", { fence: lock }).then(
+      () => undefined,
+      (e) => e,
+    );
+    assert.ok(error instanceof InvalidArgumentError, String(error));
+    assert.match(error.message, /hash slot/);
+    assert.match(error.message, /\{hashtag\}/);
+    const atomic = await store.atomic().checkLock(lock).put("fence/data", "x")
+      .commit().then(() => undefined, (e) => e);
+    assert.ok(atomic instanceof InvalidArgumentError, String(atomic));
+    assert.equal(scriptsRun(), before, "no script ran");
+    assert.equal(await store.exists("fence/data"), false);
+    // A fence alone is checked in its own slot.
+    assert.equal((await store.atomic().checkLock(lock).commit()).ok, true);
+    await lock.unlock();
+    await store.delete("fence/lock");
+
+    const tagged = await store.lock("{user42}/fence/lock", { ttl: 5_000 });
+    await store.put("{user42}/fence/data", "1", { fence: tagged });
+    assert.equal(text(await store.get("{user42}/fence/data")), "1");
+    await tagged.unlock();
+    assert.equal(
+      (await store.atomic().checkLock(tagged).put("{user42}/fence/data", "2")
+        .commit()).ok,
+      false,
+    );
+    assert.equal(text(await store.get("{user42}/fence/data")), "1");
+    await store.deleteTree("{user42}");
+  });
+
   test("the tag of every hash slot is three characters the server puts in that slot", async () => {
     const checker = new Redis({
       host: "127.0.0.1",

@@ -6,7 +6,9 @@
  *
  * On a cluster a command or script may only take names of one hash slot:
  * batches of keys are split by slot, trees are scanned on every master, and
- * an `atomic()` over keys of several slots is refused before any I/O.
+ * an `atomic()` over keys of several slots is refused before any I/O, and so
+ * is a fenced commit whose lock lies in another slot than its keys (its
+ * record could not be checked in the commit's script).
  *
  * @module
  */
@@ -15,9 +17,11 @@ import type {
   AtomicStep,
   CommitOutcome,
   Driver,
+  DriverCommitOptions,
   DriverLockOptions,
   DriverReadOptions,
   DriverSignalOptions,
+  DriverTryLockOptions,
   DriverWriteOptions,
   Entry,
   KeySink,
@@ -30,7 +34,7 @@ import { translating } from "../../core/translate.ts";
 import type { StoreLimits } from "../../core/types.ts";
 import { digest, readEntries, toBuffer, withCompanions } from "./entries.ts";
 import { isConnectionClosed, translateError } from "./errors.ts";
-import { acquireLock } from "./lock.ts";
+import { acquireLock, type LockFence, lockFence, tryLock } from "./lock.ts";
 import {
   companionsPattern,
   counterKey,
@@ -207,14 +211,25 @@ export class RedisDriver implements Driver, WatchSource {
 
   commit(
     steps: readonly AtomicStep[],
-    _options: DriverSignalOptions,
+    options: DriverCommitOptions,
   ): Promise<CommitOutcome> {
-    return this.#run("atomic", () => this.#commit(steps));
+    return this.#run("atomic", () => this.#commit(steps, options.fences));
   }
 
-  async #commit(steps: readonly AtomicStep[]): Promise<CommitOutcome> {
-    if (this.#topology.isCluster) checkOneSlot(steps);
-    const keys: string[] = [];
+  async #commit(
+    steps: readonly AtomicStep[],
+    leases: readonly LockLease[] = [],
+  ): Promise<CommitOutcome> {
+    const fences: LockFence[] = [];
+    for (const lease of leases) {
+      // The store hands over only leases of this driver; anything else
+      // names no record to check, so it holds nothing.
+      const fence = lockFence(lease);
+      if (fence === undefined) return { ok: false, fenced: true };
+      fences.push(fence);
+    }
+    if (this.#topology.isCluster) checkOneSlot(steps, fences);
+    const keys: string[] = fences.map((fence) => fence.record);
     const checks: string[] = [];
     const writes: ScriptArg[] = [];
     for (const step of steps) {
@@ -231,9 +246,16 @@ export class RedisDriver implements Driver, WatchSource {
     const [applied, detail, current] = await COMMIT.run(
       this.#topology.client,
       keys,
-      [String(checks.length), ...checks, ...writes],
+      [
+        String(checks.length),
+        String(fences.length),
+        ...fences.map((fence) => fence.token),
+        ...checks,
+        ...writes,
+      ],
     ) as [number, unknown, unknown];
     if (applied === 1) return { ok: true, lastIndex: BigInt(String(detail)) };
+    if (applied === -1) return { ok: false, fenced: true };
     return {
       ok: false,
       key: steps[Number(detail) - 1].key,
@@ -254,6 +276,16 @@ export class RedisDriver implements Driver, WatchSource {
       "lock",
       () =>
         acquireLock(this.#topology.client, this.notifications, key, options),
+    );
+  }
+
+  tryLock(
+    key: string,
+    options: DriverTryLockOptions,
+  ): Promise<LockLease | null> {
+    return this.#run(
+      "tryLock",
+      () => tryLock(this.#topology.client, key, options),
     );
   }
 
@@ -352,15 +384,34 @@ export class RedisDriver implements Driver, WatchSource {
 
 // Redis Cluster runs a script on the one node that owns its keys' slot, so
 // an atomic() over several slots cannot run at all: refused before any I/O.
-function checkOneSlot(steps: readonly AtomicStep[]): void {
-  const slot = keySlot(steps[0].key);
+// A fence's record lives in its lock's slot, so a fenced commit must keep to
+// that slot too; checking the record apart from the commit (a read first, or
+// a second script) would let the lock change hands in between, so it is
+// refused rather than checked out of the commit.
+function checkOneSlot(
+  steps: readonly AtomicStep[],
+  fences: readonly LockFence[],
+): void {
+  const first = steps[0]?.key ?? fences[0]?.key;
+  if (first === undefined) return;
+  const slot = keySlot(first);
   const other = steps.find((step) => keySlot(step.key) !== slot);
-  if (other === undefined) return;
+  if (other !== undefined) {
+    throw new InvalidArgumentError(
+      `An atomic operation on Redis Cluster must keep to one hash slot, but ${
+        JSON.stringify(first)
+      } (slot ${slot}) and ${JSON.stringify(other.key)} (slot ${
+        keySlot(other.key)
+      }) differ: put its keys under one {hashtag}, as in "{user42}/a" and "{user42}/b" (or open the store with a prefix such as "{app}")`,
+    );
+  }
+  const fence = fences.find((fence) => keySlot(fence.key) !== slot);
+  if (fence === undefined) return;
   throw new InvalidArgumentError(
-    `An atomic operation on Redis Cluster must keep to one hash slot, but ${
-      JSON.stringify(steps[0].key)
-    } (slot ${slot}) and ${JSON.stringify(other.key)} (slot ${
-      keySlot(other.key)
-    }) differ: put its keys under one {hashtag}, as in "{user42}/a" and "{user42}/b" (or open the store with a prefix such as "{app}")`,
+    `A fenced write on Redis Cluster must keep its lock in the hash slot of its keys (the server checks the lock in the same script, which runs on one slot), but the lock on ${
+      JSON.stringify(fence.key)
+    } (slot ${keySlot(fence.key)}) and ${
+      JSON.stringify(first)
+    } (slot ${slot}) differ: put the lock and the keys under one {hashtag}, as in "{user42}/lock" and "{user42}/data" (or open the store with a prefix such as "{app}")`,
   );
 }

@@ -144,33 +144,50 @@ return out
 `);
 
 /**
- * Checks, then writes, all or nothing. KEYS are triples (counter of the
- * key's slot, key, companion): first one per check, then one per write.
- * ARGV[1] is the number of checks; then one expected version per check (""
- * for absent); then four per write: "p" (put) or "d" (delete), the value, its
- * SHA-1, and the TTL in milliseconds ("" for none).
+ * Checks, then writes, all or nothing. KEYS are first the lock record of
+ * each fence, then triples (counter of the key's slot, key, companion): first
+ * one per check, then one per write. ARGV[1] is the number of checks, ARGV[2]
+ * the number of fences; then one holder's token per fence; then one expected
+ * version per check ("" for absent); then four per write: "p" (put) or "d"
+ * (delete), the value, its SHA-1, and the TTL in milliseconds ("" for none).
+ *
+ * A fence holds while its record still names the lease's token. Every
+ * acquisition writes a fresh random token there with the lock's TTL as the
+ * record's expiry; a release deletes the record and another holder's
+ * acquisition replaces the token, and Redis reads an expired record as
+ * absent, so the token is there exactly while that lease holds the lock —
+ * the value at the lock's key, which a release may leave, does not count.
+ * The script runs alone on the server, so no acquisition or release can come
+ * between this check and the writes.
  *
  * Every write gets the same version. With keys of one slot (always, on a
  * cluster) it is the next of the slot's counter; with several slots it is
  * above every counter involved, and each of them is raised to it, so no
- * counter gives a version twice.
+ * counter gives a version twice. A commit of fences alone writes nothing and
+ * answers version 0.
  *
- * Returns {1, version} when applied, or {0, i, current} when check i failed
- * (current is nil when the key is absent).
+ * Returns {1, version} when applied, {0, i, current} when check i failed
+ * (current is nil when the key is absent), or {-1, i} when fence i failed.
  */
 export const COMMIT: Script = new Script(`${CURRENT_VERSION}
-local checks = tonumber(ARGV[1])
-local steps = #KEYS / 3
+local checks, fences = tonumber(ARGV[1]), tonumber(ARGV[2])
+for i = 1, fences do
+  -- pcall: a record some other client replaced by another type names no
+  -- token, so it fails the fence instead of the script.
+  if redis.pcall('GET', KEYS[i]) ~= ARGV[2 + i] then return {-1, i} end
+end
+local steps = (#KEYS - fences) / 3
+local function name(i, j) return KEYS[fences + 3 * (i - 1) + j] end
 for i = 1, checks do
-  local current = current_version(KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i])
-  local expected = ARGV[1 + i]
+  local current = current_version(name(i, 1), name(i, 2), name(i, 3))
+  local expected = ARGV[2 + fences + i]
   if (expected == '' and current) or (expected ~= '' and current ~= expected) then
     return {0, i, current}
   end
 end
 local counted, highest = {}, 0
 for i = 1, steps do
-  local counter = KEYS[3 * i - 2]
+  local counter = name(i, 1)
   if not counted[counter] then
     counted[counter] = redis.call('INCR', counter)
     if counted[counter] > highest then highest = counted[counter] end
@@ -180,9 +197,9 @@ local version = string.format('%d', highest)
 for counter, count in pairs(counted) do
   if count < highest then redis.call('SET', counter, version) end
 end
-local arg = 2 + checks
+local arg = 3 + fences + checks
 for i = checks + 1, steps do
-  local key, meta_key = KEYS[3 * i - 1], KEYS[3 * i]
+  local key, meta_key = name(i, 2), name(i, 3)
   if ARGV[arg] == 'p' then
     local meta = version .. ' ' .. ARGV[arg + 2]
     local ttl = ARGV[arg + 3]
