@@ -536,6 +536,44 @@ describe("the Consul double: transactions", () => {
     );
   });
 
+  test("check-session passes only while the key is locked by the session", async () => {
+    const session = async () =>
+      (await call("PUT", "/session/create", { body: "{}" })).json.ID;
+    const mine = await session();
+    const theirs = await session();
+    assert.equal(
+      (await call("PUT", `/kv/s/k?acquire=${mine}`, { body: "v" })).json,
+      true,
+    );
+    const check = (Key: string, Session: string) =>
+      txn([
+        { Verb: "check-session", Key, Session },
+        { Verb: "set", Key: "s/data", Value: b64("d") },
+      ]);
+    const held = await check("s/k", mine);
+    assert.equal(held.status, 200);
+    assert.equal(held.json.Results.length, 2, "the check answers the entry");
+    assert.equal(held.json.Results[0].KV.Session, mine);
+    const other = await check("s/k", theirs);
+    assert.equal(other.status, 409);
+    assert.deepEqual(other.json.Errors, [{
+      OpIndex: 0,
+      What:
+        `failed session check for key "s/k", current session "${mine}" != "${theirs}"`,
+    }]);
+    assert.equal(
+      (await check("s/none", mine)).json.Errors[0].What,
+      'failed to check session, key "s/none" doesn\'t exist',
+    );
+    // Destroying the session releases the key: its value stays, unlocked.
+    await call("PUT", `/session/destroy/${mine}`);
+    const released = await check("s/k", mine);
+    assert.equal(released.status, 409);
+    assert.match(released.json.Errors[0].What, /current session "" !=/);
+    const data = (await call("GET", "/kv/s/data")).json[0];
+    assert.equal(atob(data.Value), "d", "only the passing check wrote");
+  });
+
   test("at most 64 operations; a body over txn_max_req_len is refused", async () => {
     const ops = Array.from(
       { length: 65 },

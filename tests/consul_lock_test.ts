@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { LockLostError } from "../mod.ts";
+import { pauseLock } from "../core/lock.ts";
 import { ConsulStore } from "../backends/consul/mod.ts";
 import { LOCK_RECHECK_MS } from "../backends/consul/lock.ts";
 import { type ConsulDouble, startConsulDouble } from "./consul_double/mod.ts";
@@ -129,5 +130,45 @@ describe("locks on Consul", () => {
     const lock = await waiting;
     assert.equal(lock.lost.aborted, false);
     await lock.unlock();
+  });
+
+  test("tryLock of a held lock leaves no session behind", async () => {
+    const sessions = async () =>
+      (await (await fetch(`${consul.url}/v1/session/list`)).json()).length;
+    const held = await a.lock("l/try", { ttl: 60_000 });
+    const before = await sessions();
+    for (let i = 0; i < 3; i++) assert.equal(await b.tryLock("l/try"), null);
+    // Each attempt creates a session of its own; a null destroys it before
+    // it resolves, so none is left to hold or renew anything.
+    assert.equal(await sessions(), before, "each attempt's session destroyed");
+    await held.unlock();
+    const mine = await b.tryLock("l/try");
+    assert.ok(mine, "free once released");
+    await mine.unlock();
+    assert.equal(await sessions(), before - 1, "the holder's went on unlock");
+  });
+
+  test("a fence is Consul's check-session: a lock whose session another client destroyed is refused", async () => {
+    const lock = await a.lock("l/fence", { ttl: 60_000 });
+    await a.put("l/data", "held", { fence: lock });
+    // Frozen: the store neither renews it nor rules it lost on what its
+    // monitor hears, so the fence reaches the server.
+    pauseLock(lock);
+    const session = await sessionOf(consul, "l/fence");
+    await (await fetch(`${consul.url}/v1/session/destroy/${session}`, {
+      method: "PUT",
+    })).text();
+    const requests = consul.requests;
+    const result = await a.atomic().checkLock(lock).put("l/data", "late")
+      .commit();
+    assert.equal(result.ok, false);
+    assert.ok(consul.requests > requests, "refused by the server");
+    await assert.rejects(
+      a.put("l/data", "later", { fence: lock }),
+      LockLostError,
+    );
+    const value = (await a.get("l/data"))!.value;
+    assert.equal(new TextDecoder().decode(value), "held");
+    await lock.unlock().catch(() => {});
   });
 });

@@ -10,7 +10,8 @@
  *   one: the delete frees it from its TTL session, which would otherwise
  *   delete it when it ends.
  * A key this store holds a lock on is written with the lock's session, so
- * the holder's own writes keep the lock.
+ * the holder's own writes keep the lock. A fenced commit starts with a
+ * `check-session` of each fence (see `lock.ts`).
  *
  * @module
  */
@@ -20,9 +21,11 @@ import type {
   AtomicStep,
   CommitOutcome,
   Driver,
+  DriverCommitOptions,
   DriverLockOptions,
   DriverReadOptions,
   DriverSignalOptions,
+  DriverTryLockOptions,
   DriverWriteOptions,
   Entry,
   KeySink,
@@ -37,7 +40,14 @@ import { translateError } from "./errors.ts";
 import { expiryFlags } from "./expiry.ts";
 import type { ConsulEntry, ConsulHttp, TxnOp } from "./http.ts";
 import { consulKeyProblem } from "./keys.ts";
-import { acquireLock, base64, type LockContext } from "./lock.ts";
+import {
+  acquireLock,
+  base64,
+  type LockContext,
+  type LockFence,
+  lockFence,
+  tryLock,
+} from "./lock.ts";
 import {
   goDuration,
   keySessionTtl,
@@ -77,6 +87,12 @@ const CLEANUP_TIMEOUT_MS = 5_000;
 /** A check of `atomic()` fails with one of these messages (agent/consul/state/txn.go). */
 const CHECK_FAILURES =
   /^(failed index check|failed to check index|key ".*" exists$)/s;
+
+/**
+ * A `check-session` fails with one of these: the key is gone, or locked by
+ * another session or none (agent/consul/state/kvs.go, kvsCheckSessionTxn).
+ */
+const FENCE_FAILURES = /^(failed session check|failed to check session)/;
 
 /** Settings the driver needs. */
 export interface ConsulDriverSettings {
@@ -221,10 +237,18 @@ export class ConsulDriver implements Driver {
 
   commit(
     steps: readonly AtomicStep[],
-    options: DriverSignalOptions,
+    options: DriverCommitOptions,
   ): Promise<CommitOutcome> {
     return this.#run({ op: "atomic" }, async () => {
       const signal = this.#signal(options.signal);
+      const fences: LockFence[] = [];
+      for (const lease of options.fences ?? []) {
+        // The store hands over only leases of this driver; anything else
+        // names no session to check, so it holds nothing.
+        const fence = lockFence(lease);
+        if (fence === undefined) return { ok: false, fenced: true };
+        fences.push(fence);
+      }
       const ttlPuts = steps.filter((s): s is AtomicPut =>
         s.type === "put" && s.ttl !== undefined && !this.#held.has(s.key)
       );
@@ -237,7 +261,13 @@ export class ConsulDriver implements Driver {
         // Placeholders of a session ID's length, to measure the request.
         sessions: new Map(ttlPuts.map((s) => [s.key, NIL_SESSION])),
         expired: new Map(),
+        fences,
       };
+      // Fences and checks only: Consul serves it as a read, asked here of
+      // the leader with a quorum check, so that a lock lost to another
+      // holder is not seen as held by a deposed leader.
+      const readOnly = fences.length > 0 &&
+        steps.every((step) => step.type === "check");
       // Refuse what Consul would refuse, before any I/O.
       const size = new TextEncoder().encode(
         JSON.stringify(planCommit(steps, plan).map(({ op }) => ({ KV: op }))),
@@ -258,7 +288,7 @@ export class ConsulDriver implements Driver {
           const planned = planCommit(steps, plan);
           const outcome = await this.#http.txn(
             planned.map(({ op }) => op),
-            { signal },
+            { signal, consistent: readOnly },
           );
           if (outcome.ok) {
             succeeded = true;
@@ -271,18 +301,33 @@ export class ConsulDriver implements Driver {
             what: e.What,
             step: planned[e.OpIndex],
           }));
-          const unexpected = failures.find((f) =>
-            f.step?.kind !== "check" || !CHECK_FAILURES.test(f.what)
+          // Consul reports every failed operation; a failed fence decides,
+          // also over checks that failed with it and over the lock verb of
+          // a key of this store's that another session now holds.
+          if (
+            failures.some((f) =>
+              f.step?.kind === "fence" && FENCE_FAILURES.test(f.what)
+            )
+          ) {
+            return { ok: false, fenced: true };
+          }
+          // A failed check fails the commit whatever else failed with it:
+          // Consul reports every failed operation, and a write may fail only
+          // because of the state the check found (a key checked absent that
+          // exists, still locked by its TTL session, refuses the lock verb
+          // of its put with a new one).
+          const checks = failures.filter((f) =>
+            f.step?.kind === "check" && CHECK_FAILURES.test(f.what)
           );
-          if (unexpected) {
+          if (checks.length === 0) {
             throw new StoreError(
-              `Consul refused the transaction: ${unexpected.what}`,
+              `Consul refused the transaction: ${failures[0]?.what}`,
             );
           }
           // A key checked absent that Consul still has may have expired: this
           // store treats it as absent and replaces it, if it is unchanged.
           let retry = false;
-          for (const { what, step } of failures) {
+          for (const { what, step } of checks) {
             if (!/ exists$/.test(what)) continue;
             const { entry } = await this.#http.get(step.op.Key, {
               consistent: true,
@@ -294,7 +339,7 @@ export class ConsulDriver implements Driver {
             }
           }
           if (!retry) {
-            const { what, step } = failures[0];
+            const { what, step } = checks[0];
             return /doesn't exist/.test(what)
               ? { ok: false, key: step.op.Key, current: null }
               : { ok: false, key: step.op.Key };
@@ -368,6 +413,16 @@ export class ConsulDriver implements Driver {
     return this.#run(
       { op: "lock", key },
       () => acquireLock(this.#locks, key, options),
+    );
+  }
+
+  tryLock(
+    key: string,
+    options: DriverTryLockOptions,
+  ): Promise<LockLease | null> {
+    return this.#run(
+      { op: "tryLock", key },
+      () => tryLock(this.#locks, key, options),
     );
   }
 
@@ -454,24 +509,35 @@ interface CommitPlan {
   sessions: Map<string, string>;
   /** Keys checked absent that Consul still has, expired, at this index. */
   expired: Map<string, number>;
+  /** The leases the commit is fenced by. */
+  fences: readonly LockFence[];
 }
 
 /** One operation of a commit, and what its answer and its failure mean. */
 interface PlannedOp {
   op: TxnOp;
-  /** A failure of a check is a failed commit; of a write, an error. */
-  kind: "check" | "write";
+  /**
+   * A failure of a check is a failed commit; of a fence, a fenced one; of a
+   * write, an error.
+   */
+  kind: "check" | "fence" | "write";
   /** Whether Consul answers a result for it (deletes and check-not-exists do not). */
   answers: boolean;
 }
 
 // The transaction of a commit. A put deletes the key first (see the module
-// comment), unless the commit checked the key absent.
+// comment), unless the commit checked the key absent. Fences come first: a
+// `check-session` of the lock's key and the lease's session, which Consul
+// answers with the entry.
 function planCommit(
   steps: readonly AtomicStep[],
   plan: CommitPlan,
 ): PlannedOp[] {
-  const planned: PlannedOp[] = [];
+  const planned: PlannedOp[] = plan.fences.map(({ key, session }) => ({
+    op: { Verb: "check-session", Key: key, Session: session },
+    kind: "fence",
+    answers: true,
+  }));
   const absent = new Set<string>();
   for (const step of steps) {
     const Key = step.key;

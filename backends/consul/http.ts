@@ -242,8 +242,15 @@ export class ConsulHttp {
     };
   }
 
-  /** Applies KV operations all together (`PUT /v1/txn`). */
-  async txn(ops: TxnOp[], options: CallOptions = {}): Promise<TxnOutcome> {
+  /**
+   * Applies KV operations all together (`PUT /v1/txn`). `consistent` asks
+   * a transaction of reads and checks only, which Consul serves as a read,
+   * for `?consistent` (https://developer.hashicorp.com/consul/api-docs/txn#query-parameters).
+   */
+  async txn(
+    ops: TxnOp[],
+    options: CallOptions & { consistent?: boolean } = {},
+  ): Promise<TxnOutcome> {
     const namespace = this.#options.namespace;
     const body = ops.map((op) => ({
       KV: namespace ? { ...op, Namespace: namespace } : op,
@@ -251,7 +258,7 @@ export class ConsulHttp {
     try {
       const [, result] = await this.#call(
         (extra) => this.#client.transaction.create(body, extra),
-        {},
+        options.consistent ? { consistent: true } : {},
         options.signal,
       );
       const results = (result as { Results?: Array<{ KV?: RawEntry }> })

@@ -17,7 +17,17 @@
  *   Consul invalidates its session (within twice the session TTL), and the
  *   fencing token protects against the dead holder's late writes;
  * - unlocking destroys the session, which releases the key and keeps its
- *   value; with `deleteOnUnlock` the key is deleted first, if still held.
+ *   value; with `deleteOnUnlock` the key is deleted first, if still held;
+ * - `tryLock` is one attempt of the same acquisition with a session of its
+ *   own, destroyed before it resolves `null`; it never blocks on the key;
+ * - a fenced commit carries a `check-session` of each fence's key and
+ *   session (see {@linkcode lockFence}), which "fails the transaction if
+ *   Key is not currently locked by Session"
+ *   (https://developer.hashicorp.com/consul/api-docs/txn#kv-operations).
+ *
+ * Each lock has a session of its own, and only the lease's `renew` (called
+ * by the lock handle) renews it once held, so freezing the handle's renewals
+ * is all it takes for the session to expire: leases have no `pause`.
  *
  * @module
  */
@@ -26,7 +36,11 @@ import { delay, timerDelay } from "../../core/abort.ts";
 import { Backoff } from "../../core/backoff.ts";
 import { waitForLock } from "../../core/lock.ts";
 import { StoreError } from "../../core/errors.ts";
-import type { DriverLockOptions, LockLease } from "../../core/driver.ts";
+import type {
+  DriverLockOptions,
+  DriverTryLockOptions,
+  LockLease,
+} from "../../core/driver.ts";
 import { RETRY_BACKOFF, runBlockingLoop, TokenBucket } from "./blocking.ts";
 import { hasExpiry } from "./entries.ts";
 import { type ConsulHttp, ConsulHttpError, type TxnOp } from "./http.ts";
@@ -60,6 +74,151 @@ export interface LockContext {
   cleanup(work: () => Promise<unknown>): void;
 }
 
+/**
+ * How many times `tryLock` tries again at once when the holder it was
+ * refused by released the key before it could be told apart from a TTL key:
+ * the lock was free for a moment, so trying again waits for no holder.
+ */
+const TRY_AGAIN_WHEN_FREED = 3;
+
+/** What a fenced commit checks for a lease: its key locked by its session. */
+export interface LockFence {
+  /** The full key, which is the lock. */
+  readonly key: string;
+  /** The session the lease acquired the key with. */
+  readonly session: string;
+}
+
+// The fence of every lease this backend handed out, set where the lease is
+// made (`held`): a lease is only ever checked against the session it took
+// the key with.
+const leaseFences = new WeakMap<LockLease, LockFence>();
+
+/**
+ * The fence of a lease of {@linkcode acquireLock} or {@linkcode tryLock}, or
+ * `undefined` for a lease of anything else.
+ */
+export function lockFence(lease: LockLease): LockFence | undefined {
+  return leaseFences.get(lease);
+}
+
+/** An attempt's session has expired: a new one is needed. */
+const INVALID_SESSION = Symbol("invalid session");
+
+/**
+ * One attempt at the lock on `key` with `session` (one `lock` operation, and
+ * the takeover of a TTL key): the lease when taken; else how long to wait
+ * before trying again (0: the key was released meanwhile; a lock delay),
+ * `null` while another session holds it, or {@linkcode INVALID_SESSION}.
+ * Transport errors are thrown.
+ */
+async function attemptLock(
+  context: LockContext,
+  key: string,
+  session: string,
+  value: string,
+  signal: AbortSignal,
+): Promise<LockLease | number | null | typeof INVALID_SESSION> {
+  const { http } = context;
+  const lock = (extra: TxnOp[] = []): TxnOp[] => [
+    ...extra,
+    { Verb: "lock", Key: key, Value: value, Session: session, Flags: 0 },
+  ];
+  const outcome = await http.txn(lock(), { signal });
+  if (outcome.ok) {
+    return held(context, key, session, outcome.results[0].ModifyIndex);
+  }
+  const what = outcome.errors[0]?.What ?? "";
+  if (/lock is already held/.test(what)) {
+    const { entry } = await http.get(key, { consistent: true, signal });
+    if (!entry?.Session) return 0;
+    if (!hasExpiry(entry)) return null;
+    // A key put with a TTL, not a lock: replace it, unless it changed since
+    // it was read.
+    const takeover = await http.txn(
+      lock([
+        { Verb: "check-index", Key: key, Index: entry.ModifyIndex },
+        { Verb: "delete", Key: key },
+      ]),
+      { signal },
+    );
+    return takeover.ok
+      ? held(context, key, session, takeover.results[1].ModifyIndex)
+      : 0;
+  }
+  if (/lock delay/.test(what)) return LOCK_DELAY_RETRY_MS;
+  if (/invalid session/.test(what)) return INVALID_SESSION;
+  throw new StoreError(
+    `Consul refused the lock on ${JSON.stringify(key)}: ${what}`,
+  );
+}
+
+// A session for one lock() or tryLock(): released keys stay, and a dead
+// holder's lock passes without a lock delay (see the module comment).
+function createLockSession(
+  context: LockContext,
+  ttl: number,
+  signal: AbortSignal,
+): Promise<string> {
+  return context.http.createSession({
+    name: "valkeyrie lock",
+    ttl: goDuration(lockSessionTtl(ttl, context.sessionTtlMin)),
+    behavior: "release",
+    lockDelay: "0s",
+  }, { signal });
+}
+
+/**
+ * Takes the lock on `key` if no other session holds it now: one attempt of
+ * {@linkcode acquireLock}'s, resolving `null` when another session holds
+ * the key (a dead holder's too, until Consul invalidates its session) or a
+ * lock delay forbids it for now. The attempt's session is destroyed before
+ * `null` resolves, and no blocking query is begun, so nothing is left
+ * behind; a transport error fails the call instead of being retried.
+ */
+export async function tryLock(
+  context: LockContext,
+  key: string,
+  options: DriverTryLockOptions,
+): Promise<LockLease | null> {
+  const { http } = context;
+  // The caller's signal stops waiting in the store; here it is checked
+  // before anything is created, and the attempt then runs to its end, so a
+  // key it took is released by the store (or by destroying the session
+  // below), never left to its TTL unseen.
+  options.signal?.throwIfAborted();
+  const signal = context.stopped;
+  const value = base64(options.value);
+  const session = await createLockSession(context, options.ttl, signal);
+  let lease: LockLease | undefined;
+  try {
+    for (let attempt = 0; attempt <= TRY_AGAIN_WHEN_FREED; attempt++) {
+      const result = await attemptLock(context, key, session, value, signal);
+      if (result === INVALID_SESSION) {
+        throw new StoreError(
+          `Consul invalidated the session of a tryLock on ${
+            JSON.stringify(key)
+          } before it could use it`,
+        );
+      }
+      if (result === 0) continue;
+      if (typeof result === "object" && result !== null) lease = result;
+      break;
+    }
+    return lease ?? null;
+  } finally {
+    if (lease === undefined) {
+      // The session holds nothing now (a lock it took would be a lease), so
+      // destroying it releases nothing of anyone's. Awaited: a null means no
+      // session is left open. If the agent cannot be told, the session ends
+      // after its TTL.
+      const done = http.destroySession(session).catch(() => {});
+      context.cleanup(() => done);
+      await done;
+    }
+  }
+}
+
 /** Waits until the lock on `key` is held, then returns its lease. */
 export async function acquireLock(
   context: LockContext,
@@ -72,13 +231,7 @@ export async function acquireLock(
     options.signal ? [options.signal, context.stopped] : [context.stopped],
   );
   const value = base64(options.value);
-  const newSession = () =>
-    http.createSession({
-      name: "valkeyrie lock",
-      ttl: goDuration(sessionTtl),
-      behavior: "release",
-      lockDelay: "0s",
-    }, { signal });
+  const newSession = () => createLockSession(context, options.ttl, signal);
 
   let session = await newSession();
   // While waiting, the session is kept alive by its own renewals.
@@ -92,50 +245,25 @@ export async function acquireLock(
   let watchIndex = 0n;
   const bucket = new TokenBucket();
 
-  const lock = (extra: TxnOp[] = []): TxnOp[] => [
-    ...extra,
-    { Verb: "lock", Key: key, Value: value, Session: session, Flags: 0 },
-  ];
-
   try {
     const lease = await waitForLock<LockLease>({
       signal,
       maxWaitMs: LOCK_RECHECK_MS,
       attempt: async () => {
         try {
-          const outcome = await http.txn(lock(), { signal });
+          const result = await attemptLock(
+            context,
+            key,
+            session,
+            value,
+            signal,
+          );
           failingSince = undefined;
           retries.reset();
-          if (outcome.ok) {
-            return held(context, key, session, outcome.results[0].ModifyIndex);
-          }
-          const what = outcome.errors[0]?.What ?? "";
-          if (/lock is already held/.test(what)) {
-            const { entry } = await http.get(key, { consistent: true, signal });
-            if (!entry?.Session) return 0;
-            if (!hasExpiry(entry)) return null;
-            // A key put with a TTL, not a lock: replace it, unless it
-            // changed since it was read.
-            const takeover = await http.txn(
-              lock([
-                { Verb: "check-index", Key: key, Index: entry.ModifyIndex },
-                { Verb: "delete", Key: key },
-              ]),
-              { signal },
-            );
-            return takeover.ok
-              ? held(context, key, session, takeover.results[1].ModifyIndex)
-              : 0;
-          }
-          if (/lock delay/.test(what)) return LOCK_DELAY_RETRY_MS;
-          if (/invalid session/.test(what)) {
-            // It expired while this waiter could not renew it.
-            session = await newSession();
-            return 0;
-          }
-          throw new StoreError(
-            `Consul refused the lock on ${JSON.stringify(key)}: ${what}`,
-          );
+          if (result !== INVALID_SESSION) return result;
+          // It expired while this waiter could not renew it.
+          session = await newSession();
+          return 0;
         } catch (error) {
           if (!(error instanceof ConsulHttpError) || !error.transient) {
             throw error;
@@ -224,7 +352,7 @@ function held(
     },
     onFailure: () => {},
   });
-  return {
+  const lease: LockLease = {
     lastIndex: BigInt(modifyIndex),
     lost: lost.signal,
     renew: async (signal) => {
@@ -245,6 +373,12 @@ function held(
       await http.destroySession(session, { signal });
     },
   };
+  // The session is this acquisition's alone: Consul releases the key from
+  // it when it is destroyed (unlock) or invalidated (expired, its node
+  // failed), and another holder's lock names its own session, so the key is
+  // locked by it exactly while this lease holds the lock.
+  leaseFences.set(lease, { key, session });
+  return lease;
 }
 
 /** Base64 of bytes, as `/v1/txn` carries values. */
