@@ -36,6 +36,7 @@ import { watchCases } from "./watch_cases.ts";
 
 export type { ConformanceTarget, TestRunner } from "./harness.ts";
 export { abandon } from "../../core/store.ts";
+export { pauseLock } from "../../core/lock.ts";
 
 /**
  * Registers the kit's cases for one backend, grouped by the part of the
