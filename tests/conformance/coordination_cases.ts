@@ -12,11 +12,13 @@ import {
   caseDefiner,
   type ConformanceTarget,
   lateBound,
+  settlesWithin,
   SLACK_MS,
   sleep,
   StreamReader,
   type TestRunner,
   text,
+  within,
 } from "./harness.ts";
 
 /**
@@ -26,35 +28,7 @@ import {
  */
 const ATTEMPT_MS = 10_000;
 
-/** Resolves `promise`, or rejects when it takes longer than `ms`. */
-async function within<T>(promise: Promise<T>, ms: number, what: string) {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`${what} did not settle within ${ms} ms`)),
-      ms,
-    );
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 const isLockLost = (error: unknown) => error instanceof LockLostError;
-
-/** Resolves whether `promise` settles within `ms`. */
-async function settlesWithin(promise: Promise<unknown>, ms: number) {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  const settled = promise.then(() => true, () => true);
-  const result = await Promise.race([settled, timeout]);
-  clearTimeout(timer);
-  return result;
-}
 
 const ids = (members: Member[]) => members.map((member) => member.id);
 
@@ -85,9 +59,9 @@ export function coordinationCases(
       const held = await c.a.lock(c.k("held"), { value: "a", ttl: 60_000 });
       for (let i = 0; i < 3; i++) {
         const attempt = await within(
-          b.tryLock(c.k("held"), { value: "b" }),
           ATTEMPT_MS,
           "tryLock of a held lock",
+          () => b.tryLock(c.k("held"), { value: "b" }),
         );
         assert.equal(attempt, null);
       }
@@ -103,9 +77,9 @@ export function coordinationCases(
       // A failed attempt queued nothing: the lock is free at once, to a
       // tryLock too (a leftover waiter would hold it up until its TTL).
       const next = await within(
-        b.tryLock(c.k("held"), { value: "b" }),
         ATTEMPT_MS,
         "tryLock after the release",
+        () => b.tryLock(c.k("held"), { value: "b" }),
       );
       assert.ok(next, "free after the holder released it");
       assert.equal(text(await c.a.get(c.k("held"))), "b");
@@ -313,7 +287,7 @@ export function coordinationCases(
     const waiting = b.semaphore(c.k("pool"), { permits: 1 }).acquire();
     assert.equal(await settlesWithin(waiting, 500), false, "it waits");
     await held.unlock();
-    const lock = await within(waiting, 10_000, "acquire after a release");
+    const lock = await within(10_000, "acquire after a release", () => waiting);
     await lock.unlock();
   }, long);
 
@@ -384,13 +358,21 @@ export function coordinationCases(
     await r1.unlock();
     assert.equal(await settlesWithin(writing, 300), false, "one reader left");
     await r2.unlock();
-    const w = await within(writing, 10_000, "write after the readers left");
+    const w = await within(
+      10_000,
+      "write after the readers left",
+      () => writing,
+    );
     // The writer excludes readers.
     const reading = rw.read();
     assert.equal(await settlesWithin(reading, 500), false, "a reader waits");
     await b.put(c.k("data"), "w", { fence: w });
     await w.unlock();
-    const r3 = await within(reading, 10_000, "read after the writer left");
+    const r3 = await within(
+      10_000,
+      "read after the writer left",
+      () => reading,
+    );
     await r3.unlock();
   }, long);
 
@@ -407,10 +389,14 @@ export function coordinationCases(
     const late = c.a.readWriteLock(c.k("rw")).read();
     assert.equal(await settlesWithin(late, 500), false, "the new reader waits");
     await r1.unlock();
-    const w = await within(writing, 10_000, "the writer after the old reader");
+    const w = await within(
+      10_000,
+      "the writer after the old reader",
+      () => writing,
+    );
     assert.equal(await settlesWithin(late, 300), false, "still behind it");
     await w.unlock();
-    const r2 = await within(late, 10_000, "the reader after the writer");
+    const r2 = await within(10_000, "the reader after the writer", () => late);
     await r2.unlock();
   }, long);
 

@@ -139,6 +139,21 @@ export function caseDefiner(
     defineCase(runner, target, name, body, timeoutMs);
 }
 
+/** Resolves whether `promise` settles (either way) within `ms`. */
+export async function settlesWithin(
+  promise: Promise<unknown>,
+  ms: number,
+): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  const settled = promise.then(() => true, () => true);
+  const result = await Promise.race([settled, timeout]);
+  clearTimeout(timer);
+  return result;
+}
+
 /** Runs `fn`, failing with a clear message if it takes longer than `ms`. */
 export async function within<T>(
   ms: number,

@@ -10,6 +10,7 @@ import {
   type ConformanceTarget,
   keys,
   lateBound,
+  settlesWithin,
   SLACK_MS,
   sleep,
   StreamReader,
@@ -26,18 +27,6 @@ export const LOCK_TTL_MS = 1_500;
  * default TTL, if ever, while a free one is a round trip or two away.
  */
 const FREE_LOCK_MS = DEFAULT_LOCK_TTL_MS / 2;
-
-/** Resolves whether `promise` settles within `ms`. */
-async function settlesWithin(promise: Promise<unknown>, ms: number) {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  const settled = promise.then(() => true, () => true);
-  const result = await Promise.race([settled, timeout]);
-  clearTimeout(timer);
-  return result;
-}
 
 export function lockCases(runner: TestRunner, target: ConformanceTarget): void {
   const test = caseDefiner(runner, target);
