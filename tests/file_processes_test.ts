@@ -81,6 +81,10 @@ async function agent(runtime: Runtime, path: string): Promise<Agent> {
   const exited = new Promise<number | null>((resolve) =>
     child.on("exit", resolve)
   );
+  // A command written to a child that was just SIGKILLed fails with EPIPE on
+  // its stdin; the call then rejects because the child exited, so the
+  // stream's error is not an uncaught exception of the test.
+  child.stdin!.on("error", () => {});
   let nextId = 1;
   const answer = (id: number) =>
     new Promise<Record<string, unknown>>((resolve, reject) => {
@@ -261,6 +265,48 @@ describe(`file: across processes (${here} and its children)`, () => {
       assert.ok(lock.lastIndex > token);
       await lock.unlock();
     } finally {
+      await holder.kill();
+      await store.close();
+    }
+  });
+
+  test("a SIGSTOPped holder loses its lock to another process, and after SIGCONT its fenced write changes nothing", async () => {
+    const path = join(dir, "paused-holder.db");
+    // This process opens first, so it owns the file: a stopped owner would
+    // stop everyone's calls, a stopped client only its own.
+    const store = await EmbeddedStore.connect({ path });
+    const holder = await agent(here, path);
+    try {
+      const ttl = 1_500;
+      const token = BigInt(
+        await holder.call("lock", { key: "k", ttl, value: "holder" }) as string,
+      );
+      await holder.call("fencedPut", { key: "data", value: "1", lock: "k" });
+      // process.kill, not ChildProcess.kill: Deno's does not send SIGCONT.
+      process.kill(holder.process.pid!, "SIGSTOP");
+      // Nothing renews the hold while the holder is stopped: it runs out.
+      const lock = await store.lock("k", {
+        ttl: 60_000,
+        signal: AbortSignal.timeout(ANSWER_MS),
+      });
+      assert.ok(lock.lastIndex > token, "the fencing token grows");
+      await store.put("data", "2", { fence: lock });
+      process.kill(holder.process.pid!, "SIGCONT");
+      // Awake, the old holder writes as if it still held the lock.
+      await assert.rejects(
+        holder.call("fencedPut", { key: "data", value: "late", lock: "k" }),
+        /LockLostError/,
+      );
+      assert.equal(
+        new TextDecoder().decode((await store.get("data"))!.value),
+        "2",
+        "the stale holder's write changed nothing",
+      );
+      await lock.unlock();
+    } finally {
+      try {
+        process.kill(holder.process.pid!, "SIGCONT");
+      } catch { /* already gone */ }
       await holder.kill();
       await store.close();
     }
