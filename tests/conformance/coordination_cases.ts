@@ -7,7 +7,9 @@ import { LockLostError } from "../../core/errors.ts";
 import { pauseLock } from "../../core/lock.ts";
 import { abandon } from "../../core/store.ts";
 import { Group, type Member } from "../../coordination/group.ts";
+import type { Lock } from "../../core/types.ts";
 import { LOCK_TTL_MS } from "./lock_cases.ts";
+import { lockViolations, type RecordedHold } from "./lock_history.ts";
 import {
   caseDefiner,
   type ConformanceTarget,
@@ -255,6 +257,83 @@ export function coordinationCases(
     await mine.unlock();
     await foreign.unlock();
   });
+
+  test(
+    "a history of contending, released and paused holders is safe: tokens grow, holds never overlap, no fenced write after a loss",
+    async (c) => {
+      const stores = [c.a, await c.open(), await c.open()];
+      const ttl = LOCK_TTL_MS;
+      const holds: RecordedHold[] = [];
+      const paused: Lock[] = [];
+      let refusals = 0;
+      // A paused holder keeps writing until the server refuses it: well
+      // past its TTL, when another holder took over or it simply expired.
+      const refusedBy = lateBound(ttl + c.a.limits.ttlGranularityMs) +
+        SLACK_MS;
+      await Promise.all(stores.map(async (store, worker) => {
+        for (let round = 0; round < 3; round++) {
+          const invokedAt = Date.now();
+          const lock = await store.lock(c.k("mutex"), {
+            ttl,
+            value: `${worker}`,
+            signal: AbortSignal.timeout(60_000),
+          });
+          const hold: RecordedHold = {
+            holder: `store ${worker}`,
+            token: lock.lastIndex,
+            invokedAt,
+            acquiredAt: Date.now(),
+            releasedAt: Infinity,
+            paused: false,
+            writes: [],
+          };
+          holds.push(hold);
+          lock.lost.addEventListener("abort", () => {
+            hold.releasedAt = Math.min(hold.releasedAt, Date.now());
+          });
+          const write = async () => {
+            const at = Date.now();
+            await store.put(c.k("data"), `${worker}/${round}`, {
+              fence: lock,
+            });
+            hold.writes.push({ invokedAt: at, completedAt: Date.now() });
+          };
+          // One holder (and a random few more) is frozen mid-hold.
+          if ((worker === 0 && round === 1) || Math.random() < 0.15) {
+            hold.paused = true;
+            hold.releasedAt = Date.now();
+            pauseLock(lock);
+            paused.push(lock);
+            const deadline = Date.now() + refusedBy;
+            while (true) {
+              try {
+                await write();
+              } catch (error) {
+                assert.ok(isLockLost(error), String(error));
+                refusals++;
+                break;
+              }
+              assert.ok(
+                Date.now() < deadline,
+                `a paused holder's fenced writes were still applied ${refusedBy} ms on`,
+              );
+              await sleep(100);
+            }
+            continue;
+          }
+          await write();
+          await sleep(Math.random() * 30);
+          await write();
+          hold.releasedAt = Date.now();
+          await lock.unlock();
+        }
+      }));
+      await Promise.all(paused.map((lock) => lock.unlock().catch(() => {})));
+      assert.equal(refusals, paused.length, "every paused holder was refused");
+      assert.deepEqual(lockViolations(holds), []);
+    },
+    long,
+  );
 
   // --- semaphores
 
