@@ -22,6 +22,7 @@ import {
   isRecoverableError,
 } from "etcd3";
 import { delay } from "../../core/abort.ts";
+import { StoreError } from "../../core/errors.ts";
 import { Backoff, type BackoffOptions } from "../../core/backoff.ts";
 import type { TlsConnectionOptions } from "../../core/tls.ts";
 import type { ErrorContext } from "../../core/translate.ts";
@@ -123,6 +124,40 @@ interface Pool {
   };
 }
 
+/**
+ * etcd3's pool, after checking that it has the shape this module relies on:
+ * a release of etcd3 that renamed one of these fails here, at open, with a
+ * message that says so, rather than later as a TypeError in a call.
+ *
+ * @param etcd The client whose pool to take.
+ * @returns The pool.
+ */
+export function privatePool(etcd: Etcd3): Pool {
+  const pool = (etcd as unknown as { pool?: Partial<Pool> }).pool;
+  const missing = [
+    typeof pool?.withConnection === "function" ? "" : "pool.withConnection()",
+    typeof pool?.markFailed === "function" ? "" : "pool.markFailed()",
+    Array.isArray(pool?.hosts) &&
+      pool.hosts.every((host) => typeof host.getServiceClient === "function")
+      ? ""
+      : "pool.hosts[].getServiceClient()",
+    typeof pool?.authenticator?.invalidateMetadata === "function"
+      ? ""
+      : "pool.authenticator.invalidateMetadata()",
+    typeof pool?.authenticator?.getCredentialsFromHost === "function"
+      ? ""
+      : "pool.authenticator.getCredentialsFromHost()",
+  ].filter((name) => name !== "");
+  if (missing.length > 0) {
+    throw new StoreError(
+      `This version of the etcd3 client lacks what the etcd backend uses of its internals (${
+        missing.join(", ")
+      }); install the etcd3 version this library declares (^1.1.2)`,
+    );
+  }
+  return pool as Pool;
+}
+
 /** An open connection to an etcd cluster. */
 export class EtcdClient {
   /** The etcd3 client. */
@@ -161,7 +196,7 @@ export class EtcdClient {
           }),
       },
     });
-    this.#pool = (this.etcd as unknown as { pool: Pool }).pool;
+    this.#pool = privatePool(this.etcd);
     if (settings.tls) {
       // etcd3 makes one set of TLS credentials for every member; ours are
       // per member (see tls.ts). Channels are made lazily, so setting them
