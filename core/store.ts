@@ -162,7 +162,7 @@ export class BaseStore implements Store {
     this.#open(options);
     const full = this.#key(key);
     const bytes = toBytes(key, value, this.limits.maxValueBytes);
-    const ttl = checkTtl(options?.ttl);
+    const ttl = this.#keyTtl(options?.ttl);
     const signal = options?.signal;
     if (options?.fence === undefined) {
       return await this.#run(
@@ -295,7 +295,7 @@ export class BaseStore implements Store {
       return {
         key: this.#key(entry.key),
         value: toBytes(entry.key, entry.value, this.limits.maxValueBytes),
-        ttl: checkTtl(entry.ttl),
+        ttl: this.#keyTtl(entry.ttl),
       };
     });
     const signal = options?.signal;
@@ -452,6 +452,18 @@ export class BaseStore implements Store {
     return readWriteLock(this, key, options);
   }
 
+  // A key's TTL option, checked, and within the backend's longest.
+  #keyTtl(ttl: unknown): number | undefined {
+    const checked = checkTtl(ttl);
+    const max = this.limits.maxTtlMs;
+    if (checked !== undefined && max !== undefined && checked > max) {
+      throw new InvalidArgumentError(
+        `A ttl of ${checked} ms is longer than the ${this.backend} backend's longest, ${max} ms`,
+      );
+    }
+    return checked;
+  }
+
   // The checked arguments of lock() and tryLock().
   #lockArguments(key: string, options: LockOptions | undefined) {
     const full = this.#key(key);
@@ -503,7 +515,7 @@ export class BaseStore implements Store {
     this.#open(options);
     const full = this.#key(key);
     const bytes = toBytes(key, value, this.limits.maxValueBytes);
-    const ttl = checkTtl(options?.ttl);
+    const ttl = this.#keyTtl(options?.ttl);
     const expected = previousIndex(key, previous, true);
     const steps: AtomicStep[] = [
       { type: "check", key: full, lastIndex: expected },
@@ -536,7 +548,7 @@ export class BaseStore implements Store {
     return new AtomicBuilder({
       key: (key) => this.#key(key),
       value: (key, value) => toBytes(key, value, this.limits.maxValueBytes),
-      ttl: checkTtl,
+      ttl: (ttl) => this.#keyTtl(ttl),
       maxOperations: this.limits.maxAtomicOperations,
       lease: (lock) => this.#lease(lock),
       commit: (steps, sums, fences, options) =>
@@ -555,7 +567,7 @@ export class BaseStore implements Store {
       key: full,
       userKey: key,
       delta: checkDelta(key, delta),
-      ttl: checkTtl(options?.ttl),
+      ttl: this.#keyTtl(options?.ttl),
     };
     const result = await this.#sum("increment", [], [sum], options?.signal);
     // With no check of the caller's, the commit only ever fails to another

@@ -123,6 +123,12 @@ export interface StoreLimits {
   readonly ttlGranularityMs: number;
   /** The most checks and writes one `atomic()` operation may hold. */
   readonly maxAtomicOperations: number;
+  /**
+   * The longest TTL a key may be given, in milliseconds, where the backend
+   * has one (ZooKeeper's TTL nodes, Consul's sessions); a longer one is an
+   * `InvalidArgumentError` before any I/O. Locks' TTLs are not bound by it.
+   */
+  readonly maxTtlMs?: number;
 }
 
 /** Options of {@linkcode Store.lock}. */

@@ -53,6 +53,7 @@ import {
   keySessionTtl,
   SESSION_REAP_FACTOR,
   SESSION_REAP_MARGIN_MS,
+  SESSION_TTL_MAX_MS,
 } from "./sessions.ts";
 
 /** Consul refuses a transaction of more operations (`maxTxnOps`). */
@@ -116,6 +117,8 @@ export function consulLimits(sessionTtlMin: number): StoreLimits {
       SESSION_REAP_MARGIN_MS,
     // A put takes two operations (a delete and a set).
     maxAtomicOperations: TXN_MAX_OPS / 2,
+    // A key with a TTL lives on a session, which lives at most this long.
+    maxTtlMs: SESSION_TTL_MAX_MS,
   });
 }
 

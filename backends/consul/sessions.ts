@@ -38,11 +38,7 @@ export function goDuration(ms: number): string {
  * Consul deletes it at the latest twice that after the put.
  */
 export function keySessionTtl(ttl: number, ttlMin: number): number {
-  if (ttl > SESSION_TTL_MAX_MS) {
-    throw new InvalidArgumentError(
-      `A Consul key cannot live longer than its session's TTL, at most ${SESSION_TTL_MAX_MS} ms; ttl ${ttl} is longer`,
-    );
-  }
+  // At most SESSION_TTL_MAX_MS: the store's limits.maxTtlMs.
   return Math.max(ttl, ttlMin);
 }
 

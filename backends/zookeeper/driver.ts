@@ -5,7 +5,7 @@
  * @module
  */
 
-import { InvalidArgumentError, StoreError } from "../../core/errors.ts";
+import { StoreError } from "../../core/errors.ts";
 import { utf8Length } from "../../core/keys.ts";
 import type {
   AtomicStep,
@@ -95,6 +95,7 @@ function limitsOf(config: ZookeeperConfig): StoreLimits {
     maxValueBytes: config.maxBufferSize - reserve,
     ttlGranularityMs: config.tickTime + EXPIRY_PROCESSING_MS,
     maxAtomicOperations: MAX_ATOMIC_OPERATIONS,
+    maxTtlMs: MAX_TTL_MS,
   });
 }
 
@@ -289,13 +290,8 @@ export class ZookeeperDriver implements Driver {
 /** The longest TTL ZooKeeper can record: 2^40 - 1 ms, about 34 years. */
 const MAX_TTL_MS = 2 ** 40 - 1;
 
-// ZooKeeper takes whole milliseconds, up to its maximum.
+// ZooKeeper takes whole milliseconds (up to limits.maxTtlMs, which the
+// store checks).
 function ttlOf(ttl: number | undefined): number | undefined {
-  if (ttl === undefined) return undefined;
-  if (ttl > MAX_TTL_MS) {
-    throw new InvalidArgumentError(
-      `A ttl of ${ttl} ms is longer than ZooKeeper's maximum of ${MAX_TTL_MS} ms`,
-    );
-  }
-  return Math.ceil(ttl);
+  return ttl === undefined ? undefined : Math.ceil(ttl);
 }

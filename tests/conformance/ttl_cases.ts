@@ -193,4 +193,36 @@ export function ttlCases(runner: TestRunner, target: ConformanceTarget): void {
     }
     assert.equal(await s.exists(c.k("bad-ttl")), false);
   });
+
+  test("a ttl beyond limits.maxTtlMs is rejected and writes nothing; a long one within it is kept", async (c) => {
+    const s = c.a;
+    const max = s.limits.maxTtlMs;
+    // A year where the backend sets no bound: beyond any timer's reach.
+    const long = max ?? 365 * 86_400_000;
+    await s.put(c.k("long"), "v", { ttl: long });
+    assert.equal(text(await s.get(c.k("long"))), "v");
+    if (max === undefined) return;
+    const over = max + 1_000;
+    await assert.rejects(
+      s.put(c.k("over"), "v", { ttl: over }),
+      InvalidArgumentError,
+    );
+    await assert.rejects(
+      s.atomicPut(c.k("over"), "v", null, { ttl: over }),
+      InvalidArgumentError,
+    );
+    assert.throws(
+      () => s.atomic().put(c.k("over"), "v", { ttl: over }),
+      InvalidArgumentError,
+    );
+    await assert.rejects(
+      s.increment(c.k("over"), 1n, { ttl: over }),
+      InvalidArgumentError,
+    );
+    await assert.rejects(
+      s.putMany([{ key: c.k("over"), value: "v", ttl: over }]),
+      InvalidArgumentError,
+    );
+    assert.equal(await s.exists(c.k("over")), false);
+  });
 }
