@@ -273,14 +273,18 @@ export function zkCliAs(
   return cli(port, command, auth);
 }
 
+// -waitforconnection: zkCli prints its connection event (the "WATCHER::"
+// chatter) from another thread, and without waiting for it that text can
+// land in the middle of the command's output ("[" ... "x, z]" in a CI run).
+// Waiting, the event is printed whole before the command runs.
 function cli(port: number, command: string[], auth: string | undefined) {
-  const args = ["-server", `127.0.0.1:${port}`];
+  const args = ["-waitforconnection", "-server", `127.0.0.1:${port}`];
   const output = auth === undefined
     ? run("/usr/share/zookeeper/bin/zkCli.sh", [...args, ...command])
     // Commands read from stdin run once connected.
     : run(
       "/usr/share/zookeeper/bin/zkCli.sh",
-      ["-waitforconnection", ...args],
+      args,
       {
         input: `addauth digest ${auth}\n${command.join(" ")}\nquit\n`,
       },
@@ -299,6 +303,7 @@ export async function zkCliAsync(
 ): Promise<string> {
   return withoutChatter(
     await runAsync("/usr/share/zookeeper/bin/zkCli.sh", [
+      "-waitforconnection",
       "-server",
       `127.0.0.1:${port}`,
       ...command,
