@@ -48,20 +48,36 @@ function recheckMs(ttl: number): number {
 }
 
 /**
- * Resolves on the first change of the tree under `prefix` after the first
- * snapshot (a release deletes a permit's key), when `signal` aborts, or when
- * the watch ends.
+ * The changes of the tree under `prefix` after its first snapshot (a release
+ * deletes its hold's key), for a waiter of a recipe, until `signal` aborts.
  */
 class TreeChanges {
   #reader: ReadableStreamDefaultReader<unknown>;
   #first: Promise<unknown>;
+  #signal: AbortSignal;
 
   constructor(store: Store, prefix: string, signal: AbortSignal) {
+    this.#signal = signal;
     this.#reader = store.watchTree(prefix, { signal }).getReader();
     this.#first = this.#reader.read().catch(() => {});
   }
 
-  async next(): Promise<void> {
+  /**
+   * Waits for the next change, or for the re-check of a recipe whose holds
+   * have `ttl` (what no watch reports: a dead holder's expiry); rejects with
+   * the signal's reason when it aborts.
+   */
+  nextOrRecheck(ttl: number): Promise<void> {
+    return abortable(
+      Promise.race([
+        this.#next(),
+        delay(recheckMs(ttl), this.#signal).catch(() => {}),
+      ]),
+      this.#signal,
+    );
+  }
+
+  async #next(): Promise<void> {
     await this.#first;
     await this.#reader.read().catch(() => {});
   }
@@ -145,13 +161,7 @@ export function semaphore(
         while (true) {
           const free = await tryAcquire(acquire);
           if (free) return free;
-          await abortable(
-            Promise.race([
-              changes.next(),
-              delay(recheckMs(ttl), both).catch(() => {}),
-            ]),
-            both,
-          );
+          await changes.nextOrRecheck(ttl);
         }
       } finally {
         stop.abort();
@@ -225,13 +235,7 @@ export function readWriteLock(
         const changes = new TreeChanges(store, readers, both);
         while (true) {
           if (await noReaders(store, readers, ttl, both)) return writer;
-          await abortable(
-            Promise.race([
-              changes.next(),
-              delay(recheckMs(ttl), both).catch(() => {}),
-            ]),
-            both,
-          );
+          await changes.nextOrRecheck(ttl);
         }
       } catch (error) {
         await writer.unlock().catch(() => {});
