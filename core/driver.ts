@@ -77,6 +77,16 @@ export interface DriverWriteOptions {
   signal?: AbortSignal;
 }
 
+/** One write of {@linkcode Driver.putMany}, checked like a `put`'s. */
+export interface DriverPut {
+  /** The full key. */
+  key: string;
+  /** The value. */
+  value: Uint8Array;
+  /** Time to live in milliseconds, already checked to be positive. */
+  ttl?: number;
+}
+
 /** Options of driver calls that only take a signal. */
 export interface DriverSignalOptions {
   /** The caller's signal, if any. */
@@ -238,6 +248,27 @@ export interface Driver {
    * cheap), and its backend page says so.
    */
   scan?(range: ScanRange, options: DriverReadOptions): Promise<Entry[]>;
+  /**
+   * Batch calls: each is one round trip (or one commit) for a chunk of at
+   * most `limits.maxBatchKeys` distinct keys (256 when not declared), and
+   * resolves one result per key, in the order given. Not atomic: a chunk that
+   * rejects may have been partly applied. A driver that leaves one out gets
+   * its single calls, a bounded number at a time.
+   */
+  getMany?(
+    keys: readonly string[],
+    options: DriverReadOptions,
+  ): Promise<(Entry | null)[]>;
+  /** See {@linkcode Driver.getMany}; resolves each key's new `lastIndex`. */
+  putMany?(
+    writes: readonly DriverPut[],
+    options: DriverSignalOptions,
+  ): Promise<bigint[]>;
+  /** See {@linkcode Driver.getMany}; no error for keys that are absent. */
+  deleteMany?(
+    keys: readonly string[],
+    options: DriverSignalOptions,
+  ): Promise<void>;
   /**
    * Deletes `key` (unless it is `null`: the root of the store) and every key
    * starting with `dir`.

@@ -8,7 +8,7 @@
 import { AtomicBuilder, type AtomicSum } from "./atomic.ts";
 import { abortable, allowManyListeners, deadline, delay } from "./abort.ts";
 import { Backoff } from "./backoff.ts";
-import { runBulk } from "./bulk.ts";
+import { DEFAULT_BATCH_KEYS, runBulk, runChunked } from "./bulk.ts";
 import { addToCounter, checkDelta, readCounter } from "./counter.ts";
 import {
   InvalidArgumentError,
@@ -265,14 +265,31 @@ export class BaseStore implements Store {
     this.#open(options);
     const full = this.#keys("getMany", keys);
     const read = this.#readOptions(options);
-    return await runBulk("getMany", full, false, async (key) => {
-      const entry = await this.#run(
+    const batch = this.#driver.getMany?.bind(this.#driver);
+    let entries: (Entry | null)[];
+    if (batch) {
+      // Each key is read once, however often it was asked for.
+      const distinct = [...new Set(full)];
+      const found = await runChunked(
         "getMany",
-        options?.signal,
-        () => this.#driver.get(key, read),
+        distinct,
+        this.#batchKeys,
+        String,
+        false,
+        (chunk) =>
+          this.#run("getMany", options?.signal, () => batch(chunk, read)),
       );
-      return entry === null ? null : this.#pair(entry);
-    });
+      const byKey = new Map(distinct.map((key, i) => [key, found[i]]));
+      entries = full.map((key) => byKey.get(key)!);
+    } else {
+      entries = await runBulk("getMany", full, false, (key) =>
+        this.#run(
+          "getMany",
+          options?.signal,
+          () => this.#driver.get(key, read),
+        ));
+    }
+    return entries.map((entry) => entry === null ? null : this.#pair(entry));
   }
 
   async putMany(
@@ -299,6 +316,17 @@ export class BaseStore implements Store {
       };
     });
     const signal = options?.signal;
+    const batch = this.#driver.putMany?.bind(this.#driver);
+    if (batch) {
+      return await runChunked(
+        "putMany",
+        writes,
+        this.#batchKeys,
+        (write) => write.key,
+        true,
+        (chunk) => this.#run("putMany", signal, () => batch(chunk, { signal })),
+      );
+    }
     return await runBulk("putMany", writes, true, (write) =>
       this.#run(
         "putMany",
@@ -314,6 +342,22 @@ export class BaseStore implements Store {
   ): Promise<void> {
     this.#open(options);
     const full = this.#keys("deleteMany", keys);
+    const batch = this.#driver.deleteMany?.bind(this.#driver);
+    if (batch) {
+      const signal = options?.signal;
+      await runChunked(
+        "deleteMany",
+        full,
+        this.#batchKeys,
+        String,
+        true,
+        async (chunk) => {
+          await this.#run("deleteMany", signal, () => batch(chunk, { signal }));
+          return chunk;
+        },
+      );
+      return;
+    }
     await runBulk("deleteMany", full, true, (key) =>
       this.#run(
         "deleteMany",
@@ -453,6 +497,11 @@ export class BaseStore implements Store {
   }
 
   // A key's TTL option, checked, and within the backend's longest.
+  /** Keys per chunk of a bulk call on a driver with batch calls. */
+  get #batchKeys(): number {
+    return this.#driver.limits.maxBatchKeys ?? DEFAULT_BATCH_KEYS;
+  }
+
   #keyTtl(ttl: unknown): number | undefined {
     const checked = checkTtl(ttl);
     const max = this.limits.maxTtlMs;

@@ -129,6 +129,13 @@ export interface StoreLimits {
    * `InvalidArgumentError` before any I/O. Locks' TTLs are not bound by it.
    */
   readonly maxTtlMs?: number;
+  /**
+   * The most keys one round trip of `getMany`, `putMany` or `deleteMany`
+   * carries, where the backend has a batch call (DynamoDB's 25 writes,
+   * Consul's 64 transaction operations); longer calls are split into chunks
+   * of this size. Absent where each key is its own call.
+   */
+  readonly maxBatchKeys?: number;
 }
 
 /** Options of {@linkcode Store.lock}. */

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { MemoryDriver } from "../backends/memory/driver.ts";
-import { BULK_IN_FLIGHT } from "../core/bulk.ts";
+import { BULK_IN_FLIGHT, CHUNKS_IN_FLIGHT, runChunked } from "../core/bulk.ts";
 import type { Driver, DriverWriteOptions } from "../core/driver.ts";
 import {
   BulkWriteError,
@@ -215,5 +215,72 @@ describe("putMany", () => {
     assert.deepEqual(started, []);
     assert.deepEqual(await store.putMany([]), []);
     await store.close();
+  });
+});
+
+describe("chunked bulk calls (drivers with batch calls)", () => {
+  test("chunks hold at most the size and a key once, in order", async () => {
+    const chunks: string[][] = [];
+    const keys = ["a", "b", "c", "a", "d", "e", "f", "g"];
+    const results = await runChunked(
+      "putMany",
+      keys,
+      3,
+      String,
+      true,
+      (chunk) => {
+        chunks.push([...chunk]);
+        return Promise.resolve(chunk.map((key) => key.toUpperCase()));
+      },
+    );
+    // "a" again starts a new chunk, so its second write lands after its first.
+    assert.deepEqual(chunks, [["a", "b", "c"], ["a", "d", "e"], ["f", "g"]]);
+    assert.deepEqual(results, keys.map((key) => key.toUpperCase()));
+  });
+
+  test("a failed chunk: the error lists the items of the chunks done", async () => {
+    const keys = Array.from({ length: 10 }, (_, i) => `k${i}`);
+    const error = await runChunked(
+      "putMany",
+      keys,
+      4,
+      String,
+      true,
+      (chunk) =>
+        chunk.includes("k5")
+          ? Promise.reject(new Error("the server went away"))
+          : Promise.resolve(chunk.map(() => 1n)),
+    ).then(() => undefined, (error) => error);
+    assert.ok(error instanceof BulkWriteError);
+    // Chunks [k0..k3] and [k8, k9] were written; [k4..k7] failed as a whole.
+    assert.deepEqual(error.done, [0, 1, 2, 3, 8, 9]);
+    assert.match(error.message, /the server went away/);
+  });
+
+  test("a batch that resolves the wrong count is an error", async () => {
+    await assert.rejects(
+      runChunked(
+        "getMany",
+        ["a", "b"],
+        5,
+        String,
+        false,
+        () => Promise.resolve([null]),
+      ),
+      /a batch of 2 resolved 1 results/,
+    );
+  });
+
+  test("at most CHUNKS_IN_FLIGHT chunks at a time", async () => {
+    let inFlight = 0;
+    let most = 0;
+    const keys = Array.from({ length: 100 }, (_, i) => `k${i}`);
+    await runChunked("getMany", keys, 5, String, false, async (chunk) => {
+      most = Math.max(most, ++inFlight);
+      await settle();
+      inFlight--;
+      return chunk.map(() => null);
+    });
+    assert.equal(most, CHUNKS_IN_FLIGHT);
   });
 });

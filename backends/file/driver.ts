@@ -16,6 +16,7 @@ import type {
   Driver,
   DriverCommitOptions,
   DriverLockOptions,
+  DriverPut,
   DriverReadOptions,
   DriverSignalOptions,
   DriverTryLockOptions,
@@ -42,6 +43,7 @@ export const FILE_LIMITS: StoreLimits = Object.freeze({
   maxValueBytes: 16 * 1024 * 1024,
   ttlGranularityMs: 50,
   maxAtomicOperations: 10_000,
+  maxBatchKeys: 1024,
 });
 
 /**
@@ -79,6 +81,45 @@ export class FileDriver implements Driver {
 
   delete(key: string, _options: DriverSignalOptions): Promise<void> {
     return this.#shared.call((db) => db.delete(key), false);
+  }
+
+  getMany(
+    keys: readonly string[],
+    _options: DriverReadOptions,
+  ): Promise<(Entry | null)[]> {
+    // Reads of one read transaction's worth, sent together to an owner.
+    return this.#shared.call(
+      (db) => Promise.all(keys.map((key) => db.get(key))),
+      true,
+    );
+  }
+
+  putMany(
+    writes: readonly DriverPut[],
+    _options: DriverSignalOptions,
+  ): Promise<bigint[]> {
+    // One commit, one sync, for the whole chunk.
+    const steps = writes.map(({ key, value, ttl }) => ({
+      type: "put" as const,
+      key,
+      value,
+      ttl,
+    }));
+    return this.#shared.call(async (db) => {
+      const outcome = await db.commit(steps, []);
+      if (!outcome.ok) throw new Error("a commit without checks failed");
+      return writes.map(() => outcome.lastIndex);
+    }, false);
+  }
+
+  deleteMany(
+    keys: readonly string[],
+    _options: DriverSignalOptions,
+  ): Promise<void> {
+    const steps = keys.map((key) => ({ type: "delete" as const, key }));
+    return this.#shared.call(async (db) => {
+      await db.commit(steps, []);
+    }, false);
   }
 
   list(dir: string, _options: DriverReadOptions): Promise<Entry[]> {

@@ -17,6 +17,7 @@ import type {
   Driver,
   DriverCommitOptions,
   DriverLockOptions,
+  DriverPut,
   DriverReadOptions,
   DriverSignalOptions,
   DriverTryLockOptions,
@@ -44,6 +45,7 @@ export const MEMORY_LIMITS: StoreLimits = Object.freeze({
   // Reads check expiry exactly; only watch notifications wait for a timer.
   ttlGranularityMs: 50,
   maxAtomicOperations: 1024,
+  maxBatchKeys: 1024,
 });
 
 /** One handle of a memory database. */
@@ -77,6 +79,32 @@ export class MemoryDriver implements Driver {
 
   delete(key: string, _options: DriverSignalOptions): Promise<void> {
     this.#db.commit([{ type: "delete", key }]);
+    return Promise.resolve();
+  }
+
+  getMany(
+    keys: readonly string[],
+    _options: DriverReadOptions,
+  ): Promise<(Entry | null)[]> {
+    return Promise.resolve(keys.map((key) => this.#db.get(key)));
+  }
+
+  putMany(
+    writes: readonly DriverPut[],
+    _options: DriverSignalOptions,
+  ): Promise<bigint[]> {
+    // One commit: every key gets its revision.
+    const outcome = this.#db.commit(
+      writes.map(({ key, value, ttl }) => ({ type: "put", key, value, ttl })),
+    ) as { lastIndex: bigint };
+    return Promise.resolve(writes.map(() => outcome.lastIndex));
+  }
+
+  deleteMany(
+    keys: readonly string[],
+    _options: DriverSignalOptions,
+  ): Promise<void> {
+    this.#db.commit(keys.map((key) => ({ type: "delete", key })));
     return Promise.resolve();
   }
 
