@@ -50,6 +50,7 @@ export type {
   Entry,
   KeySink,
   LockLease,
+  ReplaySink,
   ScanRange,
   TreeSink,
 } from "./core/driver.ts";

@@ -163,6 +163,21 @@ export interface TreeSink {
   error(error: unknown): void;
 }
 
+/**
+ * Where a tree watch that replays history reports (see
+ * {@linkcode Driver.replayTree}).
+ */
+export interface ReplaySink extends TreeSink {
+  /**
+   * Called instead of the first `reset`: the changes after the asked index
+   * follow as `put` and `delete` calls (a delete also of a key the sink has
+   * not seen), then `replayed`, then live changes as for any tree watch.
+   */
+  replaying(): void;
+  /** Every change up to `lastIndex` has been reported. */
+  replayed(lastIndex: bigint): void;
+}
+
 /** What a driver's `lock` returns once the lock is held. */
 export interface LockLease {
   /** The fencing token: it grows with every acquisition of the key. */
@@ -296,6 +311,19 @@ export interface Driver {
    * change, until `signal` aborts.
    */
   watchTree(dir: string, sink: TreeSink, signal: AbortSignal): void;
+  /**
+   * Starts watching the tree as `watchTree` does, but first replays the
+   * changes after `from` where the backend still holds that history (see
+   * {@linkcode ReplaySink}); where it does not (compacted, or `from` lies
+   * in the future), starts with a `reset` as `watchTree` does. A driver
+   * without it is resumed with a `reset`.
+   */
+  replayTree?(
+    dir: string,
+    from: bigint,
+    sink: ReplaySink,
+    signal: AbortSignal,
+  ): void;
   /** Waits until the lock on `key` is held and its value written. */
   lock(key: string, options: DriverLockOptions): Promise<LockLease>;
   /**

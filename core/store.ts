@@ -419,9 +419,13 @@ export class BaseStore implements Store {
       this.#watchSetup(options),
       fromIndex !== undefined,
     );
+    const replay = this.#driver.replayTree?.bind(this.#driver);
     this.#startWatch(
       watch,
-      () => this.#driver.watchTree(dirOf(full), watch, watch.signal),
+      () =>
+        fromIndex !== undefined && replay
+          ? replay(dirOf(full), fromIndex, watch, watch.signal)
+          : this.#driver.watchTree(dirOf(full), watch, watch.signal),
     );
     return watch.stream;
   }

@@ -14,7 +14,7 @@
 import { compareKeys } from "./keys.ts";
 import { StoreError } from "./errors.ts";
 import { timerDelay, unrefTimer } from "./abort.ts";
-import type { Entry, KeySink, TreeSink } from "./driver.ts";
+import type { Entry, KeySink, ReplaySink, TreeSink } from "./driver.ts";
 import type { KVPair, WatchEvent } from "./types.ts";
 
 /**
@@ -376,7 +376,7 @@ interface Seen {
  * reports a whole tree again (after a reconnect) it sends the difference,
  * so a change never costs the size of the tree and none is skipped.
  */
-export class EventWatch extends WatchBase<WatchEvent> implements TreeSink {
+export class EventWatch extends WatchBase<WatchEvent> implements ReplaySink {
   #seen = new Map<string, Seen>();
   // Events not yet read, each with whether it is a live change.
   #queue: [WatchEvent, boolean][] = [];
@@ -385,6 +385,9 @@ export class EventWatch extends WatchBase<WatchEvent> implements TreeSink {
   #live = 0;
   #ready = false;
   #resume: boolean;
+  // Started from replayed history: #seen holds only what changed since, so
+  // every delete is passed on, and a later reset is sent as a reset.
+  #replay = false;
   #highest = 0n;
   #wake: (() => void) | undefined;
 
@@ -412,9 +415,13 @@ export class EventWatch extends WatchBase<WatchEvent> implements TreeSink {
     const live = entries.filter((entry) =>
       entry.expiresAt === undefined || entry.expiresAt > now
     ).sort((a, b) => compareKeys(a.key, b.key));
-    if (!this.#ready) {
+    if (!this.#ready || this.#replay) {
+      // A view built from replayed changes cannot be diffed against the
+      // tree (it never held the unchanged keys): the consumer starts over.
+      if (this.#resume || this.#replay) this.#push({ type: "reset" }, false);
+      this.#forget();
       this.#ready = true;
-      if (this.#resume) this.#push({ type: "reset" }, false);
+      this.#replay = false;
       for (const entry of live) this.#put(entry, false);
     } else {
       const present = new Set<string>();
@@ -426,6 +433,18 @@ export class EventWatch extends WatchBase<WatchEvent> implements TreeSink {
         if (!present.has(key)) this.#delete(key, false);
       }
     }
+    this.#push({ type: "synced", lastIndex: this.#highest }, false);
+  }
+
+  replaying(): void {
+    if (this.ended || this.#ready) return;
+    this.#ready = true;
+    this.#replay = true;
+  }
+
+  replayed(lastIndex: bigint): void {
+    if (this.ended || !this.#replay) return;
+    if (lastIndex > this.#highest) this.#highest = lastIndex;
     this.#push({ type: "synced", lastIndex: this.#highest }, false);
   }
 
@@ -447,8 +466,7 @@ export class EventWatch extends WatchBase<WatchEvent> implements TreeSink {
   }
 
   protected dispose(): void {
-    for (const seen of this.#seen.values()) clearTimeout(seen.expiry);
-    this.#seen.clear();
+    this.#forget();
     this.#queue = [];
     this.#head = 0;
     this.#wake?.();
@@ -466,10 +484,15 @@ export class EventWatch extends WatchBase<WatchEvent> implements TreeSink {
     this.#push({ type: "put", pair: this.toPair(entry) }, live);
   }
 
+  #forget(): void {
+    for (const seen of this.#seen.values()) clearTimeout(seen.expiry);
+    this.#seen.clear();
+  }
+
   #delete(key: string, live: boolean): void {
     const old = this.#seen.get(key);
-    if (!old) return;
-    clearTimeout(old.expiry);
+    if (!old && !this.#replay) return;
+    clearTimeout(old?.expiry);
     this.#seen.delete(key);
     this.#push({ type: "delete", key: this.userKey(key) }, live);
   }

@@ -5,8 +5,13 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { Entry } from "../core/driver.ts";
 import { StoreError } from "../core/errors.ts";
-import { KeyWatch, TreeWatch, WATCH_BUFFER_LIMIT } from "../core/watch.ts";
-import type { KVPair } from "../core/types.ts";
+import {
+  EventWatch,
+  KeyWatch,
+  TreeWatch,
+  WATCH_BUFFER_LIMIT,
+} from "../core/watch.ts";
+import type { KVPair, WatchEvent } from "../core/types.ts";
 import { EVENT_TIMEOUT_MS, StreamReader } from "./conformance/harness.ts";
 
 const entry = (key: string, lastIndex: number, expiresAt?: number): Entry => ({
@@ -215,6 +220,61 @@ describe("TreeWatch", () => {
       "never",
     ]);
     assert.ok(Date.now() >= now + 250 - 20, "late dropped before its expiry");
+    await reader.cancel();
+  });
+});
+
+describe("EventWatch replaying history", () => {
+  const shown = (event: WatchEvent) =>
+    event.type === "put"
+      ? `put ${event.pair.key}@${event.pair.lastIndex}`
+      : event.type === "delete"
+      ? `delete ${event.key}`
+      : event.type === "synced"
+      ? `synced ${event.lastIndex}`
+      : "reset";
+
+  test("passes on replayed changes, every delete, then a later reset as a reset", async () => {
+    const { setup: s } = setup();
+    const watch = new EventWatch(s, true);
+    const reader = new StreamReader(watch.stream);
+    watch.replaying();
+    watch.put(entry("p/a", 5));
+    // Never seen by this watch (unchanged before the index), yet gone.
+    watch.delete("p/b");
+    watch.replayed(9n);
+    const events: string[] = [];
+    for (let i = 0; i < 3; i++) events.push(shown(await reader.next(100)));
+    assert.deepEqual(events, ["put a@5", "delete b", "synced 9"]);
+    // A live delete of a key the replay did not send is passed on too.
+    watch.delete("p/c");
+    assert.equal(shown(await reader.next(100)), "delete c");
+    // The history was lost later: the view cannot be diffed, so reset.
+    watch.reset([entry("p/a", 5), entry("p/d", 11)]);
+    const after: string[] = [];
+    for (let i = 0; i < 4; i++) after.push(shown(await reader.next(100)));
+    assert.deepEqual(after, ["reset", "put a@5", "put d@11", "synced 11"]);
+    // From then on it is an ordinary watch: a delete of an unseen key is
+    // nothing to pass on.
+    watch.delete("p/zz");
+    watch.put(entry("p/e", 12));
+    assert.equal(shown(await reader.next(100)), "put e@12");
+    await reader.cancel();
+  });
+
+  test("a reset instead of a replay starts with reset once", async () => {
+    const { setup: s } = setup();
+    const watch = new EventWatch(s, true);
+    const reader = new StreamReader(watch.stream);
+    watch.reset([entry("p/a", 3)]);
+    const events: string[] = [];
+    for (let i = 0; i < 3; i++) events.push(shown(await reader.next(100)));
+    assert.deepEqual(events, ["reset", "put a@3", "synced 3"]);
+    // A later re-read diffs against the view, as without fromIndex.
+    watch.reset([entry("p/b", 4)]);
+    const later: string[] = [];
+    for (let i = 0; i < 3; i++) later.push(shown(await reader.next(100)));
+    assert.deepEqual(later, ["put b@4", "delete a", "synced 4"]);
     await reader.cancel();
   });
 });

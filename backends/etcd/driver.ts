@@ -25,6 +25,7 @@ import type {
   Driver,
   DriverCommitOptions,
   DriverLockOptions,
+  DriverPut,
   DriverReadOptions,
   DriverSignalOptions,
   DriverTryLockOptions,
@@ -32,6 +33,7 @@ import type {
   Entry,
   KeySink,
   LockLease,
+  ReplaySink,
   ScanRange,
   TreeSink,
 } from "../../core/driver.ts";
@@ -62,13 +64,15 @@ export const ETCD_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
  *   waiter key and a 1 MiB value well inside one request;
  * - values: 1 MiB, so a value and its key fit `--max-request-bytes`;
  * - TTL: see {@linkcode TTL_GRANULARITY_MS};
- * - atomic operations: etcd's default `--max-txn-ops` (128).
+ * - atomic operations and keys per bulk chunk: etcd's default
+ *   `--max-txn-ops` (128).
  */
 export const ETCD_LIMITS: StoreLimits = Object.freeze({
   maxKeyBytes: 4 * 1024,
   maxValueBytes: 1024 * 1024,
   ttlGranularityMs: 3_000,
   maxAtomicOperations: 128,
+  maxBatchKeys: 128,
 });
 
 /** Keys per page of a `list`: large trees are read in pages at one revision. */
@@ -154,6 +158,56 @@ export class EtcdDriver implements Driver {
       { op: "delete", key },
     );
     this.#ttl.released(leasesOf(response.responses[0].response_range));
+  }
+
+  async getMany(
+    keys: readonly string[],
+    options: DriverReadOptions,
+  ): Promise<(Entry | null)[]> {
+    // One transaction of ranges: one round trip, every key at one revision.
+    const response = await this.#client.call(
+      "idempotent",
+      (o) =>
+        this.#client.etcd.kv.txn({
+          success: keys.map((key) => ({
+            request_range: { key: keyBytes(key) },
+          })),
+        }, o),
+      options.signal,
+      { op: "getMany" },
+    );
+    return response.responses.map((op) => {
+      const kvs = op.response_range?.kvs ?? [];
+      return kvs.length === 0 ? null : entryOf(kvs[0]);
+    });
+  }
+
+  async putMany(
+    writes: readonly DriverPut[],
+    options: DriverSignalOptions,
+  ): Promise<bigint[]> {
+    // A transaction per run of writes that fits etcd's request limit (one
+    // for small values), sent together; each write's revision is its txn's.
+    const runs = bySize(writes);
+    const indexes = await Promise.all(runs.map(async (run) => {
+      const outcome = await this.commit(
+        run.map(({ key, value, ttl }) => ({ type: "put", key, value, ttl })),
+        { signal: options.signal },
+      );
+      if (!outcome.ok) throw new Error("a transaction without checks failed");
+      return run.map(() => outcome.lastIndex);
+    }));
+    return indexes.flat();
+  }
+
+  async deleteMany(
+    keys: readonly string[],
+    options: DriverSignalOptions,
+  ): Promise<void> {
+    // One transaction; commit releases the leases left without keys.
+    await this.commit(keys.map((key) => ({ type: "delete", key })), {
+      signal: options.signal,
+    });
   }
 
   async list(dir: string, options: DriverReadOptions): Promise<Entry[]> {
@@ -365,16 +419,130 @@ export class EtcdDriver implements Driver {
       return {
         range: treeRange(dir),
         from: revision + 1n,
-        // One response carries whole transactions: reported in one run, they
-        // fold into one snapshot.
-        events: (events) => {
-          for (const event of events) {
-            if (event.type === "Put") sink.put(entryOf(event.kv));
-            else sink.delete(keyString(event.kv.key));
-          }
-        },
+        events: (events) => treeEvents(sink, events),
       };
     });
+  }
+
+  replayTree(
+    dir: string,
+    from: bigint,
+    sink: ReplaySink,
+    signal: AbortSignal,
+  ): void {
+    let first = true;
+    this.#follow(signal, sink, async () => {
+      // Only the first start replays; after a compaction the tree is read.
+      const replayed = first
+        ? await this.#replay(dir, from, sink, signal)
+        : undefined;
+      first = false;
+      let revision = replayed;
+      if (revision === undefined) {
+        const list = await this.#list(dir, true, signal);
+        sink.reset(list.entries);
+        revision = list.revision;
+      }
+      return {
+        range: treeRange(dir),
+        from: revision + 1n,
+        events: (events) => treeEvents(sink, events),
+      };
+    });
+  }
+
+  // The changes under `dir` after revision `from`, from etcd's history: the
+  // tree's keys at `from` and now, walked side by side one page each (keys
+  // only), give every key deleted since, and every key whose mod_revision is
+  // past `from` (its value read at the same revision, a transaction per 128).
+  // Each key's net change is reported once, in key order. Resolves the
+  // revision reported up to, or undefined when etcd no longer has `from`
+  // (compacted) or has not reached it: the caller then reads the tree.
+  async #replay(
+    dir: string,
+    from: bigint,
+    sink: ReplaySink,
+    signal: AbortSignal,
+  ): Promise<bigint | undefined> {
+    const range = treeRange(dir);
+    try {
+      const now = new KeyPages(this.#client, range, undefined, signal);
+      const then = from === 0n
+        ? undefined
+        : new KeyPages(this.#client, range, from, signal);
+      let b = await now.next();
+      const revision = now.revision!;
+      // A revision etcd has not reached is no history of this store's.
+      if (from > revision) return undefined;
+      let a = await then?.next();
+      sink.replaying();
+      // Changes waiting for their values, in key order.
+      let pending: Array<IKeyValue | string> = [];
+      let puts = 0;
+      const flush = async () => {
+        const values = await this.#valuesAt(
+          pending.filter((change) => typeof change !== "string"),
+          revision,
+          signal,
+        );
+        let i = 0;
+        for (const change of pending) {
+          if (typeof change === "string") sink.delete(change);
+          else {
+            const kv = values[i++];
+            // Deleted at `revision` already? Then it is not in `now`.
+            if (kv) sink.put(entryOf(kv));
+          }
+        }
+        pending = [];
+        puts = 0;
+      };
+      while (a !== undefined || b !== undefined) {
+        const order = a === undefined
+          ? 1
+          : b === undefined
+          ? -1
+          : Buffer.compare(a.key, b.key);
+        if (order < 0) {
+          pending.push(keyString(a!.key));
+          a = await then!.next();
+        } else {
+          if (BigInt(b!.mod_revision) > from) {
+            pending.push(b!);
+            if (++puts === this.limits.maxBatchKeys) await flush();
+          }
+          if (order === 0) a = await then!.next();
+          b = await now.next();
+        }
+      }
+      await flush();
+      sink.replayed(revision);
+      return revision;
+    } catch (error) {
+      if (isCompacted(error)) return undefined;
+      throw error;
+    }
+  }
+
+  // The entries of `kvs` (keys only) at `revision`, in one transaction.
+  async #valuesAt(
+    kvs: readonly IKeyValue[],
+    revision: bigint,
+    signal: AbortSignal,
+  ): Promise<(IKeyValue | undefined)[]> {
+    if (kvs.length === 0) return [];
+    const response = await this.#client.call(
+      "idempotent",
+      (o) =>
+        this.#client.etcd.kv.txn({
+          success: kvs.map((kv) => ({
+            request_range: { key: kv.key, revision: revision.toString() },
+          })),
+        }, o),
+      signal,
+      { op: "watch", key: keyString(kvs[0].key) },
+    );
+    return response.responses.map((op) => op.response_range?.kvs[0]);
   }
 
   lock(key: string, options: DriverLockOptions): Promise<LockLease> {
@@ -490,6 +658,72 @@ export class EtcdDriver implements Driver {
 
 const ZERO = Buffer.from([0]);
 
+// A tree watch's events: one response carries whole transactions, reported
+// in one run, so they fold into one snapshot.
+function treeEvents(sink: TreeSink, events: IEvent[]): void {
+  for (const event of events) {
+    if (event.type === "Put") sink.put(entryOf(event.kv));
+    else sink.delete(keyString(event.kv.key));
+  }
+}
+
+/**
+ * The keys of a range at one revision (the current one when not given, then
+ * held for every later page), read a page at a time, keys only.
+ */
+class KeyPages {
+  readonly #client: EtcdClient;
+  readonly #end: Buffer;
+  readonly #signal: AbortSignal;
+  #from: Buffer;
+  #page: IKeyValue[] = [];
+  #at = 0;
+  #more = true;
+  /** The revision read at, once the first page is in. */
+  revision: bigint | undefined;
+
+  constructor(
+    client: EtcdClient,
+    range: { key: Buffer; end: Buffer },
+    revision: bigint | undefined,
+    signal: AbortSignal,
+  ) {
+    this.#client = client;
+    this.#from = range.key;
+    this.#end = range.end;
+    this.revision = revision;
+    this.#signal = signal;
+  }
+
+  /** The next key, or undefined after the last. */
+  async next(): Promise<IKeyValue | undefined> {
+    while (this.#at === this.#page.length) {
+      if (!this.#more) return undefined;
+      const page: IRangeResponse = await this.#client.call(
+        "idempotent",
+        (o) =>
+          this.#client.etcd.kv.range({
+            key: this.#from,
+            range_end: this.#end,
+            limit: LIST_PAGE_KEYS,
+            revision: (this.revision ?? 0n).toString(),
+            keys_only: true,
+          }, o),
+        this.#signal,
+        { op: "watch", key: keyString(this.#from) },
+      );
+      this.revision ??= BigInt(page.header.revision);
+      this.#page = page.kvs;
+      this.#at = 0;
+      this.#more = page.more && page.kvs.length > 0;
+      if (page.kvs.length > 0) {
+        this.#from = Buffer.concat([page.kvs[page.kvs.length - 1].key, ZERO]);
+      }
+    }
+    return this.#page[this.#at++];
+  }
+}
+
 function entryOf(kv: IKeyValue): Entry {
   return {
     key: keyString(kv.key),
@@ -536,6 +770,23 @@ function failedCheck(
     }
   }
   return { ok: false };
+}
+
+/** Splits writes into runs that each fit one transaction's request limit. */
+function bySize(writes: readonly DriverPut[]): DriverPut[][] {
+  const runs: DriverPut[][] = [];
+  let bytes = Infinity;
+  for (const write of writes) {
+    const size = Buffer.byteLength(write.key) + write.value.byteLength +
+      TXN_BYTES_PER_OPERATION;
+    if (bytes + size > ETCD_MAX_REQUEST_BYTES) {
+      runs.push([]);
+      bytes = 0;
+    }
+    runs.at(-1)!.push(write);
+    bytes += size;
+  }
+  return runs;
 }
 
 // etcd refuses a request over `--max-request-bytes`; an atomic operation that
