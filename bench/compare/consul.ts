@@ -133,6 +133,7 @@ export async function consulTarget(): Promise<Target> {
   };
   return {
     backend: "consul",
+    store,
     ours: storeSide(store),
     raw,
     keys: { ours: "bench/ours", raw: "bench/raw" },

@@ -181,6 +181,7 @@ export async function dynamodbTarget(): Promise<Target> {
   };
   return {
     backend: "dynamodb",
+    store,
     ours: storeSide(store),
     raw,
     keys: { ours: "bench/ours", raw: "benchraw/raw" },

@@ -51,6 +51,7 @@ export async function etcdTarget(): Promise<Target> {
   };
   return {
     backend: "etcd",
+    store,
     ours: storeSide(store),
     raw,
     keys: { ours: "bench/ours", raw: "bench/raw" },

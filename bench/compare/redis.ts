@@ -86,6 +86,7 @@ return 0`,
   const info = await client.info("server");
   return {
     backend: "redis",
+    store,
     ours: storeSide(store),
     raw,
     keys: { ours: "bench/ours", raw: "bench/raw" },

@@ -35,6 +35,8 @@ export interface Side {
 export interface Target {
   /** `redis`, `etcd`, ... */
   readonly backend: string;
+  /** Our store itself, for benchmarks of calls the raw side has no twin of. */
+  readonly store: Store;
   /** Our store on the server. */
   readonly ours: Side;
   /** The raw npm client on the server, written as a good user would. */

@@ -148,6 +148,7 @@ export async function zookeeperTarget(): Promise<Target> {
   const version = (await fourLetter(server.port, "srvr")).split("\n")[0];
   return {
     backend: "zookeeper",
+    store,
     ours: storeSide(store),
     raw,
     keys: { ours: "bench/ours", raw: "benchraw" },
