@@ -35,6 +35,8 @@ export { parseStoreUrl } from "./core/url.ts";
 export type { StoreUrl } from "./core/url.ts";
 // For writing a backend: implement a Driver, extend BaseStore, register().
 export { BaseStore } from "./core/store.ts";
+export { TRACE_PREFIX } from "./core/tracing.ts";
+export type { TraceContext } from "./core/tracing.ts";
 export type { BaseStoreOptions } from "./core/store.ts";
 export type {
   AtomicStep,

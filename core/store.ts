@@ -41,6 +41,7 @@ import {
   type WatchSetup,
 } from "./watch.ts";
 import { pageOfList, planScan, Scan } from "./scan.ts";
+import { type TraceContext, traced } from "./tracing.ts";
 import { readWriteLock, semaphore } from "./recipes.ts";
 import type { AtomicStep, Driver, Entry, LockLease } from "./driver.ts";
 import type {
@@ -169,6 +170,7 @@ export class BaseStore implements Store {
         "put",
         signal,
         () => this.#driver.put(full, bytes, { ttl, signal }),
+        key,
       );
     }
     const lease = this.#lease(options.fence);
@@ -199,6 +201,7 @@ export class BaseStore implements Store {
       "get",
       options?.signal,
       () => this.#driver.get(full, this.#readOptions(options)),
+      key,
     );
     return entry === null ? null : this.#pair(entry);
   }
@@ -210,6 +213,7 @@ export class BaseStore implements Store {
       "exists",
       options?.signal,
       () => this.#driver.get(full, this.#readOptions(options)),
+      key,
     );
     return entry !== null;
   }
@@ -221,6 +225,7 @@ export class BaseStore implements Store {
       "delete",
       options?.signal,
       () => this.#driver.delete(full, { signal: options?.signal }),
+      key,
     );
   }
 
@@ -231,6 +236,7 @@ export class BaseStore implements Store {
       "list",
       options?.signal,
       () => this.#driver.list(dirOf(full), this.#readOptions(options)),
+      prefix,
     );
     entries.sort((a, b) => compareKeys(a.key, b.key));
     return entries.map((entry) => this.#pair(entry));
@@ -448,7 +454,7 @@ export class BaseStore implements Store {
     const pending = this.#driver.lock(full, { value, ttl, signal });
     let lease;
     try {
-      lease = await this.#run("lock", signal, () => pending);
+      lease = await this.#run("lock", signal, () => pending, key);
     } catch (error) {
       // A lease that arrives after the caller gave up is not left held.
       pending.then(releaseLate).catch(() => {});
@@ -469,7 +475,7 @@ export class BaseStore implements Store {
     const pending = this.#driver.tryLock(full, { value, ttl, signal });
     let lease;
     try {
-      lease = await this.#run("tryLock", signal, () => pending);
+      lease = await this.#run("tryLock", signal, () => pending, key);
     } catch (error) {
       // A lease that arrives after the caller gave up is not left held.
       pending.then((late) => late && releaseLate(late)).catch(() => {});
@@ -875,13 +881,18 @@ export class BaseStore implements Store {
     }
   }
 
+  // Every call to the driver: traced (see tracing.ts), abortable, and with
+  // its errors made the library's.
   async #run<T>(
     op: string,
     signal: AbortSignal | undefined,
     call: () => Promise<T>,
+    key?: string,
   ): Promise<T> {
+    const context: TraceContext = { operation: op, backend: this.backend };
+    if (key !== undefined) context.key = key;
     try {
-      return await abortable(call(), signal);
+      return await traced(context, () => abortable(call(), signal));
     } catch (error) {
       throw this.#wrap(op, error, signal);
     }

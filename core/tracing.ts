@@ -1,0 +1,98 @@
+/**
+ * Tracing: every call a store makes to its backend is published on a
+ * `node:diagnostics_channel` tracing channel, where the runtime has them
+ * (Node, Deno and Bun do; a browser does not, and then nothing is traced),
+ * so APM tools (OpenTelemetry instrumentations, Sentry, Datadog) can hook in
+ * without the library knowing them.
+ *
+ * One channel per operation, named `valkeyrie:<operation>` —
+ * `valkeyrie:get`, `valkeyrie:put`, `valkeyrie:atomic`, `valkeyrie:lock`,
+ * ... — with the tracing channel's events `start`, `end`, `asyncStart`,
+ * `asyncEnd` and `error`. The message is a {@linkcode TraceContext}; on
+ * `asyncEnd` it also holds `result`, on `error` the `error`. A bulk call
+ * that is split into chunks is traced once per chunk, a scan once per page:
+ * each trace is one round trip.
+ *
+ * @example
+ * ```ts
+ * import { tracingChannel } from "node:diagnostics_channel";
+ *
+ * tracingChannel("valkeyrie:get").subscribe({
+ *   start(message) {
+ *     (message as { startedAt?: number }).startedAt = performance.now();
+ *   },
+ *   asyncEnd(message) {
+ *     const { key, startedAt } = message as { key?: string; startedAt: number };
+ *     console.log(`get ${key}: ${performance.now() - startedAt} ms`);
+ *   },
+ *   end() {},
+ *   asyncStart() {},
+ *   error() {},
+ * });
+ * ```
+ *
+ * @module
+ */
+
+/** What a trace's events carry. Subscribers may add their own fields. */
+export interface TraceContext {
+  /** The operation: `get`, `put`, `getMany`, `atomic`, `lock`, ... */
+  operation: string;
+  /** The backend: `redis`, `etcd`, `file`, ... */
+  backend: string;
+  /** The key or prefix the caller gave, when the call has one. */
+  key?: string;
+  /** Set on `asyncEnd`: what the call resolved. */
+  result?: unknown;
+  /** Set on `error`: why it failed. */
+  error?: unknown;
+}
+
+interface TracingChannel {
+  readonly hasSubscribers?: boolean;
+  tracePromise<T>(fn: () => Promise<T>, context: object): Promise<T>;
+}
+
+interface DiagnosticsChannel {
+  tracingChannel(name: string): TracingChannel;
+}
+
+// Looked up, not imported, so the core still loads where there is no
+// node:diagnostics_channel (a browser, an edge runtime without Node APIs).
+const diagnostics = (globalThis as {
+  process?: { getBuiltinModule?: (id: string) => unknown };
+}).process?.getBuiltinModule?.("node:diagnostics_channel") as
+  | DiagnosticsChannel
+  | undefined;
+
+const channels = new Map<string, TracingChannel | undefined>();
+
+/** The prefix of every channel's name. */
+export const TRACE_PREFIX = "valkeyrie:";
+
+function channelOf(operation: string): TracingChannel | undefined {
+  let channel = channels.get(operation);
+  if (channel === undefined && !channels.has(operation)) {
+    channel = diagnostics?.tracingChannel(TRACE_PREFIX + operation);
+    channels.set(operation, channel);
+  }
+  return channel;
+}
+
+/**
+ * Runs `call` traced on the operation's channel, or just runs it when no
+ * one listens.
+ *
+ * @param context What the trace carries.
+ * @param call The call.
+ * @returns What the call resolves.
+ */
+export function traced<T>(
+  context: TraceContext,
+  call: () => Promise<T>,
+): Promise<T> {
+  const channel = channelOf(context.operation);
+  // Bun's tracing channels have no hasSubscribers: they are always traced.
+  if (channel === undefined || channel.hasSubscribers === false) return call();
+  return channel.tracePromise(call, context);
+}
