@@ -36,6 +36,13 @@ export type { StoreUrl } from "./core/url.ts";
 // For writing a backend: implement a Driver, extend BaseStore, register().
 export { BaseStore } from "./core/store.ts";
 export { TRACE_PREFIX } from "./core/tracing.ts";
+export { expiresAt } from "./core/expiry.ts";
+export { copy, dump, restore } from "./core/transfer.ts";
+export type {
+  CopyOptions,
+  DumpRecord,
+  TransferOptions,
+} from "./core/transfer.ts";
 export type { TraceContext } from "./core/tracing.ts";
 export type { BaseStoreOptions } from "./core/store.ts";
 export type {

@@ -22,6 +22,12 @@ Commands:
                           followers; the term's token in $VALKEYRIE_LOCK_TOKEN)
   members NAME            print the members of group NAME now and after every
                           change
+  dump [PREFIX]           write the tree as NDJSON lines (key, base64 value,
+                          remaining ttl) to standard output
+  restore                 write the keys of a dump read from standard input
+  copy [PREFIX] --to URL  copy the tree from --from URL (default: the store) to
+                          URL, TTLs included; --follow keeps mirroring changes
+                          until Ctrl-C
   verify                  check every page of a file: store (exit 3 if damaged)
   help                    print this text
 
@@ -39,7 +45,10 @@ Options:
       --limit N           ls: at most N keys
       --keys-only         ls: keys without values
       --reverse           ls: in descending key order
-      --from INDEX        watch-events: resume after INDEX (a synced index)
+      --from INDEX        watch-events: resume after INDEX (a synced index);
+                          copy: the source store's URL
+      --to URL            copy: the target store
+      --follow            copy: keep copying live changes until stopped
       --json              print JSON (one document per line for watches)
       --connect-timeout MS  give up on an unreachable server after MS
   -h, --help              print this text

@@ -1,6 +1,7 @@
 /**
- * The `valkeyrie` command line: get, put, rm, ls, watch, watch-tree and lock
- * on any store URL, and verify on the embedded engine's files.
+ * The `valkeyrie` command line: get, put, incr, rm, ls, the watches, lock,
+ * elect, members, dump, restore and copy on any store URL, and verify on the
+ * embedded engine's files.
  *
  * The executable is `cli/main.ts` (`deno run -A jsr:@valkeyrie/valkeyrie/cli`,
  * or `valkeyrie` from npm); this module is its logic, runnable from code:
@@ -22,12 +23,15 @@ import { parseArgs } from "node:util";
 // Only the public entry point: the CLI is a client of the library like any
 // other (and in Node's tests it then shares the npm build's classes).
 import {
+  copy,
+  dump,
   KeyNotFoundError,
   type KVPair,
   type Lock,
   LockLostError,
   openStore,
   parseStoreUrl,
+  restore,
   type Store,
   StoreError,
   type WatchEvent,
@@ -65,6 +69,12 @@ export interface CliIO {
   err(text: string): void;
   /** Reads all of standard input. */
   readStdin(): Promise<Uint8Array>;
+  /** Standard input as it comes (`restore`); else `readStdin` is used. */
+  stdin?(): AsyncIterable<Uint8Array>;
+  /** Resolves once standard output has taken what was written (`dump`). */
+  drained?(): Promise<void>;
+  /** Whether standard error is a terminal: then progress is shown there. */
+  progress?: boolean;
   /** Environment variables. */
   env: Record<string, string | undefined>;
   /**
@@ -119,6 +129,8 @@ export async function runCli(
         "keys-only": { type: "boolean" },
         reverse: { type: "boolean" },
         from: { type: "string" },
+        to: { type: "string" },
+        follow: { type: "boolean" },
         try: { type: "boolean" },
         timeout: { type: "string" },
         "connect-timeout": { type: "string" },
@@ -161,10 +173,19 @@ export async function runCli(
   if (limit !== undefined && !(Number.isSafeInteger(limit) && limit > 0)) {
     return usage(io, `--limit must be a whole number above 0`);
   }
-  if (values.from !== undefined && !/^[0-9]+$/.test(values.from)) {
+  // --from is copy's source URL, and the index watch-events resumes after.
+  const copying = name === "copy";
+  if (
+    !copying && values.from !== undefined && !/^[0-9]+$/.test(values.from)
+  ) {
     return usage(io, `--from must be an index (a whole number of 0 or more)`);
   }
-  const from = values.from === undefined ? undefined : BigInt(values.from);
+  const from = values.from === undefined || copying
+    ? undefined
+    : BigInt(values.from);
+  if (copying && values.to === undefined) {
+    return usage(io, "copy needs --to URL");
+  }
   const timeout = values.timeout === undefined
     ? undefined
     : Number(values.timeout);
@@ -180,7 +201,8 @@ export async function runCli(
   if (values.try && timeout !== undefined) {
     return usage(io, "--try and --timeout cannot be given together");
   }
-  const url = values.store ?? io.env.VALKEYRIE_STORE ?? DEFAULT_STORE;
+  const url = (copying ? values.from : undefined) ?? values.store ??
+    io.env.VALKEYRIE_STORE ?? DEFAULT_STORE;
   const output = new Output(io, values.json ?? false);
   // Reading a file: store that does not exist yet reads an empty store and
   // creates no file (opening would).
@@ -212,6 +234,10 @@ export async function runCli(
         reverse: values.reverse ?? false,
       },
       from,
+      to: values.to,
+      follow: values.follow ?? false,
+      prefixOption: values.prefix,
+      connectTimeout,
       tryOnly: values.try ?? false,
       timeout,
       command,
@@ -240,6 +266,13 @@ interface Context {
   recursive: boolean;
   scan: { limit?: number; keysOnly: boolean; reverse: boolean };
   from?: bigint;
+  /** copy --to: the target's URL. */
+  to?: string;
+  /** copy --follow: mirror live changes until stopped. */
+  follow: boolean;
+  /** --prefix, for a second store (copy's target). */
+  prefixOption?: string;
+  connectTimeout?: number;
   /** lock --try: give up at once when the lock is held. */
   tryOnly: boolean;
   /** lock --timeout: give up after this many milliseconds. */
@@ -321,6 +354,74 @@ const COMMANDS: Record<string, Command> = {
       // A page at a time: a large tree is printed as it is read.
       const pairs = store.scan(args[0] ?? "", { ...scan, signal: io.signal });
       await output.stream(pairs, scan.keysOnly);
+      return EXIT.ok;
+    },
+  },
+  dump: {
+    args: "[PREFIX]",
+    min: 0,
+    max: 1,
+    async run({ store, args, io }) {
+      const progress = new Progress(io, "dumped");
+      const lines = dump(store, args[0] ?? "", {
+        signal: io.signal,
+        onProgress: (keys) => progress.show(keys),
+      });
+      for await (const chunk of lines) {
+        io.out(chunk);
+        // Memory stays at a batch: wait while the reader is slower.
+        await io.drained?.();
+      }
+      progress.done();
+      return EXIT.ok;
+    },
+  },
+  restore: {
+    args: "(a dump on standard input)",
+    min: 0,
+    max: 0,
+    async run({ store, io, output }) {
+      const progress = new Progress(io, "restored");
+      const input = io.stdin?.() ??
+        (async function* () {
+          yield await io.readStdin();
+        })();
+      const keys = await restore(store, input, {
+        signal: io.signal,
+        onProgress: (keys) => progress.show(keys),
+      });
+      progress.done();
+      if (output.json) output.line(JSON.stringify({ keys }));
+      else io.err(`valkeyrie: restored ${keys} keys\n`);
+      return EXIT.ok;
+    },
+  },
+  copy: {
+    args: "[PREFIX] --to URL [--from URL] [--follow]",
+    min: 0,
+    max: 1,
+    async run(context) {
+      const { store, args, io, output } = context;
+      await using target = await openStore(context.to!, {
+        prefix: context.prefixOption,
+        connectTimeout: context.connectTimeout,
+        signal: io.signal,
+      });
+      const progress = new Progress(io, "copied");
+      const keys = await copy(store, target, {
+        prefix: args[0],
+        follow: context.follow,
+        signal: io.signal,
+        onProgress: (keys) => progress.show(keys),
+        onSynced: (keys) => {
+          progress.done();
+          io.err(`valkeyrie: ${keys} keys copied; following changes\n`);
+        },
+      });
+      progress.done();
+      if (output.json) output.line(JSON.stringify({ keys }));
+      else io.err(`valkeyrie: copied ${keys} keys\n`);
+      // Ctrl-C is how a follow ends: that is success.
       return EXIT.ok;
     },
   },
@@ -546,6 +647,36 @@ function isMissingFile(url: string): boolean {
   }
 }
 
+/** Keys done and the rate, on one line of standard error when a terminal. */
+class Progress {
+  #io: CliIO;
+  #what: string;
+  #started = performance.now();
+  #shown = 0;
+  #any = false;
+
+  constructor(io: CliIO, what: string) {
+    this.#io = io;
+    this.#what = what;
+  }
+
+  show(keys: number): void {
+    if (!this.#io.progress) return;
+    const now = performance.now();
+    // A few times a second is enough for a person.
+    if (now - this.#shown < 200) return;
+    this.#shown = now;
+    this.#any = true;
+    const rate = keys / Math.max((now - this.#started) / 1000, 0.001);
+    this.#io.err(`\r${this.#what} ${keys} keys, ${Math.round(rate)} keys/s`);
+  }
+
+  done(): void {
+    if (this.#any) this.#io.err("\n");
+    this.#any = false;
+  }
+}
+
 function usage(io: CliIO, message: string): number {
   io.err(`valkeyrie: ${message}\nRun "valkeyrie help" for usage.\n`);
   return EXIT.usage;
@@ -708,6 +839,12 @@ export function processIO(): CliIO {
       }
       return all;
     },
+    stdin: () => process.stdin as AsyncIterable<Uint8Array>,
+    drained: () =>
+      process.stdout.writableNeedDrain
+        ? new Promise((resolve) => process.stdout.once("drain", resolve))
+        : Promise.resolve(),
+    progress: process.stderr.isTTY === true,
     env: process.env,
     signal: interrupt.signal,
   };

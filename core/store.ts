@@ -42,6 +42,7 @@ import {
 } from "./watch.ts";
 import { pageOfList, planScan, Scan } from "./scan.ts";
 import { type TraceContext, traced } from "./tracing.ts";
+import { noteExpiry } from "./expiry.ts";
 import { readWriteLock, semaphore } from "./recipes.ts";
 import type { AtomicStep, Driver, Entry, LockLease } from "./driver.ts";
 import type {
@@ -849,7 +850,13 @@ export class BaseStore implements Store {
     if (value.constructor !== Uint8Array) {
       value = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
     }
-    return { key: this.#userKey(entry.key), value, lastIndex: entry.lastIndex };
+    const pair = {
+      key: this.#userKey(entry.key),
+      value,
+      lastIndex: entry.lastIndex,
+    };
+    if (entry.expiresAt !== undefined) noteExpiry(pair, entry.expiresAt);
+    return pair;
   }
 
   #readOptions(options: ReadOptions | undefined) {

@@ -10,6 +10,7 @@ import { after, before, describe, test } from "node:test";
 import { type CliIO, EXIT, runCli } from "../cli/mod.ts";
 import { openStore, type Store } from "../mod.ts";
 import { Group } from "../coordination/mod.ts";
+import { eventually } from "./conformance/harness.ts";
 
 const STORE = "memory:cli-test";
 
@@ -435,5 +436,94 @@ describe("cli", () => {
     });
     assert.equal(missing.status, EXIT.notFound);
     assert.match(missing.stderr, /key not found: x/);
+  });
+});
+
+describe("cli dump, restore and copy", () => {
+  let source: Store;
+  let target: Store;
+  before(async () => {
+    source = await openStore(STORE);
+    target = await openStore("memory:cli-copy-target");
+  });
+  after(async () => {
+    await source.close();
+    await target.close();
+  });
+
+  test("dump prints NDJSON that restore reads back, TTLs included", async () => {
+    await source.put("d/a", "1");
+    await source.put("d/bin", new Uint8Array([0, 1, 2]));
+    await source.put("d/ttl", "t", { ttl: 60_000 });
+    const dumped = await cli(["dump", "d"]);
+    assert.equal(dumped.code, EXIT.ok, dumped.err);
+    const lines = dumped.out.trim().split("\n").map((l) => JSON.parse(l));
+    assert.deepEqual(lines.map((l) => l.key), ["d/a", "d/bin", "d/ttl"]);
+    assert.equal(lines[1].value, "AAEC");
+    assert.ok(lines[2].ttl > 0 && lines[2].ttl <= 60_000);
+    const restored = await cli(["--prefix", "again", "restore"], dumped.out);
+    assert.equal(restored.code, EXIT.ok, restored.err);
+    assert.match(restored.err, /restored 3 keys/);
+    const back = await source.list("again/d");
+    assert.deepEqual(back.map((p) => p.key), [
+      "again/d/a",
+      "again/d/bin",
+      "again/d/ttl",
+    ]);
+    assert.deepEqual(back[1].value, new Uint8Array([0, 1, 2]));
+    // A bad dump is a store error naming the line, exit 3.
+    const bad = await cli(["restore"], '{"key":"x","value":"aGk="}\nnope\n');
+    assert.equal(bad.code, EXIT.storeError);
+    assert.match(bad.err, /dump line 2 is not JSON/);
+  });
+
+  test("copy --from --to copies a tree; without --to it is a usage error", async () => {
+    await source.put("c/one", "1");
+    await source.put("c/two", "2");
+    const copied = await cli([
+      "copy",
+      "c",
+      "--from",
+      STORE,
+      "--to",
+      "memory:cli-copy-target",
+    ]);
+    assert.equal(copied.code, EXIT.ok, copied.err);
+    assert.match(copied.err, /copied 2 keys/);
+    assert.deepEqual((await target.list("c")).map((p) => p.key), [
+      "c/one",
+      "c/two",
+    ]);
+    const missing = await cli(["copy", "c"]);
+    assert.equal(missing.code, EXIT.usage);
+    assert.match(missing.err, /copy needs --to URL/);
+  });
+
+  test("copy --follow mirrors changes until Ctrl-C, then exits 0", async () => {
+    await source.put("f/a", "1");
+    const stop = new AbortController();
+    const running = cli(
+      ["copy", "f", "--to", "memory:cli-copy-target", "--follow"],
+      "",
+      stop.signal,
+    );
+    await eventually(
+      "the first pass",
+      5_000,
+      async () => (await target.get("f/a")) !== null,
+    );
+    await source.put("f/b", "2");
+    await source.delete("f/a");
+    await eventually(
+      "the changes",
+      5_000,
+      async () =>
+        (await target.get("f/b")) !== null &&
+        (await target.get("f/a")) === null,
+    );
+    stop.abort("SIGINT");
+    const { code, err } = await running;
+    assert.equal(code, EXIT.ok, err);
+    assert.match(err, /following changes/);
   });
 });
