@@ -10,6 +10,10 @@
  * is a fenced commit whose lock lies in another slot than its keys (its
  * record could not be checked in the commit's script).
  *
+ * Batch calls are one pipeline per server (see `pipeline.ts`). A scan's page
+ * walks the tree with SCAN, which has no order, keeping only the page's
+ * first names in a bounded buffer, and then reads just those keys.
+ *
  * @module
  */
 
@@ -19,6 +23,7 @@ import type {
   Driver,
   DriverCommitOptions,
   DriverLockOptions,
+  DriverPut,
   DriverReadOptions,
   DriverSignalOptions,
   DriverTryLockOptions,
@@ -26,13 +31,22 @@ import type {
   Entry,
   KeySink,
   LockLease,
+  ScanRange,
   TreeSink,
 } from "../../core/driver.ts";
 import { delay } from "../../core/abort.ts";
 import { InvalidArgumentError, StoreError } from "../../core/errors.ts";
+import { compareKeys } from "../../core/keys.ts";
+import { inRange } from "../../core/scan.ts";
 import { translating } from "../../core/translate.ts";
 import type { StoreLimits } from "../../core/types.ts";
-import { digest, readEntries, toBuffer, withCompanions } from "./entries.ts";
+import {
+  digest,
+  readBatches,
+  readEntries,
+  toBuffer,
+  withCompanions,
+} from "./entries.ts";
 import { isConnectionClosed, translateError } from "./errors.ts";
 import { acquireLock, type LockFence, lockFence, tryLock } from "./lock.ts";
 import {
@@ -45,6 +59,7 @@ import {
   versionKey,
 } from "./names.ts";
 import { Notifications } from "./notifications.ts";
+import { type Call, runPipelined } from "./pipeline.ts";
 import { COMMIT, PRUNE, type ScriptArg } from "./scripts.ts";
 import { keySlot } from "./slots.ts";
 import type { Topology } from "./topology.ts";
@@ -70,6 +85,9 @@ export const REDIS_LIMITS: StoreLimits = Object.freeze({
   // A commit is one script that blocks the server while it runs; 1024
   // writes of small values take about 3 ms of server time.
   maxAtomicOperations: 1024,
+  // A chunk of a batch call is one pipeline per server; 256 small writes
+  // are one script run each, far below what delays other clients.
+  maxBatchKeys: 256,
 });
 
 /**
@@ -135,15 +153,103 @@ export class RedisDriver implements Driver, WatchSource {
   }
 
   async read(keys: readonly string[]): Promise<(Entry | null)[]> {
-    const client = this.#topology.client;
     const batches = this.#batches(keys, READ_BATCH);
-    if (batches.length === 1) return await readEntries(client, batches[0]);
+    const read = await readBatches(this.#topology, batches);
+    if (batches.length === 1) return read[0];
     const found = new Map<string, Entry | null>();
-    await Promise.all(batches.map(async (batch) => {
-      const entries = await readEntries(client, batch);
-      batch.forEach((key, i) => found.set(key, entries[i]));
-    }));
+    batches.forEach((batch, b) =>
+      batch.forEach((key, i) => found.set(key, read[b][i]))
+    );
     return keys.map((key) => found.get(key) ?? null);
+  }
+
+  getMany(
+    keys: readonly string[],
+    _options: DriverReadOptions,
+  ): Promise<(Entry | null)[]> {
+    return this.#run("getMany", () => this.read(keys));
+  }
+
+  putMany(
+    writes: readonly DriverPut[],
+    _options: DriverSignalOptions,
+  ): Promise<bigint[]> {
+    // The script of a single put, once per key: each key gets the version a
+    // put would give it, from its own slot's counter.
+    return this.#run("putMany", async () => {
+      const replies = await runPipelined(
+        this.#topology,
+        writes.map(({ key, value, ttl }) =>
+          COMMIT.call(stepNames(key), ["0", "0", ...putArgs(value, ttl)])
+        ),
+      );
+      return replies.map((reply) => {
+        const [applied, version] = reply as [number, unknown];
+        if (applied !== 1) {
+          throw new StoreError("Redis refused an unchecked put");
+        }
+        return BigInt(String(version));
+      });
+    });
+  }
+
+  deleteMany(
+    keys: readonly string[],
+    _options: DriverSignalOptions,
+  ): Promise<void> {
+    return this.#run("deleteMany", async () => {
+      await runPipelined(
+        this.#topology,
+        this.#batches(keys, DELETE_BATCH).map((batch) =>
+          unlinkCall(withCompanions(batch))
+        ),
+      );
+    });
+  }
+
+  scan(range: ScanRange, options: DriverReadOptions): Promise<Entry[]> {
+    return this.#run("scan", () => this.#scanPage(range, options));
+  }
+
+  // SCAN has no order, so every page walks the whole tree, keeping only the
+  // best `limit` names of the range seen so far, and then reads just those.
+  // A name that is gone by the read (deleted, expired, not a string) leaves
+  // a hole: the walk runs again for the rest of the page, from after the
+  // last name read, unless it found no name beyond those it kept.
+  async #scanPage(
+    range: ScanRange,
+    options: DriverReadOptions,
+  ): Promise<Entry[]> {
+    const order = range.reverse
+      ? (a: string, b: string) => compareKeys(b, a)
+      : compareKeys;
+    const page: Entry[] = [];
+    let rest = range;
+    for (;;) {
+      const best = new BestNames(range.limit - page.length, order);
+      await this.#scan(
+        startsWithPattern(sharedPrefix(rest)),
+        options,
+        (names) => {
+          for (const raw of names) {
+            const name = decodeName(raw);
+            if (
+              name !== undefined && inRange(rest, name) &&
+              isStoreKey(name, this.maxKeyBytes)
+            ) best.offer(name);
+          }
+        },
+      );
+      const names = best.take();
+      for (const entry of await this.read(names)) {
+        if (entry) page.push(entry);
+      }
+      if (page.length === range.limit || !best.overflowed) return page;
+      const last = names[names.length - 1];
+      rest = range.reverse
+        ? { ...rest, upper: last }
+        : { ...rest, lower: last, lowerInclusive: false };
+    }
   }
 
   list(dir: string, options?: DriverReadOptions): Promise<Entry[]> {
@@ -233,12 +339,11 @@ export class RedisDriver implements Driver, WatchSource {
     const checks: string[] = [];
     const writes: ScriptArg[] = [];
     for (const step of steps) {
-      keys.push(counterKey(step.key), step.key, versionKey(step.key));
+      keys.push(...stepNames(step.key));
       if (step.type === "check") {
         checks.push(step.lastIndex === null ? "" : step.lastIndex.toString());
       } else if (step.type === "put") {
-        const ttl = step.ttl === undefined ? "" : String(Math.ceil(step.ttl));
-        writes.push("p", toBuffer(step.value), digest(step.value), ttl);
+        writes.push(...putArgs(step.value, step.ttl));
       } else {
         writes.push("d", "", "", "");
       }
@@ -379,6 +484,94 @@ export class RedisDriver implements Driver, WatchSource {
       if (isStoreKey(name, this.maxKeyBytes)) keys.push(name);
     }
     return keys;
+  }
+}
+
+// The KEYS of a commit step: the counter of the key's slot, the key, and
+// its companion.
+function stepNames(key: string): string[] {
+  return [counterKey(key), key, versionKey(key)];
+}
+
+// The ARGV of a commit's put: its value, the value's SHA-1 and its TTL.
+function putArgs(value: Uint8Array, ttl: number | undefined): ScriptArg[] {
+  const px = ttl === undefined ? "" : String(Math.ceil(ttl));
+  return ["p", toBuffer(value), digest(value), px];
+}
+
+// What every key of the range starts with: its `dir`, or more when both
+// bounds are set, since a key between two others in byte order starts with
+// what they share. Cut to whole code points, so the SCAN pattern is UTF-8.
+function sharedPrefix(range: ScanRange): string {
+  const { dir, lower, upper } = range;
+  if (lower === undefined || upper === undefined) return dir;
+  let n = 0;
+  while (n < lower.length && n < upper.length && lower[n] === upper[n]) n++;
+  const code = lower.charCodeAt(n - 1);
+  if (n > 0 && code >= 0xd800 && code < 0xdc00) n--;
+  return n > dir.length ? lower.slice(0, n) : dir;
+}
+
+// `UNLINK` of names of one hash slot, as one command of a pipelined batch.
+function unlinkCall(names: readonly string[]): Call {
+  return {
+    slotKey: names[0],
+    queue: (pipeline) => pipeline.unlink(...names),
+    run: (client) => client.unlink(...names),
+  };
+}
+
+/**
+ * The first `limit` distinct names in `order` among those offered, kept in
+ * O(`limit`) memory: offers pile up to twice the limit, then are sorted and
+ * cut back, and once `limit` are kept, a name past the last one kept is
+ * turned away at once.
+ */
+class BestNames {
+  readonly #limit: number;
+  readonly #order: (a: string, b: string) => number;
+  #names: string[] = [];
+  #last: string | undefined;
+  /** Whether a name was left out for being past the first `limit`. */
+  overflowed = false;
+
+  constructor(limit: number, order: (a: string, b: string) => number) {
+    this.#limit = limit;
+    this.#order = order;
+  }
+
+  offer(name: string): void {
+    if (this.#last !== undefined) {
+      const past = this.#order(name, this.#last);
+      if (past >= 0) {
+        // Equal is the kept name again (SCAN may repeat one).
+        if (past > 0) this.overflowed = true;
+        return;
+      }
+    }
+    this.#names.push(name);
+    if (this.#names.length >= 2 * this.#limit) this.#trim();
+  }
+
+  /** The names kept, in order. */
+  take(): string[] {
+    this.#trim();
+    return this.#names;
+  }
+
+  #trim(): void {
+    const sorted = this.#names.sort(this.#order);
+    let kept = 0;
+    for (const name of sorted) {
+      if (kept > 0 && sorted[kept - 1] === name) continue;
+      sorted[kept++] = name;
+    }
+    if (kept > this.#limit) {
+      this.overflowed = true;
+      kept = this.#limit;
+    }
+    sorted.length = kept;
+    if (kept === this.#limit) this.#last = sorted[kept - 1];
   }
 }
 

@@ -19,7 +19,9 @@ import { createHash } from "node:crypto";
 import type { Cluster, Redis } from "ioredis";
 import type { Entry } from "../../core/driver.ts";
 import { counterKey, versionKey } from "./names.ts";
+import { runPipelined } from "./pipeline.ts";
 import { ADOPT, READ } from "./scripts.ts";
+import type { Topology } from "./topology.ts";
 
 /** The SHA-1 of a value, in hex, as Lua's `redis.sha1hex` writes it. */
 export function digest(value: Uint8Array): string {
@@ -42,6 +44,52 @@ export async function readEntries(
 ): Promise<(Entry | null)[]> {
   if (keys.length === 0) return [];
   const reply = await READ.run(client, withCompanions(keys), []) as Reply;
+  const { entries, foreign } = readReply(keys, reply);
+  if (foreign.length > 0) {
+    const adopted = await adopt(client, foreign.map((i) => keys[i]));
+    foreign.forEach((i, n) => (entries[i] = adopted[n]));
+  }
+  return entries;
+}
+
+/**
+ * Reads batches of keys (each of one hash slot, on a cluster) in one round
+ * trip per server (two when a key was written by another client), and
+ * returns their entries batch by batch, `null` where a key is absent.
+ */
+export async function readBatches(
+  topology: Topology,
+  batches: readonly (readonly string[])[],
+): Promise<(Entry | null)[][]> {
+  const replies = await runPipelined(
+    topology,
+    batches.map((keys) => READ.call(withCompanions(keys), [])),
+  );
+  const read = batches.map((keys, b) => readReply(keys, replies[b] as Reply));
+  const foreign = read.filter((batch) => batch.foreign.length > 0);
+  if (foreign.length > 0) {
+    const keysOf = (batch: ReadBatch) =>
+      batch.foreign.map((i) => batch.keys[i]);
+    const adopted = await runPipelined(
+      topology,
+      foreign.map((batch) => ADOPT.call(adoptNames(keysOf(batch)), [])),
+    );
+    foreign.forEach((batch, n) => {
+      const entries = adoptReply(keysOf(batch), adopted[n] as Reply);
+      batch.foreign.forEach((i, k) => (batch.entries[i] = entries[k]));
+    });
+  }
+  return read.map(({ entries }) => entries);
+}
+
+interface ReadBatch {
+  readonly keys: readonly string[];
+  readonly entries: (Entry | null)[];
+  /** Keys whose companion did not vouch for the value: left null, adopted. */
+  readonly foreign: number[];
+}
+
+function readReply(keys: readonly string[], reply: Reply): ReadBatch {
   const readAt = Date.now();
   const entries: (Entry | null)[] = [];
   const foreign: number[] = [];
@@ -59,11 +107,7 @@ export async function readEntries(
     }
     entries.push(entry(keys[i], value, version, reply[3 * i + 2], readAt));
   }
-  if (foreign.length > 0) {
-    const adopted = await adopt(client, foreign.map((i) => keys[i]));
-    foreign.forEach((i, n) => (entries[i] = adopted[n]));
-  }
-  return entries;
+  return { keys, entries, foreign };
 }
 
 type Reply = Array<Buffer | number | null>;
@@ -73,9 +117,20 @@ async function adopt(
   client: Redis | Cluster,
   keys: readonly string[],
 ): Promise<(Entry | null)[]> {
+  return adoptReply(
+    keys,
+    await ADOPT.run(client, adoptNames(keys), []) as Reply,
+  );
+}
+
+// The KEYS of an adoption: (counter, key, companion) per key.
+function adoptNames(keys: readonly string[]): string[] {
   const names: string[] = [];
   for (const key of keys) names.push(counterKey(key), key, versionKey(key));
-  const reply = await ADOPT.run(client, names, []) as Reply;
+  return names;
+}
+
+function adoptReply(keys: readonly string[], reply: Reply): (Entry | null)[] {
   const readAt = Date.now();
   return keys.map((key, i) => {
     const value = reply[3 * i] as Buffer | null;

@@ -25,7 +25,8 @@
 
 import { createHash } from "node:crypto";
 import type { Buffer } from "node:buffer";
-import type { Cluster, Redis } from "ioredis";
+import type { ChainableCommander, Cluster, Redis } from "ioredis";
+import type { Call } from "./pipeline.ts";
 
 /** A script argument: text, or bytes passed as they are. */
 export type ScriptArg = string | Buffer;
@@ -62,14 +63,39 @@ export class Script {
       if (!(error instanceof Error) || !error.message.startsWith("NOSCRIPT")) {
         throw error;
       }
-      return await client.callBuffer(
-        "EVAL",
-        this.#lua,
-        keys.length,
-        ...keys,
-        ...args,
-      );
+      return await this.#runSource(client, keys, args);
     }
+  }
+
+  /**
+   * The script as one command of a pipelined batch (see `pipeline.ts`):
+   * `keys` must share a hash slot.
+   */
+  call(keys: readonly string[], args: readonly ScriptArg[]): Call {
+    return {
+      slotKey: keys[0],
+      queue: (pipeline: ChainableCommander) => {
+        pipeline.callBuffer(
+          "EVALSHA",
+          this.#sha,
+          keys.length,
+          ...keys,
+          ...args,
+        );
+      },
+      run: (client: Redis | Cluster, error?: Error) =>
+        error?.message.startsWith("NOSCRIPT")
+          ? this.#runSource(client, keys, args)
+          : this.run(client, keys, args),
+    };
+  }
+
+  #runSource(
+    client: Redis | Cluster,
+    keys: readonly string[],
+    args: readonly ScriptArg[],
+  ): Promise<unknown> {
+    return client.callBuffer("EVAL", this.#lua, keys.length, ...keys, ...args);
   }
 }
 

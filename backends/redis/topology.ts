@@ -27,6 +27,14 @@ export interface NotifyingNode {
   readonly slot: number;
 }
 
+/** Names held by one server: see {@linkcode Topology.byNode}. */
+export interface NodeGroup {
+  /** The connection to the server, if the client has one. */
+  readonly node: Redis | undefined;
+  /** Where the names are in the list that was grouped. */
+  readonly indexes: number[];
+}
+
 /** The deployment behind one store. */
 export class Topology {
   /** Runs commands and scripts (routed by slot on a cluster). */
@@ -92,6 +100,33 @@ export class Topology {
       );
     }
     return connections;
+  }
+
+  /**
+   * Groups names by the server that holds them: one group on a single
+   * server; on a cluster, one per master as the layout was last learnt
+   * (`node` is missing for slots whose master the client has no connection
+   * to yet). Each group lists the positions of its names in `names`.
+   */
+  byNode(names: readonly string[]): NodeGroup[] {
+    const cluster = this.#cluster;
+    if (!cluster) {
+      return [{ node: this.client as Redis, indexes: names.map((_, i) => i) }];
+    }
+    const connections = new Map<string, Redis>();
+    for (const node of cluster.nodes("all")) {
+      connections.set(`${node.options.host}:${node.options.port}`, node);
+    }
+    const groups = new Map<string | undefined, NodeGroup>();
+    names.forEach((name, i) => {
+      const id = cluster.slots[keySlot(name)]?.[0];
+      const node = id === undefined ? undefined : connections.get(id);
+      const at = node === undefined ? undefined : id;
+      const group = groups.get(at);
+      if (group) group.indexes.push(i);
+      else groups.set(at, { node, indexes: [i] });
+    });
+    return [...groups.values()];
   }
 
   /** The servers to hear keyspace notifications from: every master. */
