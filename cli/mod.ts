@@ -25,6 +25,8 @@ import { parseArgs } from "node:util";
 import {
   copy,
   dump,
+  KeyExistsError,
+  KeyModifiedError,
   KeyNotFoundError,
   type KVPair,
   type Lock,
@@ -39,6 +41,9 @@ import {
 import type { IntegrityReport } from "../backends/file/mod.ts";
 import { Group, type Member } from "../coordination/mod.ts";
 import { HELP } from "./help.ts";
+import { completionScript } from "./completion.ts";
+import { applyTxn, parseTxn, TxnSyntaxError } from "./txn.ts";
+import { VERSION } from "./version.ts";
 
 /** The longest timer JavaScript runtimes keep (2³¹ − 1 ms, about 24.8 days). */
 const MAX_TIMER_MS = 2_147_483_647;
@@ -57,6 +62,8 @@ export const EXIT = {
   lockLost: 4,
   /** lock --try found the lock held, or lock --timeout ran out. */
   lockBusy: 5,
+  /** put --if-absent / --if-index or a txn check found the key changed. */
+  conflict: 6,
   /** Stopped by Ctrl-C. */
   interrupted: 130,
 } as const;
@@ -75,6 +82,8 @@ export interface CliIO {
   drained?(): Promise<void>;
   /** Whether standard error is a terminal: then progress is shown there. */
   progress?: boolean;
+  /** Whether standard output is a terminal: `get` then ends with a newline. */
+  terminal?: boolean;
   /** Environment variables. */
   env: Record<string, string | undefined>;
   /**
@@ -108,8 +117,10 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
  */
 export async function runCli(
   args: string[],
-  io: CliIO = processIO(),
+  processIo: CliIO = processIO(),
 ): Promise<number> {
+  // Under --json, errors too are JSON (one object per line on stderr).
+  let io = processIo;
   const dashes = args.indexOf("--");
   const own = dashes < 0 ? args : args.slice(0, dashes);
   const command = dashes < 0 ? [] : args.slice(dashes + 1);
@@ -135,21 +146,49 @@ export async function runCli(
         timeout: { type: "string" },
         "connect-timeout": { type: "string" },
         help: { type: "boolean", short: "h" },
+        version: { type: "boolean", short: "V" },
+        "if-absent": { type: "boolean" },
+        "if-index": { type: "string" },
       },
     });
   } catch (error) {
-    io.err(`valkeyrie: ${(error as Error).message}\n`);
-    return EXIT.usage;
+    if (own.includes("--json")) io = jsonErrors(io);
+    return usage(io, (error as Error).message);
   }
   const { values, positionals } = parsed;
+  if (values.json) io = jsonErrors(io);
+  if (values.version) {
+    io.out(`valkeyrie ${VERSION}\n`);
+    return EXIT.ok;
+  }
   const [name, ...given] = positionals;
   // After "--" come lock's command, or else arguments that may start with
   // "-" (`put k -- -5`, `incr hits -- -1`), as POSIX has it.
   const holds = name === "lock" || name === "elect";
   const rest = holds ? given : [...given, ...command];
+  // `help CMD` and `CMD --help`: that command's part of the help.
+  const topic = name === "help" ? rest[0] : values.help ? name : undefined;
+  if (topic !== undefined) {
+    const text = commandHelp(topic);
+    if (text === undefined) return usage(io, `unknown command "${topic}"`);
+    io.out(text);
+    return EXIT.ok;
+  }
   if (values.help || name === undefined || name === "help") {
     io.out(HELP);
     return name === undefined && !values.help ? EXIT.usage : EXIT.ok;
+  }
+  if (name === "completion") {
+    const script = completionScript(
+      rest[0] ?? "",
+      [...Object.keys(COMMANDS), "completion", "help"],
+      COMPLETED_OPTIONS,
+    );
+    if (script === undefined || rest.length !== 1) {
+      return usage(io, "completion takes a shell: bash, zsh or fish");
+    }
+    io.out(script);
+    return EXIT.ok;
   }
   const spec = COMMANDS[name];
   if (!spec) return usage(io, `unknown command "${name}"`);
@@ -198,6 +237,14 @@ export async function runCli(
       `--timeout must be a whole number of milliseconds from 1 to ${MAX_TIMER_MS}`,
     );
   }
+  if (
+    values["if-index"] !== undefined && !/^[0-9]+$/.test(values["if-index"])
+  ) {
+    return usage(io, "--if-index must be an index (a whole number)");
+  }
+  if (values["if-absent"] && values["if-index"] !== undefined) {
+    return usage(io, "--if-absent and --if-index cannot be given together");
+  }
   if (values.try && timeout !== undefined) {
     return usage(io, "--try and --timeout cannot be given together");
   }
@@ -238,6 +285,11 @@ export async function runCli(
       follow: values.follow ?? false,
       prefixOption: values.prefix,
       connectTimeout,
+      ifIndex: values["if-absent"]
+        ? null
+        : values["if-index"] === undefined
+        ? undefined
+        : BigInt(values["if-index"]),
       tryOnly: values.try ?? false,
       timeout,
       command,
@@ -247,9 +299,21 @@ export async function runCli(
   } catch (error) {
     if (io.signal?.aborted) return EXIT.interrupted;
     if (error instanceof StoreError) {
-      io.err(`valkeyrie: ${error.message}\n`);
+      if (values.json) {
+        processIo.err(
+          JSON.stringify({
+            error: {
+              code: error.code,
+              name: error.name,
+              message: error.message,
+            },
+          }) + "\n",
+        );
+      } else io.err(`valkeyrie: ${error.message}\n`);
       return error instanceof KeyNotFoundError
         ? EXIT.notFound
+        : error instanceof KeyExistsError || error instanceof KeyModifiedError
+        ? EXIT.conflict
         : EXIT.storeError;
     }
     throw error;
@@ -273,6 +337,8 @@ interface Context {
   /** --prefix, for a second store (copy's target). */
   prefixOption?: string;
   connectTimeout?: number;
+  /** put --if-absent (`null`) or --if-index N: a compare-and-set. */
+  ifIndex?: bigint | null;
   /** lock --try: give up at once when the lock is held. */
   tryOnly: boolean;
   /** lock --timeout: give up after this many milliseconds. */
@@ -309,11 +375,48 @@ const COMMANDS: Record<string, Command> = {
     args: "KEY VALUE (VALUE - reads standard input)",
     min: 2,
     max: 2,
-    async run({ store, args, ttl, io, output }) {
+    async run({ store, args, ttl, io, output, ifIndex }) {
       const value = args[1] === "-" ? await io.readStdin() : args[1];
-      await store.put(args[0], value, { ttl });
-      if (output.json) output.line(JSON.stringify({ ok: true }));
+      // --if-index N: only if the key is still at N; --if-absent: only if
+      // it does not exist (KeyModifiedError / KeyExistsError: exit 6).
+      const previous = ifIndex === undefined
+        ? undefined
+        : ifIndex === null
+        ? null
+        : { key: args[0], value: new Uint8Array(), lastIndex: ifIndex };
+      const lastIndex = previous === undefined
+        ? await store.put(args[0], value, { ttl })
+        : (await store.atomicPut(args[0], value, previous, { ttl })).lastIndex;
+      if (output.json) {
+        output.line(JSON.stringify({ ok: true, lastIndex: `${lastIndex}` }));
+      }
       return EXIT.ok;
+    },
+  },
+  txn: {
+    args: "(steps on standard input: check, put, put-ttl, delete, incr)",
+    min: 0,
+    max: 0,
+    async run({ store, io, output }) {
+      let steps;
+      try {
+        steps = parseTxn(decoder.decode(await io.readStdin()));
+      } catch (error) {
+        if (error instanceof TxnSyntaxError) return usage(io, error.message);
+        throw error;
+      }
+      const result = await applyTxn(store.atomic(), steps).commit({
+        signal: io.signal,
+      });
+      if (output.json) {
+        output.line(JSON.stringify(
+          result.ok
+            ? { ok: true, lastIndex: `${result.lastIndex}` }
+            : { ok: false },
+        ));
+      } else if (result.ok) output.line(`ok ${result.lastIndex}`);
+      else io.err("valkeyrie: a check failed; nothing was written\n");
+      return result.ok ? EXIT.ok : EXIT.conflict;
     },
   },
   incr: {
@@ -415,7 +518,8 @@ const COMMANDS: Record<string, Command> = {
         onProgress: (keys) => progress.show(keys),
         onSynced: (keys) => {
           progress.done();
-          io.err(`valkeyrie: ${keys} keys copied; following changes\n`);
+          if (output.json) output.line(JSON.stringify({ synced: keys }));
+          else io.err(`valkeyrie: ${keys} keys copied; following changes\n`);
         },
       });
       progress.done();
@@ -677,6 +781,91 @@ class Progress {
   }
 }
 
+/** Options the shell completion offers. */
+const COMPLETED_OPTIONS = [
+  "--store",
+  "--prefix",
+  "--ttl",
+  "--value",
+  "--try",
+  "--timeout",
+  "--recursive",
+  "--limit",
+  "--keys-only",
+  "--reverse",
+  "--from",
+  "--to",
+  "--follow",
+  "--if-absent",
+  "--if-index",
+  "--json",
+  "--connect-timeout",
+  "--help",
+  "--version",
+];
+
+/**
+ * One command's part of the help: its lines under "Commands:" and the
+ * options whose description names it.
+ */
+function commandHelp(name: string): string | undefined {
+  const lines = HELP.split("\n");
+  const start = lines.findIndex((line) =>
+    line.startsWith(`  ${name} `) ||
+    line === `  ${name}`
+  );
+  if (start < 0) return undefined;
+  const own = [lines[start]];
+  // Continuation lines are indented past the command column.
+  for (let i = start + 1; lines[i]?.startsWith("      "); i++) {
+    own.push(lines[i]);
+  }
+  const options: string[] = [];
+  const from = lines.indexOf("Options:");
+  for (let i = from + 1; i < lines.length && lines[i] !== ""; i++) {
+    if (!/^\s+-/.test(lines[i])) continue;
+    const block = [lines[i]];
+    while (
+      lines[i + 1]?.startsWith("        ") && !/^\s+-/.test(lines[i + 1])
+    ) {
+      block.push(lines[++i]);
+    }
+    const text = block.join(" ");
+    if (
+      new RegExp(`(^|[ ,])${name}[:,]`).test(text) ||
+      / the store| the namespace| print JSON| unreachable/.test(text)
+    ) {
+      options.push(...block);
+    }
+  }
+  // "  put KEY VALUE           write VALUE ...": the usage, then its text.
+  const [synopsis, ...first] = lines[start].trim().split(/\s{2,}/);
+  const text = [first.join(" "), ...own.slice(1).map((line) => line.trim())]
+    .filter(Boolean).map((line) => `  ${line}`).join("\n");
+  return `Usage: valkeyrie [options] ${synopsis}\n\n${text}\n\nOptions:\n${
+    options.join("\n")
+  }\n`;
+}
+
+/** Turns the CLI's error lines into JSON objects, one per line. */
+function jsonErrors(io: CliIO): CliIO {
+  return {
+    ...io,
+    err(text) {
+      if (!text.startsWith("valkeyrie: ")) return io.err(text);
+      const usageHint = '\nRun "valkeyrie help" for usage.\n';
+      const isUsage = text.endsWith(usageHint);
+      const message = (isUsage ? text.slice(0, -usageHint.length) : text)
+        .slice("valkeyrie: ".length).trimEnd();
+      io.err(
+        JSON.stringify({
+          error: { code: isUsage ? "USAGE" : "CLI", message },
+        }) + "\n",
+      );
+    },
+  };
+}
+
 function usage(io: CliIO, message: string): number {
   io.err(`valkeyrie: ${message}\nRun "valkeyrie help" for usage.\n`);
   return EXIT.usage;
@@ -696,16 +885,21 @@ class Output {
     this.#io.out(text + "\n");
   }
 
-  // `get` prints the bare value, so `$(valkeyrie get k)` is the value.
+  // `get` prints the bare value, so `$(valkeyrie get k)` is the value; on a
+  // terminal a newline follows, so the prompt does not run into it.
   value(pair: KVPair): void {
     if (this.json) this.line(JSON.stringify(toJson(pair)));
-    else this.#io.out(pair.value);
+    else {
+      this.#io.out(pair.value);
+      const last = pair.value[pair.value.length - 1];
+      if (this.#io.terminal && last !== 0x0a) this.#io.out("\n");
+    }
   }
 
   pair(pair: KVPair): void {
     if (this.json) this.line(JSON.stringify(toJson(pair)));
     else {this.line(
-        `${pair.key} = ${show(pair.value)}  (index ${pair.lastIndex})`,
+        `${pair.key} = ${inline(pair.value)}  (index ${pair.lastIndex})`,
       );}
   }
 
@@ -718,7 +912,7 @@ class Output {
     if (this.json) {
       this.line(JSON.stringify(pairs.map((p) => keysOnly ? p.key : toJson(p))));
     } else {for (const pair of pairs) {
-        this.line(keysOnly ? pair.key : `${pair.key} = ${show(pair.value)}`);
+        this.line(keysOnly ? pair.key : `${pair.key} = ${inline(pair.value)}`);
       }}
   }
 
@@ -731,7 +925,7 @@ class Output {
         const item = keysOnly ? pair.key : toJson(pair);
         this.#io.out((first ? "" : ",") + JSON.stringify(item));
       } else {
-        this.line(keysOnly ? pair.key : `${pair.key} = ${show(pair.value)}`);
+        this.line(keysOnly ? pair.key : `${pair.key} = ${inline(pair.value)}`);
       }
       first = false;
     }
@@ -751,7 +945,7 @@ class Output {
     } else if (event.type === "put") {
       this.line(
         `put ${event.pair.key} = ${
-          show(event.pair.value)
+          inline(event.pair.value)
         }  (index ${event.pair.lastIndex})`,
       );
     } else if (event.type === "delete") this.line(`delete ${event.key}`);
@@ -781,14 +975,17 @@ class Output {
         pairs.length === 1 ? "" : "s"
       }`,
     );
-    for (const pair of pairs) this.line(`${pair.key} = ${show(pair.value)}`);
+    for (const pair of pairs) this.line(`${pair.key} = ${inline(pair.value)}`);
   }
 }
 
-// Text when the value is UTF-8 without control characters, else base64.
-function show(value: Uint8Array): string {
+// A value on one line of `ls` and the watches: the text itself; quoted as
+// a JSON string (as etcdctl and redis-cli quote) when it has a line break,
+// leading or trailing spaces or a quote first; base64 when not text.
+function inline(value: Uint8Array): string {
   const text = asText(value);
-  return text === undefined ? `base64:${toBase64(value)}` : text;
+  if (text === undefined) return `base64:${toBase64(value)}`;
+  return /[\n\r]|^\s|\s$|^"/.test(text) ? JSON.stringify(text) : text;
 }
 
 function asText(value: Uint8Array): string | undefined {
@@ -845,6 +1042,7 @@ export function processIO(): CliIO {
         ? new Promise((resolve) => process.stdout.once("drain", resolve))
         : Promise.resolve(),
     progress: process.stderr.isTTY === true,
+    terminal: process.stdout.isTTY === true,
     env: process.env,
     signal: interrupt.signal,
   };

@@ -10,7 +10,7 @@ import { after, before, describe, test } from "node:test";
 import { type CliIO, EXIT, runCli } from "../cli/mod.ts";
 import { openStore, type Store } from "../mod.ts";
 import { Group } from "../coordination/mod.ts";
-import { eventually } from "./conformance/harness.ts";
+import { eventually, text } from "./conformance/harness.ts";
 
 const STORE = "memory:cli-test";
 
@@ -525,5 +525,164 @@ describe("cli dump, restore and copy", () => {
     const { code, err } = await running;
     assert.equal(code, EXIT.ok, err);
     assert.match(err, /following changes/);
+  });
+});
+
+describe("cli conveniences", () => {
+  let keeper: Store;
+  before(async () => {
+    keeper = await openStore(STORE);
+  });
+  after(() => keeper.close());
+
+  test("--version prints the version package.json declares, as do jsr.json and deno.json", async () => {
+    const { code, out } = await cli(["--version"]);
+    assert.equal(code, EXIT.ok);
+    for (const file of ["package.json", "jsr.json", "deno.json"]) {
+      const { version } = JSON.parse(readFileSync(file, "utf8"));
+      assert.equal(out, `valkeyrie ${version}\n`, file);
+    }
+  });
+
+  test("help COMMAND and COMMAND --help print that command's usage and options", async () => {
+    const help = await cli(["help", "put"]);
+    assert.equal(help.code, EXIT.ok);
+    assert.match(help.out, /^Usage: valkeyrie \[options\] put KEY VALUE\n/);
+    assert.match(help.out, /--if-index N/);
+    assert.doesNotMatch(help.out, /--keys-only/);
+    const flag = await cli(["ls", "--help"]);
+    assert.match(flag.out, /^Usage: valkeyrie \[options\] ls \[PREFIX\]/);
+    assert.match(flag.out, /--keys-only/);
+    const unknown = await cli(["help", "frobnicate"]);
+    assert.equal(unknown.code, EXIT.usage);
+  });
+
+  test("completion prints a script for bash, zsh and fish naming the commands", async () => {
+    for (const shell of ["bash", "zsh", "fish"]) {
+      const { code, out } = await cli(["completion", shell]);
+      assert.equal(code, EXIT.ok, shell);
+      assert.match(out, /watch-events/, shell);
+      assert.match(out, /if-absent/, shell);
+    }
+    assert.equal((await cli(["completion", "tcsh"])).code, EXIT.usage);
+  });
+
+  test("the bash completion completes commands and options in bash itself", async () => {
+    const { out } = await cli(["completion", "bash"]);
+    const dir = mkdtempSync(join(tmpdir(), "cli-completion-"));
+    try {
+      const file = join(dir, "valkeyrie.bash");
+      writeFileSync(file, out);
+      const complete = (...words: string[]) =>
+        execFileSync("bash", [
+          "-c",
+          `source "$0"; COMP_WORDS=(${
+            words.map((w) => `'${w}'`).join(" ")
+          }); COMP_CWORD=${
+            words.length - 1
+          }; _valkeyrie; echo "\${COMPREPLY[*]}"`,
+          file,
+        ], { encoding: "utf8", timeout: 30_000 }).trim();
+      assert.equal(complete("valkeyrie", "watch-e"), "watch-events");
+      assert.equal(complete("valkeyrie", "--store", "x", "res"), "restore");
+      assert.equal(complete("valkeyrie", "put", "k", "--if-a"), "--if-absent");
+      // After the command, words are keys: nothing is offered.
+      assert.equal(complete("valkeyrie", "get", "con"), "");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("put --if-absent and --if-index N are compare-and-set, exit 6 on a conflict", async () => {
+    const first = await cli(["--json", "put", "cas/k", "one", "--if-absent"]);
+    assert.equal(first.code, EXIT.ok, first.err);
+    const index = JSON.parse(first.out).lastIndex;
+    const again = await cli(["put", "cas/k", "two", "--if-absent"]);
+    assert.equal(again.code, EXIT.conflict);
+    const stale = await cli([
+      "put",
+      "cas/k",
+      "two",
+      "--if-index",
+      `${BigInt(index) + 7n}`,
+    ]);
+    assert.equal(stale.code, EXIT.conflict);
+    assert.equal(text(await keeper.get("cas/k")), "one");
+    const ok = await cli(["put", "cas/k", "two", "--if-index", index]);
+    assert.equal(ok.code, EXIT.ok, ok.err);
+    assert.equal(text(await keeper.get("cas/k")), "two");
+    assert.equal(
+      (await cli(["put", "cas/k", "x", "--if-index", "abc"])).code,
+      EXIT.usage,
+    );
+  });
+
+  test("txn applies its steps all together, or nothing when a check fails", async () => {
+    await keeper.put("txn/a", "1");
+    const a = (await keeper.get("txn/a"))!;
+    const steps = [
+      `check txn/a ${a.lastIndex}`,
+      "check txn/new absent",
+      "# a comment",
+      "put txn/new hello world, with spaces",
+      "put-ttl txn/short 60000 brief",
+      "delete txn/a",
+      "incr txn/count 5",
+    ].join("\n");
+    const done = await cli(["txn"], steps);
+    assert.equal(done.code, EXIT.ok, done.err);
+    assert.match(done.out, /^ok [0-9]+\n$/);
+    assert.equal(text(await keeper.get("txn/new")), "hello world, with spaces");
+    assert.equal(text(await keeper.get("txn/count")), "5");
+    assert.equal(await keeper.get("txn/a"), null);
+    // The same again: txn/new exists now, so nothing is written.
+    const failed = await cli(
+      ["txn"],
+      "check txn/new absent\nput txn/other x\n",
+    );
+    assert.equal(failed.code, EXIT.conflict);
+    assert.equal(await keeper.get("txn/other"), null);
+    const bad = await cli(["txn"], "put txn/x 1\nfrobnicate txn/y\n");
+    assert.equal(bad.code, EXIT.usage);
+    assert.match(bad.err, /txn line 2: unknown step "frobnicate"/);
+    assert.equal(await keeper.get("txn/x"), null);
+  });
+
+  test("ls quotes values with line breaks; get ends with a newline on a terminal only", async () => {
+    await keeper.put("show/multi", "line one\nline two");
+    await keeper.put("show/plain", "plain");
+    const ls = await cli(["ls", "show"]);
+    assert.equal(
+      ls.out,
+      'show/multi = "line one\\nline two"\nshow/plain = plain\n',
+    );
+    assert.equal((await cli(["get", "show/plain"])).out, "plain");
+    let out = "";
+    const code = await runCli(["--store", STORE, "get", "show/plain"], {
+      out: (
+        t,
+      ) => (out += typeof t === "string" ? t : new TextDecoder().decode(t)),
+      err: () => {},
+      readStdin: () => Promise.resolve(new Uint8Array()),
+      env: {},
+      terminal: true,
+    });
+    assert.equal(code, EXIT.ok);
+    assert.equal(out, "plain\n");
+  });
+
+  test("--json makes errors JSON objects with a code", async () => {
+    const usageError = await cli(["--json", "frobnicate"]);
+    assert.equal(usageError.code, EXIT.usage);
+    assert.deepEqual(JSON.parse(usageError.err), {
+      error: { code: "USAGE", message: 'unknown command "frobnicate"' },
+    });
+    const storeError = await cli(["--json", "put", "a//b", "x"]);
+    assert.equal(storeError.code, EXIT.storeError);
+    const { error } = JSON.parse(storeError.err);
+    assert.equal(error.code, "INVALID_KEY");
+    assert.equal(error.name, "InvalidKeyError");
+    const badOption = await cli(["--json", "--frobnicate"]);
+    assert.equal(JSON.parse(badOption.err).error.code, "USAGE");
   });
 });
