@@ -280,9 +280,26 @@ export async function commit(
         // What was known of the generation nodes is stale: learn it again.
         nodes.generations.forget();
       } else if (err === Code.noNode && op.type === "create") {
-        // Its parent is missing: create it and try again.
-        await nodes.ensureParents(op.spec.path, signal);
-        parentsMade.add(op.spec.path);
+        // Its parent is missing: create it and try again. A multi names only
+        // its first failure, so the parents of every create from there on
+        // are made now (once per parent), or a batch of keys under as many
+        // new parents would take one attempt each.
+        const byParent = new Map<string, string>();
+        for (const later of all.slice(failed)) {
+          if (
+            later.type !== "create" || nodes.paths.isGeneration(later.spec.path)
+          ) {
+            continue;
+          }
+          const path = later.spec.path;
+          byParent.set(path.slice(0, path.lastIndexOf("/")), path);
+        }
+        await Promise.all(
+          [...byParent.values()].map((path) =>
+            nodes.ensureParents(path, signal)
+          ),
+        );
+        for (const path of byParent.values()) parentsMade.add(path);
       } else if (!CONFLICTS.has(err)) {
         const error = new ZkError(err, at);
         throw translateError(error, { op: "write" }) ?? error;

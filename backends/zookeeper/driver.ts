@@ -13,6 +13,7 @@ import type {
   Driver,
   DriverCommitOptions,
   DriverLockOptions,
+  DriverPut,
   DriverReadOptions,
   DriverSignalOptions,
   DriverTryLockOptions,
@@ -20,6 +21,7 @@ import type {
   Entry,
   KeySink,
   LockLease,
+  ScanRange,
   TreeSink,
 } from "../../core/driver.ts";
 import type { StoreLimits } from "../../core/types.ts";
@@ -31,6 +33,7 @@ import { entryOf, Nodes, ttlAcl } from "./nodes.ts";
 import { Paths } from "./paths.ts";
 import { openSession } from "./connect.ts";
 import { LockSessions } from "./lock_sessions.ts";
+import { scanTree } from "./scan.ts";
 import type { Acl } from "./protocol.ts";
 import type { Session } from "./session.ts";
 import { deleteTree, listTree } from "./tree.ts";
@@ -72,6 +75,13 @@ const EXPIRY_PROCESSING_MS = 250;
  */
 const MAX_ATOMIC_OPERATIONS = 1_024;
 
+/**
+ * Keys per chunk of `getMany`, `putMany` and `deleteMany`. A chunk of writes
+ * is one `multi` while it fits in maxBufferSize (see `byteGroups`); more
+ * keys would only make one conflicting key retry more of them.
+ */
+const MAX_BATCH_KEYS = 256;
+
 function aclBytes(acl: readonly Acl[]): number {
   return acl.reduce(
     (sum, entry) => sum + 12 + utf8Length(entry.scheme) + utf8Length(entry.id),
@@ -96,6 +106,7 @@ function limitsOf(config: ZookeeperConfig): StoreLimits {
     ttlGranularityMs: config.tickTime + EXPIRY_PROCESSING_MS,
     maxAtomicOperations: MAX_ATOMIC_OPERATIONS,
     maxTtlMs: MAX_TTL_MS,
+    maxBatchKeys: MAX_BATCH_KEYS,
   });
 }
 
@@ -106,9 +117,18 @@ export class ZookeeperDriver implements Driver {
   readonly #session: Session;
   readonly #nodes: Nodes;
   readonly #locks: LockSessions;
+  /** Request bytes a `multi` of a batch may take, its headers aside. */
+  readonly #batchBudget: number;
+  /** Bytes of one write's ACLs and generation ops, besides its path and data. */
+  readonly #writeOverhead: number;
 
   private constructor(config: ZookeeperConfig, session: Session) {
     this.limits = limitsOf(config);
+    this.#batchBudget = config.maxBufferSize - REQUEST_OVERHEAD_BYTES;
+    this.#writeOverhead = aclBytes([
+      ...config.acl,
+      ttlAcl(Number.MAX_SAFE_INTEGER),
+    ]) + 3 * (GENERATION_OP_BYTES + utf8Length(config.root));
     this.#session = session;
     this.#nodes = new Nodes(session, new Paths(config.root), config.acl);
     this.#locks = new LockSessions(config, session);
@@ -168,6 +188,126 @@ export class ZookeeperDriver implements Driver {
     } catch (error) {
       throw translateError(error, { op: "list", key }) ?? error;
     }
+  }
+
+  async scan(range: ScanRange, options: DriverReadOptions): Promise<Entry[]> {
+    try {
+      return await resending(async () => {
+        const synced = this.#sync(options.consistent);
+        const entries = await scanTree(this.#nodes, range, options.signal);
+        await synced;
+        return entries;
+      });
+    } catch (error) {
+      throw translateError(error, { op: "scan", key: range.dir }) ?? error;
+    }
+  }
+
+  async getMany(
+    keys: readonly string[],
+    options: DriverReadOptions,
+  ): Promise<(Entry | null)[]> {
+    try {
+      return await resending(async () => {
+        const synced = this.#sync(options.consistent);
+        // Every read goes out at once: one round trip for the chunk.
+        const states = await Promise.allSettled(
+          keys.map((key) =>
+            this.#nodes.read(this.#nodes.paths.path(key), true, options.signal)
+          ),
+        );
+        await synced;
+        const now = Date.now();
+        return states.map((state, i) => {
+          if (state.status === "rejected") throw state.reason;
+          return entryOf(keys[i], state.value, now);
+        });
+      });
+    } catch (error) {
+      throw translateError(error, { op: "getMany" }) ?? error;
+    }
+  }
+
+  async putMany(
+    writes: readonly DriverPut[],
+    options: DriverSignalOptions,
+  ): Promise<bigint[]> {
+    const groups = this.#byteGroups(
+      writes,
+      (write) => write.value.byteLength + this.#writeOverhead,
+    );
+    // Every key a multi writes gets the multi's zxid as its mzxid: the
+    // lastIndex a single put of it reports.
+    const indexes = await this.#writeGroups(groups, options, async (group) => {
+      const outcome = await this.#write(
+        group.map(({ key, value, ttl }) => ({
+          type: "put",
+          key,
+          value,
+          ttl: ttlOf(ttl),
+        })),
+        options.signal,
+        true,
+      );
+      if (!outcome.ok) {
+        throw new StoreError("ZooKeeper refused unchecked puts");
+      }
+      return outcome.lastIndex;
+    });
+    return groups.flatMap((group, i) => group.map(() => indexes[i]));
+  }
+
+  async deleteMany(
+    keys: readonly string[],
+    options: DriverSignalOptions,
+  ): Promise<void> {
+    const groups = this.#byteGroups(keys, () => 0);
+    await this.#writeGroups(groups, options, async (group) => {
+      await this.#write(
+        group.map((key) => ({ type: "delete", key })),
+        options.signal,
+        true,
+      );
+    });
+  }
+
+  // Splits a batch into runs that each fit in one multi: its path twice (a
+  // key made again with another kind is deleted and created) and `extra`.
+  #byteGroups<T extends string | DriverPut>(
+    items: readonly T[],
+    extra: (item: T) => number,
+  ): T[][] {
+    const groups: T[][] = [];
+    let bytes = 0;
+    for (const item of items) {
+      const key = typeof item === "string" ? item : item.key;
+      const size = 2 * (4 + utf8Length(this.#nodes.paths.path(key))) +
+        GENERATION_OP_BYTES + extra(item);
+      const last = groups.at(-1);
+      if (last && bytes + size <= this.#batchBudget) {
+        last.push(item);
+        bytes += size;
+      } else {
+        groups.push([item]);
+        bytes = size;
+      }
+    }
+    return groups;
+  }
+
+  // Sends the groups' multis together and waits for all of them, so none
+  // lands after the call has failed.
+  async #writeGroups<T, R>(
+    groups: T[][],
+    options: DriverSignalOptions,
+    write: (group: T[]) => Promise<R>,
+  ): Promise<R[]> {
+    options.signal?.throwIfAborted();
+    const results = await Promise.allSettled(groups.map(write));
+    return results.map((result) => {
+      if (result.status === "rejected") throw result.reason;
+      return result.value;
+    });
   }
 
   async deleteTree(
@@ -278,8 +418,15 @@ export class ZookeeperDriver implements Driver {
         resend,
         fences,
       });
-      // Parents left empty by a deletion go too, if they can.
-      await Promise.allSettled(deleted.map((path) => this.#nodes.prune(path)));
+      // Parents left empty by a deletion go too, if they can: once per
+      // parent, however many of its children a batch deleted.
+      const byParent = new Map<string, string>();
+      for (const path of deleted) {
+        byParent.set(path.slice(0, path.lastIndexOf("/")), path);
+      }
+      await Promise.allSettled(
+        [...byParent.values()].map((path) => this.#nodes.prune(path)),
+      );
       return outcome;
     } catch (error) {
       throw translateError(error, { op: "write" }) ?? error;
