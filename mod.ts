@@ -37,6 +37,8 @@ export type { StoreUrl } from "./core/url.ts";
 export { BaseStore } from "./core/store.ts";
 export { TRACE_PREFIX } from "./core/tracing.ts";
 export { expiresAt } from "./core/expiry.ts";
+export { StoreEvents } from "./core/events.ts";
+export type { DriverEvent, StoreEvent, StoreEventType } from "./core/events.ts";
 export { copy, dump, restore } from "./core/transfer.ts";
 export type {
   CopyOptions,

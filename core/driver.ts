@@ -19,6 +19,7 @@
  */
 
 import type { CommitResult, StoreLimits } from "./types.ts";
+import type { DriverEvent } from "./events.ts";
 
 /** A stored key as a driver reports it. */
 export interface Entry {
@@ -336,6 +337,13 @@ export interface Driver {
     key: string,
     options: DriverTryLockOptions,
   ): Promise<LockLease | null>;
+  /**
+   * Called once by the store with where to report what the driver handles
+   * on its own: reconnections, retries, resumed watches, a client's
+   * background errors (see {@linkcode DriverEvent}). A driver without it
+   * reports nothing.
+   */
+  observe?(emit: (event: DriverEvent) => void): void;
   /** Closes connections. Called once, after watches and locks are ended. */
   close(): Promise<void>;
   /**

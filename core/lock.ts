@@ -40,6 +40,8 @@ export interface LockHandleOptions {
   onEnd(lock: LockHandle): void;
   /** How long `unlock()` waits for the backend (default {@linkcode UNLOCK_TIMEOUT_MS}). */
   unlockTimeoutMs?: number;
+  /** Called once if the lock is lost, with the error on `lost` and why. */
+  onLost?(error: LockLostError, reason: string): void;
 }
 
 /**
@@ -60,6 +62,7 @@ export class LockHandle implements Lock {
   #ttl: number;
   #deleteOnUnlock: boolean;
   #onEnd: (lock: LockHandle) => void;
+  #onLost: ((error: LockLostError, reason: string) => void) | undefined;
   #unlockTimeoutMs: number;
   #confirmedAt: number;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -83,6 +86,7 @@ export class LockHandle implements Lock {
     this.#ttl = ttl;
     this.#deleteOnUnlock = options.deleteOnUnlock;
     this.#onEnd = options.onEnd;
+    this.#onLost = options.onLost;
     this.#unlockTimeoutMs = options.unlockTimeoutMs ?? UNLOCK_TIMEOUT_MS;
     this.#confirmedAt = Date.now();
     if (lease.lost) {
@@ -263,13 +267,13 @@ export class LockHandle implements Lock {
   #lose(reason: string, cause?: unknown): void {
     if (this.#lost.signal.aborted || this.#paused) return;
     this.#stop();
-    this.#lost.abort(
-      new LockLostError(
-        this.key,
-        reason,
-        cause === undefined ? undefined : { cause },
-      ),
+    const error = new LockLostError(
+      this.key,
+      reason,
+      cause === undefined ? undefined : { cause },
     );
+    this.#lost.abort(error);
+    this.#onLost?.(error, reason);
   }
 }
 

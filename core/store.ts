@@ -43,6 +43,7 @@ import {
 import { pageOfList, planScan, Scan } from "./scan.ts";
 import { type TraceContext, traced } from "./tracing.ts";
 import { noteExpiry } from "./expiry.ts";
+import { type StoreEvent, StoreEvents } from "./events.ts";
 import { readWriteLock, semaphore } from "./recipes.ts";
 import type { AtomicStep, Driver, Entry, LockLease } from "./driver.ts";
 import type {
@@ -101,6 +102,7 @@ const COUNTER_BACKOFF = { baseMs: 2, capMs: 100 };
 export class BaseStore implements Store {
   readonly backend: string;
   readonly limits: StoreLimits;
+  readonly events: StoreEvents = new StoreEvents();
   #driver: Driver;
   #prefix: string;
   #closed = false;
@@ -126,6 +128,9 @@ export class BaseStore implements Store {
   constructor(driver: Driver, options: BaseStoreOptions = {}) {
     this.#driver = driver;
     this.backend = driver.backend;
+    driver.observe?.((event) =>
+      this.events.emit({ ...event, backend: this.backend } as StoreEvent)
+    );
     allowManyListeners(this.#closeSignal.signal);
     const limits = driver.limits;
     let prefix = "";
@@ -549,6 +554,14 @@ export class BaseStore implements Store {
       ttl,
       deleteOnUnlock,
       onEnd: (lock) => this.#locks.delete(lock),
+      onLost: (error, reason) =>
+        this.events.emit({
+          type: "lock-lost",
+          backend: this.backend,
+          key: error.key,
+          reason,
+          error,
+        }),
     });
     this.#locks.add(handle);
     this.#handles.add(handle);

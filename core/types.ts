@@ -4,6 +4,8 @@
  * @module
  */
 
+import type { StoreEvents } from "./events.ts";
+
 /** A key with its value and version, as returned by reads. */
 export interface KVPair {
   /** The key, normalised: no leading or trailing `/`, relative to the store's `prefix`. */
@@ -280,6 +282,11 @@ export interface Store extends AsyncDisposable {
   readonly backend: string;
   /** What this store accepts. */
   readonly limits: StoreLimits;
+  /**
+   * What the store handles on its own, as events: a lost lock, a
+   * reconnection, a retry, a resumed watch, a client's background error.
+   */
+  readonly events: StoreEvents;
   /**
    * Writes `value` at `key` and resolves the key's new `lastIndex` (what a
    * `get` right after would report), as Deno KV's `set` returns a

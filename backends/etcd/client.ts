@@ -26,6 +26,7 @@ import { StoreError } from "../../core/errors.ts";
 import { Backoff, type BackoffOptions } from "../../core/backoff.ts";
 import type { TlsConnectionOptions } from "../../core/tls.ts";
 import type { ErrorContext } from "../../core/translate.ts";
+import type { DriverEvent } from "../../core/events.ts";
 import { failureKind, isInvalidToken, translateError } from "./errors.ts";
 import { memberTls } from "./tls.ts";
 
@@ -167,6 +168,8 @@ export class EtcdClient {
   readonly #requestTimeout: number;
   readonly #pool: Pool;
   #closed = false;
+  /** Where retries and reconnections are reported (the store's events). */
+  emit: (event: DriverEvent) => void = () => {};
 
   constructor(settings: ClientSettings) {
     this.where = `etcd at ${settings.hosts.join(",")}`;
@@ -241,7 +244,7 @@ export class EtcdClient {
     // A skipped member says only "circuit breaker open"; the failure that
     // made it skipped says why.
     let cause: unknown;
-    while (true) {
+    for (let attempt = 1;; attempt++) {
       try {
         return await fn({
           deadline: retry === "idempotent"
@@ -258,6 +261,7 @@ export class EtcdClient {
           throw translateError(cause, { ...context, server: this.where }) ??
             cause;
         }
+        this.emit({ type: "retry", operation: context.op, attempt, error });
         await delay(pause, signal);
       }
     }

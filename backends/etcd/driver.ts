@@ -38,6 +38,7 @@ import type {
   TreeSink,
 } from "../../core/driver.ts";
 import type { StoreLimits } from "../../core/types.ts";
+import type { DriverEvent } from "../../core/events.ts";
 import type { EtcdClient } from "./client.ts";
 import { isCompacted, translateError } from "./errors.ts";
 import { KeepAlives } from "./keep_alive.ts";
@@ -563,6 +564,10 @@ export class EtcdDriver implements Driver {
       keepAlives: this.#keepAlives,
       ttlLeases: this.#ttl,
     };
+  }
+
+  observe(emit: (event: DriverEvent) => void): void {
+    this.#client.emit = emit;
   }
 
   async close(): Promise<void> {

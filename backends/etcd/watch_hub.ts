@@ -21,7 +21,7 @@ import { Backoff, type BackoffOptions } from "../../core/backoff.ts";
 import { StoreError } from "../../core/errors.ts";
 import type { EtcdClient } from "./client.ts";
 import { failureKind, isInvalidToken, translateError } from "./errors.ts";
-import type { KeyRange } from "./keyspace.ts";
+import { type KeyRange, keyString as keyText } from "./keyspace.ts";
 
 /**
  * Pauses before opening the stream again: from 50 ms, doubling up to 2 s,
@@ -73,6 +73,10 @@ export class WatchHub {
   readonly #backoff = new Backoff(RECONNECT_BACKOFF);
   #lastId = 0;
   #closed = false;
+  // The stream broke since it was last open: the next one is a reconnection.
+  #broke = false;
+  // Attempts to open it again that failed in a row.
+  #failures = 0;
 
   constructor(client: EtcdClient) {
     this.#client = client;
@@ -145,6 +149,17 @@ export class WatchHub {
           return;
         }
         this.#stream = stream;
+        if (this.#broke) {
+          this.#broke = false;
+          this.#failures = 0;
+          this.#client.emit({ type: "reconnect", server: this.#client.where });
+          for (const registration of this.#watches.values()) {
+            this.#client.emit({
+              type: "watch-resume",
+              key: keyText(registration.range.key),
+            });
+          }
+        }
         stream.on("data", (response) => this.#receive(stream, response));
         stream.on("error", (error) => this.#broken(stream, error));
         stream.on(
@@ -215,8 +230,15 @@ export class WatchHub {
     this.#retry(error);
   }
 
-  #retry(_error: unknown): void {
+  #retry(error: unknown): void {
     if (this.#closed || this.#watches.size === 0) return;
+    this.#broke = true;
+    this.#client.emit({
+      type: "retry",
+      operation: "watch",
+      attempt: ++this.#failures,
+      error,
+    });
     clearTimeout(this.#reconnect);
     this.#reconnect = setTimeout(() => this.#open(), this.#backoff.next());
   }

@@ -40,6 +40,7 @@ import { compareKeys } from "../../core/keys.ts";
 import { inRange } from "../../core/scan.ts";
 import { translating } from "../../core/translate.ts";
 import type { StoreLimits } from "../../core/types.ts";
+import type { DriverEvent } from "../../core/events.ts";
 import {
   digest,
   readBatches,
@@ -397,6 +398,30 @@ export class RedisDriver implements Driver, WatchSource {
   // Locks are released and watches ended by now, so nothing is waiting for
   // a reply: the connections are dropped at once, without a QUIT round trip,
   // and close() settles in the same tick as the store's own work.
+  observe(emit: (event: DriverEvent) => void): void {
+    // ioredis reports its connection's errors and reconnects on its own; the
+    // store's events carry them, so none is swallowed.
+    const client = this.#topology.client;
+    const server = this.#topology.what;
+    let attempts = 0;
+    client.on(
+      "error",
+      (error: Error) => emit({ type: "error", source: "connection", error }),
+    );
+    client.on(
+      "node error",
+      (error: Error) => emit({ type: "error", source: "cluster node", error }),
+    );
+    client.on("reconnecting", () => {
+      attempts++;
+    });
+    client.on("ready", () => {
+      if (attempts === 0) return;
+      attempts = 0;
+      emit({ type: "reconnect", server });
+    });
+  }
+
   close(): Promise<void> {
     this.notifications.close();
     this.#topology.close();
