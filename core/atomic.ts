@@ -5,6 +5,7 @@
  * @module
  */
 
+import { utf8Length } from "./keys.ts";
 import { checkDelta } from "./counter.ts";
 import { InvalidArgumentError } from "./errors.ts";
 import type { AtomicStep, LockLease } from "./driver.ts";
@@ -42,6 +43,8 @@ export interface AtomicContext {
   lease(lock: Lock): LockLease | null;
   /** The most steps one operation may hold. */
   readonly maxOperations: number;
+  /** The most bytes of keys and values the operation may carry, if bound. */
+  readonly maxBytes?: number;
   /**
    * Commits the steps (checks first) and adds to the counters, fenced by
    * the leases (`null`: a lock known lost, so the commit must fail).
@@ -80,6 +83,8 @@ export class AtomicBuilder implements AtomicOperation {
   #fences: (LockLease | null)[] = [];
   #fenced = new Set<Lock>();
   #committed = false;
+  // Bytes of keys and values so far, against `maxBytes`.
+  #bytes = 0;
 
   /**
    * Creates an empty operation.
@@ -108,9 +113,9 @@ export class AtomicBuilder implements AtomicOperation {
     value: Uint8Array | string,
     options?: { ttl?: number },
   ): this {
-    const full = this.#add(key, this.#written, "written");
     const bytes = this.#context.value(key, value);
     const ttl = this.#context.ttl(options?.ttl);
+    const full = this.#add(key, this.#written, "written", 1, bytes.byteLength);
     this.#writes.push({ type: "put", key: full, value: bytes, ttl });
     return this;
   }
@@ -122,8 +127,9 @@ export class AtomicBuilder implements AtomicOperation {
   }
 
   sum(key: string, delta: bigint = 1n): this {
-    // A sum becomes a check and a put at commit: it counts as two steps.
-    const full = this.#add(key, this.#written, "summed", 2);
+    // A sum becomes a check and a put at commit: it counts as two steps,
+    // and its value is at most 20 digits and a sign.
+    const full = this.#add(key, this.#written, "summed", 2, 20);
     this.#sums.push({ key: full, userKey: key, delta: checkDelta(key, delta) });
     return this;
   }
@@ -169,9 +175,24 @@ export class AtomicBuilder implements AtomicOperation {
     }
   }
 
-  #add(key: string, seen: Set<string>, verb: string, steps = 1): string {
+  #add(
+    key: string,
+    seen: Set<string>,
+    verb: string,
+    steps = 1,
+    valueBytes = 0,
+  ): string {
     const full = this.#context.key(key);
     this.#reserve(steps);
+    const max = this.#context.maxBytes;
+    const bytes = utf8Length(full) + valueBytes;
+    if (max !== undefined && this.#bytes + bytes > max) {
+      throw new InvalidArgumentError(
+        `An atomic operation carries at most ${max} bytes of keys and values on this backend; adding ${
+          JSON.stringify(key)
+        } makes ${this.#bytes + bytes}`,
+      );
+    }
     // A sum checks and writes its counter itself.
     const summed = this.#sums.some((sum) => sum.key === full) ||
       (verb === "summed" &&
@@ -189,6 +210,7 @@ export class AtomicBuilder implements AtomicOperation {
       );
     }
     seen.add(full);
+    this.#bytes += bytes;
     return full;
   }
 }

@@ -623,6 +623,7 @@ export class BaseStore implements Store {
       value: (key, value) => toBytes(key, value, this.limits.maxValueBytes),
       ttl: (ttl) => this.#keyTtl(ttl),
       maxOperations: this.limits.maxAtomicOperations,
+      maxBytes: this.#driver.limits.maxAtomicBytes,
       lease: (lock) => this.#lease(lock),
       commit: (steps, sums, fences, options) =>
         this.#commitAll(steps, sums, fences, options),

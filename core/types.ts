@@ -126,6 +126,15 @@ export interface StoreLimits {
   /** The most checks and writes one `atomic()` operation may hold. */
   readonly maxAtomicOperations: number;
   /**
+   * The most bytes one `atomic()` operation may carry — the UTF-8 bytes of
+   * its keys (each time a key is checked or written) plus its values —
+   * where the backend declares its request limit (etcd: 1.5 MiB less
+   * framing; see each backend's page): more is an `InvalidArgumentError` as
+   * the step is added, before any I/O. The backend's framing is allowed
+   * for.
+   */
+  readonly maxAtomicBytes?: number;
+  /**
    * The longest TTL a key may be given, in milliseconds, where the backend
    * has one (ZooKeeper's TTL nodes, Consul's sessions); a longer one is an
    * `InvalidArgumentError` before any I/O. Locks' TTLs are not bound by it.

@@ -18,7 +18,6 @@ import {
   type IRequestOp,
   type ITxnResponse,
 } from "etcd3";
-import { InvalidArgumentError } from "../../core/errors.ts";
 import type {
   AtomicStep,
   CommitOutcome,
@@ -60,31 +59,45 @@ import { WatchHub } from "./watch_hub.ts";
 export const ETCD_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
 
 /**
+ * What etcd adds to a transaction per operation beyond its key and value
+ * (protobuf framing, the compare or range of a check, a lease id), rounded
+ * up generously, for the size check made before sending it.
+ */
+const TXN_BYTES_PER_OPERATION = 64;
+
+/**
+ * Room in a transaction for the waiter keys its fences compare (lock keys
+ * plus a lease id): 16 fences on the longest keys. Core does not count them
+ * in `maxAtomicBytes`; an operation with more fenced bytes than this on top
+ * of a full one is refused by etcd ("request is too large"), changing
+ * nothing.
+ */
+const FENCE_RESERVE_BYTES = 16 * (4 * 1024 + 32);
+
+/**
  * What the driver declares. The values come from etcd's defaults:
  * - keys: etcd sets no key limit of its own; 4 KiB keeps a key, its lock
  *   waiter key and a 1 MiB value well inside one request;
  * - values: 1 MiB, so a value and its key fit `--max-request-bytes`;
  * - TTL: see {@linkcode TTL_GRANULARITY_MS};
  * - atomic operations and keys per bulk chunk: etcd's default
- *   `--max-txn-ops` (128).
+ *   `--max-txn-ops` (128);
+ * - bytes of an atomic operation: `--max-request-bytes`, less the framing
+ *   of 128 operations and room for the waiter keys of fences (see
+ *   {@linkcode FENCE_RESERVE_BYTES}).
  */
 export const ETCD_LIMITS: StoreLimits = Object.freeze({
   maxKeyBytes: 4 * 1024,
   maxValueBytes: 1024 * 1024,
   ttlGranularityMs: 3_000,
   maxAtomicOperations: 128,
+  maxAtomicBytes: ETCD_MAX_REQUEST_BYTES - 128 * TXN_BYTES_PER_OPERATION -
+    FENCE_RESERVE_BYTES,
   maxBatchKeys: 128,
 });
 
 /** Keys per page of a `list`: large trees are read in pages at one revision. */
 const LIST_PAGE_KEYS = 1_000;
-
-/**
- * What etcd adds to a transaction per operation beyond its key and value
- * (protobuf framing, the compare or range of a check, a lease id), rounded
- * up generously, for the size check made before sending it.
- */
-const TXN_BYTES_PER_OPERATION = 64;
 
 /** The driver of one `EtcdStore`. */
 export class EtcdDriver implements Driver {
@@ -287,7 +300,6 @@ export class EtcdDriver implements Driver {
       return { ok: false, fenced: true };
     }
     const fenceKeys = fences.map((fence) => fence!);
-    checkRequestSize(steps, fenceKeys.map((fence) => fence.key));
     const checks = steps.filter((step) => step.type === "check");
     // Puts with the same TTL share a lease: it is revoked once none of its
     // keys is left.
@@ -792,23 +804,4 @@ function bySize(writes: readonly DriverPut[]): DriverPut[][] {
     bytes += size;
   }
   return runs;
-}
-
-// etcd refuses a request over `--max-request-bytes`; an atomic operation that
-// would be refused is refused here, before anything is sent.
-function checkRequestSize(
-  steps: readonly AtomicStep[],
-  fenceKeys: readonly Buffer[],
-): void {
-  let bytes = 0;
-  for (const key of fenceKeys) bytes += key.length + TXN_BYTES_PER_OPERATION;
-  for (const step of steps) {
-    bytes += Buffer.byteLength(step.key) + TXN_BYTES_PER_OPERATION;
-    if (step.type === "put") bytes += step.value.byteLength;
-  }
-  if (bytes > ETCD_MAX_REQUEST_BYTES) {
-    throw new InvalidArgumentError(
-      `The atomic operation needs about ${bytes} bytes, over etcd's request limit of ${ETCD_MAX_REQUEST_BYTES} bytes`,
-    );
-  }
 }
