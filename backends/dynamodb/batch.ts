@@ -31,7 +31,7 @@ export const BATCH_CONCURRENCY = 4;
 export const UNPROCESSED_RETRIES = 15;
 
 /** AWS's advice for unprocessed items: back off exponentially, with jitter. */
-const UNPROCESSED_BACKOFF = { baseMs: 50, capMs: 5_000 };
+export const UNPROCESSED_BACKOFF = { baseMs: 50, capMs: 5_000 };
 
 /**
  * Writes every request (puts and deletes, each key at most once), however

@@ -64,10 +64,10 @@ const FENCE_OVERHEAD_BYTES = 200;
  * How many times a cancelled transaction is sent again: after a conflict
  * with another transaction on the same items, or a version to pick higher.
  */
-const TRANSACTION_RETRIES = 10;
+export const TRANSACTION_RETRIES = 10;
 
 /** Conflicting transactions back off with jitter before trying again. */
-const CONFLICT_BACKOFF = { baseMs: 20, capMs: 1_000 };
+export const CONFLICT_BACKOFF = { baseMs: 20, capMs: 1_000 };
 
 /** What one operation does to one key. */
 interface KeyPlan {
@@ -155,11 +155,19 @@ function plan(steps: readonly AtomicStep[]): KeyPlan[] {
   return [...plans.values()];
 }
 
+/**
+ * What the item of `key` (holding `value`, if given) counts towards
+ * {@linkcode MAX_TRANSACTION_BYTES}: the key twice (partition and sort key)
+ * and the attributes.
+ */
+export function itemBytes(key: string, value?: Uint8Array): number {
+  return 2 * utf8Length(key) + ITEM_OVERHEAD_BYTES + (value?.length ?? 0);
+}
+
 function checkSize(plans: KeyPlan[], fences: LockFence[]): void {
   let bytes = 0;
   for (const { key, write } of plans) {
-    bytes += 2 * utf8Length(key) + ITEM_OVERHEAD_BYTES;
-    if (write?.type === "put") bytes += write.value.length;
+    bytes += itemBytes(key, write?.type === "put" ? write.value : undefined);
   }
   for (const { key } of fences) {
     bytes += 2 * utf8Length(key) + FENCE_OVERHEAD_BYTES;

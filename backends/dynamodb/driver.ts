@@ -15,6 +15,7 @@ import type {
   Driver,
   DriverCommitOptions,
   DriverLockOptions,
+  DriverPut,
   DriverReadOptions,
   DriverSignalOptions,
   DriverTryLockOptions,
@@ -22,6 +23,7 @@ import type {
   Entry,
   KeySink,
   LockLease,
+  ScanRange,
   TreeSink,
 } from "../../core/driver.ts";
 import { translating } from "../../core/translate.ts";
@@ -38,8 +40,10 @@ import { deleteKey, deleteTree } from "./delete_tree.ts";
 import { configurationError, translateError } from "./errors.ts";
 import { toEntry, valueItem } from "./items.ts";
 import { acquireLock, type LockSource, tryAcquireLock } from "./lock.ts";
+import { BATCH_GET_LIMIT, deleteMany, getMany, putMany } from "./many.ts";
 import type { Settings } from "./options.ts";
 import { getItem, listEntries, listItems } from "./reads.ts";
+import { scanPage } from "./scan.ts";
 import { openTable } from "./table.ts";
 import { VersionClock } from "./versions.ts";
 import { StreamFeed } from "./stream_feed.ts";
@@ -81,6 +85,9 @@ export class DynamoDBDriver implements Driver {
       // dead holder is due the same skew after its TTL.
       ttlGranularityMs: settings.maxClockSkewMs,
       maxAtomicOperations: MAX_TRANSACTION_ITEMS,
+      // A chunk is one BatchGetItem (100 keys) or TransactWriteItems (100
+      // items) at most.
+      maxBatchKeys: Math.min(BATCH_GET_LIMIT, MAX_TRANSACTION_ITEMS),
     });
     const base = {
       connectTimeout: settings.connectTimeoutMs,
@@ -196,6 +203,37 @@ export class DynamoDBDriver implements Driver {
 
   list(dir: string, options: DriverReadOptions): Promise<Entry[]> {
     return this.#run("list", () => listEntries(this.#ctx, dir, options));
+  }
+
+  scan(range: ScanRange, options: DriverReadOptions): Promise<Entry[]> {
+    return this.#run("scan", () => scanPage(this.#ctx, range, options));
+  }
+
+  getMany(
+    keys: readonly string[],
+    options: DriverReadOptions,
+  ): Promise<(Entry | null)[]> {
+    return this.#run("getMany", () => getMany(this.#ctx, keys, options));
+  }
+
+  putMany(
+    writes: readonly DriverPut[],
+    options: DriverSignalOptions,
+  ): Promise<bigint[]> {
+    return this.#run(
+      "putMany",
+      () => putMany(this.#ctx, writes, options.signal),
+    );
+  }
+
+  deleteMany(
+    keys: readonly string[],
+    options: DriverSignalOptions,
+  ): Promise<void> {
+    return this.#run(
+      "deleteMany",
+      () => deleteMany(this.#ctx, keys, options.signal),
+    );
   }
 
   deleteTree(

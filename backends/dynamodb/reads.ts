@@ -155,9 +155,11 @@ export async function listItems(
   return items;
 }
 
-// Versions written by other clients move this process's clock past them, so
-// its next write needs no retry.
-function observe(ctx: Context, item: Item): void {
+/**
+ * Moves this process's clock past an item's version: versions written by
+ * other clients then need no retry of this process's next write.
+ */
+export function observe(ctx: Context, item: Item): void {
   const version = item.version?.N;
   if (version !== undefined) ctx.clock.observe(BigInt(version));
 }
