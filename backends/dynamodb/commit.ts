@@ -19,7 +19,7 @@ import {
   TransactWriteItemsCommand,
 } from "@aws-sdk/client-dynamodb";
 import { delay } from "../../core/abort.ts";
-import { InvalidArgumentError, StoreError } from "../../core/errors.ts";
+import { StoreError } from "../../core/errors.ts";
 import { utf8Length } from "../../core/keys.ts";
 import type {
   AtomicStep,
@@ -59,6 +59,16 @@ const ITEM_OVERHEAD_BYTES = 100;
 
 /** What a fence's ConditionCheck costs besides its key: the owner token. */
 const FENCE_OVERHEAD_BYTES = 200;
+
+/**
+ * The bytes of keys and values one atomic() may carry (`maxAtomicBytes`):
+ * the 4 MB, less what each of the 100 items may add to what core counts —
+ * a second copy of its key (partition and sort key, 1 KiB at most) and its
+ * attributes or a fence's owner token.
+ */
+export const MAX_ATOMIC_BYTES = MAX_TRANSACTION_BYTES -
+  MAX_TRANSACTION_ITEMS *
+    (1024 + Math.max(ITEM_OVERHEAD_BYTES, FENCE_OVERHEAD_BYTES + 1024));
 
 /**
  * How many times a cancelled transaction is sent again: after a conflict
@@ -118,7 +128,6 @@ export async function commit(
   if (plans.length === 1 && fences.length === 0) {
     return await commitOne(ctx, plans[0], signal);
   }
-  checkSize(plans, fences);
   return await transact(ctx, plans, fences, signal);
 }
 
@@ -162,21 +171,6 @@ function plan(steps: readonly AtomicStep[]): KeyPlan[] {
  */
 export function itemBytes(key: string, value?: Uint8Array): number {
   return 2 * utf8Length(key) + ITEM_OVERHEAD_BYTES + (value?.length ?? 0);
-}
-
-function checkSize(plans: KeyPlan[], fences: LockFence[]): void {
-  let bytes = 0;
-  for (const { key, write } of plans) {
-    bytes += itemBytes(key, write?.type === "put" ? write.value : undefined);
-  }
-  for (const { key } of fences) {
-    bytes += 2 * utf8Length(key) + FENCE_OVERHEAD_BYTES;
-  }
-  if (bytes > MAX_TRANSACTION_BYTES) {
-    throw new InvalidArgumentError(
-      `An atomic operation on DynamoDB carries at most ${MAX_TRANSACTION_BYTES} bytes of items (a TransactWriteItems limit); this one has about ${bytes}`,
-    );
-  }
 }
 
 async function commitOne(

@@ -34,7 +34,7 @@ import {
   createStreamsClient,
   settingsOf,
 } from "./client.ts";
-import { commit, MAX_TRANSACTION_ITEMS } from "./commit.ts";
+import { commit, MAX_ATOMIC_BYTES, MAX_TRANSACTION_ITEMS } from "./commit.ts";
 import type { Context } from "./context.ts";
 import { deleteKey, deleteTree } from "./delete_tree.ts";
 import { configurationError, translateError } from "./errors.ts";
@@ -85,6 +85,7 @@ export class DynamoDBDriver implements Driver {
       // dead holder is due the same skew after its TTL.
       ttlGranularityMs: settings.maxClockSkewMs,
       maxAtomicOperations: MAX_TRANSACTION_ITEMS,
+      maxAtomicBytes: MAX_ATOMIC_BYTES,
       // A chunk is one BatchGetItem (100 keys) or TransactWriteItems (100
       // items) at most.
       maxBatchKeys: Math.min(BATCH_GET_LIMIT, MAX_TRANSACTION_ITEMS),
