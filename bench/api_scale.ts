@@ -31,7 +31,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { openStore, type Store } from "../mod.ts";
-import type { Target } from "./compare/side.ts";
+import { TARGETS } from "./compare/targets.ts";
 
 const { values } = parseArgs({
   options: {
@@ -58,16 +58,6 @@ interface Subject {
   close(): Promise<void>;
 }
 
-const NETWORK: Record<string, () => Promise<Target>> = {
-  redis: async () => (await import("./compare/redis.ts")).redisTarget(),
-  etcd: async () => (await import("./compare/etcd.ts")).etcdTarget(),
-  zookeeper: async () =>
-    (await import("./compare/zookeeper.ts")).zookeeperTarget(),
-  consul: async () => (await import("./compare/consul.ts")).consulTarget(),
-  dynamodb: async () =>
-    (await import("./compare/dynamodb.ts")).dynamodbTarget(),
-};
-
 async function subject(backend: string): Promise<Subject> {
   if (backend === "memory") {
     const store = await openStore(`memory:api-scale-${Date.now()}`);
@@ -85,7 +75,7 @@ async function subject(backend: string): Promise<Subject> {
       },
     };
   }
-  const target = await NETWORK[backend]();
+  const target = await TARGETS[backend]();
   return { backend, store: target.store, close: () => target.close() };
 }
 

@@ -31,16 +31,7 @@ import {
 } from "./compare/measure.ts";
 import type { Side, Target } from "./compare/side.ts";
 import { watchLatency } from "./compare/watch_latency.ts";
-
-const TARGETS: Record<string, () => Promise<Target>> = {
-  redis: async () => (await import("./compare/redis.ts")).redisTarget(),
-  etcd: async () => (await import("./compare/etcd.ts")).etcdTarget(),
-  zookeeper: async () =>
-    (await import("./compare/zookeeper.ts")).zookeeperTarget(),
-  consul: async () => (await import("./compare/consul.ts")).consulTarget(),
-  dynamodb: async () =>
-    (await import("./compare/dynamodb.ts")).dynamodbTarget(),
-};
+import { TARGETS } from "./compare/targets.ts";
 
 /** The size of every value written, as the issue asks. */
 const VALUE_BYTES = 100;

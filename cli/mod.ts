@@ -493,10 +493,7 @@ const COMMANDS: Record<string, Command> = {
         signal: io.signal,
         onProgress: (keys) => progress.show(keys),
       });
-      progress.done();
-      if (output.json) output.line(JSON.stringify({ keys }));
-      else io.err(`valkeyrie: restored ${keys} keys\n`);
-      return EXIT.ok;
+      return done(progress, output, io, keys);
     },
   },
   copy: {
@@ -522,11 +519,8 @@ const COMMANDS: Record<string, Command> = {
           else io.err(`valkeyrie: ${keys} keys copied; following changes\n`);
         },
       });
-      progress.done();
-      if (output.json) output.line(JSON.stringify({ keys }));
-      else io.err(`valkeyrie: copied ${keys} keys\n`);
       // Ctrl-C is how a follow ends: that is success.
-      return EXIT.ok;
+      return done(progress, output, io, keys);
     },
   },
   watch: {
@@ -751,17 +745,31 @@ function isMissingFile(url: string): boolean {
   }
 }
 
+/** restore and copy: how many keys, as JSON or on standard error. */
+function done(
+  progress: Progress,
+  output: Output,
+  io: CliIO,
+  keys: number,
+): number {
+  progress.done();
+  if (output.json) output.line(JSON.stringify({ keys }));
+  else io.err(`valkeyrie: ${progress.what} ${keys} keys\n`);
+  return EXIT.ok;
+}
+
 /** Keys done and the rate, on one line of standard error when a terminal. */
 class Progress {
   #io: CliIO;
-  #what: string;
+  /** What is done to the keys: "copied", "restored". */
+  readonly what: string;
   #started = performance.now();
   #shown = 0;
   #any = false;
 
   constructor(io: CliIO, what: string) {
     this.#io = io;
-    this.#what = what;
+    this.what = what;
   }
 
   show(keys: number): void {
@@ -772,7 +780,7 @@ class Progress {
     this.#shown = now;
     this.#any = true;
     const rate = keys / Math.max((now - this.#started) / 1000, 0.001);
-    this.#io.err(`\r${this.#what} ${keys} keys, ${Math.round(rate)} keys/s`);
+    this.#io.err(`\r${this.what} ${keys} keys, ${Math.round(rate)} keys/s`);
   }
 
   done(): void {
