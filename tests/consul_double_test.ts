@@ -574,6 +574,66 @@ describe("the Consul double: transactions", () => {
     assert.equal(atob(data.Value), "d", "only the passing check wrote");
   });
 
+  test("get fails the transaction on a missing key; get-or-empty answers it with the operation's fields", async () => {
+    await call("PUT", "/kv/goe/here?flags=3", { body: "h" });
+    const missing = await txn([
+      { Verb: "get", Key: "goe/here" },
+      { Verb: "get", Key: "goe/none" },
+    ]);
+    assert.equal(missing.status, 409);
+    assert.deepEqual(missing.json.Errors, [{
+      OpIndex: 1,
+      What: 'key "goe/none" doesn\'t exist',
+    }]);
+    const answer = await txn([
+      { Verb: "get-or-empty", Key: "goe/none" },
+      { Verb: "get-or-empty", Key: "goe/here" },
+      { Verb: "get-or-empty", Key: "goe/echo", Flags: 9, Index: 5 },
+    ]);
+    assert.equal(answer.status, 200);
+    assert.equal(
+      answer.headers.get("x-consul-effective-consistency"),
+      "leader",
+    );
+    const [none, here, echo] = answer.json.Results.map((
+      r: { KV: unknown },
+    ) => r.KV);
+    assert.equal(none.Key, "goe/none");
+    assert.equal(none.Value, null);
+    assert.equal(none.ModifyIndex, 0);
+    assert.equal(none.CreateIndex, 0);
+    assert.equal(none.Flags, 0);
+    assert.equal(atob(here.Value), "h", "the value, as for get");
+    assert.equal(here.Flags, 3);
+    assert.ok(here.ModifyIndex > 0);
+    assert.equal(echo.Flags, 9);
+    assert.equal(echo.ModifyIndex, 5);
+    // A transaction of reads takes the consistency modes.
+    const stale = await call("PUT", "/txn?stale", {
+      body: JSON.stringify([{ KV: { Verb: "get-or-empty", Key: "goe/here" } }]),
+    });
+    assert.equal(stale.headers.get("x-consul-effective-consistency"), "stale");
+  });
+
+  test("keys with a separator names one level, in byte order of whole names", async () => {
+    for (const key of ["lv/a", "lv/a-c", "lv/a/b", "lv/a/b/c", "lv/a0"]) {
+      await call("PUT", `/kv/${key}`, { body: key });
+    }
+    assert.deepEqual((await call("GET", "/kv/lv/?keys&separator=/")).json, [
+      "lv/a",
+      "lv/a-c",
+      "lv/a/",
+      "lv/a0",
+    ]);
+    assert.deepEqual((await call("GET", "/kv/lv/a/?keys&separator=/")).json, [
+      "lv/a/b",
+      "lv/a/b/",
+    ]);
+    const root = (await call("GET", "/kv/?keys&separator=/")).json;
+    assert.ok(root.includes("lv/"));
+    assert.ok(root.every((name: string) => !/\/./.test(name)), "one level");
+  });
+
   test("at most 64 operations; a body over txn_max_req_len is refused", async () => {
     const ops = Array.from(
       { length: 65 },
@@ -624,6 +684,20 @@ describe("the Consul double: ACLs", () => {
     });
     assert.equal(txn.status, 409);
     assert.equal(txn.json.Errors[0].What, "Permission denied");
+    // Reads in a transaction are filtered on the way out instead.
+    const read = await call("PUT", "/txn", {
+      body: JSON.stringify([
+        { KV: { Verb: "get-or-empty", Key: "acl/k" } },
+        { KV: { Verb: "get-tree", Key: "acl/" } },
+      ]),
+    });
+    assert.equal(read.status, 200);
+    assert.deepEqual(read.json.Results, []);
+    const allowed = await call("PUT", "/txn", {
+      headers: root,
+      body: JSON.stringify([{ KV: { Verb: "get-or-empty", Key: "acl/k" } }]),
+    });
+    assert.equal(atob(allowed.json.Results[0].KV.Value), "v");
     assert.equal((await call("PUT", "/session/create")).status, 403);
   });
 

@@ -13,6 +13,11 @@
  * the holder's own writes keep the lock. A fenced commit starts with a
  * `check-session` of each fence (see `lock.ts`).
  *
+ * A scan page walks the tree level by level (`scan.ts`) rather than listing
+ * it; the batch calls pack many keys' operations into transactions
+ * (`batch.ts`), their reads as `get-or-empty`, which unlike `get` does not
+ * fail a transaction on a missing key.
+ *
  * @module
  */
 
@@ -23,6 +28,7 @@ import type {
   Driver,
   DriverCommitOptions,
   DriverLockOptions,
+  DriverPut,
   DriverReadOptions,
   DriverSignalOptions,
   DriverTryLockOptions,
@@ -30,16 +36,19 @@ import type {
   Entry,
   KeySink,
   LockLease,
+  ScanRange,
   TreeSink,
 } from "../../core/driver.ts";
 import { type ErrorContext, translating } from "../../core/translate.ts";
 import type { StoreLimits } from "../../core/types.ts";
+import { packTransactions } from "./batch.ts";
 import { runBlockingLoop } from "./blocking.ts";
 import { hasExpiry, toEntries, toEntry } from "./entries.ts";
 import { translateError } from "./errors.ts";
 import { expiryFlags } from "./expiry.ts";
 import type { ConsulEntry, ConsulHttp, TxnOp } from "./http.ts";
 import { consulKeyProblem } from "./keys.ts";
+import { scanPage } from "./scan.ts";
 import {
   acquireLock,
   base64,
@@ -117,6 +126,9 @@ export function consulLimits(sessionTtlMin: number): StoreLimits {
       SESSION_REAP_MARGIN_MS,
     // A put takes two operations (a delete and a set).
     maxAtomicOperations: TXN_MAX_OPS / 2,
+    // A chunk of a bulk call is one transaction of at most two operations
+    // per key (large values split it further, by body size).
+    maxBatchKeys: TXN_MAX_OPS / 2,
     // A key with a TTL lives on a session, which lives at most this long.
     maxTtlMs: SESSION_TTL_MAX_MS,
   });
@@ -169,6 +181,142 @@ export class ConsulDriver implements Driver {
         signal: this.#signal(options.signal),
       });
       return toEntries(entries);
+    });
+  }
+
+  scan(range: ScanRange, options: DriverReadOptions): Promise<Entry[]> {
+    return this.#run({ op: "scan", key: range.dir }, () => {
+      const signal = this.#signal(options.signal);
+      return scanPage(range, {
+        level: (prefix) =>
+          this.#http.keys(prefix, { consistent: options.consistent, signal }),
+        entries: async (keys) => {
+          const found = await this.#readMany(keys, options.consistent, signal);
+          const now = Date.now();
+          return found.map((raw) => {
+            const entry = raw && toEntry(raw, now);
+            if (entry && range.keysOnly) entry.value = new Uint8Array();
+            return entry;
+          });
+        },
+      });
+    });
+  }
+
+  getMany(
+    keys: readonly string[],
+    options: DriverReadOptions,
+  ): Promise<(Entry | null)[]> {
+    return this.#run({ op: "getMany", key: keys[0] }, async () => {
+      const found = await this.#readMany(
+        keys,
+        options.consistent,
+        this.#signal(options.signal),
+      );
+      const now = Date.now();
+      return found.map((raw) => raw && toEntry(raw, now));
+    });
+  }
+
+  putMany(
+    writes: readonly DriverPut[],
+    options: DriverSignalOptions,
+  ): Promise<bigint[]> {
+    return this.#run({ op: "putMany", key: writes[0]?.key }, async () => {
+      const signal = this.#signal(options.signal);
+      const now = Date.now();
+      // Each write as `put` makes it: a key this store holds a lock on keeps
+      // the lock's session, any other put with a TTL gets a session of its
+      // own, and the old TTL session of such a key is destroyed once the
+      // key is free of it.
+      const fresh = writes.filter((w) =>
+        w.ttl !== undefined && !this.#held.has(w.key)
+      );
+      const [created, previous] = await Promise.all([
+        Promise.allSettled(fresh.map((w) =>
+          this.#keySession(
+            keySessionTtl(w.ttl!, this.#settings.sessionTtlMin),
+            signal,
+          )
+        )),
+        fresh.length === 0
+          ? Promise.resolve([])
+          : this.#readMany(fresh.map((w) => w.key), undefined, signal)
+            .catch(() => fresh.map(() => null)),
+      ]);
+      const sessions = new Map<string, string>();
+      let refused: { reason: unknown } | undefined;
+      created.forEach((outcome, i) => {
+        if (outcome.status === "fulfilled") {
+          sessions.set(fresh[i].key, outcome.value);
+        } else refused ??= { reason: outcome.reason };
+      });
+      if (refused) {
+        for (const session of sessions.values()) {
+          this.#cleanup(() => this.#http.destroySession(session));
+        }
+        throw refused.reason;
+      }
+      const replaced = new Map<string, string>();
+      fresh.forEach((w, i) => {
+        const old = previous[i]?.Session;
+        if (old && old !== sessions.get(w.key) && hasExpiry(previous[i]!)) {
+          replaced.set(w.key, old);
+        }
+      });
+      const planned = writes.map((w) => ({
+        key: w.key,
+        ops: [
+          { Verb: "delete", Key: w.key },
+          write(
+            w.key,
+            w.value,
+            w.ttl === undefined ? 0 : expiryFlags(now + w.ttl),
+            this.#held.get(w.key) ?? sessions.get(w.key),
+          ),
+        ],
+      }));
+      const indexes = new Map<string, bigint>();
+      const outcomes = await Promise.allSettled(
+        packTransactions(planned, (p) => p.ops, TXN_MAX_OPS, TXN_MAX_REQ_LEN)
+          .map(async (group) => {
+            let results: ConsulEntry[];
+            try {
+              results = await this.#apply(group.flatMap((p) => p.ops), signal);
+            } catch (error) {
+              for (const { key } of group) {
+                const session = sessions.get(key);
+                if (session) {
+                  this.#cleanup(() => this.#http.destroySession(session));
+                }
+              }
+              throw error;
+            }
+            for (const { key } of group) {
+              indexes.set(key, writtenIndex(key, results));
+              const old = replaced.get(key);
+              if (old) this.#cleanup(() => this.#http.destroySession(old));
+            }
+          }),
+      );
+      for (const outcome of outcomes) {
+        if (outcome.status === "rejected") throw outcome.reason;
+      }
+      return writes.map((w) => indexes.get(w.key)!);
+    });
+  }
+
+  deleteMany(
+    keys: readonly string[],
+    options: DriverSignalOptions,
+  ): Promise<void> {
+    return this.#run({ op: "deleteMany", key: keys[0] }, async () => {
+      const signal = this.#signal(options.signal);
+      const deletes = keys.map((Key): TxnOp => ({ Verb: "delete", Key }));
+      await Promise.all(
+        packTransactions(deletes, (op) => [op], TXN_MAX_OPS, TXN_MAX_REQ_LEN)
+          .map((ops) => this.#apply(ops, signal)),
+      );
     });
   }
 
@@ -467,6 +615,51 @@ export class ConsulDriver implements Driver {
       );
     }
     return outcome.results;
+  }
+
+  // The entries of distinct `keys` as Consul holds them (`null`: absent),
+  // by read-only transactions of `get-or-empty` operations: a `get` of a
+  // missing key fails its whole transaction, `get-or-empty` answers it
+  // with the operation's own fields, ModifyIndex 0
+  // (agent/consul/state/txn.go, hashicorp/consul#14474). `consistent` is
+  // the read's mode: `?consistent`, `?stale`, or Consul's default when
+  // undefined.
+  async #readMany(
+    keys: readonly string[],
+    consistent: boolean | undefined,
+    signal: AbortSignal,
+  ): Promise<(ConsulEntry | null)[]> {
+    const found = new Map<string, ConsulEntry>();
+    const reads = keys.map((Key): TxnOp => ({ Verb: "get-or-empty", Key }));
+    await Promise.all(
+      packTransactions(reads, (op) => [op], TXN_MAX_OPS, TXN_MAX_REQ_LEN)
+        .map(async (ops) => {
+          const outcome = await this.#http.txn(ops, {
+            signal,
+            consistent: consistent === true,
+            stale: consistent === false,
+          });
+          if (!outcome.ok) {
+            throw new StoreError(
+              `Consul refused the read: ${outcome.errors[0]?.What}`,
+            );
+          }
+          for (const entry of outcome.results) found.set(entry.Key, entry);
+        }),
+    );
+    return keys.map((key) => {
+      const entry = found.get(key);
+      // Consul leaves out of a transaction's results what the token may
+      // not read, where `get` would answer 403.
+      if (entry === undefined) {
+        throw new StoreError(
+          `Consul answered nothing for ${
+            JSON.stringify(key)
+          }: the token may not read it`,
+        );
+      }
+      return entry.ModifyIndex === 0 ? null : entry;
+    });
   }
 
   #keySession(ttl: number, signal: AbortSignal): Promise<string> {

@@ -125,6 +125,7 @@ interface PapiError extends Error {
 interface ConsulClient {
   kv: {
     get(options: Record<string, unknown>): Promise<unknown>;
+    keys(options: Record<string, unknown>): Promise<unknown>;
   };
   session: {
     create(options: Record<string, unknown>): Promise<unknown>;
@@ -243,13 +244,34 @@ export class ConsulHttp {
   }
 
   /**
-   * Applies KV operations all together (`PUT /v1/txn`). `consistent` asks
-   * a transaction of reads and checks only, which Consul serves as a read,
-   * for `?consistent` (https://developer.hashicorp.com/consul/api-docs/txn#query-parameters).
+   * One level of the tree under `prefix` (`?keys&separator=/`): the keys
+   * right under it and, once each, the sub-prefixes (up to and with their
+   * next `/`) that hold deeper keys; `[]` for an empty tree, which Consul
+   * answers with a 404 (https://developer.hashicorp.com/consul/api-docs/kv#read-key).
+   */
+  async keys(prefix: string, options: ReadCallOptions = {}): Promise<string[]> {
+    try {
+      const [, body] = await this.#call(
+        (extra) => this.#client.kv.keys(extra),
+        { key: prefix, separator: "/", ...readParams(options) },
+        options.signal,
+      );
+      return Array.isArray(body) ? body as string[] : [];
+    } catch (error) {
+      if (error instanceof ConsulHttpError && error.status === 404) return [];
+      throw error;
+    }
+  }
+
+  /**
+   * Applies KV operations all together (`PUT /v1/txn`). A transaction of
+   * reads and checks only is served as a read, with a consistency mode:
+   * `consistent` asks `?consistent`, `stale` asks `?stale`
+   * (https://developer.hashicorp.com/consul/api-docs/txn#query-parameters).
    */
   async txn(
     ops: TxnOp[],
-    options: CallOptions & { consistent?: boolean } = {},
+    options: CallOptions & { consistent?: boolean; stale?: boolean } = {},
   ): Promise<TxnOutcome> {
     const namespace = this.#options.namespace;
     const body = ops.map((op) => ({
@@ -258,7 +280,11 @@ export class ConsulHttp {
     try {
       const [, result] = await this.#call(
         (extra) => this.#client.transaction.create(body, extra),
-        options.consistent ? { consistent: true } : {},
+        options.consistent
+          ? { consistent: true }
+          : options.stale
+          ? { stale: true }
+          : {},
         options.signal,
       );
       const results = (result as { Results?: Array<{ KV?: RawEntry }> })

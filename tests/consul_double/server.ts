@@ -50,6 +50,8 @@ export interface DoubleOptions extends Partial<AgentConfig> {
   tls?: DoubleTls;
   /** How long tombstones of deleted keys are kept (Consul: 15 min). */
   tombstoneTtlMs?: number;
+  /** Keep every request's method and URL in `requestLog` (for tests). */
+  recordRequests?: boolean;
 }
 
 /** A running double. */
@@ -63,6 +65,11 @@ export interface ConsulDouble {
   readonly requests: number;
   /** How many blocking queries are waiting now (for tests). */
   readonly waiting: number;
+  /**
+   * `"METHOD /v1/path?query"` of every request since the double started,
+   * with `recordRequests`; tests may empty it (empty otherwise).
+   */
+  readonly requestLog: string[];
   /** Drops every connection and stops listening, keeping the data. */
   stopListening(): Promise<void>;
   /** Listens again on the same port. */
@@ -94,8 +101,10 @@ export async function startConsulDouble(
     stopping: stopping.signal,
   };
   let requests = 0;
+  const requestLog: string[] = [];
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     requests++;
+    if (options.recordRequests) requestLog.push(`${req.method} ${req.url}`);
     void handle(agent, req, res);
   };
   const tls = options.tls;
@@ -149,6 +158,7 @@ export async function startConsulDouble(
     get waiting() {
       return agent.state.waiting;
     },
+    requestLog,
     stopListening,
     listen,
     close: async () => {

@@ -17,6 +17,14 @@
  *   `kv_max_value_size` are refused with a 413
  *   (https://developer.hashicorp.com/consul/docs/agent/config/config-files#txn_max_req_len);
  * - a transaction without writes is a read, with consistency modes;
+ * - `get-or-empty` (Consul 1.14, hashicorp/consul#14474) answers a missing
+ *   key with the operation's own entry, its value emptied: the key, and the
+ *   `Flags`, `Session` and `Index` (as `ModifyIndex`) it was sent with,
+ *   so 0 where not given (agent/consul/state/txn.go, txnKVS);
+ * - results of KV operations are filtered by the token's `key:read`
+ *   ("Filtering for GETs is done on the output side",
+ *   agent/consul/txn_endpoint.go, FilterTxnResults), so a `get` the token
+ *   may not do is left out of the results rather than failing;
  * - ACLs and lock delays are checked before anything is applied, and a
  *   failing check is an error of its operation (agent/consul/txn_endpoint.go);
  * - the error messages are Consul's (agent/consul/state/txn.go), which
@@ -138,9 +146,11 @@ export function txnEndpoint(agent: Agent, call: Call): Reply {
       if (errors.length) table.rollback();
       else table.commit();
     }
-    return errors.length
-      ? call.json({ Results: null, Errors: errors }, 409)
-      : call.json({ Results: results, Errors: null });
+    if (errors.length) return call.json({ Results: null, Errors: errors }, 409);
+    // Only KV results are produced here, and ACLs are per token in the
+    // double: a token that may not read keys gets none of them.
+    const readable = agent.acl.allows(call, "key:read") ? results : [];
+    return call.json({ Results: readable, Errors: null });
   };
   return writes ? agent.state.apply(run) : run(agent.state.index);
 }
@@ -207,11 +217,11 @@ function apply(
         table.get(op.key) ?? {
           Key: op.key,
           Value: null,
-          Flags: 0n,
-          Session: "",
+          Flags: op.flags,
+          Session: op.session,
           LockIndex: 0n,
           CreateIndex: 0n,
-          ModifyIndex: 0n,
+          ModifyIndex: op.index,
         },
       ];
     case "get-tree":
