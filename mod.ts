@@ -68,6 +68,7 @@ export type {
 export type {
   AcquireOptions,
   AtomicOperation,
+  CachedReads,
   CommitResult,
   KVPair,
   Lock,

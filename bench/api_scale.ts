@@ -11,6 +11,10 @@
  *   grows with the tree; `watchEvents`' should not.
  * - **bulk**: `getMany` of 100 keys against 100 sequential `get`s, and
  *   `putMany` of 100 against 100 sequential `put`s: round trips saved.
+ * - **cache**: `get` throughput with `cacheReads` (`consistent: false`)
+ *   against the raw client's `get` (network backends) and our plain `get`,
+ *   and the staleness a cached reader sees: from a `put` resolving until a
+ *   cached `get` returns it (p50, p99).
  *
  * Run:
  *   deno run -A bench/api_scale.ts [--parts events,bulk]
@@ -35,7 +39,7 @@ import { TARGETS } from "./compare/targets.ts";
 
 const { values } = parseArgs({
   options: {
-    parts: { type: "string", default: "events,bulk" },
+    parts: { type: "string", default: "events,bulk,cache" },
     backends: {
       type: "string",
       default: "memory,file,redis,etcd,zookeeper,consul,dynamodb",
@@ -55,6 +59,11 @@ const VALUE = "v".repeat(100);
 interface Subject {
   backend: string;
   store: Store;
+  /** The raw client's get, on network backends. */
+  rawGet?: (key: string) => Promise<unknown>;
+  /** Where the raw side keeps its keys. */
+  rawKey?: (key: string) => string;
+  rawPut?: (key: string, value: Uint8Array) => Promise<unknown>;
   close(): Promise<void>;
 }
 
@@ -76,7 +85,14 @@ async function subject(backend: string): Promise<Subject> {
     };
   }
   const target = await TARGETS[backend]();
-  return { backend, store: target.store, close: () => target.close() };
+  return {
+    backend,
+    store: target.store,
+    rawGet: (key) => target.raw.get(key),
+    rawPut: (key, value) => target.raw.put(key, value),
+    rawKey: (key) => `${target.keys.raw}/${key}`,
+    close: () => target.close(),
+  };
 }
 
 function median(samples: number[]): number {
@@ -234,6 +250,64 @@ async function bulkPart(s: Subject): Promise<void> {
   await s.store.deleteMany(keys);
 }
 
+/** Gets per second over `ms` milliseconds, one caller. */
+async function rate(get: () => Promise<unknown>, ms = 1_000): Promise<number> {
+  let count = 0;
+  const started = performance.now();
+  while (performance.now() - started < ms) {
+    await get();
+    count++;
+  }
+  return count / ((performance.now() - started) / 1000);
+}
+
+async function cachePart(s: Subject): Promise<void> {
+  const dir = `cache-${Date.now()}`;
+  const key = `${dir}/k`;
+  await s.store.put(key, VALUE);
+  await using _cache = await s.store.cacheReads(dir);
+  const fast = { consistent: false };
+  const rows: [string, number][] = [];
+  rows.push(["our get, cached", await rate(() => s.store.get(key, fast))]);
+  rows.push(["our get", await rate(() => s.store.get(key))]);
+  if (s.rawGet) {
+    const raw = s.rawKey!(key);
+    await s.rawPut!(raw, new TextEncoder().encode(VALUE));
+    rows.push(["raw client get", await rate(() => s.rawGet!(raw))]);
+  }
+  const stale: number[] = [];
+  for (let i = 0; i < CHANGES; i++) {
+    const marker = `v${i}-${Math.random()}`;
+    await s.store.put(key, marker);
+    const wrote = performance.now();
+    while (decoder.decode((await s.store.get(key, fast))!.value) !== marker) {
+      // Let the feed's event in.
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    stale.push(performance.now() - wrote);
+  }
+  stale.sort((a, b) => a - b);
+  const cached = rows[0][1];
+  console.log(`\n## ${s.backend}: reads from the cache kept by the feed`);
+  console.log("| get | per second | cached is |");
+  console.log("| --- | ---: | ---: |");
+  for (const [name, perSecond] of rows) {
+    console.log(
+      `| ${name} | ${Math.round(perSecond).toLocaleString("en")} | ${
+        (cached / perSecond).toFixed(1)
+      }× |`,
+    );
+  }
+  console.log(
+    `staleness (put resolved → cached get sees it), ${CHANGES} writes: p50 ${
+      ms(median(stale))
+    } ms, p99 ${
+      ms(stale[Math.min(stale.length - 1, Math.floor(stale.length * 0.99))])
+    } ms`,
+  );
+  await s.store.delete(key);
+}
+
 console.log(
   `api_scale: ${
     new Date().toISOString()
@@ -249,6 +323,7 @@ for (const backend of values.backends.split(",")) {
   }
   try {
     if (parts.has("bulk")) await bulkPart(s);
+    if (parts.has("cache")) await cachePart(s);
     if (parts.has("events")) await eventsPart(s);
   } catch (error) {
     console.log(`\n${backend} failed: ${(error as Error).stack}`);

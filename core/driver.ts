@@ -162,6 +162,12 @@ export interface TreeSink {
   delete(key: string): void;
   /** Ends the watch with an error (a `StoreError` that says why). */
   error(error: unknown): void;
+  /**
+   * The feed is down (a dropped connection) and what was reported may be
+   * out of date until it is back. Optional for a sink; a driver that can
+   * tell calls it when its connection drops, before resuming.
+   */
+  stale?(): void;
 }
 
 /**

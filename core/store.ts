@@ -6,7 +6,13 @@
  */
 
 import { AtomicBuilder, type AtomicSum } from "./atomic.ts";
-import { abortable, allowManyListeners, deadline, delay } from "./abort.ts";
+import {
+  abortable,
+  allowManyListeners,
+  deadline,
+  delay,
+  unrefTimer,
+} from "./abort.ts";
 import { Backoff } from "./backoff.ts";
 import { DEFAULT_BATCH_KEYS, runBulk, runChunked } from "./bulk.ts";
 import { addToCounter, checkDelta, readCounter } from "./counter.ts";
@@ -43,11 +49,13 @@ import {
 import { pageOfList, planScan, Scan } from "./scan.ts";
 import { type TraceContext, traced } from "./tracing.ts";
 import { noteExpiry } from "./expiry.ts";
+import { ReadCache } from "./read_cache.ts";
 import { type StoreEvent, StoreEvents } from "./events.ts";
 import { readWriteLock, semaphore } from "./recipes.ts";
 import type { AtomicStep, Driver, Entry, LockLease } from "./driver.ts";
 import type {
   AtomicOperation,
+  CachedReads,
   CommitResult,
   KVPair,
   Lock,
@@ -76,6 +84,19 @@ export interface BaseStoreOptions {
 }
 
 let abandonStore: (store: BaseStore) => Promise<void>;
+
+/** One tree kept by `cacheReads`: the cache serving now, replaced on loss. */
+interface CacheSlot {
+  current: ReadCache;
+  close(): void;
+}
+
+/** Pauses before a read cache that lost its feed is started again. */
+const CACHE_RESTART_BACKOFF = {
+  baseMs: 100,
+  capMs: 5_000,
+  jitter: "equal",
+} as const;
 
 /**
  * How long a counter's writer waits before trying again after another
@@ -111,6 +132,8 @@ export class BaseStore implements Store {
   #closeSignal = new AbortController();
   #watches = new Set<Watch>();
   #locks = new Set<LockHandle>();
+  // Trees served from memory to reads that allow it (cacheReads).
+  #caches = new Set<CacheSlot>();
   // Every lock this store handed out, so a fence from another store is told
   // apart from one of ours that ended.
   #handles = new WeakSet<LockHandle>();
@@ -203,6 +226,11 @@ export class BaseStore implements Store {
   async get(key: string, options?: ReadOptions): Promise<KVPair | null> {
     this.#open(options);
     const full = this.#key(key);
+    const cache = this.#cacheOf(full, options);
+    if (cache) {
+      const entry = cache.get(full);
+      return entry === null ? null : this.#pair(entry);
+    }
     const entry = await this.#run(
       "get",
       options?.signal,
@@ -215,6 +243,8 @@ export class BaseStore implements Store {
   async exists(key: string, options?: ReadOptions): Promise<boolean> {
     this.#open(options);
     const full = this.#key(key);
+    const cache = this.#cacheOf(full, options);
+    if (cache) return cache.get(full) !== null;
     const entry = await this.#run(
       "exists",
       options?.signal,
@@ -238,6 +268,8 @@ export class BaseStore implements Store {
   async list(prefix: string, options?: ReadOptions): Promise<KVPair[]> {
     this.#open(options);
     const full = this.#tree(prefix);
+    const cache = this.#cacheOf(dirOf(full), options, true);
+    if (cache) return cache.list(dirOf(full)).map((e) => this.#pair(e));
     const entries = await this.#run(
       "list",
       options?.signal,
@@ -257,6 +289,10 @@ export class BaseStore implements Store {
       page: (range) => {
         // A store closed between pages ends the scan with StoreClosedError.
         this.#open(options);
+        const cache = this.#cacheOf(range.dir, options, true);
+        if (cache) {
+          return Promise.resolve(pageOfList(cache.list(range.dir), range));
+        }
         return this.#run(
           "scan",
           options?.signal,
@@ -440,6 +476,80 @@ export class BaseStore implements Store {
           : this.#driver.watchTree(dirOf(full), watch, watch.signal),
     );
     return watch.stream;
+  }
+
+  async cacheReads(
+    prefix: string,
+    options?: SignalOptions,
+  ): Promise<CachedReads> {
+    this.#open(options);
+    const dir = dirOf(this.#tree(prefix));
+    const backoff = new Backoff(CACHE_RESTART_BACKOFF);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let closed = false;
+    const slot: CacheSlot = {
+      current: undefined as unknown as ReadCache,
+      close: () => {
+        closed = true;
+        clearTimeout(timer);
+        slot.current.stop.abort();
+        this.#caches.delete(slot);
+      },
+    };
+    // A cache whose feed went down is dropped and a new one started, after
+    // a pause that grows while the new ones fail too.
+    const start = () => {
+      if (closed || this.#closed) return;
+      const cache = new ReadCache(dir, restart);
+      slot.current = cache;
+      cache.ready.then(() => backoff.reset(), () => {
+        if (cache !== first) restart();
+      });
+      try {
+        this.#driver.watchTree(dir, cache, cache.stop.signal);
+      } catch (error) {
+        cache.error(error);
+      }
+    };
+    const restart = () => {
+      if (closed || this.#closed) return;
+      timer = setTimeout(start, backoff.next());
+      unrefTimer(timer);
+    };
+    start();
+    const first = slot.current;
+    this.#caches.add(slot);
+    try {
+      await this.#run("cacheReads", options?.signal, () => first.ready, prefix);
+    } catch (error) {
+      slot.close();
+      throw error;
+    }
+    return {
+      prefix,
+      close: () => {
+        slot.close();
+        return Promise.resolve();
+      },
+      [Symbol.asyncDispose]: () => {
+        slot.close();
+        return Promise.resolve();
+      },
+    };
+  }
+
+  // The cache that may serve a read of `key` (a full key, or a tree's dir
+  // with `tree`), when the read allows it.
+  #cacheOf(
+    key: string,
+    options: ReadOptions | undefined,
+    tree = false,
+  ): ReadCache | undefined {
+    if (options?.consistent !== false || this.#caches.size === 0) return;
+    for (const { current } of this.#caches) {
+      if (tree ? current.coversTree(key) : current.covers(key)) return current;
+    }
+    return undefined;
   }
 
   async lock(key: string, options?: LockOptions): Promise<Lock> {
@@ -662,6 +772,7 @@ export class BaseStore implements Store {
   async #shutdown(): Promise<void> {
     this.#closed = true;
     this.#closeSignal.abort(new StoreClosedError(this.backend));
+    for (const slot of [...this.#caches]) slot.close();
     for (const watch of [...this.#watches]) watch.close();
     await Promise.allSettled([...this.#locks].map((lock) => lock.unlock()));
     await this.#driver.close();
@@ -673,6 +784,7 @@ export class BaseStore implements Store {
     this.#closing = this.#closing ?? Promise.resolve();
     this.#closeSignal.abort(new StoreClosedError(this.backend));
     for (const lock of [...this.#locks]) lock.abandon();
+    for (const slot of [...this.#caches]) slot.close();
     for (const watch of [...this.#watches]) watch.close();
     await this.#driver.abandon();
   }

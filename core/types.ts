@@ -413,7 +413,28 @@ export interface Store extends AsyncDisposable {
   ): Promise<void>;
   /** Starts an all-or-nothing group of checks and writes. */
   atomic(): AtomicOperation;
+  /**
+   * Serves the reads under `prefix` that pass `consistent: false` (`get`,
+   * `exists`, `list`, `scan`) from memory, kept current by the change feed
+   * the watches use: no round trip, at the cost of seeing another handle's
+   * write only once its change has arrived. Resolves once the whole tree is
+   * held; while the feed is down the cache is dropped and reads go to the
+   * server until it is whole again. `close()` (or `await using`) stops it;
+   * so does closing the store. Memory grows with the tree.
+   *
+   * @param prefix The tree to cache (`""`: the whole store).
+   * @param options A signal to give up waiting for the first sync.
+   */
+  cacheReads(prefix: string, options?: SignalOptions): Promise<CachedReads>;
   /** Ends watches, releases locks and closes connections. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** A tree served from memory by {@linkcode Store.cacheReads}. */
+export interface CachedReads extends AsyncDisposable {
+  /** The cached tree, as given. */
+  readonly prefix: string;
+  /** Stops caching: reads of the tree go to the server again. */
   close(): Promise<void>;
 }
 

@@ -600,7 +600,7 @@ export class EtcdDriver implements Driver {
   // compacted the history the watch needs, reads again and goes on.
   #follow(
     signal: AbortSignal,
-    sink: { error(error: unknown): void },
+    sink: { error(error: unknown): void; stale?(): void },
     read: () => Promise<{
       range: { key: Buffer; end?: Buffer };
       from: bigint;
@@ -617,6 +617,7 @@ export class EtcdDriver implements Driver {
           start().catch(fail);
         },
         failed: fail,
+        stale: () => sink.stale?.(),
       });
       const stop = () => handle.cancel();
       signal.addEventListener("abort", stop, { once: true });

@@ -45,6 +45,8 @@ export interface WatchTarget {
   compacted(): void;
   /** etcd refused the watch for good; it has ended. */
   failed(error: StoreError): void;
+  /** The stream broke: events may be missing until it is open again. */
+  stale?(): void;
 }
 
 /** A running watch. */
@@ -226,6 +228,9 @@ export class WatchHub {
       this.#watches.clear();
       for (const registration of watches) registration.target.failed(failure);
       return;
+    }
+    for (const registration of this.#watches.values()) {
+      registration.target.stale?.();
     }
     this.#retry(error);
   }
