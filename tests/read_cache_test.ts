@@ -11,7 +11,6 @@ import {
   InvalidKeyError,
   NotReachableError,
   openStore,
-  type Store,
   StoreClosedError,
 } from "../mod.ts";
 import { eventually, text } from "./conformance/harness.ts";
