@@ -35,7 +35,11 @@ export { parseStoreUrl } from "./core/url.ts";
 export type { StoreUrl } from "./core/url.ts";
 // For writing a backend: implement a Driver, extend BaseStore, register().
 export { BaseStore } from "./core/store.ts";
-export { TRACE_PREFIX } from "./core/tracing.ts";
+export {
+  LOCK_HOLD_CHANNEL,
+  TRACE_PREFIX,
+  TRACED_OPERATIONS,
+} from "./core/tracing.ts";
 export { expiresAt } from "./core/expiry.ts";
 export { StoreEvents } from "./core/events.ts";
 export type { DriverEvent, StoreEvent, StoreEventType } from "./core/events.ts";
@@ -45,7 +49,7 @@ export type {
   DumpRecord,
   TransferOptions,
 } from "./core/transfer.ts";
-export type { TraceContext } from "./core/tracing.ts";
+export type { LockHoldMessage, TraceContext } from "./core/tracing.ts";
 export type { BaseStoreOptions } from "./core/store.ts";
 export type {
   AtomicStep,

@@ -47,7 +47,7 @@ import {
   type WatchSetup,
 } from "./watch.ts";
 import { pageOfList, planScan, Scan } from "./scan.ts";
-import { type TraceContext, traced } from "./tracing.ts";
+import { publishHold, type TraceContext, traced } from "./tracing.ts";
 import { noteExpiry } from "./expiry.ts";
 import { ReadCache } from "./read_cache.ts";
 import { type StoreEvent, StoreEvents } from "./events.ts";
@@ -658,12 +658,21 @@ export class BaseStore implements Store {
     ttl: number,
     deleteOnUnlock: boolean,
   ): Lock {
+    const heldFrom = performance.now();
     const handle = new LockHandle({
       key: this.#userKey(full),
       lease,
       ttl,
       deleteOnUnlock,
-      onEnd: (lock) => this.#locks.delete(lock),
+      onEnd: (lock) => {
+        this.#locks.delete(lock);
+        publishHold({
+          backend: this.backend,
+          key: lock.key,
+          heldMs: performance.now() - heldFrom,
+          lost: lock.lost.aborted,
+        });
+      },
       onLost: (error, reason) =>
         this.events.emit({
           type: "lock-lost",

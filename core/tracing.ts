@@ -55,6 +55,10 @@ interface TracingChannel {
 
 interface DiagnosticsChannel {
   tracingChannel(name: string): TracingChannel;
+  channel(name: string): {
+    readonly hasSubscribers: boolean;
+    publish(message: unknown): void;
+  };
 }
 
 // Looked up, not imported, so the core still loads where there is no
@@ -69,6 +73,27 @@ const channels = new Map<string, TracingChannel | undefined>();
 
 /** The prefix of every channel's name. */
 export const TRACE_PREFIX = "valkeyrie:";
+
+/** Every operation a store traces, each on `valkeyrie:<operation>`. */
+export const TRACED_OPERATIONS: readonly string[] = Object.freeze([
+  "get",
+  "exists",
+  "put",
+  "delete",
+  "list",
+  "scan",
+  "getMany",
+  "putMany",
+  "deleteMany",
+  "deleteTree",
+  "atomic",
+  "atomicPut",
+  "atomicDelete",
+  "increment",
+  "lock",
+  "tryLock",
+  "cacheReads",
+]);
 
 function channelOf(operation: string): TracingChannel | undefined {
   let channel = channels.get(operation);
@@ -95,4 +120,31 @@ export function traced<T>(
   // Bun's tracing channels have no hasSubscribers: they are always traced.
   if (channel === undefined || channel.hasSubscribers === false) return call();
   return channel.tracePromise(call, context);
+}
+
+/** The channel on which every lock's hold is published once it ends. */
+export const LOCK_HOLD_CHANNEL = "valkeyrie:lock.hold";
+
+/** What {@linkcode LOCK_HOLD_CHANNEL} carries. */
+export interface LockHoldMessage {
+  /** The backend. */
+  backend: string;
+  /** The lock's key. */
+  key: string;
+  /** How long it was held, in milliseconds. */
+  heldMs: number;
+  /** Whether it ended lost rather than released. */
+  lost: boolean;
+}
+
+const holds = diagnostics?.channel(LOCK_HOLD_CHANNEL);
+
+/**
+ * Publishes a lock's hold on {@linkcode LOCK_HOLD_CHANNEL}, where there is
+ * one and someone listens.
+ *
+ * @param message The hold.
+ */
+export function publishHold(message: LockHoldMessage): void {
+  if (holds?.hasSubscribers !== false) holds?.publish(message);
 }

@@ -49,6 +49,9 @@ await esbuild.build({
   external: [
     ...Object.keys(pkg.dependencies ?? {}),
     ...Object.keys(pkg.peerDependencies ?? {}),
+    // CommonJS packages that require @opentelemetry/api (external above)
+    // must load it from node_modules too.
+    "@opentelemetry/*",
   ],
   logLevel: "warning",
   plugins: [{

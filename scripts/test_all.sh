@@ -62,7 +62,7 @@ for step in "${steps[@]}"; do
     section "deno fmt, lint, check, doc lint, publish dry run"
     deno fmt --check
     deno lint
-    deno check mod.ts core/ backends/ adapters/ leadership/ coordination/ cli/ examples/ tests/ bench/ scripts/
+    deno check mod.ts core/ backends/ adapters/ leadership/ coordination/ otel/ cli/ examples/ tests/ bench/ scripts/
     # shellcheck disable=SC2046
     deno doc --lint $(entry_points)
     deno publish --dry-run --allow-dirty --quiet
