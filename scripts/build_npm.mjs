@@ -32,9 +32,12 @@ const entries = Object.entries(jsr.exports).map(([subpath, file]) => ({
 // must say what it says.
 const problems = [];
 for (const { subpath, file, name } of entries) {
+  // "default" lets require() load the ESM build where the runtime can
+  // (Node >= 20.19, Bun); older Nodes refuse it saying to use import().
   const want = {
     types: `./dist/types/${file.slice(2).replace(/\.ts$/, ".d.ts")}`,
     import: `./dist/${name}.js`,
+    default: `./dist/${name}.js`,
   };
   const have = pkg.exports?.[subpath];
   if (JSON.stringify(have) !== JSON.stringify(want)) {

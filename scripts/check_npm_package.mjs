@@ -106,6 +106,23 @@ console.log("smoke ok: " + modules.length + " subpaths");
   );
   console.log(run("node", ["smoke.mjs"]).trim());
 
+  // CommonJS: require() of the ESM build, as Node >= 20.19 and Bun allow.
+  writeFileSync(
+    join(dir, "smoke.cjs"),
+    `const { openStore } = require("${pkg.name}");
+const { MemoryStore } = require("${pkg.name}/memory");
+(async () => {
+  const store = await openStore("memory:");
+  await store.put("k", "v");
+  if (new TextDecoder().decode((await store.get("k")).value) !== "v") throw new Error("wrong value");
+  await store.close();
+  await new MemoryStore().close();
+  console.log("require ok");
+})().catch((error) => { console.error(error); process.exit(1); });
+`,
+  );
+  console.log(run("node", ["smoke.cjs"]).trim());
+
   // Types: a TypeScript user of the package type-checks against dist/types.
   writeFileSync(
     join(dir, "typed.ts"),
