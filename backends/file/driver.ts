@@ -9,7 +9,6 @@
 import { randomUUID } from "node:crypto";
 import { waitForLock } from "../../core/lock.ts";
 import { compareKeys } from "../../core/keys.ts";
-import { pageOfList } from "../../core/scan.ts";
 import type {
   AtomicStep,
   CommitOutcome,
@@ -45,6 +44,9 @@ export const FILE_LIMITS: StoreLimits = Object.freeze({
   maxAtomicOperations: 10_000,
   maxBatchKeys: 1024,
 });
+
+/** Entries per forward page of a reverse scan's walk. */
+const REVERSE_WALK_PAGE = 1_024;
 
 /**
  * A lock waiter tries again at least this often even if it hears nothing:
@@ -127,13 +129,7 @@ export class FileDriver implements Driver {
   }
 
   scan(range: ScanRange, options: DriverReadOptions): Promise<Entry[]> {
-    // The engine's cursor walks forward only; a reverse page is cut from a
-    // list of the tree (correct, not bounded: docs/backends/file.md).
-    if (range.reverse) {
-      return this.list(range.dir, options).then((all) =>
-        pageOfList(all, range)
-      );
-    }
+    if (range.reverse) return this.#reversePage(range, options);
     let lower = range.lower;
     let inclusive = range.lowerInclusive;
     // Below " " lie only the backend's lock records (keys cannot start with
@@ -163,6 +159,33 @@ export class FileDriver implements Driver {
       const end = page.findIndex((entry) => compareKeys(entry.key, upper) >= 0);
       return end < 0 ? page : page.slice(0, end);
     }, true);
+  }
+
+  // The engine's cursor walks forward only: a reverse page walks the range
+  // forward, a page at a time, keeping only its last `limit` entries, so
+  // memory stays at the page (the cost is the range's length: see
+  // docs/backends/file.md).
+  async #reversePage(
+    range: ScanRange,
+    options: DriverReadOptions,
+  ): Promise<Entry[]> {
+    const step = Math.max(range.limit, REVERSE_WALK_PAGE);
+    let kept: Entry[] = [];
+    let forward: ScanRange = { ...range, reverse: false, limit: step };
+    while (true) {
+      const page = await this.scan(forward, options);
+      kept.push(...page);
+      // Trimmed in steps, so the walk copies each entry a bounded number of
+      // times, and never holds more than two pages.
+      if (kept.length > 2 * step) kept = kept.slice(-range.limit);
+      if (page.length < step) break;
+      forward = {
+        ...forward,
+        lower: page[page.length - 1].key,
+        lowerInclusive: false,
+      };
+    }
+    return kept.slice(-range.limit).reverse();
   }
 
   deleteTree(
