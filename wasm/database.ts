@@ -19,6 +19,7 @@ import { timerDelay, unrefTimer } from "../core/abort.ts";
 import type { Entry } from "../core/driver.ts";
 import type { LocalChange, LocalChangeListener } from "../core/local_feed.ts";
 import {
+  type Engine,
   type EngineDb,
   type EngineStats,
   type IntegrityReport,
@@ -50,6 +51,11 @@ export interface DatabaseOptions {
    * more, and never leaves a damaged file.
    */
   durable?: boolean;
+  /**
+   * The engine to open it with (default: {@linkcode loadEngine}'s, the first
+   * engine this process loaded or else the module beside `engine.ts`).
+   */
+  engine?: Engine;
 }
 
 /** A change: the key's new entry, or `null` when deleted or expired. */
@@ -127,7 +133,7 @@ export class Database {
     host: Host,
     options: DatabaseOptions = {},
   ): Promise<Database> {
-    const engine = await loadEngine();
+    const engine = options.engine ?? await loadEngine();
     const db = engine.open(host, options.cachePages ?? DEFAULT_CACHE_PAGES);
     const database = new Database(db, host, options.durable ?? true);
     database.#armSweep();

@@ -7,13 +7,102 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { StoreError } from "../core/errors.ts";
+import { InvalidConfigurationError, StoreError } from "../core/errors.ts";
+import { describe } from "../core/values.ts";
 import type { Entry } from "../core/driver.ts";
 import type { Host } from "./host.ts";
 
 /** The module file, beside this one (and beside the npm bundles). */
 const WASM_URL = new URL("./valkeyrie_engine.wasm", import.meta.url);
+
+/**
+ * The engine's WebAssembly module as a program hands it in (the file
+ * store's `engine` option): its bytes, where to read them (a `file:`,
+ * `http:` or `https:` URL), or the module compiled already.
+ */
+export type EngineSource = Uint8Array | ArrayBuffer | URL | WebAssembly.Module;
+
+/** The protocols a {@linkcode EngineSource} URL may have. */
+const URL_PROTOCOLS = ["file:", "http:", "https:"];
+
+/** The exports the bindings call: a module without them is not the engine. */
+const REQUIRED_EXPORTS = [
+  "memory",
+  "vk_result",
+  "vk_input",
+  "vk_error",
+  "vk_error_len",
+  "vk_open",
+  "vk_close",
+  "vk_drop",
+  "vk_get",
+  "vk_scan",
+  "vk_snapshot",
+  "vk_release",
+  "vk_begin",
+  "vk_revision",
+  "vk_check",
+  "vk_put",
+  "vk_delete",
+  "vk_delete_tree",
+  "vk_sweep",
+  "vk_next_expiry",
+  "vk_commit",
+  "vk_sync",
+  "vk_synced",
+  "vk_verify",
+  "vk_stats",
+] as const;
+
+/** The imports the bindings provide (module `host`). */
+const HOST_IMPORTS = new Set([
+  "host_len",
+  "host_read",
+  "host_write",
+  "host_set_len",
+  "host_sync",
+]);
+
+/**
+ * Checks that `value` can be an {@linkcode EngineSource}, touching nothing.
+ *
+ * @param value The setting as given.
+ * @param setting The setting's name, for the message.
+ * @returns The value, when it is a Uint8Array, an ArrayBuffer, a `URL` of a
+ * known protocol or a `WebAssembly.Module`.
+ * @throws {InvalidConfigurationError} When it is anything else.
+ */
+export function checkEngineSource(
+  value: unknown,
+  setting = "engine",
+): EngineSource {
+  if (
+    value instanceof Uint8Array || value instanceof ArrayBuffer ||
+    value instanceof WebAssembly.Module
+  ) {
+    return value;
+  }
+  if (value instanceof URL) {
+    if (URL_PROTOCOLS.includes(value.protocol)) return value;
+    throw new InvalidConfigurationError(
+      `The file setting ${
+        JSON.stringify(setting)
+      } must be a file:, http: or https: URL, not a ${value.protocol} URL`,
+    );
+  }
+  const hint = typeof value === "string"
+    ? " (for a path or an address, pass a URL: pathToFileURL(path) or new URL(...))"
+    : "";
+  throw new InvalidConfigurationError(
+    `The file setting ${
+      JSON.stringify(setting)
+    } must be the engine's WebAssembly module: a Uint8Array, an ArrayBuffer, a URL or a WebAssembly.Module, not ${
+      describe(value)
+    }${hint}`,
+  );
+}
 
 /** Engine error codes (see `wasm/src/error.rs`). */
 export const ENGINE_ERRORS = {
@@ -224,15 +313,48 @@ export class Engine {
   }
 
   /**
-   * Instantiates the module (once per process: see {@linkcode loadEngine}).
+   * Instantiates the module, uncached (see {@linkcode loadEngine}, which
+   * instantiates each module once per process).
    *
-   * @param source Where the module is (default: beside this file).
+   * @param source The module, its bytes or where they are (default: beside
+   * this file).
    */
-  static async instantiate(source: URL = WASM_URL): Promise<Engine> {
-    const bytes = source.protocol === "file:"
-      ? readFileSync(source)
-      : new Uint8Array(await (await fetch(source)).arrayBuffer());
-    return new Engine(await WebAssembly.compile(bytes));
+  static async instantiate(source: EngineSource = WASM_URL): Promise<Engine> {
+    checkEngineSource(source);
+    if (source instanceof WebAssembly.Module) return Engine.of(source);
+    const bytes = source instanceof URL
+      ? await readUrl(source)
+      : asBytes(source);
+    return Engine.of(await compileBytes(bytes));
+  }
+
+  /**
+   * Instantiates a compiled module once it is checked to be the engine.
+   *
+   * @param module The module.
+   * @returns The engine.
+   * @throws {StoreError} When the module is not the engine (it lacks the
+   * engine's exports, or imports what the bindings do not provide).
+   */
+  static of(module: WebAssembly.Module): Engine {
+    const exports = new Set(
+      WebAssembly.Module.exports(module).map((e) => e.name),
+    );
+    const missing = REQUIRED_EXPORTS.filter((name) => !exports.has(name));
+    const foreign = WebAssembly.Module.imports(module)
+      .filter((i) => i.module !== "host" || !HOST_IMPORTS.has(i.name))
+      .map((i) => `${i.module}.${i.name}`);
+    if (missing.length > 0 || foreign.length > 0) {
+      throw new StoreError(
+        `The WebAssembly module is not valkeyrie's engine (${
+          [
+            missing.length > 0 ? `it lacks ${missing.join(", ")}` : "",
+            foreign.length > 0 ? `it imports ${foreign.join(", ")}` : "",
+          ].filter(Boolean).join("; ")
+        }): hand in wasm/valkeyrie_engine.wasm of this version of the library`,
+      );
+    }
+    return new Engine(module);
   }
 
   /** The exports (for {@linkcode EngineDb}). */
@@ -394,26 +516,143 @@ function decodeText(bytes: Uint8Array): string {
   return decoder.decode(bytes);
 }
 
-let loading: Promise<Engine> | undefined;
+/** The bytes of an ArrayBuffer or a Uint8Array, as a Uint8Array. */
+function asBytes(source: Uint8Array | ArrayBuffer): Uint8Array {
+  return source instanceof Uint8Array ? source : new Uint8Array(source);
+}
+
+/** Reads the module's bytes from a `file:` or `http(s):` URL. */
+async function readUrl(url: URL): Promise<Uint8Array> {
+  if (url.protocol === "file:") return readFileSync(url);
+  const response = await fetch(url);
+  if (!response.ok) {
+    await response.body?.cancel();
+    throw new StoreError(
+      `Fetching ${url.href} answered ${response.status} ${response.statusText}`,
+    );
+  }
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+/** WebAssembly's magic number, the first four bytes of every module. */
+const WASM_MAGIC = [0x00, 0x61, 0x73, 0x6d];
+
+/** Compiles `bytes`, first checking that they are WebAssembly at all. */
+async function compileBytes(bytes: Uint8Array): Promise<WebAssembly.Module> {
+  if (
+    bytes.length < 8 || WASM_MAGIC.some((byte, i) => bytes[i] !== byte)
+  ) {
+    const start = Array.from(
+      bytes.subarray(0, 4),
+      (b) => b.toString(16).padStart(2, "0"),
+    ).join(" ");
+    throw new StoreError(
+      `The bytes given as the engine are not a WebAssembly module (${bytes.length} bytes${
+        start ? `, starting ${start}` : ""
+      }; a module starts 00 61 73 6d): hand in the bytes of wasm/valkeyrie_engine.wasm`,
+    );
+  }
+  // compile() copies the bytes at once: changing them later changes nothing.
+  return await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
+}
 
 /**
- * The engine of this process, instantiated on first use.
- *
- * @param source Where the module is, for the first call (default: beside
- * this file; tests bundled elsewhere name it).
- * @returns The engine.
+ * The engines of this process, each instantiated once: by URL, and by the
+ * SHA-256 of the module's bytes (so one module read twice, or from a URL and
+ * as bytes, is one engine, and two different modules are two).
  */
-export function loadEngine(source?: URL): Promise<Engine> {
-  loading ??= Engine.instantiate(source).catch((error) => {
-    loading = undefined;
+const engines = new Map<string, Promise<Engine>>();
+/** Engines of modules handed in compiled, by the module. */
+const compiled = new WeakMap<WebAssembly.Module, Promise<Engine>>();
+/** The first engine this process loaded: what a caller naming none gets. */
+let first: Promise<Engine> | undefined;
+
+/** Caches `load()` under `key` until it fails; its errors are StoreErrors. */
+function cached<K>(
+  cache: {
+    get(key: K): Promise<Engine> | undefined;
+    set(key: K, value: Promise<Engine>): unknown;
+    delete(key: K): unknown;
+  },
+  key: K,
+  load: () => Promise<Engine>,
+  hint = "",
+): Promise<Engine> {
+  let engine = cache.get(key);
+  if (engine) return engine;
+  engine = load().catch((error) => {
+    cache.delete(key);
+    if (error instanceof StoreError) throw error;
     throw new StoreError(
       `Could not load the engine's WebAssembly module: ${
         error instanceof Error ? error.message : String(error)
-      }`,
+      }${hint}`,
       { cause: error },
     );
   });
-  return loading;
+  cache.set(key, engine);
+  return engine;
+}
+
+function loadBytes(bytes: Uint8Array): Promise<Engine> {
+  const digest = createHash("sha256").update(bytes).digest("hex");
+  return cached(
+    engines,
+    `sha256:${digest}`,
+    async () => Engine.of(await compileBytes(bytes)),
+  );
+}
+
+function loadSource(source: EngineSource): Promise<Engine> {
+  if (source instanceof WebAssembly.Module) {
+    return cached(
+      compiled,
+      source,
+      () => Promise.resolve().then(() => Engine.of(source)),
+    );
+  }
+  if (source instanceof URL) {
+    const hint = source === WASM_URL
+      ? " (when the library is bundled, its .wasm is not beside the bundle: hand the module in with the file store's `engine` option)"
+      : "";
+    return cached(
+      engines,
+      `url:${source.href}`,
+      async () => await loadBytes(await readUrl(source)),
+      hint,
+    );
+  }
+  return loadBytes(asBytes(source));
+}
+
+/**
+ * The engine of `source` in this process, instantiated on first use and kept:
+ * each module once (keyed by URL, by the bytes' SHA-256, or by the compiled
+ * module), so handles sharing a module share one engine and two different
+ * modules never get each other's.
+ *
+ * @param source The module, its bytes or where they are. Without it: the
+ * first engine this process loaded, else the module beside this file.
+ * @returns The engine.
+ * @throws {InvalidConfigurationError} When `source` is of no known kind.
+ * @throws {StoreError} (rejected) When the module cannot be read, is not
+ * WebAssembly, or is not the engine.
+ */
+export function loadEngine(source?: EngineSource): Promise<Engine> {
+  if (source === undefined) {
+    const pending = first;
+    return pending
+      ? pending.catch(() => loadEngine(WASM_URL))
+      : loadEngine(WASM_URL);
+  }
+  const engine = loadSource(checkEngineSource(source));
+  if (!first) {
+    first = engine;
+    engine.catch(() => {
+      if (first === engine) first = undefined;
+    });
+  }
+  return engine;
 }
 
 /** A page of {@linkcode EngineDb.scan}. */

@@ -25,7 +25,12 @@ import { BaseStore } from "../../core/store.ts";
 import { ConfigReader } from "../../core/config.ts";
 import { InvalidConfigurationError } from "../../core/errors.ts";
 import { DEFAULT_CACHE_PAGES } from "../../wasm/database.ts";
-import type { IntegrityReport } from "../../wasm/engine.ts";
+import {
+  checkEngineSource,
+  type EngineSource,
+  type IntegrityReport,
+  loadEngine,
+} from "../../wasm/engine.ts";
 import { FileDriver } from "./driver.ts";
 import { openShared, type SharedFile } from "./shared.ts";
 
@@ -38,7 +43,7 @@ const PAGE_BYTES = 4096;
  */
 const MAX_CACHE_BYTES = 2 * 1024 * 1024 * 1024;
 
-export type { IntegrityReport };
+export type { EngineSource, IntegrityReport };
 
 /** Options of {@linkcode EmbeddedStore}. */
 export interface EmbeddedStoreOptions {
@@ -65,6 +70,26 @@ export interface EmbeddedStoreOptions {
    * file owns it. For tests of what several processes see.
    */
   isolated?: boolean;
+  /**
+   * The engine's WebAssembly module, for a program bundled without the
+   * library's `valkeyrie_engine.wasm` beside it: the module's bytes (a
+   * `Uint8Array` or an `ArrayBuffer`), a `file:`, `http:` or `https:` URL to
+   * read them from, or the module compiled (`WebAssembly.Module`).
+   *
+   * By default the `.wasm` beside the library is read, unless this process
+   * already loaded an engine (then that one is used). Each module is
+   * compiled once per process. The handle that opens the file for this
+   * process decides which engine runs it; later handles share it.
+   *
+   * @example Embedded in the bundle by esbuild's `--loader:.wasm=binary`
+   * ```ts ignore
+   * import { EmbeddedStore } from "@valkeyrie/valkeyrie/file";
+   * import engine from "./node_modules/@valkeyrie/valkeyrie/dist/valkeyrie_engine.wasm";
+   *
+   * await using store = await EmbeddedStore.connect({ path: "app.db", engine });
+   * ```
+   */
+  engine?: EngineSource;
   /** Aborts opening. */
   signal?: AbortSignal;
 }
@@ -98,11 +123,16 @@ export class EmbeddedStore extends BaseStore {
    * @returns The store.
    */
   static async connect(options: EmbeddedStoreOptions): Promise<EmbeddedStore> {
+    // Checked first: its own message names the kinds it may be.
+    const source = options?.engine === undefined
+      ? undefined
+      : checkEngineSource(options.engine);
     const config = new ConfigReader("file", { ...options }, {
       path: "string",
       cacheSize: "number",
       durable: "boolean",
       isolated: "boolean",
+      engine: "object",
     });
     const path = config.string("path");
     if (!path) {
@@ -120,11 +150,17 @@ export class EmbeddedStore extends BaseStore {
       );
     }
     config.signal?.throwIfAborted();
+    // A module handed in is loaded before the file is touched, whether this
+    // process will own the file or reach its owner: bytes that are not the
+    // engine fail here, not when this process takes the file over.
+    const engine = source === undefined ? undefined : await loadEngine(source);
+    config.signal?.throwIfAborted();
     const shared = await openShared(path, {
       cachePages: cacheSize === undefined
         ? DEFAULT_CACHE_PAGES
         : Math.floor(cacheSize / PAGE_BYTES),
       durable: config.boolean("durable") ?? true,
+      engine,
     }, config.boolean("isolated") ?? false);
     try {
       return new EmbeddedStore(shared, config.prefix);

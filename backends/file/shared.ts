@@ -406,7 +406,8 @@ function prepare(path: string): string {
  * Opens the database file at `path` for one more handle.
  *
  * @param path The file.
- * @param options Cache and durability; the first handle's options apply.
+ * @param options Cache, durability and engine; the first handle's options
+ *   apply (they open the file again when this process takes it over).
  * @param isolated Open it apart from this process's other handles, as
  *   another process would.
  * @returns The shared file.
