@@ -3,12 +3,12 @@
  * `scan` (one page at a time), through the public API, on the stores given.
  *
  *     deno run -A --v8-flags=--expose-gc bench/scan_memory.ts \
- *       [--keys N] [--store URL ...]
+ *       [--keys N] [--batch-size N] [--store URL ...]
  *
  * Defaults: 200,000 keys of 100-byte values on `memory:` and a fresh
  * `file:` in a temporary folder. For each store it loads the keys with
  * `putMany`, then reads them all with `list` and with `scan` (batchSize
- * 256), sampling the live JavaScript heap (after a collection) every 10,000
+ * 256, or --batch-size), sampling the live JavaScript heap (after a collection) every 10,000
  * pairs; it prints the peak growth over the heap before the read, and the
  * time (which includes those collections). The scan
  * keeps no pair it has passed. This is a benchmark, not a test: it asserts
@@ -31,10 +31,12 @@ import { openStore, type Store } from "../mod.ts";
 const { values } = parseArgs({
   options: {
     keys: { type: "string", default: "200000" },
+    "batch-size": { type: "string", default: "256" },
     store: { type: "string", multiple: true },
   },
 });
 const KEYS = Number(values.keys);
+const BATCH = Number(values["batch-size"]);
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) {
   console.error("run with --v8-flags=--expose-gc (deno) or --expose-gc (node)");
@@ -96,7 +98,7 @@ try {
       });
       const scan = await measure(async (sample) => {
         let n = 0;
-        for await (const _ of store.scan("t", { batchSize: 256 })) {
+        for await (const _ of store.scan("t", { batchSize: BATCH })) {
           if (++n % 10_000 === 0) sample();
         }
         return n;
