@@ -15,7 +15,8 @@ const pkg = JSON.parse(readFileSync("package.json", "utf8"));
 const distOf = new Map(
   Object.entries(jsr.exports).map(([subpath, file]) => [
     resolve(root, file),
-    `../dist/${subpath === "." ? "mod" : subpath.slice(2)}.js`,
+    // Absolute: the bundled tests sit at several depths under dist-test/.
+    resolve(root, "dist", `${subpath === "." ? "mod" : subpath.slice(2)}.js`),
   ]),
 );
 
@@ -36,7 +37,9 @@ rmSync("dist-test", { recursive: true, force: true });
 await esbuild.build({
   entryPoints: tests.map((file) => ({
     in: file,
-    out: relative("tests", file).replace(/\.ts$/, "").replaceAll("/", "__"),
+    // The tests' folders are kept, so a URL relative to a test file
+    // (import.meta.url) means the same place from dist-test/.
+    out: relative("tests", file).replace(/\.ts$/, ""),
   })),
   outExtension: { ".js": ".mjs" },
   bundle: true,

@@ -35,7 +35,7 @@ bounded() {
   if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
     section "$step ran over its budget of ${budget}s and was stopped"
     echo "test files that printed nothing:"
-    for f in tests/*_test.ts; do
+    for f in $(find tests -name "*_test.ts" | sort); do
       grep -q "${f#tests/}" "$log" || echo "  $f"
     done
     echo "the last lines before the stop:"
@@ -62,7 +62,7 @@ for step in "${steps[@]}"; do
     section "deno fmt, lint, check, doc lint, publish dry run"
     deno fmt --check
     deno lint
-    deno check mod.ts core/ backends/ adapters/ leadership/ coordination/ otel/ cli/ examples/ tests/ bench/ scripts/
+    deno check mod.ts core/ backends/ adapters/ leadership/ coordination/ otel/ cli/ examples/ testing/ tests/ bench/ scripts/
     # shellcheck disable=SC2046
     deno doc --lint $(entry_points)
     deno publish --dry-run --allow-dirty --quiet

@@ -1,0 +1,107 @@
+// How a ZooKeeper store is opened and configured: URL forms, settings,
+// the typed entry points, and the request size the server accepts.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import {
+  InvalidConfigurationError,
+  newStore,
+  openStore,
+  ValueTooLargeError,
+} from "../../mod.ts";
+import { ZookeeperStore } from "../../backends/zookeeper/mod.ts";
+import {
+  startZookeeper,
+  zkCli,
+  type ZookeeperService,
+} from "../services/zookeeper.ts";
+
+/** The server's jute.maxbuffer in these tests: 64 KiB instead of 1 MiB. */
+const SMALL_BUFFER = 64 * 1024;
+
+let server: ZookeeperService;
+const text = (pair: { value: Uint8Array } | null) =>
+  pair === null ? null : new TextDecoder().decode(pair.value);
+
+describe("zookeeper store settings", () => {
+  before(async () => {
+    server = await startZookeeper({ maxBuffer: SMALL_BUFFER });
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  test("the URL's path is the chroot every key lives under", async () => {
+    await using store = await openStore(`${server.url}/apps/one/`);
+    await store.put("k", "v");
+    assert.equal(zkCli(server.port, "get", "/apps/one/k"), "v");
+    assert.equal(store.backend, "zookeeper");
+  });
+
+  test("typed options, newStore and URL parameters open the same store", async () => {
+    const host = `127.0.0.1:${server.port}`;
+    await using typed = await ZookeeperStore.connect({
+      hosts: [host],
+      chroot: "/apps/two",
+      sessionTimeout: 4_000,
+      tickTime: 200,
+      maxBufferSize: SMALL_BUFFER,
+    });
+    await using registry = await newStore("zookeeper", [host], {
+      chroot: "/apps/two",
+      maxBufferSize: SMALL_BUFFER,
+    });
+    await using byUrl = await openStore(
+      `${server.url}/apps/two?tickTime=200&sessionTimeout=4000&maxBufferSize=${SMALL_BUFFER}`,
+    );
+    await typed.put("shared", "from typed");
+    assert.equal(text(await registry.get("shared")), "from typed");
+    assert.equal(text(await byUrl.get("shared")), "from typed");
+    // The server's tick sets how late a dead holder's session goes.
+    assert.equal(byUrl.limits.ttlGranularityMs, 200 + 250);
+    assert.equal(registry.limits.ttlGranularityMs, 2_000 + 250);
+  });
+
+  test("unknown settings, bad hosts and bad chroots are configuration errors", async () => {
+    for (
+      const url of [
+        `${server.url}?nonsense=1`,
+        `${server.url}?sessionTimeout=soon`,
+        `${server.url}/a//b`,
+        `${server.url}/a/../b`,
+        "zk://127.0.0.1:99999",
+      ]
+    ) {
+      await assert.rejects(openStore(url), InvalidConfigurationError, url);
+    }
+    await assert.rejects(
+      openStore(server.url, { username: "with:colon", password: "pw" }),
+      InvalidConfigurationError,
+    );
+  });
+
+  test("values are checked against the server's maxBufferSize before sending", async () => {
+    await using store = await openStore(
+      `${server.url}/big?maxBufferSize=${SMALL_BUFFER}`,
+    );
+    const max = store.limits.maxValueBytes;
+    assert.ok(max > SMALL_BUFFER / 2 && max < SMALL_BUFFER, `${max}`);
+    const biggest = new Uint8Array(max).fill(7);
+    await store.put("deep/path/to/the/biggest/value", biggest);
+    assert.deepEqual(
+      (await store.get("deep/path/to/the/biggest/value"))?.value,
+      biggest,
+    );
+    await assert.rejects(
+      store.put("over", new Uint8Array(max + 1)),
+      ValueTooLargeError,
+    );
+    // An atomic operation is one request: it must fit as a whole.
+    const op = store.atomic();
+    for (let i = 0; i < 4; i++) op.put(`many/${i}`, biggest);
+    await assert.rejects(op.commit(), /exceeds ZooKeeper's maxBufferSize/);
+    assert.deepEqual(await store.list("many"), []);
+    // The store still works: nothing broke its connection.
+    await store.put("after", "fine");
+    assert.equal(text(await store.get("after")), "fine");
+  });
+});
