@@ -1,0 +1,165 @@
+// Random get/put/CAS/delete/atomic workloads of many clients on a few keys,
+// recorded and checked for linearizability (tests/faults/), on the backends
+// of the library: memory:, file: shared by several processes, etcd, Redis,
+// and etcd through a TCP proxy that is cut in the middle of the run (ops that
+// time out are recorded as unknown). Each run is a fixed count of
+// operations; see docs/reliability.md.
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { openStore } from "../../mod.ts";
+import type { Store } from "../../core/types.ts";
+import { agentClient, startFileAgent } from "./file_agents.ts";
+import type { KvOperation } from "./history.ts";
+import { checkLinearizable, describeResult } from "./linearizability.ts";
+import { type KvClient, runWorkload, storeClient, tally } from "./workload.ts";
+import { startEtcd } from "../services/etcd.ts";
+import { startRedis } from "../services/redis.ts";
+import { startTcpProxy } from "../services/tcp_proxy.ts";
+
+const CLIENTS = 8;
+const KEYS = ["lin/a", "lin/b", "lin/c", "lin/d"];
+const ATOMIC_KEYS: [string, string] = ["lin/a", "lin/b"];
+
+/** Checks `history`, prints the figures docs/reliability.md reports. */
+function verify(name: string, history: KvOperation[], operations: number) {
+  const result = checkLinearizable(history);
+  const count = tally(history);
+  console.log(
+    `${name}: ${history.length} ops (ok ${count.ok}, failed ${count.failed}, ` +
+      `unknown ${count.unknown}), partitions ${
+        result.partitions.map((p) => `${p.keys.join("+")}:${p.operations}`)
+          .join(" ")
+      }, steps ${
+        result.partitions.reduce((sum, p) => sum + p.steps, 0)
+      }, checked in ${result.ms.toFixed(1)} ms`,
+  );
+  assert.equal(history.length, operations);
+  assert.equal(result.linearizable, true, describeResult(result));
+  // Some writes took effect and some CAS lost: the run exercised the model.
+  assert.ok(count.ok > operations / 2, `only ${count.ok} ok`);
+  return { result, count };
+}
+
+async function openClients(url: string, count: number): Promise<Store[]> {
+  const stores: Store[] = [];
+  for (let i = 0; i < count; i++) stores.push(await openStore(url));
+  return stores;
+}
+
+async function closeAll(stores: Store[]) {
+  await Promise.all(stores.map((store) => store.close()));
+}
+
+describe("linearizability of recorded workloads", () => {
+  test("memory: 8 clients, 800 operations", async () => {
+    await using store = await openStore("memory:");
+    const history = await runWorkload({
+      clients: Array.from({ length: CLIENTS }, () => storeClient(store)),
+      keys: KEYS,
+      atomicKeys: ATOMIC_KEYS,
+      operations: 800,
+      seed: 1,
+    });
+    verify("memory", history, 800);
+  });
+
+  test("file: 3 processes, 9 clients, 600 operations", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "valkeyrie-linearizability-"));
+    after(() => rmSync(dir, { recursive: true, force: true }));
+    const path = join(dir, "store.vkr");
+    const agents = [];
+    try {
+      for (let i = 0; i < 3; i++) agents.push(await startFileAgent(path));
+      const clients: KvClient[] = [];
+      for (const agent of agents) {
+        for (let i = 0; i < 3; i++) clients.push(agentClient(agent));
+      }
+      const history = await runWorkload({
+        clients,
+        keys: KEYS,
+        operations: 600,
+        seed: 2,
+      });
+      verify("file (3 processes)", history, 600);
+    } finally {
+      await Promise.all(agents.map((agent) => agent.stop()));
+    }
+  });
+
+  test("etcd: 8 clients on 8 connections, 600 operations", async () => {
+    const etcd = await startEtcd();
+    let stores: Store[] = [];
+    try {
+      stores = await openClients(etcd.url, CLIENTS);
+      const history = await runWorkload({
+        clients: stores.map((store) => storeClient(store, 10_000)),
+        keys: KEYS,
+        atomicKeys: ATOMIC_KEYS,
+        operations: 600,
+        seed: 3,
+      });
+      verify("etcd", history, 600);
+    } finally {
+      await closeAll(stores);
+      await etcd.stop();
+    }
+  });
+
+  test("redis: 8 clients on 8 connections, 600 operations", async () => {
+    const redis = await startRedis();
+    let stores: Store[] = [];
+    try {
+      stores = await openClients(redis.url, CLIENTS);
+      const history = await runWorkload({
+        clients: stores.map((store) => storeClient(store, 10_000)),
+        keys: KEYS,
+        atomicKeys: ATOMIC_KEYS,
+        operations: 600,
+        seed: 4,
+      });
+      verify("redis", history, 600);
+    } finally {
+      await closeAll(stores);
+      await redis.stop();
+    }
+  });
+
+  test("etcd through a proxy cut in the middle: 8 clients, 500 operations", async () => {
+    const etcd = await startEtcd();
+    const proxy = await startTcpProxy(etcd.port);
+    let stores: Store[] = [];
+    let cut = false;
+    let healed: Promise<void> | undefined;
+    try {
+      stores = await openClients(`etcd://127.0.0.1:${proxy.port}`, CLIENTS);
+      const history = await runWorkload({
+        clients: stores.map((store) => storeClient(store, 1_000)),
+        keys: KEYS,
+        atomicKeys: ATOMIC_KEYS,
+        operations: 500,
+        seed: 5,
+        pauseAfterUnknownMs: 250,
+        beforeOperation: async (invoked) => {
+          if (invoked >= 200 && !cut) {
+            cut = true;
+            await proxy.cut();
+            // Heal after a while; the run itself is bounded by its count.
+            healed = new Promise((resolve) => setTimeout(resolve, 2_000))
+              .then(() => proxy.resume());
+          }
+        },
+      });
+      await healed;
+      const { count } = verify("etcd, proxy cut", history, 500);
+      assert.ok(count.unknown > 0, "the cut left some outcomes unknown");
+    } finally {
+      await healed;
+      await closeAll(stores);
+      await proxy.close();
+      await etcd.stop();
+    }
+  });
+});
