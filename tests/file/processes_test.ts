@@ -4,21 +4,18 @@
 // acknowledged write is lost). The children are tests/fixtures/file_agent.mjs.
 // Node children run the npm build (dist/), which test_all.sh builds first.
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, linkSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { after, describe, test } from "node:test";
 import { EmbeddedStore } from "../../backends/file/mod.ts";
-
-type Runtime = "deno" | "bun" | "node";
-
-const here: Runtime = "Deno" in globalThis
-  ? "deno"
-  : process.versions.bun
-  ? "bun"
-  : "node";
+import {
+  type Agent,
+  here,
+  type Runtime,
+  startAgent,
+} from "../fixtures/agents.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "valkeyrie-file-processes-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -26,121 +23,8 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 /** How long one answer may take: a bound on waiting, not a speed claim. */
 const ANSWER_MS = 60_000;
 
-interface Agent {
-  runtime: Runtime;
-  process: ChildProcess;
-  /** Sends a command; resolves its answer's result, rejects its error. */
-  call(op: string, args?: Record<string, unknown>): Promise<unknown>;
-  /** Resolves the next report line matching `match`. */
-  report(
-    match: (line: Record<string, unknown>) => boolean,
-  ): Promise<Record<string, unknown>>;
-  exited: Promise<number | null>;
-  kill(): Promise<void>;
-}
-
-function command(runtime: Runtime): string[] {
-  const deno = "Deno" in globalThis ? process.execPath : "deno";
-  const bun = process.versions.bun ? process.execPath : "bun";
-  const node = here === "node" ? process.execPath : "node";
-  if (runtime === "deno") {
-    return [
-      deno,
-      "run",
-      "-A",
-      "tests/fixtures/file_agent.mjs",
-      "backends/file/mod.ts",
-    ];
-  }
-  if (runtime === "bun") {
-    return [bun, "tests/fixtures/file_agent.mjs", "backends/file/mod.ts"];
-  }
-  return [node, "tests/fixtures/file_agent.mjs", "dist/file.js"];
-}
-
-async function agent(runtime: Runtime, path: string): Promise<Agent> {
-  const [bin, ...args] = command(runtime);
-  const child = spawn(bin, [...args, path], {
-    stdio: ["pipe", "pipe", "inherit"],
-  });
-  const answers = new Map<number, (message: Record<string, unknown>) => void>();
-  const reports: Record<string, unknown>[] = [];
-  let wake: (() => void) | undefined;
-  let partial = "";
-  child.stdout!.on("data", (chunk: Uint8Array) => {
-    partial += new TextDecoder().decode(chunk);
-    const lines = partial.split("\n");
-    partial = lines.pop()!;
-    for (const line of lines) {
-      const message = JSON.parse(line) as Record<string, unknown>;
-      if (typeof message.id === "number") answers.get(message.id)?.(message);
-      else reports.push(message);
-    }
-    wake?.();
-  });
-  const exited = new Promise<number | null>((resolve) =>
-    child.on("exit", resolve)
-  );
-  // A command written to a child that was just SIGKILLed fails with EPIPE on
-  // its stdin; the call then rejects because the child exited, so the
-  // stream's error is not an uncaught exception of the test.
-  child.stdin!.on("error", () => {});
-  let nextId = 1;
-  const answer = (id: number) =>
-    new Promise<Record<string, unknown>>((resolve, reject) => {
-      const timer = setTimeout(
-        () =>
-          reject(
-            new Error(
-              `${runtime} agent: no answer to call ${id} in ${ANSWER_MS} ms`,
-            ),
-          ),
-        ANSWER_MS,
-      );
-      answers.set(id, (message) => {
-        clearTimeout(timer);
-        resolve(message);
-      });
-      exited.then((code) =>
-        reject(new Error(`${runtime} agent exited (${code})`))
-      );
-    });
-  const opened = await answer(0);
-  if (!opened.ok) throw new Error(`${runtime} agent: ${opened.error}`);
-  return {
-    runtime,
-    process: child,
-    exited,
-    async call(op, args = {}) {
-      const id = nextId++;
-      const answered = answer(id);
-      child.stdin!.write(JSON.stringify({ id, op, ...args }) + "\n");
-      const message = await answered;
-      if (!message.ok) throw new Error(String(message.error));
-      return message.result;
-    },
-    async report(match) {
-      const deadline = Date.now() + ANSWER_MS;
-      while (true) {
-        const at = reports.findIndex(match);
-        if (at >= 0) return reports.splice(at, 1)[0];
-        if (Date.now() > deadline) {
-          throw new Error(
-            `${runtime} agent reported ${JSON.stringify(reports)}`,
-          );
-        }
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-          setTimeout(resolve, 200);
-        });
-      }
-    },
-    async kill() {
-      child.kill("SIGKILL");
-      await exited;
-    },
-  };
-}
+const agent = (runtime: Runtime, path: string): Promise<Agent> =>
+  startAgent(runtime, path, ANSWER_MS);
 
 const others: Runtime[] = here === "deno"
   ? ["bun", "node"]
