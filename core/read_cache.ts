@@ -14,14 +14,16 @@
  * @module
  */
 
-import type { Entry, TreeSink } from "./driver.ts";
-import { compareKeys } from "./keys.ts";
+import type { Entry, ScanRange, TreeSink } from "./driver.ts";
+import { SortedKeys } from "./sorted_keys.ts";
 
 /** One cached tree, fed as a tree watch's sink. */
 export class ReadCache implements TreeSink {
   /** Every cached key starts with this (a driver `dir`). */
   readonly dir: string;
   readonly #entries = new Map<string, Entry>();
+  // Sorted on the first list or scan, then kept up to date by the feed.
+  readonly #index = new SortedKeys(() => this.#entries.keys());
   #synced = false;
   #failed: unknown;
   readonly #ready: Promise<void>;
@@ -73,18 +75,29 @@ export class ReadCache implements TreeSink {
 
   /** The live entries under `dir`, in key order. */
   list(dir: string): Entry[] {
+    return this.scan({
+      dir,
+      lowerInclusive: true,
+      reverse: false,
+      limit: Infinity,
+      keysOnly: false,
+    });
+  }
+
+  /** One page of a scan of the cached tree. */
+  scan(range: ScanRange): Entry[] {
     const now = Date.now();
-    const found: Entry[] = [];
-    for (const entry of this.#entries.values()) {
-      if (!entry.key.startsWith(dir) || entry.key === dir) continue;
-      if (entry.expiresAt !== undefined && entry.expiresAt <= now) continue;
-      found.push(entry);
-    }
-    return found.sort((a, b) => compareKeys(a.key, b.key));
+    return this.#index.page(range, (key) => {
+      const entry = this.#entries.get(key)!;
+      return entry.expiresAt !== undefined && entry.expiresAt <= now
+        ? undefined
+        : entry;
+    });
   }
 
   reset(entries: Entry[]): void {
     this.#entries.clear();
+    this.#index.clear();
     for (const entry of entries) this.#entries.set(entry.key, entry);
     this.#synced = true;
     this.#resolveReady();
@@ -94,10 +107,11 @@ export class ReadCache implements TreeSink {
     const old = this.#entries.get(entry.key);
     if (old && old.lastIndex >= entry.lastIndex) return;
     this.#entries.set(entry.key, entry);
+    if (!old) this.#index.added(entry.key);
   }
 
   delete(key: string): void {
-    this.#entries.delete(key);
+    if (this.#entries.delete(key)) this.#index.removed(key);
   }
 
   /**
@@ -118,6 +132,7 @@ export class ReadCache implements TreeSink {
     const wasSynced = this.#synced;
     this.#synced = false;
     this.#entries.clear();
+    this.#index.clear();
     this.stop.abort();
     if (wasSynced) this.#onLost();
   }

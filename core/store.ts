@@ -291,7 +291,7 @@ export class BaseStore implements Store {
         this.#open(options);
         const cache = this.#cacheOf(range.dir, options, true);
         if (cache) {
-          return Promise.resolve(pageOfList(cache.list(range.dir), range));
+          return Promise.resolve(cache.scan(range));
         }
         return this.#run(
           "scan",

@@ -11,7 +11,7 @@ import type {
   LocalChangeListener,
 } from "../../core/local_feed.ts";
 import { LocalLockTable } from "../../core/local_locks.ts";
-import { compareKeys } from "../../core/keys.ts";
+import { SortedKeys } from "../../core/sorted_keys.ts";
 import type {
   AtomicStep,
   CommitOutcome,
@@ -35,11 +35,8 @@ export type ChangeListener = LocalChangeListener;
 /** One in-process database. */
 export class MemoryDatabase {
   #entries = new Map<string, Stored>();
-  // The keys of #entries in UTF-8 byte order, built by the first scan and
-  // kept up to date by binary insertion; dropped when many keys come and go
-  // between scans (a bulk load), so writes never pay for an index nobody reads.
-  #sorted: string[] | undefined;
-  #changesSinceScan = 0;
+  // The keys of #entries in UTF-8 byte order, for scans.
+  #index = new SortedKeys(() => this.#entries.keys());
   #revision = 0n;
   #listeners = new Set<ChangeListener>();
   /** The locks of this database's handles. */
@@ -67,40 +64,14 @@ export class MemoryDatabase {
 
   /** One page of a scan, read from the sorted index. */
   scan(range: ScanRange): Entry[] {
-    const sorted = this.#index();
-    // The range is one run of the index: from the lower bound (or the dir)
-    // up to the upper bound or the first key past the dir ("a/" ends
-    // before "a0", '0' being the character after '/').
-    const lower =
-      range.lower !== undefined && compareKeys(range.lower, range.dir) > 0
-        ? range.lower
-        : range.dir;
-    let from = lowerBound(sorted, lower);
-    if (!range.lowerInclusive && sorted[from] === range.lower) from++;
-    const dirEnd = range.dir === "" ? undefined : range.dir.slice(0, -1) + "0";
-    const upper = range.upper === undefined ||
-        (dirEnd !== undefined && compareKeys(dirEnd, range.upper) < 0)
-      ? dirEnd
-      : range.upper;
-    const to = upper === undefined ? sorted.length : lowerBound(sorted, upper);
     const now = Date.now();
-    const result: Entry[] = [];
-    const step = range.reverse ? -1 : 1;
-    for (
-      let i = range.reverse ? to - 1 : from;
-      i >= from && i < to && result.length < range.limit;
-      i += step
-    ) {
-      const key = sorted[i];
+    return this.#index.page(range, (key) => {
       const stored = this.#entries.get(key)!;
-      if (stored.expiresAt !== undefined && stored.expiresAt <= now) continue;
-      result.push(
-        range.keysOnly
-          ? { key, value: new Uint8Array(0), lastIndex: stored.lastIndex }
-          : entry(key, stored),
-      );
-    }
-    return result;
+      if (stored.expiresAt !== undefined && stored.expiresAt <= now) return;
+      return range.keysOnly
+        ? { key, value: new Uint8Array(0), lastIndex: stored.lastIndex }
+        : entry(key, stored);
+    });
   }
 
   /**
@@ -151,27 +122,9 @@ export class MemoryDatabase {
   drop(): void {
     for (const stored of this.#entries.values()) clearTimeout(stored.timer);
     this.#entries.clear();
-    this.#sorted = undefined;
+    this.#index.clear();
     this.#listeners.clear();
     this.locks.clear();
-  }
-
-  #index(): string[] {
-    this.#changesSinceScan = 0;
-    this.#sorted ??= [...this.#entries.keys()].sort(compareKeys);
-    return this.#sorted;
-  }
-
-  #indexed(key: string, present: boolean): void {
-    const sorted = this.#sorted;
-    if (!sorted) return;
-    if (++this.#changesSinceScan > 1_000) {
-      this.#sorted = undefined;
-      return;
-    }
-    const at = lowerBound(sorted, key);
-    if (present) sorted.splice(at, 0, key);
-    else if (sorted[at] === key) sorted.splice(at, 1);
   }
 
   #live(key: string): Stored | undefined {
@@ -195,7 +148,7 @@ export class MemoryDatabase {
       unrefTimer(stored.timer);
     }
     this.#entries.set(key, stored);
-    if (!old) this.#indexed(key, true);
+    if (!old) this.#index.added(key);
     return { key, entry: entry(key, stored) };
   }
 
@@ -212,7 +165,7 @@ export class MemoryDatabase {
       return;
     }
     this.#entries.delete(key);
-    this.#indexed(key, false);
+    this.#index.removed(key);
     this.#emit([{ key, entry: null }]);
   }
 
@@ -221,7 +174,7 @@ export class MemoryDatabase {
     if (!old) return false;
     clearTimeout(old.timer);
     this.#entries.delete(key);
-    this.#indexed(key, false);
+    this.#index.removed(key);
     return true;
   }
 
@@ -229,18 +182,6 @@ export class MemoryDatabase {
     if (changes.length === 0) return;
     for (const listener of [...this.#listeners]) listener(changes);
   }
-}
-
-// The first position in `sorted` whose key is not below `key`.
-function lowerBound(sorted: readonly string[], key: string): number {
-  let low = 0;
-  let high = sorted.length;
-  while (low < high) {
-    const mid = (low + high) >>> 1;
-    if (compareKeys(sorted[mid], key) < 0) low = mid + 1;
-    else high = mid;
-  }
-  return low;
 }
 
 // Every entry handed out gets its own copy of the bytes: callers may change
