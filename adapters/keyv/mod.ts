@@ -6,7 +6,16 @@
  * `keyv.set("user:42", ...)` is stored at `keyv/user:42`; characters a store
  * key may not hold (`/`, control characters, a leading `.`) are escaped as
  * `%XX`. `clear()` deletes the namespace's tree. Keyv's TTL becomes the
- * store's TTL. It passes Keyv's own compliance suite, `@keyv/test-suite`.
+ * store's TTL. It passes Keyv's own compliance suite, `@keyv/test-suite`,
+ * with Keyv 5 (5.6 and later) and Keyv 6.
+ *
+ * Keyv 5 and 6 call their stores differently (Keyv 5 with keys prefixed
+ * `namespace:` and relative TTLs, Keyv 6 with bare keys and absolute expiry
+ * times); the adapter speaks both. Keyv 6 asks every store for its
+ * `capabilities` before it uses it, which Keyv 5 never does: an adapter
+ * asked speaks Keyv 6's contract from then on. Under Keyv 5, as in Keyv 5
+ * itself, a key that starts with its own namespace and `:` is the same key
+ * without that prefix.
  *
  * @example
  * ```ts ignore
@@ -28,8 +37,14 @@ import {
   InvalidArgumentError,
   type OpenOptions,
   openStore,
+  type PutEntry,
   type Store,
 } from "../../mod.ts";
+import {
+  checkOption,
+  checkOptionNames,
+  checkStoreArgument,
+} from "../options.ts";
 import { escapeSegment, unescapeSegment } from "../segment.ts";
 
 /** Options of {@linkcode KeyvValkeyrie}. */
@@ -37,6 +52,54 @@ export interface KeyvValkeyrieOptions {
   /** Options for `openStore`, when the adapter is given a URL. */
   openOptions?: OpenOptions;
 }
+
+/** One method in {@linkcode KeyvStorageCapability}, as Keyv 6 describes it. */
+export interface KeyvStorageMethod {
+  /** Whether the adapter has the method. */
+  exists: boolean;
+  /** Whether it is an `async` function. */
+  methodType: "async" | "sync" | "none";
+}
+
+/** What the adapter tells Keyv 6 it implements (Keyv 6's own type). */
+export interface KeyvStorageCapability {
+  /** Always `true`. */
+  compatible: boolean;
+  /** A full storage adapter. */
+  store: "keyvStorage";
+  /** Each method of Keyv 6's storage contract. */
+  methods: Record<string, KeyvStorageMethod>;
+  /** The Keyv 6 contract: `set`/`setMany` take absolute expiry times. */
+  expires: true;
+}
+
+/** One entry of `setMany`: Keyv 5 gives a `ttl`, Keyv 6 an `expires`. */
+export interface KeyvSetEntry {
+  /** Keyv's key. */
+  key: string;
+  /** What Keyv serialized (a string). */
+  value: unknown;
+  /** Keyv 5: time to live in milliseconds. */
+  ttl?: number;
+  /** Keyv 6: when the entry expires, in milliseconds since the epoch. */
+  expires?: number;
+}
+
+const METHODS: Record<string, KeyvStorageMethod> = Object.fromEntries(
+  [
+    "get",
+    "getMany",
+    "has",
+    "hasMany",
+    "set",
+    "setMany",
+    "delete",
+    "deleteMany",
+    "clear",
+    "disconnect",
+    "iterator",
+  ].map((name) => [name, { exists: true, methodType: "async" }]),
+);
 
 const decoder = new TextDecoder();
 
@@ -59,10 +122,15 @@ const decoder = new TextDecoder();
 export class KeyvValkeyrie extends EventEmitter {
   /** Keyv's options of this adapter (Keyv reads `opts.dialect` and `opts.url`). */
   readonly opts: { dialect: string; url: string };
-  /** The namespace Keyv sets; keys arrive prefixed with `namespace:`. */
+  /**
+   * The namespace Keyv sets: a key segment above the keys. Keyv 5's keys
+   * also arrive prefixed with `namespace:`, which is taken off.
+   */
   namespace?: string;
   #store: Promise<Store>;
   #owned: boolean;
+  /** Whether Keyv 6 asked for the capabilities, so speaks its contract. */
+  #keyv6 = false;
 
   /**
    * Creates the adapter.
@@ -72,8 +140,15 @@ export class KeyvValkeyrie extends EventEmitter {
    */
   constructor(store: Store | string | URL, options: KeyvValkeyrieOptions = {}) {
     super();
-    this.#owned = typeof store === "string" || store instanceof URL;
-    // Keyv offers iterator() only for adapters whose url names a dialect on
+    this.#owned = checkStoreArgument("KeyvValkeyrie: store", store);
+    checkOptionNames("KeyvValkeyrie", options, ["openOptions"]);
+    checkOption(
+      "KeyvValkeyrie: openOptions",
+      options.openOptions,
+      "an object",
+      (value) => typeof value === "object" && value !== null,
+    );
+    // Keyv 5 offers iterator() only for adapters whose url names a dialect on
     // its list; "valkeyrie:" contains "valkey", which is on it.
     const where = this.#owned ? String(store) : (store as Store).backend;
     this.opts = { dialect: "valkeyrie", url: `valkeyrie:${where}` };
@@ -86,9 +161,25 @@ export class KeyvValkeyrie extends EventEmitter {
   }
 
   /**
+   * Keyv 6's question to a store: which contract it speaks. The answer is
+   * Keyv 6's (absolute `expires`, keys without the namespace prefix), so
+   * Keyv 6 calls the adapter directly; Keyv 5 never asks, and is answered in
+   * its own contract.
+   */
+  get capabilities(): KeyvStorageCapability {
+    this.#keyv6 = true;
+    return {
+      compatible: true,
+      store: "keyvStorage",
+      methods: METHODS,
+      expires: true,
+    };
+  }
+
+  /**
    * The stored value at `key`, or `undefined`.
    *
-   * @param key Keyv's key (with its namespace prefix).
+   * @param key Keyv's key.
    * @returns The value Keyv stored.
    */
   async get<Value>(key: string): Promise<Value | undefined> {
@@ -97,43 +188,47 @@ export class KeyvValkeyrie extends EventEmitter {
   }
 
   /**
-   * The stored values at `keys`, `undefined` where absent.
+   * The stored values at `keys`, `undefined` where absent, in one batch call.
    *
    * @param keys Keyv's keys.
    * @returns The values, in order.
    */
-  getMany<Value>(keys: string[]): Promise<Array<Value | undefined>> {
-    return Promise.all(keys.map((key) => this.get<Value>(key)));
+  async getMany<Value>(keys: string[]): Promise<Array<Value | undefined>> {
+    const pairs = await (await this.#store).getMany(
+      keys.map((key) => this.#path(key)),
+    );
+    return pairs.map((pair) =>
+      pair ? decoder.decode(pair.value) as Value : undefined
+    );
   }
 
   /**
-   * Stores `value` at `key`, expiring after `ttl` milliseconds if given.
+   * Stores `value` at `key`, expiring as Keyv says.
    *
    * @param key Keyv's key.
    * @param value What Keyv serialized (a string).
-   * @param ttl Time to live in milliseconds.
+   * @param expiry Keyv 5: time to live in milliseconds; Keyv 6: the expiry
+   * time in milliseconds since the epoch.
    * @returns `true`.
    */
-  async set(key: string, value: unknown, ttl?: number): Promise<boolean> {
-    if (typeof value !== "string" && !(value instanceof Uint8Array)) {
-      throw new InvalidArgumentError(
-        "The Keyv adapter stores serialized values: keep Keyv's serializer on",
-      );
-    }
-    const options = typeof ttl === "number" && ttl > 0 ? { ttl } : undefined;
-    await (await this.#store).put(this.#path(key), value, options);
-    return true;
+  async set(key: string, value: unknown, expiry?: number): Promise<boolean> {
+    const [written] = await this.#setEntries([
+      this.#keyv6
+        ? { key, value, expires: expiry }
+        : { key, value, ttl: expiry },
+    ]);
+    return written;
   }
 
   /**
-   * Stores several entries.
+   * Stores several entries in one batch call.
    *
-   * @param entries The keys, values and TTLs.
+   * @param entries The keys, values and TTLs (Keyv 5) or expiry times (Keyv 6).
+   * @returns Keyv 6: `true` for each entry.
    */
-  async setMany(
-    entries: Array<{ key: string; value: unknown; ttl?: number }>,
-  ): Promise<void> {
-    await Promise.all(entries.map((e) => this.set(e.key, e.value, e.ttl)));
+  async setMany(entries: KeyvSetEntry[]): Promise<boolean[] | undefined> {
+    const written = await this.#setEntries(entries);
+    return this.#keyv6 ? written : undefined;
   }
 
   /**
@@ -151,14 +246,17 @@ export class KeyvValkeyrie extends EventEmitter {
   }
 
   /**
-   * Deletes several keys.
+   * Deletes several keys in one batch call.
    *
    * @param keys Keyv's keys.
-   * @returns Whether every one existed.
+   * @returns Keyv 5: whether every one existed; Keyv 6: whether each did.
    */
-  async deleteMany(keys: string[]): Promise<boolean> {
-    const results = await Promise.all(keys.map((key) => this.delete(key)));
-    return results.every(Boolean);
+  async deleteMany(keys: string[]): Promise<boolean | boolean[]> {
+    const store = await this.#store;
+    const paths = keys.map((key) => this.#path(key));
+    const existed = (await store.getMany(paths)).map((pair) => pair !== null);
+    await store.deleteMany(paths);
+    return this.#keyv6 ? existed : existed.every(Boolean);
   }
 
   /** Deletes every key of the namespace (everything, without one). */
@@ -178,32 +276,37 @@ export class KeyvValkeyrie extends EventEmitter {
   }
 
   /**
-   * Whether each of `keys` exists.
+   * Whether each of `keys` exists, in one batch call.
    *
    * @param keys Keyv's keys.
    * @returns One boolean per key.
    */
-  hasMany(keys: string[]): Promise<boolean[]> {
-    return Promise.all(keys.map((key) => this.has(key)));
+  async hasMany(keys: string[]): Promise<boolean[]> {
+    const pairs = await (await this.#store).getMany(
+      keys.map((key) => this.#path(key)),
+    );
+    return pairs.map((pair) => pair !== null);
   }
 
   /**
-   * Every entry of `namespace`, as `[key, value]` with Keyv's prefixed key.
+   * Every entry of `namespace`, as `[key, value]`: Keyv 5 gets its keys
+   * prefixed with `namespace:`, Keyv 6 bare.
    *
-   * @param namespace The namespace (Keyv passes its own).
+   * @param namespace The namespace (Keyv 5 passes its own; Keyv 6 none, and
+   * the adapter's is used).
    * @returns The entries.
    */
   async *iterator<Value>(
-    namespace?: string,
+    namespace: string | undefined = this.#keyv6 ? this.namespace : undefined,
   ): AsyncGenerator<[string, Value], void> {
     const store = await this.#store;
     const dir = namespace ? escapeSegment(namespace) : "";
-    for (const pair of await store.list(dir)) {
+    for await (const pair of store.scan(dir)) {
       const name = dir === "" ? pair.key : pair.key.slice(dir.length + 1);
       if (name.includes("/")) continue; // another namespace's key
       const key = unescapeSegment(name);
       yield [
-        namespace ? `${namespace}:${key}` : key,
+        namespace && !this.#keyv6 ? `${namespace}:${key}` : key,
         decoder.decode(pair.value) as Value,
       ];
     }
@@ -214,13 +317,46 @@ export class KeyvValkeyrie extends EventEmitter {
     if (this.#owned) await (await this.#store).close();
   }
 
+  async #setEntries(entries: KeyvSetEntry[]): Promise<boolean[]> {
+    const now = Date.now();
+    const puts: PutEntry[] = [];
+    const gone: string[] = [];
+    for (const entry of entries) {
+      if (
+        typeof entry.value !== "string" && !(entry.value instanceof Uint8Array)
+      ) {
+        throw new InvalidArgumentError(
+          "The Keyv adapter stores serialized values: keep Keyv's serializer on",
+        );
+      }
+      const path = this.#path(entry.key);
+      // Store TTLs are whole milliseconds: an expiry time rounds up, so an
+      // entry never goes before Keyv's own expiry check would drop it.
+      const ttl = typeof entry.expires === "number"
+        ? Math.ceil(entry.expires - now)
+        : entry.ttl;
+      if (typeof entry.expires === "number" && ttl! <= 0) gone.push(path);
+      else {
+        puts.push({
+          key: path,
+          value: entry.value,
+          ...(typeof ttl === "number" && ttl > 0 ? { ttl } : {}),
+        });
+      }
+    }
+    const store = await this.#store;
+    // Keyv 6 may hand over an entry already past its expiry: it is deleted.
+    if (gone.length > 0) await store.deleteMany(gone);
+    if (puts.length > 0) await store.putMany(puts);
+    return entries.map(() => true);
+  }
+
   #path(key: string): string {
     const namespace = this.namespace;
-    if (namespace && key.startsWith(`${namespace}:`)) {
-      return `${escapeSegment(namespace)}/${
-        escapeSegment(key.slice(namespace.length + 1))
-      }`;
-    }
-    return escapeSegment(key);
+    if (!namespace) return escapeSegment(key);
+    const name = !this.#keyv6 && key.startsWith(`${namespace}:`)
+      ? key.slice(namespace.length + 1)
+      : key;
+    return `${escapeSegment(namespace)}/${escapeSegment(name)}`;
   }
 }

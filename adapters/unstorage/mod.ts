@@ -21,11 +21,17 @@
 
 // The public entry point: it registers the built-in backends openStore needs.
 import {
+  InvalidConfigurationError,
   type KVPair,
   type OpenOptions,
   openStore,
   type Store,
 } from "../../mod.ts";
+import {
+  checkOption,
+  checkOptionNames,
+  checkStoreArgument,
+} from "../options.ts";
 import { escapeSegment, unescapeSegment } from "../segment.ts";
 
 /** Options of {@linkcode valkeyrieDriver}. */
@@ -97,6 +103,39 @@ export interface UnstorageDriver {
   ): Promise<() => Promise<void>>;
 }
 
+const OPTIONS = ["store", "openOptions", "base", "ttl"];
+
+/** Checks the driver's options; resolves whether it opens (owns) its store. */
+function checkOptions(options: ValkeyrieDriverOptions): boolean {
+  const where = "valkeyrieDriver";
+  checkOptionNames(where, options, OPTIONS);
+  const owned = checkStoreArgument(`${where}: store`, options.store);
+  checkOption(
+    `${where}: openOptions`,
+    options.openOptions,
+    "an object",
+    (value) => typeof value === "object" && value !== null,
+  );
+  if (options.openOptions !== undefined && !owned) {
+    throw new InvalidConfigurationError(
+      `${where}: openOptions apply to a store URL, and store is a Store`,
+    );
+  }
+  checkOption(
+    `${where}: base`,
+    options.base,
+    "a string",
+    (value) => typeof value === "string",
+  );
+  checkOption(
+    `${where}: ttl`,
+    options.ttl,
+    "a positive number of seconds",
+    (value) => typeof value === "number" && Number.isFinite(value) && value > 0,
+  );
+  return owned;
+}
+
 /** After a failed watch, the driver watches again this long later. */
 const REWATCH_DELAY_MS = 1_000;
 
@@ -119,8 +158,7 @@ const decoder = new TextDecoder();
 export function valkeyrieDriver(
   options: ValkeyrieDriverOptions,
 ): UnstorageDriver {
-  const owned = typeof options.store === "string" ||
-    options.store instanceof URL;
+  const owned = checkOptions(options);
   let opened: Promise<Store> | undefined;
   const store = () =>
     opened ??= owned

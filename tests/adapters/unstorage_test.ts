@@ -107,4 +107,31 @@ describe("unstorage driver", () => {
     await storage.dispose();
     await assert.rejects(store.get("k"), { name: "StoreClosedError" });
   });
+
+  test("wrong options fail when the driver is made, naming the option", async () => {
+    await using store = await openStore("memory:");
+    const bad: [unknown, RegExp][] = [
+      [undefined, /takes an options object/],
+      [{}, /store must be a Store or a store URL/],
+      [{ store: 42 }, /store must be a Store or a store URL.*number 42/],
+      [{ store: {} }, /an object without a store's calls/],
+      [{ store: "not a url" }, /valkeyrieDriver: store: /],
+      [{ store, base: 1 }, /base must be a string/],
+      [{ store, ttl: 0 }, /ttl must be a positive number of seconds/],
+      [{ store, ttl: "60" }, /ttl must be a positive number/],
+      [{ store, ttl: Infinity }, /ttl must be a positive number/],
+      [{ store, openOptions: {} }, /openOptions apply to a store URL/],
+      [{ store: "memory:", openOptions: 3 }, /openOptions must be an object/],
+      [{ store, bsae: "x" }, /unknown option "bsae"/],
+    ];
+    for (const [options, message] of bad) {
+      assert.throws(
+        () => valkeyrieDriver(options as never),
+        { name: "InvalidConfigurationError", message },
+        JSON.stringify(options),
+      );
+    }
+    // Nothing was written by the refused ones.
+    assert.deepEqual(await store.list(""), []);
+  });
 });
