@@ -58,13 +58,7 @@ export function readCounter(key: string, value: Uint8Array | null): bigint {
   } catch {
     text = undefined;
   }
-  if (text === undefined || !DECIMAL.test(text)) {
-    throw new InvalidArgumentError(
-      `The value of ${
-        JSON.stringify(key)
-      } is not a counter (the decimal text of a signed 64-bit integer)`,
-    );
-  }
+  if (text === undefined || !DECIMAL.test(text)) throw notACounter(key);
   const number = BigInt(text);
   if (number < COUNTER_MIN || number > COUNTER_MAX) {
     throw new InvalidArgumentError(
@@ -91,11 +85,41 @@ export function addToCounter(
 ): { value: bigint; bytes: Uint8Array } {
   const value = current + delta;
   if (value < COUNTER_MIN || value > COUNTER_MAX) {
-    throw new InvalidArgumentError(
-      `Adding ${delta} to counter ${
-        JSON.stringify(key)
-      } (${current}) overflows a signed 64-bit integer`,
-    );
+    throw counterOverflow(key, current, delta);
   }
   return { value, bytes: encoder.encode(value.toString()) };
+}
+
+/**
+ * The error for a value that is not a counter (also when a server said so).
+ *
+ * @param key The key, for the message.
+ * @returns The error to throw.
+ */
+export function notACounter(key: string): InvalidArgumentError {
+  return new InvalidArgumentError(
+    `The value of ${
+      JSON.stringify(key)
+    } is not a counter (the decimal text of a signed 64-bit integer)`,
+  );
+}
+
+/**
+ * The error for a sum outside the signed 64-bit range.
+ *
+ * @param key The key, for the message.
+ * @param current The counter's value.
+ * @param delta What was to be added.
+ * @returns The error to throw.
+ */
+export function counterOverflow(
+  key: string,
+  current: bigint,
+  delta: bigint,
+): InvalidArgumentError {
+  return new InvalidArgumentError(
+    `Adding ${delta} to counter ${
+      JSON.stringify(key)
+    } (${current}) overflows a signed 64-bit integer`,
+  );
 }

@@ -118,6 +118,17 @@ export type AtomicStep =
   | { type: "delete"; key: string };
 
 /**
+ * The outcome of {@linkcode Driver.increment}: the counter's new value and
+ * version, or why the server refused (nothing changed): the stored value is
+ * not a counter, or the sum would leave the signed 64-bit range (`current`
+ * is the value it holds).
+ */
+export type IncrementOutcome =
+  | { ok: true; value: bigint; lastIndex: bigint }
+  | { ok: false; reason: "not-a-counter" }
+  | { ok: false; reason: "overflow"; current: bigint };
+
+/**
  * The outcome of {@linkcode Driver.commit}. On a failed check the driver may
  * say which check failed and what the key's state was, so `atomicPut` and
  * `atomicDelete` can tell "not found" from "modified" without another read.
@@ -291,6 +302,18 @@ export interface Driver {
     keys: readonly string[],
     options: DriverSignalOptions,
   ): Promise<void>;
+  /**
+   * Adds `delta` (checked to be in the signed 64-bit range) to the counter
+   * at `key` in one round trip, where the server can do arithmetic (Redis's
+   * `INCRBY`): the value is the decimal text `core/counter.ts` reads, a
+   * missing key counting as `0`, and the key then has `options.ttl` as a put
+   * would give it. A driver without it gets core's compare-and-set loop.
+   */
+  increment?(
+    key: string,
+    delta: bigint,
+    options: DriverWriteOptions,
+  ): Promise<IncrementOutcome>;
   /**
    * Deletes `key` (unless it is `null`: the root of the store) and every key
    * starting with `dir`.

@@ -15,7 +15,13 @@ import {
 } from "./abort.ts";
 import { Backoff } from "./backoff.ts";
 import { DEFAULT_BATCH_KEYS, runBulk, runChunked } from "./bulk.ts";
-import { addToCounter, checkDelta, readCounter } from "./counter.ts";
+import {
+  addToCounter,
+  checkDelta,
+  counterOverflow,
+  notACounter,
+  readCounter,
+} from "./counter.ts";
 import {
   InvalidArgumentError,
   InvalidConfigurationError,
@@ -762,6 +768,19 @@ export class BaseStore implements Store {
       delta: checkDelta(key, delta),
       ttl: this.#keyTtl(options?.ttl),
     };
+    if (this.#driver.increment) {
+      const signal = options?.signal;
+      const outcome = await this.#run(
+        "increment",
+        signal,
+        () =>
+          this.#driver.increment!(full, sum.delta, { ttl: sum.ttl, signal }),
+      );
+      if (outcome.ok) return outcome.value;
+      throw outcome.reason === "overflow"
+        ? counterOverflow(key, outcome.current, sum.delta)
+        : notACounter(key);
+    }
     const result = await this.#sum("increment", [], [sum], options?.signal);
     // With no check of the caller's, the commit only ever fails to another
     // writer of the counter, and is then run again: it always succeeds.

@@ -29,6 +29,7 @@ import type {
   DriverTryLockOptions,
   DriverWriteOptions,
   Entry,
+  IncrementOutcome,
   KeySink,
   LockLease,
   ScanRange,
@@ -61,7 +62,7 @@ import {
 } from "./names.ts";
 import { Notifications } from "./notifications.ts";
 import { type Call, runPipelined } from "./pipeline.ts";
-import { COMMIT, PRUNE, type ScriptArg } from "./scripts.ts";
+import { COMMIT, INCREMENT, PRUNE, type ScriptArg } from "./scripts.ts";
 import { keySlot } from "./slots.ts";
 import type { Topology } from "./topology.ts";
 import { watchKey, type WatchSource, watchTree } from "./watch.ts";
@@ -314,6 +315,35 @@ export class RedisDriver implements Driver, WatchSource {
         PRUNE.run(client, withCompanions(batch), [])
       ),
     );
+  }
+
+  increment(
+    key: string,
+    delta: bigint,
+    options: DriverWriteOptions,
+  ): Promise<IncrementOutcome> {
+    // One script: INCRBY's exact 64-bit arithmetic, then the key written as
+    // a put writes it (see INCREMENT).
+    return this.#run("increment", async () => {
+      const ttl = options.ttl === undefined
+        ? ""
+        : String(Math.ceil(options.ttl));
+      const [applied, detail, value] = await INCREMENT.run(
+        this.#topology.client,
+        stepNames(key),
+        [delta.toString(), ttl],
+      ) as [number, unknown, unknown];
+      if (applied === 1) {
+        return {
+          ok: true,
+          value: BigInt(String(value)),
+          lastIndex: BigInt(String(detail)),
+        };
+      }
+      return String(detail) === "overflow"
+        ? { ok: false, reason: "overflow", current: BigInt(String(value)) }
+        : { ok: false, reason: "not-a-counter" };
+    });
   }
 
   commit(

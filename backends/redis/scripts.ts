@@ -245,6 +245,42 @@ return {1, version}
 `);
 
 /**
+ * Adds to a counter: KEYS are the counter of the key's slot, the key and its
+ * companion; ARGV the delta and the TTL in milliseconds ("" for none).
+ * `INCRBY` does the arithmetic, exactly in 64 bits (Lua's numbers are
+ * doubles), and refuses what is not the decimal text of a signed 64-bit
+ * integer or a sum out of range, changing nothing; its grammar is the
+ * store's counter format. A key of another Redis type reads as absent
+ * elsewhere, so it counts as 0 here and is replaced, as a put would. Then
+ * the key is written as a put writes it: its TTL as given, a new version.
+ *
+ * Returns {1, version, value}, or {0, "not-a-counter"}, or
+ * {0, "overflow", value} with the value it holds.
+ */
+export const INCREMENT: Script = new Script(`
+local value = redis.pcall('GET', KEYS[2])
+if type(value) == 'table' then redis.call('DEL', KEYS[2]) end
+local sum = redis.pcall('INCRBY', KEYS[2], ARGV[1])
+if type(sum) == 'table' then
+  if string.find(sum.err, 'overflow', 1, true) then
+    return {0, 'overflow', value}
+  end
+  return {0, 'not-a-counter'}
+end
+local text = redis.call('GET', KEYS[2])
+local version = string.format('%d', redis.call('INCR', KEYS[1]))
+local meta = version .. ' ' .. redis.sha1hex(text)
+if ARGV[2] == '' then
+  redis.call('SET', KEYS[2], text)
+  redis.call('SET', KEYS[3], meta)
+else
+  redis.call('SET', KEYS[2], text, 'PX', ARGV[2])
+  redis.call('SET', KEYS[3], meta, 'PX', ARGV[2])
+end
+return {1, version, text}
+`);
+
+/**
  * Takes a lock: KEYS are the counter of the key's slot, the lock bookkeeping, the key and its
  * companion; ARGV the holder's token, the TTL in milliseconds, the value and
  * its SHA-1. Returns {1, version} when taken (the version of the value it

@@ -17,6 +17,7 @@ import {
   startRedis,
   startRedisCluster,
 } from "../services/redis.ts";
+import { monitored } from "./monitor.ts";
 
 async function scanAll(
   store: Store,
@@ -26,48 +27,6 @@ async function scanAll(
   const pairs: KVPair[] = [];
   for await (const pair of store.scan(prefix, options)) pairs.push(pair);
   return pairs;
-}
-
-/** What clients send to set a connection up, not to do work. */
-const CONNECTION_COMMANDS = new Set([
-  "info",
-  "ping",
-  "client",
-  "hello",
-  "select",
-  "auth",
-  "echo",
-]);
-
-/** Every command one server runs while `work` runs, as MONITOR sees it. */
-async function monitored(
-  port: number,
-  work: () => Promise<void>,
-): Promise<{ args: string[]; lua: boolean }[]> {
-  const connection = new Redis({ host: "127.0.0.1", port });
-  const monitor = await connection.monitor();
-  const seen: { args: string[]; lua: boolean }[] = [];
-  const marker = `end-of-work-${crypto.randomUUID()}`;
-  const ended = new Promise<void>((resolve) => {
-    monitor.on("monitor", (_time: string, args: string[], source: string) => {
-      const name = args[0]?.toLowerCase();
-      if (name === "echo" && args[1] === marker) resolve();
-      // A connection's own set-up (this helper's ready check, a reconnect
-      // under load) is no command of the work.
-      else if (!CONNECTION_COMMANDS.has(name)) {
-        seen.push({ args, lua: source === "lua" });
-      }
-    });
-  });
-  try {
-    await work();
-    await connection.echo(marker);
-    await ended;
-  } finally {
-    monitor.disconnect();
-    connection.disconnect();
-  }
-  return seen;
 }
 
 /** The pipelines the store makes while `work` runs: how many commands each. */
