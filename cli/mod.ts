@@ -466,6 +466,7 @@ const COMMANDS: Record<string, Command> = {
     max: 1,
     async run({ store, args, io }) {
       const progress = new Progress(io, "dumped");
+      progress.count(store, args[0] ?? "", io.signal);
       const lines = dump(store, args[0] ?? "", {
         signal: io.signal,
         onProgress: (keys) => progress.show(keys),
@@ -508,6 +509,7 @@ const COMMANDS: Record<string, Command> = {
         signal: io.signal,
       });
       const progress = new Progress(io, "copied");
+      progress.count(store, args[0] ?? "", io.signal);
       const keys = await copy(store, target, {
         prefix: args[0],
         follow: context.follow,
@@ -758,7 +760,10 @@ function done(
   return EXIT.ok;
 }
 
-/** Keys done and the rate, on one line of standard error when a terminal. */
+/**
+ * Keys done, the rate and, once the keys to do are counted, the share done
+ * and the time left: one line of standard error, when it is a terminal.
+ */
 class Progress {
   #io: CliIO;
   /** What is done to the keys: "copied", "restored". */
@@ -766,10 +771,30 @@ class Progress {
   #started = performance.now();
   #shown = 0;
   #any = false;
+  #total: number | undefined;
+  #counting = new AbortController();
 
   constructor(io: CliIO, what: string) {
     this.#io = io;
     this.what = what;
+  }
+
+  /**
+   * Counts the keys under `prefix` with a keys-only scan beside the work,
+   * for the ETA; only when progress is shown, and stopped by `done()`.
+   */
+  count(store: Store, prefix: string, signal?: AbortSignal): void {
+    if (!this.#io.progress) return;
+    const stop = signal
+      ? AbortSignal.any([signal, this.#counting.signal])
+      : this.#counting.signal;
+    (async () => {
+      let keys = 0;
+      for await (
+        const _ of store.scan(prefix, { keysOnly: true, signal: stop })
+      ) keys++;
+      this.#total = keys;
+    })().catch(() => {}); // a count that fails or is stopped shows no ETA
   }
 
   show(keys: number): void {
@@ -779,14 +804,54 @@ class Progress {
     if (now - this.#shown < 200) return;
     this.#shown = now;
     this.#any = true;
-    const rate = keys / Math.max((now - this.#started) / 1000, 0.001);
-    this.#io.err(`\r${this.what} ${keys} keys, ${Math.round(rate)} keys/s`);
+    this.#io.err(
+      `\r${
+        progressLine(this.what, keys, this.#total, now - this.#started)
+      }\x1b[K`,
+    );
   }
 
   done(): void {
+    this.#counting.abort();
     if (this.#any) this.#io.err("\n");
     this.#any = false;
   }
+}
+
+/**
+ * One progress line: keys done and the rate, and with the number of keys to
+ * do, the share done and the time left at the rate so far.
+ *
+ * @param what What is done to the keys ("dumped").
+ * @param keys Keys done.
+ * @param total Keys to do, once counted.
+ * @param elapsedMs Time since the start.
+ * @returns The line.
+ */
+export function progressLine(
+  what: string,
+  keys: number,
+  total: number | undefined,
+  elapsedMs: number,
+): string {
+  const rate = keys / Math.max(elapsedMs / 1000, 0.001);
+  const speed = `${Math.round(rate)} keys/s`;
+  // Keys written while the work runs can take it past the count.
+  if (total === undefined || total < keys || total === 0) {
+    return `${what} ${keys} keys, ${speed}`;
+  }
+  const share = Math.floor((keys / total) * 100);
+  const left = rate > 0 ? (total - keys) / rate : undefined;
+  const eta = left === undefined ? "" : `, ETA ${duration(left)}`;
+  return `${what} ${keys} of ${total} keys (${share}%), ${speed}${eta}`;
+}
+
+// Seconds as a person reads them: "42 s", "3 min 5 s", "2 h 10 min".
+function duration(seconds: number): string {
+  const s = Math.ceil(seconds);
+  if (s < 60) return `${s} s`;
+  if (s < 3_600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3_600)} h ${Math.floor((s % 3_600) / 60)} min`;
 }
 
 /** Options the shell completion offers. */

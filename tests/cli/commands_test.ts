@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { after, before, describe, test } from "node:test";
-import { type CliIO, EXIT, runCli } from "../../cli/mod.ts";
+import { type CliIO, EXIT, progressLine, runCli } from "../../cli/mod.ts";
 import { openStore, type Store } from "../../mod.ts";
 import { Group } from "../../coordination/mod.ts";
 import { eventually, text } from "../../testing/harness.ts";
@@ -525,6 +525,47 @@ describe("cli dump, restore and copy", () => {
     const { code, err } = await running;
     assert.equal(code, EXIT.ok, err);
     assert.match(err, /following changes/);
+  });
+
+  test("progress on a terminal: keys, rate, and with the keys counted, share and ETA", async () => {
+    assert.equal(
+      progressLine("dumped", 500, undefined, 2_000),
+      "dumped 500 keys, 250 keys/s",
+    );
+    assert.equal(
+      progressLine("dumped", 500, 2_000, 2_000),
+      "dumped 500 of 2000 keys (25%), 250 keys/s, ETA 6 s",
+    );
+    assert.equal(
+      progressLine("copied", 1_000, 1_000_000, 10_000),
+      "copied 1000 of 1000000 keys (0%), 100 keys/s, ETA 2 h 46 min",
+    );
+    assert.equal(
+      progressLine("copied", 600, 12_600, 6_000),
+      "copied 600 of 12600 keys (4%), 100 keys/s, ETA 2 min 0 s",
+    );
+    // Keys written meanwhile can pass the count: no share then.
+    assert.equal(
+      progressLine("copied", 30, 20, 1_000),
+      "copied 30 keys, 30 keys/s",
+    );
+    // A dump on a terminal shows its line on standard error and ends it.
+    await source.putMany(
+      Array.from({ length: 300 }, (_, i) => ({ key: `p/${i}`, value: "x" })),
+    );
+    let err = "";
+    let out = "";
+    const code = await runCli(["--store", STORE, "dump", "p"], {
+      out: (chunk) => (out += typeof chunk === "string" ? chunk : ""),
+      err: (chunk) => (err += chunk),
+      readStdin: () => Promise.resolve(new Uint8Array()),
+      env: {},
+      progress: true,
+    });
+    assert.equal(code, EXIT.ok);
+    assert.equal(out.trim().split("\n").length, 300);
+    assert.match(err, /^\rdumped \d+ (of 300 )?keys/);
+    assert.ok(err.endsWith("\n"));
   });
 });
 
