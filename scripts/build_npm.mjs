@@ -9,10 +9,10 @@ import {
   chmodSync,
   copyFileSync,
   existsSync,
-  mkdirSync,
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
 import * as esbuild from "esbuild";
@@ -46,8 +46,44 @@ for (const { subpath, file, name } of entries) {
     );
   }
 }
+// TypeScript's older "node10" resolution reads main, types and
+// typesVersions instead of exports: they must say the same.
+const typesOf = (file) =>
+  `dist/types/${file.slice(2).replace(/\.ts$/, ".d.ts")}`;
+const wantVersions = Object.fromEntries(
+  entries.filter((e) => e.subpath !== ".").map((e) => [
+    e.subpath.slice(2),
+    [typesOf(e.file)],
+  ]),
+);
+if (pkg.main !== "./dist/mod.js") {
+  problems.push(`package.json main should be "./dist/mod.js"`);
+}
+if (pkg.types !== `./${typesOf(jsr.exports["."])}`) {
+  problems.push(
+    `package.json types should be "./${typesOf(jsr.exports["."])}"`,
+  );
+}
+if (
+  JSON.stringify(pkg.typesVersions) !== JSON.stringify({ "*": wantVersions })
+) {
+  problems.push(
+    `package.json typesVersions should be ${
+      JSON.stringify({ "*": wantVersions })
+    }`,
+  );
+}
+
+// Besides the modules, npm exports the engine's module itself, for bundlers
+// that copy it as an asset (JSR serves it beside the source).
+const ASSETS = { "./engine.wasm": "./dist/valkeyrie_engine.wasm" };
+for (const [subpath, file] of Object.entries(ASSETS)) {
+  if (pkg.exports?.[subpath] !== file) {
+    problems.push(`package.json exports["${subpath}"] should be "${file}"`);
+  }
+}
 for (const subpath of Object.keys(pkg.exports ?? {})) {
-  if (!(subpath in jsr.exports)) {
+  if (!(subpath in jsr.exports) && !(subpath in ASSETS)) {
     problems.push(`package.json exports["${subpath}"] is not in jsr.json`);
   }
 }
@@ -94,14 +130,29 @@ if (existsSync(cli)) {
   chmodSync(cli, 0o755);
 }
 
-// The engine's module sits beside the bundles that load it.
+// The engine's module sits beside the bundles that load it (by a URL
+// relative to the bundle), once per folder that has one: the tarball holds
+// it once. It is also exported as "./engine.wasm" for bundler users.
 if (existsSync("wasm")) {
-  for (const file of readdirSync("wasm")) {
-    if (file.endsWith(".wasm")) {
-      mkdirSync("dist", { recursive: true });
-      copyFileSync(`wasm/${file}`, `dist/${file}`);
-      mkdirSync("dist/chunks", { recursive: true });
-      copyFileSync(`wasm/${file}`, `dist/chunks/${file}`);
+  const modules = readdirSync("wasm").filter((file) => file.endsWith(".wasm"));
+  const folders = new Set();
+  const walk = (dir) => {
+    for (const name of readdirSync(dir)) {
+      const path = `${dir}/${name}`;
+      if (statSync(path).isDirectory()) walk(path);
+      else if (
+        name.endsWith(".js") &&
+        modules.some((wasm) => readFileSync(path, "utf8").includes(wasm))
+      ) folders.add(dir);
+    }
+  };
+  walk("dist");
+  if (modules.length > 0 && folders.size === 0) {
+    throw new Error("no bundle loads the engine's .wasm: where does it go?");
+  }
+  for (const folder of folders) {
+    for (const wasm of modules) {
+      copyFileSync(`wasm/${wasm}`, `${folder}/${wasm}`);
     }
   }
 }

@@ -27,6 +27,30 @@ try {
   )
     .trim().split("\n").pop();
   console.log(`packed ${tarball}`);
+
+  // The engine's module ships once.
+  const modules = run("tar", ["tzf", join(dir, tarball)]).split("\n")
+    .filter((path) => path.endsWith(".wasm"));
+  if (modules.length !== 1) {
+    throw new Error(`the tarball holds ${modules.length} .wasm files`);
+  }
+
+  // The package's metadata as publint and arethetypeswrong read it. The one
+  // rule left out, "a require() resolves to ESM", is require(esm), which
+  // Node >= 20.19 and Bun do and smoke.cjs below checks; engine.wasm is an
+  // asset, not a module with types.
+  const bin = (name) => join(root, "node_modules/.bin", name);
+  run(bin("publint"), ["--strict"], root);
+  run(bin("attw"), [
+    join(dir, tarball),
+    "--ignore-rules",
+    "cjs-resolves-to-esm",
+    "--exclude-entrypoints",
+    "./engine.wasm",
+    "--format",
+    "ascii",
+  ]);
+  console.log("publint and arethetypeswrong ok");
   writeFileSync(
     join(dir, "package.json"),
     JSON.stringify({ name: "consumer", private: true, type: "module" }),
@@ -58,10 +82,17 @@ try {
     `import { openStore, StoreError } from "${pkg.name}";
 import { EmbeddedStore } from "${pkg.name}/file";
 import { MemoryStore } from "${pkg.name}/memory";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 const file = await EmbeddedStore.connect({ path: "alone.db" });
 await file.put("k", "v");
 if (new TextDecoder().decode((await file.get("k")).value) !== "v") throw new Error("file: wrong value");
 await file.close();
+// The engine's module by package name, handed to the store as a bundled app does.
+const engine = readFileSync(fileURLToPath(import.meta.resolve("${pkg.name}/engine.wasm")));
+const handed = await EmbeddedStore.connect({ path: "handed.db", engine });
+await handed.put("k", "v");
+await handed.close();
 const memory = new MemoryStore();
 await memory.put("k", "v");
 await memory.close();
@@ -75,13 +106,41 @@ console.log("alone ok: file: and memory: work, a missing client names its packag
   );
   console.log(run("node", ["alone.mjs"]).trim());
 
+  // A one-file bundle that embeds the engine, imported by package name, as
+  // docs/backends/file.md shows; run from elsewhere, with no .wasm beside it.
+  writeFileSync(
+    join(dir, "app.mjs"),
+    `import { EmbeddedStore } from "${pkg.name}/file";
+import engine from "${pkg.name}/engine.wasm";
+const store = await EmbeddedStore.connect({ path: process.argv[2], engine });
+await store.put("k", "bundled");
+console.log("bundle ok: " + new TextDecoder().decode((await store.get("k")).value));
+await store.close();
+`,
+  );
+  run(bin("esbuild"), [
+    "app.mjs",
+    "--bundle",
+    "--platform=node",
+    "--format=esm",
+    "--target=node20",
+    "--loader:.wasm=binary",
+    "--outfile=bundle/app.mjs",
+  ]);
+  console.log(
+    run("node", [join(dir, "bundle/app.mjs"), join(dir, "bundled.db")], root)
+      .trim(),
+  );
+
   // With every client, as pulled in by a user of every backend.
   const peers = Object.entries(pkg.peerDependencies ?? {}).map((
     [name, range],
   ) => `${name}@${range}`);
   run("npm", ["install", "--no-audit", "--no-fund", "--silent", ...peers]);
 
-  const subpaths = Object.keys(pkg.exports).filter((s) => s !== "./cli");
+  const subpaths = Object.keys(pkg.exports).filter((s) =>
+    s !== "./cli" && !s.endsWith(".wasm")
+  );
   const imports = subpaths.map((s, i) =>
     `import * as m${i} from "${pkg.name}${s === "." ? "" : s.slice(1)}";`
   ).join("\n");
@@ -148,14 +207,14 @@ export { pair };
   ]);
   console.log("types ok");
 
-  const bin = run("npx", [
+  const printed = run("npx", [
     "--no-install",
     "valkeyrie",
     "--store",
     "memory:",
     "ls",
   ]);
-  if (bin !== "") throw new Error(`unexpected bin output: ${bin}`);
+  if (printed !== "") throw new Error(`unexpected bin output: ${printed}`);
   console.log("bin ok");
 } finally {
   rmSync(dir, { recursive: true, force: true });
