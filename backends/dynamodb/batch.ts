@@ -13,7 +13,7 @@ import {
 import { delay } from "../../core/abort.ts";
 import { StoreError } from "../../core/errors.ts";
 import { Backoff } from "../../core/backoff.ts";
-import type { Context } from "./context.ts";
+import { type Context, retried, tracked } from "./context.ts";
 
 /** DynamoDB takes at most 25 writes in one BatchWriteItem. */
 export const BATCH_WRITE_LIMIT = 25;
@@ -67,7 +67,10 @@ async function writeChunk(
   let pending = chunk;
   while (true) {
     const output = await ctx.client.send(
-      new BatchWriteItemCommand({ RequestItems: { [ctx.table]: pending } }),
+      tracked(
+        ctx,
+        new BatchWriteItemCommand({ RequestItems: { [ctx.table]: pending } }),
+      ),
       { abortSignal: signal },
     );
     pending = output.UnprocessedItems?.[ctx.table] ?? [];
@@ -77,6 +80,13 @@ async function writeChunk(
         `DynamoDB left ${pending.length} writes unprocessed after ${UNPROCESSED_RETRIES} retries (the table is throttled)`,
       );
     }
+    retried(
+      ctx,
+      backoff.attempts + 1,
+      new StoreError(
+        `DynamoDB left ${pending.length} writes unprocessed (the table is throttled)`,
+      ),
+    );
     await delay(backoff.next(), signal);
   }
 }

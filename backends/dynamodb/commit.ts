@@ -28,7 +28,7 @@ import type {
   LockLease,
 } from "../../core/driver.ts";
 import { Backoff } from "../../core/backoff.ts";
-import type { Context } from "./context.ts";
+import { type Context, retried, tracked } from "./context.ts";
 import { cancellationReasons } from "./errors.ts";
 import {
   attributeNames,
@@ -212,14 +212,17 @@ async function transact(
     const now = ctx.now();
     try {
       await ctx.client.send(
-        new TransactWriteItemsCommand({
-          // The steps' items first, then the fences': reasons come back in
-          // this order.
-          TransactItems: [
-            ...plans.map((p) => action(ctx, p, version, now)),
-            ...fences.map((fence) => fence.check(now)),
-          ],
-        }),
+        tracked(
+          ctx,
+          new TransactWriteItemsCommand({
+            // The steps' items first, then the fences': reasons come back in
+            // this order.
+            TransactItems: [
+              ...plans.map((p) => action(ctx, p, version, now)),
+              ...fences.map((fence) => fence.check(now)),
+            ],
+          }),
+        ),
         { abortSignal: signal },
       );
       return { ok: true, lastIndex: version };
@@ -268,6 +271,7 @@ async function transact(
         }
       }
       if (!retry && !conflict) throw error;
+      if (attempt + 1 < TRANSACTION_RETRIES) retried(ctx, attempt + 1, error);
       if (conflict) await delay(backoff.next(), signal);
     }
   }

@@ -26,6 +26,7 @@ import type {
   ScanRange,
   TreeSink,
 } from "../../core/driver.ts";
+import type { DriverEvent } from "../../core/events.ts";
 import { translating } from "../../core/translate.ts";
 import type { StoreLimits } from "../../core/types.ts";
 import {
@@ -38,6 +39,7 @@ import { commit, MAX_ATOMIC_BYTES, MAX_TRANSACTION_ITEMS } from "./commit.ts";
 import type { Context } from "./context.ts";
 import { deleteKey, deleteTree } from "./delete_tree.ts";
 import { configurationError, translateError } from "./errors.ts";
+import { Reporter } from "./events.ts";
 import { toEntry, valueItem } from "./items.ts";
 import { acquireLock, type LockSource, tryAcquireLock } from "./lock.ts";
 import { BATCH_GET_LIMIT, deleteMany, getMany, putMany } from "./many.ts";
@@ -67,7 +69,9 @@ export class DynamoDBDriver implements Driver {
   readonly backend = "dynamodb";
   readonly limits: StoreLimits;
   #settings: Settings;
-  #ctx: Context;
+  // Each call's context is this with the call's name (see #context).
+  #ctx: Omit<Context, "op">;
+  readonly #report = new Reporter();
   #streams: DynamoDBStreamsClient | undefined;
   // The clients this driver made (and so destroys); a caller's are theirs.
   #owned: Array<DynamoDBClient | DynamoDBStreamsClient> = [];
@@ -113,6 +117,7 @@ export class DynamoDBDriver implements Driver {
       retentionMs: settings.retentionMs,
       clock: new VersionClock(now),
       now,
+      report: this.#report,
     };
     this.#streams = settings.streamsClient;
     if (!this.#streams && settings.watchMode !== "polling") {
@@ -157,6 +162,7 @@ export class DynamoDBDriver implements Driver {
     if (info.streamArn && this.#streams && settings.watchMode !== "polling") {
       this.#feed = new StreamFeed(this.#streams, info.streamArn, {
         pollIntervalMs: settings.streamPollIntervalMs,
+        report: this.#report,
       });
     }
   }
@@ -167,9 +173,9 @@ export class DynamoDBDriver implements Driver {
   }
 
   get(key: string, options: DriverReadOptions): Promise<Entry | null> {
-    return this.#run("get", async () => {
-      const item = await getItem(this.#ctx, key, options);
-      return toEntry(item, this.#ctx.now());
+    return this.#run("get", async (ctx) => {
+      const item = await getItem(ctx, key, options);
+      return toEntry(item, ctx.now());
     });
   }
 
@@ -178,16 +184,16 @@ export class DynamoDBDriver implements Driver {
     value: Uint8Array,
     options: DriverWriteOptions,
   ): Promise<bigint> {
-    return this.#run("put", async () => {
+    return this.#run("put", async (ctx) => {
       // Without a guard the write lands (or throws): at its version.
-      const outcome = await writeItem(this.#ctx, {
+      const outcome = await writeItem(ctx, {
         build: (version, now) =>
           valueItem(
             key,
             value,
             version,
             options.ttl === undefined ? undefined : now + options.ttl,
-            this.#ctx.retentionMs,
+            ctx.retentionMs,
           ),
         signal: options.signal,
       });
@@ -199,22 +205,22 @@ export class DynamoDBDriver implements Driver {
   }
 
   delete(key: string, options: DriverSignalOptions): Promise<void> {
-    return this.#run("delete", () => deleteKey(this.#ctx, key, options.signal));
+    return this.#run("delete", (ctx) => deleteKey(ctx, key, options.signal));
   }
 
   list(dir: string, options: DriverReadOptions): Promise<Entry[]> {
-    return this.#run("list", () => listEntries(this.#ctx, dir, options));
+    return this.#run("list", (ctx) => listEntries(ctx, dir, options));
   }
 
   scan(range: ScanRange, options: DriverReadOptions): Promise<Entry[]> {
-    return this.#run("scan", () => scanPage(this.#ctx, range, options));
+    return this.#run("scan", (ctx) => scanPage(ctx, range, options));
   }
 
   getMany(
     keys: readonly string[],
     options: DriverReadOptions,
   ): Promise<(Entry | null)[]> {
-    return this.#run("getMany", () => getMany(this.#ctx, keys, options));
+    return this.#run("getMany", (ctx) => getMany(ctx, keys, options));
   }
 
   putMany(
@@ -223,7 +229,7 @@ export class DynamoDBDriver implements Driver {
   ): Promise<bigint[]> {
     return this.#run(
       "putMany",
-      () => putMany(this.#ctx, writes, options.signal),
+      (ctx) => putMany(ctx, writes, options.signal),
     );
   }
 
@@ -233,7 +239,7 @@ export class DynamoDBDriver implements Driver {
   ): Promise<void> {
     return this.#run(
       "deleteMany",
-      () => deleteMany(this.#ctx, keys, options.signal),
+      (ctx) => deleteMany(ctx, keys, options.signal),
     );
   }
 
@@ -244,7 +250,7 @@ export class DynamoDBDriver implements Driver {
   ): Promise<void> {
     return this.#run(
       "deleteTree",
-      () => deleteTree(this.#ctx, key, dir, options.signal),
+      (ctx) => deleteTree(ctx, key, dir, options.signal),
     );
   }
 
@@ -252,7 +258,7 @@ export class DynamoDBDriver implements Driver {
     steps: readonly AtomicStep[],
     options: DriverCommitOptions,
   ): Promise<CommitOutcome> {
-    return this.#run("atomic", () => commit(this.#ctx, steps, options));
+    return this.#run("atomic", (ctx) => commit(ctx, steps, options));
   }
 
   watchKey(key: string, sink: KeySink, signal: AbortSignal): void {
@@ -266,7 +272,7 @@ export class DynamoDBDriver implements Driver {
   lock(key: string, options: DriverLockOptions): Promise<LockLease> {
     return this.#run(
       "lock",
-      () => acquireLock(this.#lockSource(), key, options),
+      (ctx) => acquireLock(this.#lockSource(ctx), key, options),
     );
   }
 
@@ -278,8 +284,12 @@ export class DynamoDBDriver implements Driver {
   ): Promise<LockLease | null> {
     return this.#run(
       "tryLock",
-      () => tryAcquireLock(this.#lockSource(), key, options),
+      (ctx) => tryAcquireLock(this.#lockSource(ctx), key, options),
     );
+  }
+
+  observe(emit: (event: DriverEvent) => void): void {
+    this.#report.emit = emit;
   }
 
   close(): Promise<void> {
@@ -301,16 +311,16 @@ export class DynamoDBDriver implements Driver {
     for (const client of this.#owned) client.destroy();
   }
 
-  #lockSource(): LockSource {
+  #lockSource(ctx: Context): LockSource {
     return {
-      ctx: this.#ctx,
+      ctx,
       feed: this.#feed,
       maxClockSkewMs: this.#settings.maxClockSkewMs,
     };
   }
 
   #watchSource(): WatchSource {
-    const ctx = this.#ctx;
+    const ctx = this.#context("watch");
     return {
       feed: this.#feed,
       pollIntervalMs: this.#settings.pollIntervalMs,
@@ -318,10 +328,16 @@ export class DynamoDBDriver implements Driver {
       readTree: (dir, signal) =>
         listItems(ctx, dir, { consistent: true, signal }),
       now: ctx.now,
+      report: this.#report,
     };
   }
 
-  #run<T>(op: string, call: () => Promise<T>): Promise<T> {
-    return translating(translateError, { op }, call);
+  #context(op: string): Context {
+    return { ...this.#ctx, op };
+  }
+
+  #run<T>(op: string, call: (ctx: Context) => Promise<T>): Promise<T> {
+    const ctx = this.#context(op);
+    return translating(translateError, { op }, () => call(ctx));
   }
 }

@@ -41,7 +41,7 @@ import type {
   LockLease,
 } from "../../core/driver.ts";
 import { Backoff } from "../../core/backoff.ts";
-import type { Context } from "./context.ts";
+import { type Context, retried, tracked } from "./context.ts";
 import { cancellationReasons, failedConditionItem } from "./errors.ts";
 import {
   attributeNames,
@@ -107,19 +107,22 @@ export interface LockFence {
   check(now: number): TransactWriteItem;
 }
 
-/** The fence of every lease handed out here, with the table it is of. */
+/**
+ * The fence of every lease handed out here, with the version clock of the
+ * store handle it is of (each handle has its own).
+ */
 const leaseFences = new WeakMap<
   LockLease,
-  { ctx: Context; fence: LockFence }
+  { clock: Context["clock"]; fence: LockFence }
 >();
 
 /**
  * The fence on `lease`, or `undefined` when the lease is not one of this
- * table's locks (it then cannot be held here: the commit is fenced).
+ * store handle's locks (it then cannot be held here: the commit is fenced).
  */
 export function fenceOf(ctx: Context, lease: LockLease): LockFence | undefined {
   const entry = leaseFences.get(lease);
-  return entry?.ctx === ctx ? entry.fence : undefined;
+  return entry?.clock === ctx.clock ? entry.fence : undefined;
 }
 
 /**
@@ -188,6 +191,7 @@ export async function acquireLock(
   const conflicts = new Backoff(CONFLICT_BACKOFF);
   let seen: Sighting | undefined;
   let first = true;
+  let tries = 0;
 
   // How long until the lock seen may be taken over (<= 0: now).
   const left = (sighting: Sighting) =>
@@ -217,12 +221,15 @@ export async function acquireLock(
     first = false;
     const takeover = seen && left(seen) <= 0 ? seen.heartbeat : undefined;
     const result = await take(source, key, owner, takeover, options);
+    tries++;
     switch (result.type) {
       case "taken":
         return result.lease;
       case "conflict":
+        retried(ctx, tries, result.error);
         return conflicts.next();
       case "version":
+        retried(ctx, tries, result.error);
         return 0;
       case "held":
         see(result.item);
@@ -245,7 +252,8 @@ export async function acquireLock(
       },
       resync: () => pulse.notify(),
       error: () => {
-        // Without the stream, waiting goes on with backoff.
+        // Without the stream, waiting goes on with backoff. (The reader
+        // reported its failure as an event: see StreamFeed.)
         streaming = false;
         pulse.notify();
       },
@@ -255,6 +263,8 @@ export async function acquireLock(
     if (subscription) {
       await abortable(subscription.ready, signal).catch((error) => {
         if (signal?.aborted) throw error;
+        // The reader could not start (it reported why as an event, or had
+        // when the stream went): waiting goes on with backoff.
         streaming = false;
       });
     }
@@ -298,9 +308,15 @@ export async function tryAcquireLock(
       case "taken":
         return result.lease;
       case "conflict":
+        if (attempt + 1 < VERSION_RETRIES) {
+          retried(source.ctx, attempt + 1, result.error);
+        }
         await delay(conflicts.next(), signal);
         continue;
       case "version":
+        if (attempt + 1 < VERSION_RETRIES) {
+          retried(source.ctx, attempt + 1, result.error);
+        }
         continue;
       case "held": {
         const item = result.item;
@@ -327,8 +343,10 @@ export async function tryAcquireLock(
 type TakeResult =
   | { type: "taken"; lease: LockLease }
   | { type: "held"; item: Item | null }
-  | { type: "conflict" }
-  | { type: "version" };
+  // A collision with another transaction, or a version to pick higher: the
+  // cancellation, for the retry it is reported as.
+  | { type: "conflict"; error: unknown }
+  | { type: "version"; error: unknown };
 
 /**
  * One transaction: the lock item if free (or if its heartbeat is still
@@ -350,45 +368,48 @@ async function take(
     : "attribute_not_exists(#owner) OR #heartbeat = :seen";
   try {
     await ctx.client.send(
-      new TransactWriteItemsCommand({
-        TransactItems: [
-          {
-            Put: {
-              TableName: ctx.table,
-              Item: lockItem(
-                key,
-                owner,
-                heartbeat,
-                options.ttl,
-                now,
-                ctx.retentionMs,
-              ),
-              ConditionExpression: free,
-              ExpressionAttributeNames: attributeNames(free),
-              ExpressionAttributeValues: takeover === undefined
-                ? undefined
-                : { ":seen": str(takeover) },
-              ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+      tracked(
+        ctx,
+        new TransactWriteItemsCommand({
+          TransactItems: [
+            {
+              Put: {
+                TableName: ctx.table,
+                Item: lockItem(
+                  key,
+                  owner,
+                  heartbeat,
+                  options.ttl,
+                  now,
+                  ctx.retentionMs,
+                ),
+                ConditionExpression: free,
+                ExpressionAttributeNames: attributeNames(free),
+                ExpressionAttributeValues: takeover === undefined
+                  ? undefined
+                  : { ":seen": str(takeover) },
+                ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+              },
             },
-          },
-          {
-            Put: {
-              TableName: ctx.table,
-              Item: valueItem(
-                key,
-                options.value,
-                version,
-                undefined,
-                ctx.retentionMs,
-              ),
-              ConditionExpression: VERSION_IS_LOWER,
-              ExpressionAttributeNames: attributeNames(VERSION_IS_LOWER),
-              ExpressionAttributeValues: { ":version": num(version) },
-              ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+            {
+              Put: {
+                TableName: ctx.table,
+                Item: valueItem(
+                  key,
+                  options.value,
+                  version,
+                  undefined,
+                  ctx.retentionMs,
+                ),
+                ConditionExpression: VERSION_IS_LOWER,
+                ExpressionAttributeNames: attributeNames(VERSION_IS_LOWER),
+                ExpressionAttributeValues: { ":version": num(version) },
+                ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+              },
             },
-          },
-        ],
-      }),
+          ],
+        }),
+      ),
       { abortSignal: options.signal },
     );
   } catch (error) {
@@ -401,10 +422,10 @@ async function take(
     if (data?.Code === "ConditionalCheckFailed") {
       const old = data.Item?.version?.N;
       if (old !== undefined) ctx.clock.observe(BigInt(old));
-      return { type: "version" };
+      return { type: "version", error };
     }
     if (reasons.some((r) => r.Code === "TransactionConflict")) {
-      return { type: "conflict" };
+      return { type: "conflict", error };
     }
     throw error;
   }
@@ -420,11 +441,14 @@ async function readLock(
   signal: AbortSignal | undefined,
 ): Promise<Item | undefined> {
   const output = await ctx.client.send(
-    new GetItemCommand({
-      TableName: ctx.table,
-      Key: lockKey(key),
-      ConsistentRead: true,
-    }),
+    tracked(
+      ctx,
+      new GetItemCommand({
+        TableName: ctx.table,
+        Key: lockKey(key),
+        ConsistentRead: true,
+      }),
+    ),
     { abortSignal: signal },
   );
   return output.Item;
@@ -439,6 +463,9 @@ function lease(
   ttl: number,
 ): LockLease {
   const { ctx } = source;
+  // Renewals and the release are the store's keepAlive and unlock calls.
+  const renewing: Context = { ...ctx, op: "keepAlive" };
+  const releasing: Context = { ...ctx, op: "unlock" };
   const ownerIs = "#owner = :owner";
   // Kept alive by renew alone (core calls it): no pause() to offer.
   const held: LockLease = {
@@ -449,23 +476,26 @@ function lease(
         "SET #heartbeat = :heartbeat, #lockedUntil = :until, #ttl = :ttl";
       try {
         await ctx.client.send(
-          new UpdateItemCommand({
-            TableName: ctx.table,
-            Key: lockKey(key),
-            UpdateExpression: update,
-            ConditionExpression: ownerIs,
-            ExpressionAttributeNames: attributeNames(update, ownerIs),
-            ExpressionAttributeValues: attributeValues(
-              {
-                ":heartbeat": str(crypto.randomUUID()),
-                ":until": num(now + ttl),
-                ":ttl": { N: epochSeconds(now + ttl + ctx.retentionMs) },
-                ":owner": str(owner),
-              },
-              update,
-              ownerIs,
-            ),
-          }),
+          tracked(
+            renewing,
+            new UpdateItemCommand({
+              TableName: ctx.table,
+              Key: lockKey(key),
+              UpdateExpression: update,
+              ConditionExpression: ownerIs,
+              ExpressionAttributeNames: attributeNames(update, ownerIs),
+              ExpressionAttributeValues: attributeValues(
+                {
+                  ":heartbeat": str(crypto.randomUUID()),
+                  ":until": num(now + ttl),
+                  ":ttl": { N: epochSeconds(now + ttl + ctx.retentionMs) },
+                  ":owner": str(owner),
+                },
+                update,
+                ownerIs,
+              ),
+            }),
+          ),
           { abortSignal: signal },
         );
         return true;
@@ -476,13 +506,16 @@ function lease(
     },
     release: async (deleteKey, signal) => {
       if (!deleteKey) {
-        await deleteLock(ctx, key, owner, signal);
+        await deleteLock(releasing, key, owner, signal);
         return;
       }
-      await releaseAndDelete(ctx, key, owner, signal);
+      await releaseAndDelete(releasing, key, owner, signal);
     },
   };
-  leaseFences.set(held, { ctx, fence: lockFence(source, key, owner) });
+  leaseFences.set(held, {
+    clock: ctx.clock,
+    fence: lockFence(source, key, owner),
+  });
   return held;
 }
 
@@ -496,13 +529,16 @@ async function deleteLock(
   const ownerIs = "#owner = :owner";
   try {
     await ctx.client.send(
-      new DeleteItemCommand({
-        TableName: ctx.table,
-        Key: lockKey(key),
-        ConditionExpression: ownerIs,
-        ExpressionAttributeNames: attributeNames(ownerIs),
-        ExpressionAttributeValues: { ":owner": str(owner) },
-      }),
+      tracked(
+        ctx,
+        new DeleteItemCommand({
+          TableName: ctx.table,
+          Key: lockKey(key),
+          ConditionExpression: ownerIs,
+          ExpressionAttributeNames: attributeNames(ownerIs),
+          ExpressionAttributeValues: { ":owner": str(owner) },
+        }),
+      ),
       { abortSignal: signal },
     );
   } catch (error) {
@@ -528,29 +564,32 @@ async function releaseAndDelete(
     const now = ctx.now();
     try {
       await ctx.client.send(
-        new TransactWriteItemsCommand({
-          TransactItems: [
-            {
-              Delete: {
-                TableName: ctx.table,
-                Key: lockKey(key),
-                ConditionExpression: ownerIs,
-                ExpressionAttributeNames: attributeNames(ownerIs),
-                ExpressionAttributeValues: { ":owner": str(owner) },
+        tracked(
+          ctx,
+          new TransactWriteItemsCommand({
+            TransactItems: [
+              {
+                Delete: {
+                  TableName: ctx.table,
+                  Key: lockKey(key),
+                  ConditionExpression: ownerIs,
+                  ExpressionAttributeNames: attributeNames(ownerIs),
+                  ExpressionAttributeValues: { ":owner": str(owner) },
+                },
               },
-            },
-            {
-              Put: {
-                TableName: ctx.table,
-                Item: tombstoneItem(key, version, now, ctx.retentionMs),
-                ConditionExpression: VERSION_IS_LOWER,
-                ExpressionAttributeNames: attributeNames(VERSION_IS_LOWER),
-                ExpressionAttributeValues: { ":version": num(version) },
-                ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+              {
+                Put: {
+                  TableName: ctx.table,
+                  Item: tombstoneItem(key, version, now, ctx.retentionMs),
+                  ConditionExpression: VERSION_IS_LOWER,
+                  ExpressionAttributeNames: attributeNames(VERSION_IS_LOWER),
+                  ExpressionAttributeValues: { ":version": num(version) },
+                  ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+                },
               },
-            },
-          ],
-        }),
+            ],
+          }),
+        ),
         { abortSignal: signal },
       );
       return;
@@ -559,16 +598,15 @@ async function releaseAndDelete(
       if (!reasons) throw error;
       const [lock, data] = reasons;
       if (lock?.Code === "ConditionalCheckFailed") return;
-      if (data?.Code === "ConditionalCheckFailed") {
+      const higher = data?.Code === "ConditionalCheckFailed";
+      if (!higher && !reasons.some((r) => r.Code === "TransactionConflict")) {
+        throw error;
+      }
+      if (attempt + 1 < VERSION_RETRIES) retried(ctx, attempt + 1, error);
+      if (higher) {
         const old = data.Item?.version?.N;
         if (old !== undefined) ctx.clock.observe(BigInt(old));
-        continue;
-      }
-      if (reasons.some((r) => r.Code === "TransactionConflict")) {
-        await delay(conflicts.next(), signal);
-        continue;
-      }
-      throw error;
+      } else await delay(conflicts.next(), signal);
     }
   }
   throw new StoreError(

@@ -33,7 +33,7 @@ import {
   MAX_TRANSACTION_ITEMS,
   TRANSACTION_RETRIES,
 } from "./commit.ts";
-import type { Context } from "./context.ts";
+import { type Context, retried, tracked } from "./context.ts";
 import { deleteKey } from "./delete_tree.ts";
 import { cancellationReasons } from "./errors.ts";
 import {
@@ -85,11 +85,14 @@ async function getChunk(
   let pending: Item[] = keys.map(dataKey);
   while (true) {
     const output = await ctx.client.send(
-      new BatchGetItemCommand({
-        RequestItems: {
-          [ctx.table]: { Keys: pending, ConsistentRead: options.consistent },
-        },
-      }),
+      tracked(
+        ctx,
+        new BatchGetItemCommand({
+          RequestItems: {
+            [ctx.table]: { Keys: pending, ConsistentRead: options.consistent },
+          },
+        }),
+      ),
       { abortSignal: options.signal },
     );
     for (const item of output.Responses?.[ctx.table] ?? []) {
@@ -104,6 +107,13 @@ async function getChunk(
         `DynamoDB left ${pending.length} reads unprocessed after ${UNPROCESSED_RETRIES} retries (the table is throttled)`,
       );
     }
+    retried(
+      ctx,
+      backoff.attempts + 1,
+      new StoreError(
+        `DynamoDB left ${pending.length} reads unprocessed (the table is throttled)`,
+      ),
+    );
     await delay(backoff.next(), options.signal);
   }
 }
@@ -161,29 +171,34 @@ async function deleteRun(
   let pending = keys;
   // Rounds that drop keys always progress; only the others are bounded.
   let retries = 0;
+  let round = 0;
   while (retries < TRANSACTION_RETRIES) {
     if (pending.length === 0) return;
     // DynamoDB wants at least two items in a transaction; one is a delete.
     if (pending.length === 1) return await deleteKey(ctx, pending[0], signal);
     const version = ctx.clock.next();
     const now = ctx.now();
+    round++;
     try {
       await ctx.client.send(
-        new TransactWriteItemsCommand({
-          TransactItems: pending.map((key) => ({
-            Put: {
-              TableName: ctx.table,
-              Item: tombstoneItem(key, version, now, ctx.retentionMs),
-              ConditionExpression: condition,
-              ExpressionAttributeNames: names,
-              ExpressionAttributeValues: attributeValues(
-                { ":version": num(version) },
-                condition,
-              ),
-              ReturnValuesOnConditionCheckFailure: "ALL_OLD",
-            },
-          })),
-        }),
+        tracked(
+          ctx,
+          new TransactWriteItemsCommand({
+            TransactItems: pending.map((key) => ({
+              Put: {
+                TableName: ctx.table,
+                Item: tombstoneItem(key, version, now, ctx.retentionMs),
+                ConditionExpression: condition,
+                ExpressionAttributeNames: names,
+                ExpressionAttributeValues: attributeValues(
+                  { ":version": num(version) },
+                  condition,
+                ),
+                ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+              },
+            })),
+          }),
+        ),
         { abortSignal: signal },
       );
       return;
@@ -192,6 +207,9 @@ async function deleteRun(
       if (!reasons) throw error;
       let explained = false;
       let conflict = false;
+      // Keys sent again for a version to pick higher (not merely the keys
+      // left after the absent ones were dropped).
+      let again = false;
       const next: string[] = [];
       for (const [i, key] of pending.entries()) {
         const reason = reasons[i];
@@ -202,6 +220,7 @@ async function deleteRun(
           // A value above our version: a writer with a clock ahead.
           const old = reason.Item?.version?.N;
           if (old !== undefined) ctx.clock.observe(BigInt(old));
+          again = true;
         } else if (reason?.Code === "TransactionConflict") {
           explained = conflict = true;
         } else if (reason?.Code && reason.Code !== "None") {
@@ -217,6 +236,9 @@ async function deleteRun(
       if (!explained) throw error;
       if (next.length === pending.length) retries++;
       pending = next;
+      if ((conflict || again) && retries < TRANSACTION_RETRIES) {
+        retried(ctx, round, error);
+      }
       if (conflict) await delay(backoff.next(), signal);
     }
   }

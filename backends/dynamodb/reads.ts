@@ -14,7 +14,7 @@ import {
   type ScanCommandInput,
 } from "@aws-sdk/client-dynamodb";
 import type { Entry } from "../../core/driver.ts";
-import type { Context } from "./context.ts";
+import { type Context, tracked } from "./context.ts";
 import {
   attributeNames,
   attributeValues,
@@ -34,11 +34,14 @@ export async function getItem(
   options: { consistent: boolean; signal?: AbortSignal },
 ): Promise<Item | undefined> {
   const output = await ctx.client.send(
-    new GetItemCommand({
-      TableName: ctx.table,
-      Key: dataKey(key),
-      ConsistentRead: options.consistent,
-    }),
+    tracked(
+      ctx,
+      new GetItemCommand({
+        TableName: ctx.table,
+        Key: dataKey(key),
+        ConsistentRead: options.consistent,
+      }),
+    ),
     { abortSignal: options.signal },
   );
   if (output.Item) observe(ctx, output.Item);
@@ -103,18 +106,24 @@ export async function* treePages(
     options.signal?.throwIfAborted();
     const output = keyCondition === undefined
       ? await ctx.client.send(
-        new ScanCommand(
-          { ...base, ExclusiveStartKey: start } as ScanCommandInput,
+        tracked(
+          ctx,
+          new ScanCommand(
+            { ...base, ExclusiveStartKey: start } as ScanCommandInput,
+          ),
         ),
         { abortSignal: options.signal },
       )
       : await ctx.client.send(
-        new QueryCommand(
-          {
-            ...base,
-            KeyConditionExpression: keyCondition,
-            ExclusiveStartKey: start,
-          } as QueryCommandInput,
+        tracked(
+          ctx,
+          new QueryCommand(
+            {
+              ...base,
+              KeyConditionExpression: keyCondition,
+              ExclusiveStartKey: start,
+            } as QueryCommandInput,
+          ),
         ),
         { abortSignal: options.signal },
       );

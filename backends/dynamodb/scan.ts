@@ -24,7 +24,7 @@ import {
 import type { DriverReadOptions, Entry, ScanRange } from "../../core/driver.ts";
 import { compareKeys } from "../../core/keys.ts";
 import { inRange } from "../../core/scan.ts";
-import type { Context } from "./context.ts";
+import { type Context, tracked } from "./context.ts";
 import {
   ATTR,
   attributeNames,
@@ -163,22 +163,25 @@ async function queryPartition(
   do {
     options.signal?.throwIfAborted();
     const output: QueryCommandOutput = await ctx.client.send(
-      new QueryCommand(
-        {
-          ...base,
-          ExpressionAttributeValues: attributeValues(
-            {
-              ":partition": str(partition),
-              ":low": str(bounds.low!),
-              ":high": str(bounds.high!),
-              ":now": num(ctx.now()),
-            },
-            keyCondition,
-            IS_LIVE,
-          ),
-          Limit: range.limit - entries.length + readAhead,
-          ExclusiveStartKey: start,
-        } as QueryCommandInput,
+      tracked(
+        ctx,
+        new QueryCommand(
+          {
+            ...base,
+            ExpressionAttributeValues: attributeValues(
+              {
+                ":partition": str(partition),
+                ":low": str(bounds.low!),
+                ":high": str(bounds.high!),
+                ":now": num(ctx.now()),
+              },
+              keyCondition,
+              IS_LIVE,
+            ),
+            Limit: range.limit - entries.length + readAhead,
+            ExclusiveStartKey: start,
+          } as QueryCommandInput,
+        ),
       ),
       { abortSignal: options.signal },
     );
@@ -233,23 +236,26 @@ async function scanTable(
   do {
     options.signal?.throwIfAborted();
     const output = await ctx.client.send(
-      new ScanCommand(
-        {
-          TableName: ctx.table,
-          FilterExpression: filter,
-          ProjectionExpression: projection,
-          ExpressionAttributeNames: attributeNames(filter, projection),
-          ExpressionAttributeValues: attributeValues(
-            {
-              ":low": str(bounds.low ?? ""),
-              ":high": str(bounds.high ?? ""),
-              ":now": num(ctx.now()),
-            },
-            filter,
-          ),
-          ConsistentRead: options.consistent,
-          ExclusiveStartKey: start,
-        } as ScanCommandInput,
+      tracked(
+        ctx,
+        new ScanCommand(
+          {
+            TableName: ctx.table,
+            FilterExpression: filter,
+            ProjectionExpression: projection,
+            ExpressionAttributeNames: attributeNames(filter, projection),
+            ExpressionAttributeValues: attributeValues(
+              {
+                ":low": str(bounds.low ?? ""),
+                ":high": str(bounds.high ?? ""),
+                ":now": num(ctx.now()),
+              },
+              filter,
+            ),
+            ConsistentRead: options.consistent,
+            ExclusiveStartKey: start,
+          } as ScanCommandInput,
+        ),
       ),
       { abortSignal: options.signal },
     );

@@ -9,7 +9,11 @@
  * the same iterator (nothing is lost); an expired iterator resumes after the
  * last record read; records trimmed away (more than 24 hours behind) make
  * listeners re-read what they watch. A stream that is gone (disabled, table
- * deleted) ends every listener with an error.
+ * deleted) ends every listener with an error. Each read tried again is a
+ * `retry` event; listeners hear `resumed` when records are read again after
+ * that, and the error that ends the reader is an `error` event (source
+ * `stream`), as lock waiters and watches that go on by polling keep it to
+ * themselves.
  *
  * @module
  */
@@ -26,6 +30,7 @@ import { delay, unrefTimer } from "../../core/abort.ts";
 import { StoreError } from "../../core/errors.ts";
 import { Backoff } from "../../core/backoff.ts";
 import { errorName, isNotFound, translateError } from "./errors.ts";
+import type { Reporter } from "./events.ts";
 import { isLockPartition, type Item } from "./items.ts";
 import {
   initialPlan,
@@ -70,6 +75,11 @@ export interface FeedListener {
   /** Changes may have been missed: re-read what is watched. */
   resync(): void;
   /**
+   * The stream is read again after reads of it failed: nothing was missed
+   * (or a {@linkcode resync} follows).
+   */
+  resumed?(): void;
+  /**
    * The stream cannot be read any more: a {@linkcode StreamGoneError} when
    * it was disabled, another error when reading it failed for good.
    */
@@ -88,7 +98,12 @@ export interface Subscription {
 export interface StreamFeedOptions {
   /** How long to wait before polling a shard that had no new records. */
   pollIntervalMs: number;
+  /** Where the reader's retries and failures are reported. */
+  report: Reporter;
 }
+
+/** The store call the reader's requests count as, in retry events. */
+const OP = "watch";
 
 /** GetRecords returns at most 1000 records a call (DynamoDB's limit). */
 const RECORDS_PER_CALL = 1000;
@@ -138,10 +153,14 @@ export class StreamFeed {
       const ready = Promise.reject(
         new StreamGoneError("The table's stream is gone"),
       );
+      // The subscriber hears it from `ready` (the stream's end was
+      // reported when it went); this only keeps a subscriber that does not
+      // wait for `ready` from leaving a rejection unhandled.
       ready.catch(() => {});
       return { ready, close: () => {} };
     }
     this.#listeners.add(listener);
+    const safely = (call: () => void) => this.#safely(call);
     this.#run ??= new Run(this.#client, this.#arn, this.#options, {
       changes: (changes) => {
         for (const l of [...this.#listeners]) safely(() => l.changes(changes));
@@ -149,8 +168,15 @@ export class StreamFeed {
       resync: () => {
         for (const l of [...this.#listeners]) safely(() => l.resync());
       },
+      resumed: () => {
+        for (const l of [...this.#listeners]) safely(() => l.resumed?.());
+      },
       error: (error) => {
         if (error instanceof StreamGoneError) this.#gone = true;
+        // Watches fail with it, or go on by polling when the stream is
+        // gone; lock waiters go on with backoff: reported once, here, so
+        // none of them leaves it unseen.
+        this.#options.report.emit({ type: "error", source: "stream", error });
         const listeners = [...this.#listeners];
         this.#listeners.clear();
         this.#stop();
@@ -178,13 +204,19 @@ export class StreamFeed {
     this.#run?.stop();
     this.#run = undefined;
   }
-}
 
-function safely(call: () => void): void {
-  try {
-    call();
-  } catch {
-    // A listener's failure is its own; the others still hear.
+  // A listener's failure is its own: the others still hear, and it is
+  // reported, as no caller would see it.
+  #safely(call: () => void): void {
+    try {
+      call();
+    } catch (error) {
+      this.#options.report.emit({
+        type: "error",
+        source: "stream listener",
+        error,
+      });
+    }
   }
 }
 
@@ -200,6 +232,8 @@ class Run {
   #discovering: Promise<void> | undefined;
   #discoverAgain = false;
   #timer: ReturnType<typeof setInterval> | undefined;
+  /** A read of the stream failed since records were last read. */
+  #failing = false;
 
   constructor(
     client: DynamoDBStreamsClient,
@@ -229,6 +263,17 @@ class Run {
     clearInterval(this.#timer);
   }
 
+  #track<C extends { middlewareStack: object }>(command: C): C {
+    return this.#options.report.track(command, OP);
+  }
+
+  // A read of the stream failed and is tried again: the listeners hear
+  // `resumed` once records are read again.
+  #failed(attempt: number, error: unknown): void {
+    this.#failing = true;
+    this.#options.report.retry(OP, attempt, error);
+  }
+
   async #begin(): Promise<void> {
     const signal = this.#stop.signal;
     const shards = await this.#describe(signal);
@@ -246,10 +291,12 @@ class Run {
     let start: string | undefined;
     do {
       const output = await this.#client.send(
-        new DescribeStreamCommand({
-          StreamArn: this.#arn,
-          ExclusiveStartShardId: start,
-        }),
+        this.#track(
+          new DescribeStreamCommand({
+            StreamArn: this.#arn,
+            ExclusiveStartShardId: start,
+          }),
+        ),
         { abortSignal: signal },
       );
       const description = output.StreamDescription;
@@ -286,7 +333,7 @@ class Run {
         SequenceNumber: after,
       };
     const output = await this.#client.send(
-      new GetShardIteratorCommand(input),
+      this.#track(new GetShardIteratorCommand(input)),
       { abortSignal: signal },
     );
     return output.ShardIterator;
@@ -300,6 +347,8 @@ class Run {
     let position = start.position;
     let last: string | undefined;
     let missed = false;
+    // Reads of this shard that failed in a row.
+    let failures = 0;
     // Changes read but not handed out yet, and since when.
     let pending: StreamChange[] = [];
     let pendingSince = 0;
@@ -326,13 +375,20 @@ class Run {
         );
         if (iterator === undefined) break;
         const output = await this.#client.send(
-          new GetRecordsCommand({
-            ShardIterator: iterator,
-            Limit: RECORDS_PER_CALL,
-          }),
+          this.#track(
+            new GetRecordsCommand({
+              ShardIterator: iterator,
+              Limit: RECORDS_PER_CALL,
+            }),
+          ),
           { abortSignal: signal },
         );
         backoff.reset();
+        failures = 0;
+        if (this.#failing) {
+          this.#failing = false;
+          this.#out.resumed?.();
+        }
         const records = output.Records ?? [];
         if (records.length > 0) {
           last = records[records.length - 1].dynamodb?.SequenceNumber ?? last;
@@ -358,6 +414,7 @@ class Run {
       } catch (error) {
         if (signal.aborted) return;
         const name = errorName(error);
+        if (!isNotFound(error)) this.#failed(++failures, error);
         if (name === "ExpiredIteratorException") {
           iterator = undefined;
           // Nothing read yet from LATEST: the tip has moved on since.
@@ -375,6 +432,7 @@ class Run {
           try {
             await delay(backoff.next(), signal);
           } catch {
+            // Only the run's stop ends the delay early: nothing to report.
             return;
           }
         }
@@ -412,6 +470,8 @@ class Run {
             this.#out.error(error);
             return;
           }
+          this.#failed(backoff.attempts + 1, error);
+          // Only the run's stop ends the delay early, and ends the loop.
           await delay(backoff.next(), signal).catch(() => {});
         }
       }

@@ -19,6 +19,7 @@ import { delay } from "../../core/abort.ts";
 import type { Entry, KeySink, TreeSink } from "../../core/driver.ts";
 import { Backoff } from "../../core/backoff.ts";
 import { translateError } from "./errors.ts";
+import type { Reporter } from "./events.ts";
 import { type Item, readItem } from "./items.ts";
 import {
   type StreamChange,
@@ -39,6 +40,8 @@ export interface WatchSource {
   readTree(dir: string, signal: AbortSignal): Promise<Item[]>;
   /** The time in milliseconds, for expiry. */
   now(): number;
+  /** Where a watch reports its retried reads and its resumptions. */
+  report: Reporter;
 }
 
 /** Re-reads that fail after the watch started are retried like this. */
@@ -111,6 +114,8 @@ class Mirror {
 
 /** What a watch of a key and a watch of a tree do differently. */
 interface Watched {
+  /** The key, or the tree's dir (for events). */
+  key: string;
   /** Whether a key is watched. */
   has(key: string): boolean;
   /** Reads every watched item. */
@@ -131,6 +136,7 @@ export function watchKey(
   signal: AbortSignal,
 ): void {
   run(source, {
+    key,
     has: (k) => k === key,
     read: async (s) => {
       const item = await source.readKey(key, s);
@@ -150,6 +156,7 @@ export function watchTree(
   signal: AbortSignal,
 ): void {
   run(source, {
+    key: dir,
     has: (k) => k.startsWith(dir),
     read: (s) => source.readTree(dir, s),
     changed: (key, entry) => entry ? sink.put(entry) : sink.delete(key),
@@ -164,6 +171,8 @@ function run(source: WatchSource, watched: Watched, signal: AbortSignal) {
   let reading: Promise<void> | undefined;
   let readAgain = false;
   let subscription: Subscription | undefined;
+  const resumed = () =>
+    source.report.emit({ type: "watch-resume", key: watched.key });
 
   const fail = (error: unknown) => {
     if (!signal.aborted) {
@@ -192,6 +201,8 @@ function run(source: WatchSource, watched: Watched, signal: AbortSignal) {
           // The first read fails the watch; later ones resume by themselves.
           if (!started) throw error;
           readAgain = true;
+          source.report.retry("watch", backoff.attempts + 1, error);
+          // Only the watch's end stops the delay early, and the loop.
           await delay(backoff.next(), signal).catch(() => {});
           continue;
         }
@@ -200,6 +211,10 @@ function run(source: WatchSource, watched: Watched, signal: AbortSignal) {
         mirror.merge(items, now, watched.has);
         started = true;
         watched.all(mirror.live(now));
+        if (backoff.attempts > 0) {
+          backoff.reset();
+          resumed();
+        }
       } while (readAgain && !signal.aborted);
     })().finally(() => {
       reading = undefined;
@@ -257,6 +272,7 @@ function run(source: WatchSource, watched: Watched, signal: AbortSignal) {
       subscription = source.feed.subscribe({
         changes: onChanges,
         resync: () => void reread().catch(fail),
+        resumed,
         error: pollOrFail,
       });
       if (signal.aborted) subscription.close();

@@ -10,7 +10,7 @@
 
 import { type AttributeValue, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { StoreError } from "../../core/errors.ts";
-import type { Context } from "./context.ts";
+import { type Context, retried, tracked } from "./context.ts";
 import { failedConditionItem } from "./errors.ts";
 import {
   attributeNames,
@@ -96,17 +96,20 @@ export async function writeItem(
     const item: Item = { ...write.build(version, now), writeId: writeId() };
     try {
       await ctx.client.send(
-        new PutItemCommand({
-          TableName: ctx.table,
-          Item: item,
-          ConditionExpression: condition,
-          ExpressionAttributeNames: attributeNames(condition),
-          ExpressionAttributeValues: attributeValues(
-            { ":version": num(version), ...guard?.values(now) },
-            condition,
-          ),
-          ReturnValuesOnConditionCheckFailure: "ALL_OLD",
-        }),
+        tracked(
+          ctx,
+          new PutItemCommand({
+            TableName: ctx.table,
+            Item: item,
+            ConditionExpression: condition,
+            ExpressionAttributeNames: attributeNames(condition),
+            ExpressionAttributeValues: attributeValues(
+              { ":version": num(version), ...guard?.values(now) },
+              condition,
+            ),
+            ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+          }),
+        ),
         { abortSignal: write.signal },
       );
       return { ok: true, version };
@@ -118,6 +121,7 @@ export async function writeItem(
       if (guard && !guard.holds(old, now)) return { ok: false, item: old };
       // Only the version was too low: a writer with a clock ahead of ours.
       if (old?.version?.N) ctx.clock.observe(BigInt(old.version.N));
+      if (attempt + 1 < VERSION_RETRIES) retried(ctx, attempt + 1, error);
     }
   }
   throw new StoreError(

@@ -27,8 +27,9 @@ import type {
   TreeSink,
 } from "../../core/driver.ts";
 import type { StoreLimits } from "../../core/types.ts";
-import { type LockFence, lockRecordKey } from "./access.ts";
-import { closeShared, type SharedFile } from "./shared.ts";
+import type { IntegrityReport } from "../../wasm/engine.ts";
+import { type FileAccess, type LockFence, lockRecordKey } from "./access.ts";
+import { closeShared, type Emit, type SharedFile } from "./shared.ts";
 
 /**
  * What a `file:` store accepts. Keys: the engine's node pages hold three
@@ -64,13 +65,16 @@ export class FileDriver implements Driver {
   readonly limits: StoreLimits = FILE_LIMITS;
   readonly #shared: SharedFile;
   #closed = false;
+  /** The store's events: a no-op until the store observes the driver. */
+  #emit: Emit = () => {};
+  #unobserve: (() => void) | undefined;
 
   constructor(shared: SharedFile) {
     this.#shared = shared;
   }
 
   get(key: string, _options: DriverReadOptions): Promise<Entry | null> {
-    return this.#shared.call((db) => db.get(key), true);
+    return this.#call("get", (db) => db.get(key), true);
   }
 
   put(
@@ -78,11 +82,11 @@ export class FileDriver implements Driver {
     value: Uint8Array,
     options: DriverWriteOptions,
   ): Promise<bigint> {
-    return this.#shared.call((db) => db.put(key, value, options.ttl), false);
+    return this.#call("put", (db) => db.put(key, value, options.ttl), false);
   }
 
   delete(key: string, _options: DriverSignalOptions): Promise<void> {
-    return this.#shared.call((db) => db.delete(key), false);
+    return this.#call("delete", (db) => db.delete(key), false);
   }
 
   getMany(
@@ -90,7 +94,8 @@ export class FileDriver implements Driver {
     _options: DriverReadOptions,
   ): Promise<(Entry | null)[]> {
     // Reads of one read transaction's worth, sent together to an owner.
-    return this.#shared.call(
+    return this.#call(
+      "getMany",
       (db) => Promise.all(keys.map((key) => db.get(key))),
       true,
     );
@@ -107,7 +112,7 @@ export class FileDriver implements Driver {
       value,
       ttl,
     }));
-    return this.#shared.call(async (db) => {
+    return this.#call("putMany", async (db) => {
       const outcome = await db.commit(steps, []);
       if (!outcome.ok) throw new Error("a commit without checks failed");
       return writes.map(() => outcome.lastIndex);
@@ -119,13 +124,13 @@ export class FileDriver implements Driver {
     _options: DriverSignalOptions,
   ): Promise<void> {
     const steps = keys.map((key) => ({ type: "delete" as const, key }));
-    return this.#shared.call(async (db) => {
+    return this.#call("deleteMany", async (db) => {
       await db.commit(steps, []);
     }, false);
   }
 
   list(dir: string, _options: DriverReadOptions): Promise<Entry[]> {
-    return this.#shared.call((db) => db.list(dir), true);
+    return this.#call("list", (db) => db.list(dir), true);
   }
 
   scan(range: ScanRange, options: DriverReadOptions): Promise<Entry[]> {
@@ -144,7 +149,7 @@ export class FileDriver implements Driver {
       lower = undefined;
     }
     const from = lower;
-    return this.#shared.call(async (db) => {
+    return this.#call("scan", async (db) => {
       const page: Entry[] = [];
       // The engine pages after a key; an inclusive bound is read first.
       if (from !== undefined && inclusive) {
@@ -193,7 +198,7 @@ export class FileDriver implements Driver {
     dir: string,
     _options: DriverSignalOptions,
   ): Promise<void> {
-    return this.#shared.call((db) => db.deleteTree(key, dir), false);
+    return this.#call("deleteTree", (db) => db.deleteTree(key, dir), false);
   }
 
   commit(
@@ -205,15 +210,15 @@ export class FileDriver implements Driver {
     const fences = (options.fences ?? []).map((lease) =>
       leaseFences.get(lease) ?? { key: "", token: "" }
     );
-    return this.#shared.call((db) => db.commit(steps, fences), false);
+    return this.#call("atomic", (db) => db.commit(steps, fences), false);
   }
 
   watchKey(key: string, sink: KeySink, signal: AbortSignal): void {
-    this.#shared.watchKey(key, sink, signal);
+    this.#shared.watchKey(key, sink, signal, this.#emit);
   }
 
   watchTree(dir: string, sink: TreeSink, signal: AbortSignal): void {
-    this.#shared.watchTree(dir, sink, signal);
+    this.#shared.watchTree(dir, sink, signal, this.#emit);
   }
 
   // Holds are records in the file, taken and renewed by the owner; a
@@ -227,10 +232,12 @@ export class FileDriver implements Driver {
     return waitForLock<LockLease>({
       signal: options.signal,
       maxWaitMs: LOCK_RECHECK_MS,
-      attempt: () => this.#attempt(key, token, options),
+      attempt: () => this.#attempt("lock", key, token, options),
       changed: (signal) =>
         new Promise<void>((resolve) => {
           let first = true;
+          // The record's watch is the waiter's, not one of the store's: its
+          // resumptions are not reported (the attempts' retries are).
           shared.watchKey(record, {
             state: () => {
               if (first) first = false;
@@ -248,20 +255,21 @@ export class FileDriver implements Driver {
     options: DriverTryLockOptions,
   ): Promise<LockLease | null> {
     options.signal?.throwIfAborted();
-    const lease = await this.#attempt(key, randomUUID(), options);
+    const lease = await this.#attempt("tryLock", key, randomUUID(), options);
     return typeof lease === "number" ? null : lease;
   }
 
-  // One attempt at the lock on `key` for `token`: the lease, or how long
-  // the holder's hold has left.
+  // One attempt of `op` at the lock on `key` for `token`: the lease, or how
+  // long the holder's hold has left.
   async #attempt(
+    op: string,
     key: string,
     token: string,
     options: DriverTryLockOptions,
   ): Promise<LockLease | number> {
-    const shared = this.#shared;
     const { ttl, value } = options;
-    const attempt = await shared.call(
+    const attempt = await this.#call(
+      op,
       (db) => db.tryLock(key, token, value, ttl),
       true,
     );
@@ -269,19 +277,34 @@ export class FileDriver implements Driver {
     const lease: LockLease = {
       lastIndex: attempt.lastIndex,
       renew: () =>
-        this.#closed
-          ? Promise.resolve(false)
-          : shared.call((db) => db.renewLock(key, token, ttl), true),
+        this.#closed ? Promise.resolve(false) : this.#call(
+          "keepAlive",
+          (db) => db.renewLock(key, token, ttl),
+          true,
+        ),
       release: (deleteKey: boolean) =>
-        shared.call((db) => db.unlock(key, token, deleteKey), true),
+        this.#call("unlock", (db) => db.unlock(key, token, deleteKey), true),
     };
     leaseFences.set(lease, { key, token });
     return lease;
   }
 
+  /** Runs the integrity check of the file (see `EmbeddedStore.verify`). */
+  verify(): Promise<IntegrityReport> {
+    return this.#call("verify", (db) => db.verify(), true);
+  }
+
+  // The file's reconnections and errors are every handle's; a call's
+  // retries and a watch's resumptions are the handle's that made them.
+  observe(emit: Emit): void {
+    this.#emit = emit;
+    this.#unobserve = this.#shared.observe(emit);
+  }
+
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
+    this.#unobserve?.();
     return closeShared(this.#shared);
   }
 
@@ -289,5 +312,13 @@ export class FileDriver implements Driver {
   // would for a process that died.
   abandon(): Promise<void> {
     return this.close();
+  }
+
+  #call<T>(
+    op: string,
+    call: (db: FileAccess) => Promise<T>,
+    repeatable: boolean,
+  ): Promise<T> {
+    return this.#shared.call(call, repeatable, op, this.#emit);
   }
 }

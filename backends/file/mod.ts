@@ -32,7 +32,7 @@ import {
   loadEngine,
 } from "../../wasm/engine.ts";
 import { FileDriver } from "./driver.ts";
-import { openShared, type SharedFile } from "./shared.ts";
+import { openShared } from "./shared.ts";
 
 /** The engine's page size: the unit of `cacheSize`. */
 const PAGE_BYTES = 4096;
@@ -109,11 +109,11 @@ export interface EmbeddedStoreOptions {
  * ```
  */
 export class EmbeddedStore extends BaseStore {
-  readonly #shared: SharedFile;
+  readonly #driver: FileDriver;
 
-  private constructor(shared: SharedFile, prefix: string | undefined) {
-    super(new FileDriver(shared), { prefix });
-    this.#shared = shared;
+  private constructor(driver: FileDriver, prefix: string | undefined) {
+    super(driver, { prefix });
+    this.#driver = driver;
   }
 
   /**
@@ -162,10 +162,11 @@ export class EmbeddedStore extends BaseStore {
       durable: config.boolean("durable") ?? true,
       engine,
     }, config.boolean("isolated") ?? false);
+    const driver = new FileDriver(shared);
     try {
-      return new EmbeddedStore(shared, config.prefix);
+      return new EmbeddedStore(driver, config.prefix);
     } catch (error) {
-      await new FileDriver(shared).close();
+      await driver.close();
       throw error;
     }
   }
@@ -178,6 +179,6 @@ export class EmbeddedStore extends BaseStore {
    * @returns What it found; `ok` is `false` when anything is wrong.
    */
   verify(): Promise<IntegrityReport> {
-    return this.#shared.call((db) => db.verify(), true);
+    return this.#driver.verify();
   }
 }

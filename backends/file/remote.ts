@@ -80,16 +80,23 @@ export class RemoteAccess implements FileAccess {
   #ended = false;
   #calls = 0;
   #kept = false;
+  #ownerPid: unknown;
   readonly #onEnd: () => void;
 
-  private constructor(socket: Socket, onEnd: () => void) {
+  private constructor(
+    socket: Socket,
+    onEnd: () => void,
+    onError: (error: unknown) => void,
+  ) {
     this.#socket = socket;
     this.#onEnd = onEnd;
     socket.setNoDelay?.(true);
     socket.unref();
     // The connection's end is whichever of these comes first: Bun may mark
-    // a socket destroyed without (or long before) its "close" event.
-    socket.on("error", () => {
+    // a socket destroyed without (or long before) its "close" event. Its
+    // error is told before the end is handled.
+    socket.on("error", (error) => {
+      onError(error);
       socket.destroy();
       this.#end();
     });
@@ -108,15 +115,23 @@ export class RemoteAccess implements FileAccess {
    *
    * @param socket A connection to the owner's socket.
    * @param onEnd Called once when the connection ends.
+   * @param onError Hears the connection's errors (its end follows).
    * @returns The access, once the owner answered.
    */
   static async connect(
     socket: Socket,
     onEnd: () => void,
+    onError: (error: unknown) => void,
   ): Promise<RemoteAccess> {
-    const access = new RemoteAccess(socket, onEnd);
-    await access.#call({ op: "hello", version: WIRE_VERSION });
+    const access = new RemoteAccess(socket, onEnd, onError);
+    const hello = await access.#call({ op: "hello", version: WIRE_VERSION });
+    access.#ownerPid = (hello as { pid?: unknown } | null)?.pid;
     return access;
+  }
+
+  /** The owner, for events: `owner pid N`. */
+  get owner(): string {
+    return `owner pid ${this.#ownerPid}`;
   }
 
   /** Whether the connection has ended. */

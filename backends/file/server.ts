@@ -13,6 +13,7 @@
 
 import type { Socket } from "node:net";
 import process from "node:process";
+import { StoreError } from "../../core/errors.ts";
 import type { AtomicStep } from "../../core/driver.ts";
 import type { LockFence } from "./access.ts";
 import type { LocalAccess } from "./local.ts";
@@ -27,6 +28,7 @@ import {
 /** Serves the clients of one owned file. */
 export class OwnerServer {
   readonly #access: LocalAccess;
+  readonly #onError: (error: unknown) => void;
   readonly #connections = new Set<Socket>();
   #pending = 0;
   #idle: (() => void) | undefined;
@@ -36,9 +38,11 @@ export class OwnerServer {
    * Serves calls on `access`.
    *
    * @param access The owned database.
+   * @param onError Hears what a client sent that could not be read.
    */
-  constructor(access: LocalAccess) {
+  constructor(access: LocalAccess, onError: (error: unknown) => void) {
     this.#access = access;
+    this.#onError = onError;
   }
 
   /** Takes a new client connection (the socket server's listener). */
@@ -52,7 +56,13 @@ export class OwnerServer {
     const send = (message: Message) => {
       if (!socket.destroyed) socket.write(encode(message));
     };
-    socket.on("error", () => socket.destroy());
+    socket.on("error", (error) => {
+      // A malformed message (see readMessages) is a broken client, worth
+      // telling; any other error is the connection's end, the client's to
+      // handle (it finds this owner, or the next, again).
+      if (error instanceof StoreError) this.#onError(error);
+      socket.destroy();
+    });
     socket.on("close", () => {
       this.#connections.delete(socket);
       for (const watch of watches.values()) watch.abort();

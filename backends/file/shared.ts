@@ -13,6 +13,9 @@
  * sent again (they are safe to repeat), watches start over (their streams
  * drop what they already reported), and a write the old owner may have
  * carried out fails with a `StoreError` that says its outcome is unknown.
+ * Each handle's store hears it as events: each call sent again (`retry`),
+ * the next owner found or become (`reconnect`), each of its watches started
+ * on it (`watch-resume`), and the errors of the connection to the owner.
  *
  * @module
  */
@@ -30,6 +33,7 @@ import { delay } from "../../core/abort.ts";
 import { Backoff } from "../../core/backoff.ts";
 import { InvalidConfigurationError, StoreError } from "../../core/errors.ts";
 import type { KeySink, TreeSink } from "../../core/driver.ts";
+import type { DriverEvent } from "../../core/events.ts";
 import { Database, type DatabaseOptions } from "../../wasm/database.ts";
 import { FileHost } from "../../wasm/host.ts";
 import type { FileAccess } from "./access.ts";
@@ -50,11 +54,18 @@ type Role =
   }
   | { owner: false; access: RemoteAccess };
 
+/** Where a handle's store hears events. */
+export type Emit = (event: DriverEvent) => void;
+
 interface Watch {
   start(access: FileAccess, signal: AbortSignal): void;
   /** Ends the watch with an error: no owner could be found or become one. */
   fail(error: unknown): void;
+  /** It was started again on a new owner, after the last one went away. */
+  resumed(): void;
 }
+
+const ignore: Emit = () => {};
 
 const opened = new Map<string, Promise<SharedFile>>();
 
@@ -95,6 +106,12 @@ export class SharedFile {
   readonly #watches = new Map<Watch, AbortController>();
   /** Each watch's run on the current owner, aborted when the owner goes. */
   readonly #generations = new Map<Watch, AbortController>();
+  /** The watches that ran on the owner that went away, until the next. */
+  #interrupted = new Set<Watch>();
+  /** Set from the owner's loss until the next one is found or become. */
+  #rejoining = false;
+  /** Each open handle's store (see {@linkcode observe}). */
+  readonly #observers = new Set<Emit>();
   #holds = 0;
   /** Handles open on it. */
   handles = 0;
@@ -142,7 +159,23 @@ export class SharedFile {
     return this.#role?.owner ? this.#role.access.db : undefined;
   }
 
-  async #join(): Promise<Role> {
+  /**
+   * Tells `emit` what the file handles on its own from now on: the next
+   * owner found, the connection's errors.
+   *
+   * @param emit A handle's store's events.
+   * @returns Stops telling it.
+   */
+  observe(emit: Emit): () => void {
+    this.#observers.add(emit);
+    return () => this.#observers.delete(emit);
+  }
+
+  #emit(event: DriverEvent): void {
+    for (const emit of this.#observers) emit(event);
+  }
+
+  async #join(attempt = 1): Promise<Role> {
     let serving: OwnerServer | undefined;
     const queued: import("node:net").Socket[] = [];
     const claim = await connectOrClaim(this.path, this.#identity, (socket) => {
@@ -154,12 +187,15 @@ export class SharedFile {
         const access = await RemoteAccess.connect(
           claim.socket,
           () => this.#lost(),
+          (error) => this.#emit({ type: "error", source: "connection", error }),
         );
         return this.#become({ owner: false, access });
       } catch (error) {
         claim.socket.destroy();
-        if (error instanceof Disconnected) return this.#join();
-        throw error;
+        if (!(error instanceof Disconnected)) throw error;
+        // The owner went away before it answered: find the next one.
+        this.#emit({ type: "retry", operation: "connect", attempt, error });
+        return this.#join(attempt + 1);
       }
     }
     let host: FileHost | undefined;
@@ -170,7 +206,11 @@ export class SharedFile {
         this.#options,
       );
       const access = await LocalAccess.over(db);
-      serving = new OwnerServer(access);
+      serving = new OwnerServer(
+        access,
+        (error) =>
+          this.#emit({ type: "error", source: "client connection", error }),
+      );
       for (const socket of queued.splice(0)) serving.accept(socket);
       return this.#become({
         owner: true,
@@ -193,6 +233,15 @@ export class SharedFile {
   #become(role: Role): Role {
     this.#role = role;
     this.#applyHolds();
+    if (this.#rejoining) {
+      this.#rejoining = false;
+      this.#emit({
+        type: "reconnect",
+        server: role.owner ? "this process" : role.access.owner,
+      });
+    }
+    const interrupted = this.#interrupted;
+    this.#interrupted = new Set();
     for (const [watch, controller] of this.#watches) {
       const generation = new AbortController();
       controller.signal.addEventListener("abort", () => generation.abort(), {
@@ -200,6 +249,7 @@ export class SharedFile {
       });
       this.#generations.set(watch, generation);
       watch.start(role.access, generation.signal);
+      if (interrupted.has(watch)) watch.resumed();
     }
     return role;
   }
@@ -207,10 +257,16 @@ export class SharedFile {
   // The owner went away: find or become the next one.
   #lost(): void {
     if (this.#closing) return;
-    for (const generation of this.#generations.values()) generation.abort();
+    for (const [watch, generation] of this.#generations) {
+      generation.abort();
+      this.#interrupted.add(watch);
+    }
     this.#generations.clear();
     this.#role = undefined;
+    this.#rejoining = true;
     this.#ready = this.#rejoin();
+    // Calls get its failure from #ready, watches from #rejoin, and the
+    // stores from its error event: nothing is left unhandled here.
     this.#ready.catch(() => {});
   }
 
@@ -226,8 +282,17 @@ export class SharedFile {
       } catch (error) {
         if (this.#closing || Date.now() > deadline) {
           for (const watch of this.#watches.keys()) watch.fail(error);
+          if (!this.#closing) {
+            this.#emit({ type: "error", source: "takeover", error });
+          }
           throw error;
         }
+        this.#emit({
+          type: "retry",
+          operation: "connect",
+          attempt: backoff.attempts + 1,
+          error,
+        });
         await delay(backoff.next());
       }
     }
@@ -253,26 +318,30 @@ export class SharedFile {
   /**
    * Runs `call` on the current owner's database. A call cut off by the
    * owner going away is sent again to the next owner when `repeatable` or
-   * when the owner had not started it; otherwise it fails saying its
-   * outcome is unknown.
+   * when the owner had not started it (a `retry` event of `op` to `emit`);
+   * otherwise it fails saying its outcome is unknown.
    */
   call<T>(
     call: (access: FileAccess) => Promise<T>,
     repeatable: boolean,
+    op: string,
+    emit: Emit = ignore,
   ): Promise<T> {
     // The owner's own calls go straight to the engine: a local database is
     // never cut off, and this path is every single-process program's.
     const role = this.#role;
     if (role?.owner) return call(role.access);
-    return this.#callOwner(call, repeatable);
+    return this.#callOwner(call, repeatable, op, emit);
   }
 
   async #callOwner<T>(
     call: (access: FileAccess) => Promise<T>,
     repeatable: boolean,
+    op: string,
+    emit: Emit,
   ): Promise<T> {
     let previous: Role | undefined;
-    while (true) {
+    for (let attempt = 1;; attempt++) {
       const role = await this.#ready;
       // Never a loop of promises alone: one that found the same owner gone
       // again would starve the timers and events that end it.
@@ -289,6 +358,7 @@ export class SharedFile {
             { cause: error },
           );
         }
+        emit({ type: "retry", operation: op, attempt, error });
       }
     }
   }
@@ -303,6 +373,7 @@ export class SharedFile {
       controller.abort();
       this.#watches.delete(watch);
       this.#generations.delete(watch);
+      this.#interrupted.delete(watch);
       this.hold(-1);
     }, { once: true });
     const role = this.#role;
@@ -316,19 +387,34 @@ export class SharedFile {
     }
   }
 
-  /** Watches `key` through every owner (see {@linkcode watch}). */
-  watchKey(key: string, sink: KeySink, signal: AbortSignal): void {
+  /**
+   * Watches `key` through every owner (see {@linkcode watch}), a
+   * `watch-resume` event to `emit` on each next one.
+   */
+  watchKey(
+    key: string,
+    sink: KeySink,
+    signal: AbortSignal,
+    emit: Emit = ignore,
+  ): void {
     this.watch({
       start: (access, s) => access.watchKey(key, sink, s),
       fail: (error) => sink.error(error),
+      resumed: () => emit({ type: "watch-resume", key }),
     }, signal);
   }
 
-  /** Watches the tree under `dir` through every owner. */
-  watchTree(dir: string, sink: TreeSink, signal: AbortSignal): void {
+  /** Watches the tree under `dir` through every owner, as `watchKey`. */
+  watchTree(
+    dir: string,
+    sink: TreeSink,
+    signal: AbortSignal,
+    emit: Emit = ignore,
+  ): void {
     this.watch({
       start: (access, s) => access.watchTree(dir, sink, s),
       fail: (error) => sink.error(error),
+      resumed: () => emit({ type: "watch-resume", key: dir }),
     }, signal);
   }
 
@@ -341,6 +427,8 @@ export class SharedFile {
       try {
         role = await this.#ready;
       } catch {
+        // Never joined, or gave up finding the next owner (its error went
+        // to the opener, or was an event): nothing open to close.
         return;
       }
       if (!role.owner) {
@@ -433,6 +521,7 @@ export async function openShared(
     }
     const shared = await pending;
     if (shared.closing) {
+      // Its failure is for the handle that closed it; this one opens anew.
       await shared.closing.catch(() => {});
       continue;
     }
