@@ -42,6 +42,11 @@ export interface LockHandleOptions {
   unlockTimeoutMs?: number;
   /** Called once if the lock is lost, with the error on `lost` and why. */
   onLost?(error: LockLostError, reason: string): void;
+  /**
+   * Called when a renewal failed and is tried again before the TTL ends,
+   * with the count of failures since the last confirmed renewal.
+   */
+  onRenewFailed?(attempt: number, error: unknown): void;
 }
 
 /**
@@ -63,6 +68,9 @@ export class LockHandle implements Lock {
   #deleteOnUnlock: boolean;
   #onEnd: (lock: LockHandle) => void;
   #onLost: ((error: LockLostError, reason: string) => void) | undefined;
+  #onRenewFailed: ((attempt: number, error: unknown) => void) | undefined;
+  /** Renewals failed since the last confirmed one. */
+  #renewFailures = 0;
   #unlockTimeoutMs: number;
   #confirmedAt: number;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -87,6 +95,7 @@ export class LockHandle implements Lock {
     this.#deleteOnUnlock = options.deleteOnUnlock;
     this.#onEnd = options.onEnd;
     this.#onLost = options.onLost;
+    this.#onRenewFailed = options.onRenewFailed;
     this.#unlockTimeoutMs = options.unlockTimeoutMs ?? UNLOCK_TIMEOUT_MS;
     this.#confirmedAt = Date.now();
     if (lease.lost) {
@@ -250,7 +259,10 @@ export class LockHandle implements Lock {
       const left = deadline - Date.now();
       if (left <= 0) {
         this.#lose(`it could not be renewed within its TTL`, error);
-      } else this.#schedule(Math.min(RENEW_RETRY_MS, left));
+      } else {
+        this.#onRenewFailed?.(++this.#renewFailures, error);
+        this.#schedule(Math.min(RENEW_RETRY_MS, left));
+      }
       return;
     }
     clearTimeout(timeout);
@@ -261,6 +273,7 @@ export class LockHandle implements Lock {
     }
     this.#confirmedAt = sentAt;
     this.#renewError = undefined;
+    this.#renewFailures = 0;
     this.#schedule(this.#ttl / RENEWALS_PER_TTL);
   }
 

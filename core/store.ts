@@ -687,6 +687,14 @@ export class BaseStore implements Store {
           reason,
           error,
         }),
+      onRenewFailed: (attempt, error) =>
+        this.events.emit({
+          type: "retry",
+          backend: this.backend,
+          operation: "renew",
+          attempt,
+          error,
+        }),
     });
     this.#locks.add(handle);
     this.#handles.add(handle);

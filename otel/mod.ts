@@ -193,8 +193,9 @@ export function instrument(api: OpenTelemetryApi): () => void {
 
 /**
  * Counts a store's events as metrics (`valkeyrie.lock.lost`,
- * `valkeyrie.reconnects`, `valkeyrie.retries`, `valkeyrie.watch.resumes`,
- * `valkeyrie.errors`) until the returned function is called.
+ * `valkeyrie.lock.renewal_failures`, `valkeyrie.reconnects`,
+ * `valkeyrie.retries`, `valkeyrie.watch.resumes`, `valkeyrie.errors`) until
+ * the returned function is called.
  *
  * @param store The store.
  * @param api `metrics` of `@opentelemetry/api`.
@@ -210,16 +211,20 @@ export function instrumentStore(
   const lost = counter("valkeyrie.lock.lost", "Locks lost while held");
   const reconnects = counter("valkeyrie.reconnects", "Connections made again");
   const retries = counter("valkeyrie.retries", "Calls tried again");
+  const renewals = counter(
+    "valkeyrie.lock.renewal_failures",
+    "Lock renewals that failed and were tried again before the TTL ended",
+  );
   const resumes = counter("valkeyrie.watch.resumes", "Watches resumed");
   const errors = counter("valkeyrie.errors", "Background client errors");
   const at = { "db.system": store.backend };
   const offs = [
     store.events.on("lock-lost", () => lost.add(1, at)),
     store.events.on("reconnect", () => reconnects.add(1, at)),
-    store.events.on(
-      "retry",
-      (e) => retries.add(1, { ...at, "db.operation": e.operation }),
-    ),
+    store.events.on("retry", (e) => {
+      retries.add(1, { ...at, "db.operation": e.operation });
+      if (e.operation === "renew") renewals.add(1, at);
+    }),
     store.events.on("watch-resume", () => resumes.add(1, at)),
     store.events.on("error", (e) => errors.add(1, { ...at, source: e.source })),
   ];

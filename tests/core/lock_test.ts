@@ -120,6 +120,45 @@ describe("LockHandle", () => {
     );
   });
 
+  test("reports each failed renewal it tries again, counting from the last confirmed one", async () => {
+    const answers: (boolean | Error)[] = [
+      new Error("blip 1"),
+      new Error("blip 2"),
+      true,
+      new Error("blip 3"),
+    ];
+    const failed: [number, string][] = [];
+    const handle = new LockHandle({
+      key: "k",
+      lease: {
+        lastIndex: 1n,
+        renew: () => {
+          const answer = answers.shift() ?? true;
+          return answer instanceof Error
+            ? Promise.reject(answer)
+            : Promise.resolve(answer);
+        },
+        release: () => Promise.resolve(),
+      },
+      // Renewals every 2 s, retries 250 ms after a failure: the two failures
+      // in a row are tried again seconds before the TTL would end it.
+      ttl: 6_000,
+      deleteOnUnlock: true,
+      onEnd: () => {},
+      onRenewFailed: (attempt, error) =>
+        failed.push([attempt, (error as Error).message]),
+    });
+    const alive = setInterval(() => {}, 50);
+    try {
+      await until("3 failures reported", () => failed.length >= 3);
+    } finally {
+      clearInterval(alive);
+    }
+    assert.deepEqual(failed, [[1, "blip 1"], [2, "blip 2"], [1, "blip 3"]]);
+    assert.equal(handle.lost.aborted, false);
+    await handle.unlock();
+  });
+
   test("follows the driver's own lost signal", () => {
     const lost = new AbortController();
     const { handle } = hold({

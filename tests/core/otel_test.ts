@@ -141,12 +141,14 @@ describe("otel", () => {
     const error = new Error("socket closed");
     emit!({ type: "retry", operation: "get", attempt: 1, error });
     emit!({ type: "retry", operation: "get", attempt: 2, error });
+    emit!({ type: "retry", operation: "renew", attempt: 1, error });
     emit!({ type: "reconnect" });
     emit!({ type: "error", source: "connection", error });
     stop();
     emit!({ type: "reconnect" });
     const points = await collect();
-    assert.equal(points.get("valkeyrie.retries"), 2);
+    assert.equal(points.get("valkeyrie.retries"), 3);
+    assert.equal(points.get("valkeyrie.lock.renewal_failures"), 1);
     assert.equal(points.get("valkeyrie.reconnects"), 1);
     assert.equal(points.get("valkeyrie.errors"), 1);
   });
