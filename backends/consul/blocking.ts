@@ -5,6 +5,8 @@
  * never block on an index below 1; rate-limit the loop so a key that
  * churns costs a bounded number of requests. Failures are retried with
  * backoff and, past a bounded time, reported: a loop never goes silent.
+ * Each retry is a `retry` event, and the first answer after failures a
+ * `watch-resume` (core/events.ts).
  *
  * @module
  */
@@ -12,6 +14,7 @@
 import { delay } from "../../core/abort.ts";
 import { Backoff, type BackoffOptions } from "../../core/backoff.ts";
 import { StoreError } from "../../core/errors.ts";
+import type { DriverEvent } from "../../core/events.ts";
 import { ConsulHttpError } from "./http.ts";
 
 /**
@@ -43,6 +46,12 @@ export const RETRY_BACKOFF: BackoffOptions = {
 export interface BlockingLoop<T> {
   /** What the loop watches, for messages: `watch of "a/b"`. */
   what: string;
+  /** The key or tree prefix it watches, for its `watch-resume` events. */
+  key: string;
+  /** The call it serves, for its `retry` events: `watch`, `lockMonitor`. */
+  operation: string;
+  /** Hears the loop's retries and its recoveries. */
+  emit(event: DriverEvent): void;
   /**
    * One read: blocking on `index` when it is above 0, else answering at
    * once. Resolves the result and its `X-Consul-Index`.
@@ -70,12 +79,17 @@ export async function runBlockingLoop<T>(loop: BlockingLoop<T>): Promise<void> {
   const bucket = new TokenBucket();
   let index = 0n;
   let failingSince: number | undefined;
+  let failures = 0;
   const retries = new Backoff(RETRY_BACKOFF);
   while (!signal.aborted) {
     try {
       await bucket.take(signal);
       const answer = await loop.read(index, signal);
+      // Read afresh (from index 0), the answer is the state now: the loop
+      // missed nothing.
+      if (failures > 0) loop.emit({ type: "watch-resume", key: loop.key });
       failingSince = undefined;
+      failures = 0;
       retries.reset();
       // Reset when the index goes backwards; never block below 1.
       index = answer.index < index ? 0n : answer.index > 0n ? answer.index : 1n;
@@ -98,6 +112,12 @@ export async function runBlockingLoop<T>(loop: BlockingLoop<T>): Promise<void> {
         );
         return;
       }
+      loop.emit({
+        type: "retry",
+        operation: loop.operation,
+        attempt: ++failures,
+        error,
+      });
       // After a failure, read the state again rather than block on an index
       // that may have missed changes.
       index = 0n;

@@ -39,6 +39,7 @@ import type {
   ScanRange,
   TreeSink,
 } from "../../core/driver.ts";
+import type { DriverEvent } from "../../core/events.ts";
 import { type ErrorContext, translating } from "../../core/translate.ts";
 import type { StoreLimits } from "../../core/types.ts";
 import { packTransactions } from "./batch.ts";
@@ -242,7 +243,10 @@ export class ConsulDriver implements Driver {
         fresh.length === 0
           ? Promise.resolve([])
           : this.#readMany(fresh.map((w) => w.key), undefined, signal)
-            .catch(() => fresh.map(() => null)),
+            .catch((error) => {
+              this.#oldSessionsUnknown(error, signal);
+              return fresh.map(() => null);
+            }),
       ]);
       const sessions = new Map<string, string>();
       let refused: { reason: unknown } | undefined;
@@ -345,7 +349,10 @@ export class ConsulDriver implements Driver {
       // of it, rather than left to expire.
       const [session, previous] = await Promise.all([
         this.#keySession(sessionTtl, signal),
-        this.#http.get(key, { signal }).then(({ entry }) => entry, () => null),
+        this.#http.get(key, { signal }).then(({ entry }) => entry, (error) => {
+          this.#oldSessionsUnknown(error, signal);
+          return null;
+        }),
       ]);
       let results: ConsulEntry[];
       try {
@@ -514,6 +521,9 @@ export class ConsulDriver implements Driver {
     let highest = 0n;
     void runBlockingLoop({
       what: `watch of ${JSON.stringify(key)}`,
+      key,
+      operation: "watch",
+      emit: (event) => this.#http.emit(event),
       signal: this.#signal(signal),
       giveUpMs: this.#settings.retryTimeout,
       read: async (index, signal) => {
@@ -545,6 +555,9 @@ export class ConsulDriver implements Driver {
   watchTree(dir: string, sink: TreeSink, signal: AbortSignal): void {
     void runBlockingLoop({
       what: `watch of the tree ${JSON.stringify(dir)}`,
+      key: dir,
+      operation: "watchTree",
+      emit: (event) => this.#http.emit(event),
       signal: this.#signal(signal),
       giveUpMs: this.#settings.retryTimeout,
       read: async (index, signal) => {
@@ -575,6 +588,12 @@ export class ConsulDriver implements Driver {
       { op: "tryLock", key },
       () => tryLock(this.#locks, key, options),
     );
+  }
+
+  observe(emit: (event: DriverEvent) => void): void {
+    // The HTTP client reports the agent's return; watches, lock waiters,
+    // monitors and renewals report their retries through it.
+    this.#http.emit = emit;
   }
 
   async close(): Promise<void> {
@@ -682,11 +701,22 @@ export class ConsulDriver implements Driver {
     );
   }
 
+  // A clean-up nobody waits for but close(): a session it could not
+  // destroy lives on until its TTL, unseen but for the event.
   #cleanup(work: () => Promise<unknown>): void {
-    const promise = work().catch(() => {}).finally(() =>
-      this.#cleanups.delete(promise)
-    );
+    const promise = work().catch((error) =>
+      this.#http.emit({ type: "error", source: "session", error })
+    ).finally(() => this.#cleanups.delete(promise));
     this.#cleanups.add(promise);
+  }
+
+  // A put with a TTL looks up the keys' old TTL sessions, to destroy them
+  // once the keys are free of them. Without the answer the put goes on, and
+  // the old sessions, which hold nothing by then, live until their TTLs.
+  #oldSessionsUnknown(error: unknown, signal: AbortSignal): void {
+    // An aborted put fails with its own abort.
+    if (signal.aborted) return;
+    this.#http.emit({ type: "error", source: "session", error });
   }
 }
 

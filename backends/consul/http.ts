@@ -3,6 +3,8 @@
  * typed calls, an `AbortSignal` on every request (the client cancels a
  * request when its `ctx` emits `cancel`), response headers for blocking
  * queries, a timeout on every request, and errors that say what Consul said.
+ * The agent's first answer after requests it did not answer is a
+ * `reconnect` event (core/events.ts).
  *
  * @module
  */
@@ -12,6 +14,7 @@ import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import Consul from "consul";
 import { InvalidConfigurationError } from "../../core/errors.ts";
+import type { DriverEvent } from "../../core/events.ts";
 import type { TlsConnectionOptions } from "../../core/tls.ts";
 
 /** A KV entry as Consul returns it (values decoded by the client). */
@@ -155,9 +158,13 @@ const BLOCKING_GRACE_MS = 5_000;
  * connections alive, one for blocking queries.
  */
 export class ConsulHttp {
+  /** Hears what the store handles on its own; the driver's `observe`. */
+  emit: (event: DriverEvent) => void = () => {};
   readonly #client: ConsulClient;
   readonly #blocking: ConsulClient;
   readonly #options: ConsulHttpOptions;
+  /** The last request that ended got no answer from the agent. */
+  #unreachable = false;
 
   constructor(options: ConsulHttpOptions) {
     this.#options = options;
@@ -378,16 +385,29 @@ export class ConsulHttp {
       : waitMs + waitMs / 16 + BLOCKING_GRACE_MS;
     try {
       const result = await run({ ...params, ctx, timeout });
+      this.#answered();
       if (Array.isArray(result)) {
         return [result[0] as ResponseLike, result[1]];
       }
       return [{ statusCode: 200, headers: {} }, result];
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
+      // An error status is an answer too: the agent is reachable.
+      if ((error as PapiError).response) this.#answered();
+      else this.#unreachable = true;
       throw this.#error(error as PapiError);
     } finally {
       signal?.removeEventListener("abort", cancel);
     }
+  }
+
+  #answered(): void {
+    if (!this.#unreachable) return;
+    this.#unreachable = false;
+    this.emit({
+      type: "reconnect",
+      server: this.#options.origin.replace(/^https?:\/\//, ""),
+    });
   }
 
   #error(error: PapiError): Error {

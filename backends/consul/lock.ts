@@ -25,6 +25,10 @@
  *   Key is not currently locked by Session"
  *   (https://developer.hashicorp.com/consul/api-docs/txn#kv-operations).
  *
+ * Retries (of an attempt, a renewal, the blocking queries) are `retry`
+ * events, and a monitor that cannot go on is an `error` event
+ * (core/events.ts), told through the HTTP client's `emit`.
+ *
  * Each lock has a session of its own, and only the lease's `renew` (called
  * by the lock handle) renews it once held, so freezing the handle's renewals
  * is all it takes for the session to expire: leases have no `pause`.
@@ -211,10 +215,11 @@ export async function tryLock(
       // The session holds nothing now (a lock it took would be a lease), so
       // destroying it releases nothing of anyone's. Awaited: a null means no
       // session is left open. If the agent cannot be told, the session ends
-      // after its TTL.
-      const done = http.destroySession(session).catch(() => {});
+      // after its TTL, and the clean-up's failure is an event: the null
+      // stands.
+      const done = http.destroySession(session);
       context.cleanup(() => done);
-      await done;
+      await done.catch(() => {});
     }
   }
 }
@@ -234,13 +239,30 @@ export async function acquireLock(
   const newSession = () => createLockSession(context, options.ttl, signal);
 
   let session = await newSession();
-  // While waiting, the session is kept alive by its own renewals.
+  // While waiting, the session is kept alive by its own renewals. A failed
+  // one is tried again at the next tick; one that finds the session gone
+  // needs nothing more, the next attempt makes a new session.
+  let renewals = 0;
   const keeper = setInterval(() => {
-    http.renewSession(session, { signal }).catch(() => {});
+    http.renewSession(session, { signal }).then(() => {
+      renewals = 0;
+    }, (error) => {
+      if (signal.aborted) return;
+      http.emit({
+        type: "retry",
+        operation: "renewSession",
+        attempt: ++renewals,
+        error,
+      });
+    });
   }, timerDelay(sessionTtl / 2));
   (keeper as { unref?(): void }).unref?.();
   let acquired = false;
   let failingSince: number | undefined;
+  /** Failures since the last attempt Consul answered: retries of `lock`. */
+  let failures = 0;
+  const retry = (error: unknown) =>
+    http.emit({ type: "retry", operation: "lock", attempt: ++failures, error });
   const retries = new Backoff(RETRY_BACKOFF);
   let watchIndex = 0n;
   const bucket = new TokenBucket();
@@ -259,6 +281,7 @@ export async function acquireLock(
             signal,
           );
           failingSince = undefined;
+          failures = 0;
           retries.reset();
           if (result !== INVALID_SESSION) return result;
           // It expired while this waiter could not renew it.
@@ -270,6 +293,7 @@ export async function acquireLock(
           }
           failingSince ??= Date.now();
           if (Date.now() - failingSince >= context.retryTimeout) throw error;
+          retry(error);
           return retries.next();
         }
       },
@@ -285,9 +309,13 @@ export async function acquireLock(
               waitMs: watchIndex > 0n ? context.waitMs : undefined,
               signal: stop,
             });
-          } catch {
+          } catch (error) {
+            // Stopped: the attempt is due, or the wait is over.
+            if (stop.aborted) return;
+            retry(error);
             // Let the next attempt decide, after a pause: an unreachable
-            // agent must not turn waiting into a busy loop.
+            // agent must not turn waiting into a busy loop. Cut short when
+            // the wait stops.
             await delay(retries.next(), stop).catch(() => {});
             return;
           }
@@ -326,6 +354,9 @@ function held(
   };
   void runBlockingLoop({
     what: `monitor of the lock on ${JSON.stringify(key)}`,
+    key,
+    operation: "lockMonitor",
+    emit: (event) => http.emit(event),
     signal: stop,
     // The lock handle's renewals decide when an unreachable Consul means
     // the lock is lost; the monitor only reports what it sees.
@@ -350,13 +381,33 @@ function held(
       );
       return true;
     },
-    onFailure: () => {},
+    // Only an error worth no retry ends it (it retries for ever): the
+    // renewals still tell whether the lock is held, but a loss is heard
+    // later than it would be.
+    onFailure: (error) => http.emit({ type: "error", source: "lock", error }),
   });
+  let renewals = 0;
   const lease: LockLease = {
     lastIndex: BigInt(modifyIndex),
     lost: lost.signal,
     renew: async (signal) => {
-      const alive = await http.renewSession(session, { signal });
+      let alive: boolean;
+      try {
+        alive = await http.renewSession(session, { signal });
+      } catch (error) {
+        // The lock handle tries again while the TTL lasts (then the lock is
+        // lost: a `lock-lost` event); one it gave up on is not retried.
+        if (!signal.aborted) {
+          http.emit({
+            type: "retry",
+            operation: "renewSession",
+            attempt: ++renewals,
+            error,
+          });
+        }
+        throw error;
+      }
+      renewals = 0;
       if (!alive) forget();
       return alive;
     },

@@ -87,6 +87,8 @@ interface Target {
 
 /** Options of {@linkcode commit}. */
 export interface CommitOptions {
+  /** The store's call (`put`, `atomic`, ...), for its `retry` events. */
+  operation: string;
   /** Stops it between requests; a request already sent is not taken back. */
   signal?: AbortSignal;
   /**
@@ -106,9 +108,12 @@ export interface CommitOptions {
 export async function commit(
   nodes: Nodes,
   steps: readonly AtomicStep[],
-  options: CommitOptions = {},
+  options: CommitOptions,
 ): Promise<Committed> {
-  const { signal } = options;
+  const { signal, operation } = options;
+  // Every attempt a dropped connection cut off is tried again, and said so.
+  const retried = (attempt: number, error: unknown) =>
+    nodes.session.emit({ type: "retry", operation, attempt, error });
   const fences: MultiOp[] = (options.fences ?? []).map((path) => ({
     type: "check",
     path,
@@ -167,6 +172,8 @@ export async function commit(
         const generationReads = watched.map((path) =>
           readGeneration(nodes, path)
         );
+        // Awaited below, unless a read before them fails first (with the
+        // same connection's loss): theirs must not go unhandled then.
         for (const read of generationReads) read.catch(() => {});
         const known = creates ? nodes.generations.known(nodes) : undefined;
         // Puts need the node's kind, checks and deletes also its data.
@@ -180,7 +187,10 @@ export async function commit(
         versions = new Map(watched.map((path, i) => [path, read[i]]));
         await known;
       } catch (error) {
-        if (isConnectionLoss(error) && ++resends <= MAX_RESENDS) continue;
+        if (isConnectionLoss(error) && ++resends <= MAX_RESENDS) {
+          retried(attempt, error);
+          continue;
+        }
         throw error;
       }
       const now = Date.now();
@@ -226,8 +236,10 @@ export async function commit(
       }
       if (missing.size > 0) {
         // Made once per generation node; then read again.
-        if (!(await madeGenerations(nodes, [...missing], signal))) {
-          if (++resends > MAX_RESENDS) throw new ZkError(Code.connectionLoss);
+        const lost = await madeGenerations(nodes, [...missing], signal);
+        if (lost !== undefined) {
+          if (++resends > MAX_RESENDS) throw lost;
+          retried(attempt, lost);
         }
         continue;
       }
@@ -254,7 +266,10 @@ export async function commit(
       } catch (error) {
         if (
           isConnectionLoss(error) && options.resend && ++resends <= MAX_RESENDS
-        ) continue;
+        ) {
+          retried(attempt, error);
+          continue;
+        }
         throw translateError(error, { op: "write" }) ?? error;
       }
       const { zxid, results } = reply;
@@ -306,25 +321,27 @@ export async function commit(
       }
     }
   } finally {
+    // Best effort: a parent left behind has no data, and reads skip it as
+    // they skip every implicit parent.
     const unneeded = [...parentsMade].filter((path) => !parentsKept.has(path));
     await Promise.allSettled(unneeded.map((path) => nodes.prune(path)));
   }
 }
 
-// Makes generation nodes; resolves `false` when the connection dropped
-// meanwhile (making them again is harmless).
+// Makes generation nodes; resolves the connection's loss when it dropped
+// meanwhile (making them again is harmless), `undefined` once made.
 async function madeGenerations(
   nodes: Nodes,
   paths: readonly string[],
   signal: AbortSignal | undefined,
-): Promise<boolean> {
+): Promise<ZkError | undefined> {
   try {
     await Promise.all(
       paths.map((path) => ensureGeneration(nodes, path, signal)),
     );
-    return true;
+    return undefined;
   } catch (error) {
-    if (isConnectionLoss(error)) return false;
+    if (isConnectionLoss(error)) return error as ZkError;
     throw error;
   }
 }

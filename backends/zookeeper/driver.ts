@@ -24,6 +24,7 @@ import type {
   ScanRange,
   TreeSink,
 } from "../../core/driver.ts";
+import type { DriverEvent } from "../../core/events.ts";
 import type { StoreLimits } from "../../core/types.ts";
 import { commit } from "./commit.ts";
 import type { ZookeeperConfig } from "./config.ts";
@@ -146,7 +147,7 @@ export class ZookeeperDriver implements Driver {
   async get(key: string, options: DriverReadOptions): Promise<Entry | null> {
     const path = this.#nodes.paths.path(key);
     try {
-      return await resending(async () => {
+      return await resending(this.#session, "get", async () => {
         const synced = this.#sync(options.consistent);
         const state = await this.#nodes.read(path, true);
         await synced;
@@ -164,6 +165,7 @@ export class ZookeeperDriver implements Driver {
   ): Promise<bigint> {
     // The multi's zxid is the node's new mzxid: the key's lastIndex.
     const outcome = await this.#write(
+      "put",
       [{ type: "put", key, value, ttl: ttlOf(options.ttl) }],
       options.signal,
       true,
@@ -173,13 +175,18 @@ export class ZookeeperDriver implements Driver {
   }
 
   async delete(key: string, options: DriverSignalOptions): Promise<void> {
-    await this.#write([{ type: "delete", key }], options.signal, true);
+    await this.#write(
+      "delete",
+      [{ type: "delete", key }],
+      options.signal,
+      true,
+    );
   }
 
   async list(dir: string, options: DriverReadOptions): Promise<Entry[]> {
     const key = dir.endsWith("/") ? dir.slice(0, -1) : dir;
     try {
-      return await resending(async () => {
+      return await resending(this.#session, "list", async () => {
         const synced = this.#sync(options.consistent);
         const entries = await listTree(this.#nodes, key, options.signal);
         await synced;
@@ -192,7 +199,7 @@ export class ZookeeperDriver implements Driver {
 
   async scan(range: ScanRange, options: DriverReadOptions): Promise<Entry[]> {
     try {
-      return await resending(async () => {
+      return await resending(this.#session, "scan", async () => {
         const synced = this.#sync(options.consistent);
         const entries = await scanTree(this.#nodes, range, options.signal);
         await synced;
@@ -208,7 +215,7 @@ export class ZookeeperDriver implements Driver {
     options: DriverReadOptions,
   ): Promise<(Entry | null)[]> {
     try {
-      return await resending(async () => {
+      return await resending(this.#session, "getMany", async () => {
         const synced = this.#sync(options.consistent);
         // Every read goes out at once: one round trip for the chunk.
         const states = await Promise.allSettled(
@@ -240,6 +247,7 @@ export class ZookeeperDriver implements Driver {
     // lastIndex a single put of it reports.
     const indexes = await this.#writeGroups(groups, options, async (group) => {
       const outcome = await this.#write(
+        "putMany",
         group.map(({ key, value, ttl }) => ({
           type: "put",
           key,
@@ -264,6 +272,7 @@ export class ZookeeperDriver implements Driver {
     const groups = this.#byteGroups(keys, () => 0);
     await this.#writeGroups(groups, options, async (group) => {
       await this.#write(
+        "deleteMany",
         group.map((key) => ({ type: "delete", key })),
         options.signal,
         true,
@@ -316,7 +325,11 @@ export class ZookeeperDriver implements Driver {
     options: DriverSignalOptions,
   ): Promise<void> {
     try {
-      await resending(() => deleteTree(this.#nodes, key, dir, options.signal));
+      await resending(
+        this.#session,
+        "deleteTree",
+        () => deleteTree(this.#nodes, key, dir, options.signal),
+      );
     } catch (error) {
       throw translateError(error, { op: "deleteTree", key: dir }) ?? error;
     }
@@ -335,7 +348,13 @@ export class ZookeeperDriver implements Driver {
     const withTtl = steps.map((step) =>
       step.type === "put" ? { ...step, ttl: ttlOf(step.ttl) } : step
     );
-    return this.#write(withTtl, options.signal, false, fences as string[]);
+    return this.#write(
+      "atomic",
+      withTtl,
+      options.signal,
+      false,
+      fences as string[],
+    );
   }
 
   watchKey(key: string, sink: KeySink, signal: AbortSignal): void {
@@ -369,6 +388,7 @@ export class ZookeeperDriver implements Driver {
       sessionFor: (ttl, signal) => this.#locks.acquire(ttl, signal),
       put: async (key, value) => {
         const outcome = await this.#write(
+          "lock",
           [{ type: "put", key, value }],
           undefined,
           true,
@@ -376,9 +396,21 @@ export class ZookeeperDriver implements Driver {
         return outcome.ok ? outcome.lastIndex : 0n;
       },
       delete: async (key) => {
-        await this.#write([{ type: "delete", key }], undefined, true);
+        await this.#write(
+          "unlock",
+          [{ type: "delete", key }],
+          undefined,
+          true,
+        );
       },
     };
+  }
+
+  observe(emit: (event: DriverEvent) => void): void {
+    // The store's session reports its reconnections, retries, resumed
+    // watches and background errors, and the lock sessions hand theirs to
+    // it (lock_sessions.ts).
+    this.#session.emit = emit;
   }
 
   async close(): Promise<void> {
@@ -407,6 +439,7 @@ export class ZookeeperDriver implements Driver {
   }
 
   async #write(
+    operation: string,
     steps: readonly AtomicStep[],
     signal: AbortSignal | undefined,
     resend: boolean,
@@ -414,12 +447,15 @@ export class ZookeeperDriver implements Driver {
   ): Promise<CommitOutcome> {
     try {
       const { outcome, deleted } = await commit(this.#nodes, steps, {
+        operation,
         signal,
         resend,
         fences,
       });
       // Parents left empty by a deletion go too, if they can: once per
-      // parent, however many of its children a batch deleted.
+      // parent, however many of its children a batch deleted. One that
+      // stays (a writer put a key under it meanwhile, the connection
+      // dropped) has no data, and reads skip it as any implicit parent.
       const byParent = new Map<string, string>();
       for (const path of deleted) {
         byParent.set(path.slice(0, path.lastIndexOf("/")), path);

@@ -4,7 +4,8 @@
  * @module
  */
 
-import { StoreError } from "../../core/errors.ts";
+import { NotReachableError, StoreError } from "../../core/errors.ts";
+import type { DriverEvent } from "../../core/events.ts";
 import { describeOperation, type ErrorContext } from "../../core/translate.ts";
 import { Code, codeName } from "./protocol.ts";
 
@@ -44,6 +45,15 @@ export function isConnectionLoss(error: unknown): boolean {
 }
 
 /**
+ * Whether a request failed because the connection is down: cut off in
+ * flight, or no connection came up in time. The next connection registers
+ * the session's watches again, so what follows a watch redoes its reads then.
+ */
+export function isDisconnected(error: unknown): boolean {
+  return isConnectionLoss(error) || error instanceof NotReachableError;
+}
+
+/**
  * How many times a request cut off by a dropped connection is sent again
  * when doing it twice is harmless: enough to ride out a server failover, and
  * no more (a connection that drops on every request would loop forever).
@@ -56,15 +66,21 @@ export const MAX_RESENDS = 8;
 
 /**
  * Runs `request`, and again (at most {@linkcode MAX_RESENDS} times) when the
- * connection dropped before its reply. For requests that are harmless to
+ * connection dropped before its reply, each time telling `events` (the
+ * session's) of the retry of `operation`. For requests that are harmless to
  * repeat: reads, and writes whose repetition changes nothing.
  */
-export async function resending<T>(request: () => Promise<T>): Promise<T> {
-  for (let resends = 0;; resends++) {
+export async function resending<T>(
+  events: { emit(event: DriverEvent): void },
+  operation: string,
+  request: () => Promise<T>,
+): Promise<T> {
+  for (let attempt = 1;; attempt++) {
     try {
       return await request();
     } catch (error) {
-      if (!isConnectionLoss(error) || resends >= MAX_RESENDS) throw error;
+      if (!isConnectionLoss(error) || attempt > MAX_RESENDS) throw error;
+      events.emit({ type: "retry", operation, attempt, error });
     }
   }
 }

@@ -35,7 +35,13 @@ import type {
   DriverTryLockOptions,
   LockLease,
 } from "../../core/driver.ts";
-import { isCode, isConnectionLoss, MAX_RESENDS, resending } from "./errors.ts";
+import {
+  isCode,
+  isConnectionLoss,
+  isDisconnected,
+  MAX_RESENDS,
+  resending,
+} from "./errors.ts";
 import { Nodes } from "./nodes.ts";
 import { Code, EventType, Mode, Op } from "./protocol.ts";
 import type { LockSession } from "./lock_sessions.ts";
@@ -109,6 +115,7 @@ async function take(
   wait: boolean,
 ): Promise<LockLease | null> {
   const { signal } = options;
+  const operation = wait ? "lock" : "tryLock";
   const lockSession = await context.sessionFor(options.ttl, signal);
   const { session, release } = lockSession;
   const nodes = new Nodes(session, context.nodes.paths, context.nodes.acl);
@@ -121,15 +128,21 @@ async function take(
     while (true) {
       signal?.throwIfAborted();
       if (mine !== undefined && session.sessionId !== createdIn) {
-        // The session that made our node was lost: its node goes with it.
+        // The session that made our node was lost: its node goes with it,
+        // so whatever this delete finds (NONODE, most likely) changes
+        // nothing.
         await nodes.delete(mine, -1).catch(() => {});
         mine = undefined;
       }
       if (mine === undefined) {
-        mine = await createContender(nodes, dir, prefix);
+        mine = await createContender(nodes, dir, prefix, operation);
         createdIn = session.sessionId;
       }
-      const names = await resending(() => nodes.children(dir));
+      const names = await resending(
+        session,
+        operation,
+        () => nodes.children(dir),
+      );
       const contenders = (names ?? []).filter((name) => CONTENDER.test(name))
         .sort((a, b) => sequence(a) - sequence(b));
       const at = contenders.indexOf(mine.slice(dir.length + 1));
@@ -144,9 +157,10 @@ async function take(
         // holds up no later taker (on the store's session it would stay
         // for as long as the store is open).
         const ours = mine;
-        await resending(() => nodes.delete(ours, -1)).catch((error) => {
-          if (!isCode(error, Code.noNode)) throw error;
-        });
+        await resending(session, operation, () => nodes.delete(ours, -1))
+          .catch((error) => {
+            if (!isCode(error, Code.noNode)) throw error;
+          });
         mine = undefined;
         release();
         return null;
@@ -157,7 +171,26 @@ async function take(
     return held(context, key, lockSession, nodes, mine, lastIndex);
   } catch (error) {
     if (mine !== undefined) {
-      await nodes.delete(mine, -1).catch(() => {});
+      const ours = mine;
+      await resending(session, operation, () => nodes.delete(ours, -1))
+        .catch((failure) => {
+          // Gone already, or going with its session, it holds nothing up.
+          if (isCode(failure, Code.noNode) || session.closed) return;
+          // Left behind, it holds up the lock for as long as its session
+          // lives, and the caller hears only of its own failure.
+          session.emit({
+            type: "error",
+            source: "lock",
+            error: new StoreError(
+              `A failed lock on ${
+                JSON.stringify(key)
+              } could not delete its ZooKeeper node ${ours}, which holds the lock up until its session ends: ${
+                (failure as Error).message
+              }`,
+              { cause: failure },
+            ),
+          });
+        });
     }
     release();
     throw error;
@@ -170,6 +203,7 @@ async function createContender(
   nodes: Nodes,
   dir: string,
   prefix: string,
+  operation: string,
 ): Promise<string> {
   const spec = {
     path: `${dir}/${prefix}`,
@@ -182,8 +216,18 @@ async function createContender(
       return await nodes.create(spec);
     } catch (error) {
       if (isConnectionLoss(error) && resends < MAX_RESENDS) {
+        nodes.session.emit({
+          type: "retry",
+          operation,
+          attempt: resends + 1,
+          error,
+        });
         // It may have been created: look for it before trying again.
-        const names = await resending(() => nodes.children(dir));
+        const names = await resending(
+          nodes.session,
+          operation,
+          () => nodes.children(dir),
+        );
         const found = names?.find((name) => name.startsWith(prefix));
         if (found) return `${dir}/${found}`;
         continue;
@@ -229,11 +273,15 @@ function waitUntilGone(
       else reject(error);
     };
     const onAbort = () => finish(signal!.reason);
+    // A connection down again checks again once it is back; a waiter that
+    // cannot watch or check the node before its own cannot wait, and says
+    // why.
     const check = () => {
       session.request(Op.exists, (w) => w.string(path).bool(false)).then(
         () => {},
         (error) => {
           if (isCode(error, Code.noNode)) finish();
+          else if (!isDisconnected(error)) finish(error);
         },
       );
     };
@@ -250,7 +298,9 @@ function waitUntilGone(
     });
     if (signal?.aborted) return onAbort();
     signal?.addEventListener("abort", onAbort, { once: true });
-    watch.ready.then(check, () => {});
+    watch.ready.then(check, (error) => {
+      if (!isDisconnected(error)) finish(error);
+    });
   });
 }
 
@@ -284,6 +334,13 @@ function held(
         (error) => {
           if (isCode(error, Code.noNode)) {
             lose("its ZooKeeper node was deleted");
+            return;
+          }
+          // A connection down again checks again once it is back, and a
+          // session that ended loses the lock (`closed`); anything else
+          // leaves this reconnection's check undone, unseen but for this.
+          if (!isDisconnected(error) && !session.closed) {
+            session.emit({ type: "error", source: "lock", error });
           }
         },
       );
@@ -316,7 +373,14 @@ function held(
         return;
       }
       expiry = setTimeout(() => {
-        resending(() => nodes.delete(mine, -1)).catch(() => {});
+        resending(session, "pause", () => nodes.delete(mine, -1)).catch(
+          (error) => {
+            // Released or deleted meanwhile, or gone with its session.
+            if (isCode(error, Code.noNode) || session.closed) return;
+            // The paused lock stays held, and nobody waits for this.
+            session.emit({ type: "error", source: "lock", error });
+          },
+        );
       }, session.timeout);
       unrefTimer(expiry);
     },

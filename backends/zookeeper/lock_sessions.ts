@@ -54,6 +54,8 @@ export class LockSessions {
       this.#slots.set(ttl, own);
       opening.then((session) => {
         this.#sessions.add(session);
+        // Its events are the store's, whenever the store started hearing.
+        session.emit = (event) => this.#main.emit(event);
         // A session that ends for good is not handed out again.
         session.listen({
           closed: () => {

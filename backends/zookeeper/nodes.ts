@@ -165,6 +165,8 @@ export class Nodes {
         readAcl,
         { signal },
       );
+      // Both are awaited below; one whose twin failed first must not go
+      // unhandled.
       data?.catch(() => {});
       acl.catch(() => {});
       let dataReply;

@@ -14,7 +14,12 @@
  *   expires it, and a partitioned client would never hear of it), and a new
  *   session is then started on the next connection;
  * - watches are registered again on every new connection (`SetWatches2`),
- *   and `connected` is told after it, so watchers re-read what they missed.
+ *   and `connected` is told after it, so watchers re-read what they missed;
+ * - what it handles on its own is told to `emit` (core/events.ts): a
+ *   connection made again after a loss (`reconnect`), each failed attempt
+ *   at it (`retry` of `connect`), an expired session, a connection that
+ *   failed or was given up, and a watch request nobody waits for that
+ *   failed (`error`).
  *
  * @module
  */
@@ -24,8 +29,10 @@ import { connect as tlsConnect } from "node:tls";
 import { NotReachableError, StoreError } from "../../core/errors.ts";
 import { unrefTimer } from "../../core/abort.ts";
 import { Backoff, type BackoffOptions } from "../../core/backoff.ts";
+import type { DriverEvent } from "../../core/events.ts";
+import { formatHostPort } from "../../core/host_port.ts";
 import type { TlsConnectionOptions } from "../../core/tls.ts";
-import { ZkError } from "./errors.ts";
+import { isCode, isDisconnected, ZkError } from "./errors.ts";
 import { FrameSplitter } from "./frames.ts";
 import { JuteReader, type JuteWriter } from "./jute.ts";
 import {
@@ -129,6 +136,8 @@ const REPLY_OVERHEAD_BYTES = 20;
 export class Session {
   readonly options: SessionOptions;
   readonly watches: WatchRegistry;
+  /** Hears what the session handles on its own; the driver's `observe`. */
+  emit: (event: DriverEvent) => void = () => {};
   #servers: Server[];
   #next = 0;
   #socket: Socket | undefined;
@@ -136,6 +145,8 @@ export class Session {
   #batch: Uint8Array[] = [];
   #batchSocket: Socket | undefined;
   #connected = false;
+  /** A connection was lost and none is up again yet. */
+  #lost = false;
   #closed = false;
   #sessionId = 0n;
   #password: Uint8Array = new Uint8Array(16);
@@ -165,11 +176,18 @@ export class Session {
       add: async (path, mode) => {
         await this.request(Op.addWatch, (w) => w.string(path).int(mode));
       },
+      change: (path, mode) => {
+        this.#unawaited(
+          this.request(Op.addWatch, (w) => w.string(path).int(mode)),
+        );
+      },
       remove: (path) => {
-        this.request(
-          Op.removeWatches,
-          (w) => w.string(path).int(WATCHER_TYPE_ANY),
-        ).catch(() => {});
+        this.#unawaited(
+          this.request(
+            Op.removeWatches,
+            (w) => w.string(path).int(WATCHER_TYPE_ANY),
+          ),
+        );
       },
     });
   }
@@ -222,6 +240,11 @@ export class Session {
   /** Whether a connection is up now. */
   get connected(): boolean {
     return this.#connected;
+  }
+
+  /** Whether the session ended for good: closed, abandoned or failed. */
+  get closed(): boolean {
+    return this.#closed;
   }
 
   /** Starts hearing the session's state; returns what stops it. */
@@ -311,6 +334,19 @@ export class Session {
     this.#shutdown(new StoreError("The ZooKeeper session was abandoned"));
   }
 
+  // A watch request nobody waits for. Its failure is an event unless it
+  // leaves nothing wrong behind: the server's watches go with a connection
+  // that dropped (the next one registers the registry's), one that ended
+  // needs none, and NOWATCHER says the path was not watched any more.
+  #unawaited(request: Promise<unknown>): void {
+    request.catch((error) => {
+      if (
+        this.#closed || isDisconnected(error) || isCode(error, Code.noWatcher)
+      ) return;
+      this.emit({ type: "error", source: "watch", error });
+    });
+  }
+
   #shutdown(reason: unknown, fatal?: unknown): void {
     this.#stopTimers();
     clearTimeout(this.#expiry);
@@ -336,7 +372,16 @@ export class Session {
         ({ closed } = await this.#attempt(server));
       } catch (error) {
         this.#lastFailure = error;
-        if (++failures % this.#servers.length === 0 && !this.#closed) {
+        failures++;
+        if (this.#lost && !this.#closed) {
+          this.emit({
+            type: "retry",
+            operation: "connect",
+            attempt: failures,
+            error,
+          });
+        }
+        if (failures % this.#servers.length === 0 && !this.#closed) {
           await this.#pause(rounds.next());
         }
         continue;
@@ -402,7 +447,16 @@ export class Session {
           ),
         );
       });
-      socket.on("error", fail);
+      // Once the session is up on it, a connection's failure is a loss the
+      // session rides out by itself, so no caller hears of it: it is an
+      // event.
+      let established = false;
+      socket.on("error", (error: Error) => {
+        if (!established) return fail(error);
+        if (!this.#closed) {
+          this.emit({ type: "error", source: "connection", error });
+        }
+      });
       socket.once("close", () => fail(new Error("Connection closed")));
       let handshaken = false;
       const splitter = new FrameSplitter(
@@ -420,8 +474,10 @@ export class Session {
               return;
             }
             settled = true;
+            established = true;
             clearTimeout(timer);
             this.#onConnected(
+              server,
               socket,
               reply.sessionId,
               reply.password,
@@ -443,6 +499,7 @@ export class Session {
   }
 
   #onConnected(
+    server: Server,
     socket: Socket,
     sessionId: bigint,
     password: Uint8Array,
@@ -455,6 +512,8 @@ export class Session {
     this.#timeout = timeout;
     this.#connected = true;
     this.#unreachable = false;
+    const reconnected = this.#lost;
+    this.#lost = false;
     clearTimeout(this.#expiry);
     clearTimeout(this.#outage);
     const now = Date.now();
@@ -475,6 +534,9 @@ export class Session {
     for (const frame of this.#setWatchesFrames()) this.#write(frame);
     for (const pending of this.#queue.splice(0)) this.#send(pending);
     this.#startTimers();
+    if (reconnected) {
+      this.emit({ type: "reconnect", server: formatHostPort(server) });
+    }
     for (const listener of [...this.#listeners]) {
       listener.connected?.(newSession);
     }
@@ -483,6 +545,7 @@ export class Session {
   #onDisconnected(): void {
     if (!this.#connected) return;
     this.#connected = false;
+    this.#lost = true;
     this.#socket = undefined;
     this.#stopTimers();
     for (const pending of this.#inflight.splice(0)) {
@@ -508,6 +571,17 @@ export class Session {
 
   #expire(): void {
     if (this.#sessionId === 0n) return;
+    // Its ephemeral nodes went with it: nobody asked, so it is an event (the
+    // locks held in it report `lost` besides).
+    this.emit({
+      type: "error",
+      source: "session",
+      error: new StoreError(
+        `The ZooKeeper session 0x${
+          this.#sessionId.toString(16)
+        } with ${this.options.name} expired; a new session is started`,
+      ),
+    });
     this.#sessionId = 0n;
     this.#password = new Uint8Array(16);
     for (const listener of [...this.#listeners]) listener.expired?.();
@@ -606,7 +680,7 @@ export class Session {
     const pending = this.#inflight.shift();
     if (!pending || pending.xid !== xid) {
       // Replies come in request order; anything else is a broken stream.
-      this.#socket?.destroy();
+      this.#socket?.destroy(this.#outOfOrder(xid));
       return;
     }
     this.#lastAckSentAt = pending.sentAt;
@@ -628,13 +702,19 @@ export class Session {
     const xid = new DataView(head.buffer, head.byteOffset).getInt32(0);
     const pending = this.#inflight.shift();
     if (!pending || pending.xid !== xid) {
-      this.#socket?.destroy();
+      this.#socket?.destroy(this.#outOfOrder(xid));
       return;
     }
     pending.reject(
       new StoreError(
         `ZooKeeper's reply of ${length} bytes exceeds maxBufferSize (${this.options.maxBufferSize} bytes)`,
       ),
+    );
+  }
+
+  #outOfOrder(xid: number): StoreError {
+    return new StoreError(
+      `${this.options.name} answered request ${xid} out of order; the connection was dropped`,
     );
   }
 
@@ -645,8 +725,13 @@ export class Session {
     const every = Math.max(10, Math.floor(this.#timeout / 6));
     this.#heartbeat = setInterval(() => {
       const now = Date.now();
-      if (now - this.#lastReceived > (this.#timeout * 2) / 3) {
-        this.#socket?.destroy();
+      const silence = now - this.#lastReceived;
+      if (silence > (this.#timeout * 2) / 3) {
+        this.#socket?.destroy(
+          new StoreError(
+            `${this.options.name} sent nothing for ${silence} ms; the connection was dropped`,
+          ),
+        );
         return;
       }
       if (now - this.#lastSent >= this.#timeout / 3) {

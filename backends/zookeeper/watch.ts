@@ -7,24 +7,18 @@
  * another read after it), so the last report is the node's final state.
  * After every reconnection, and after the session is replaced, the watch
  * reads everything again, since changes made while it was away were not
- * notified: a watch resumes by itself and never loses the final state.
+ * notified: a watch resumes by itself and never loses the final state,
+ * and says so with a `watch-resume` event.
  *
  * @module
  */
 
 import type { KeySink, TreeSink } from "../../core/driver.ts";
-import { NotReachableError } from "../../core/errors.ts";
 import { serial } from "../../core/serial.ts";
-import { isConnectionLoss, translateError } from "./errors.ts";
+import { isDisconnected, translateError } from "./errors.ts";
 import { entryOf, type Nodes } from "./nodes.ts";
 import { EventType } from "./protocol.ts";
 import { listTree } from "./tree.ts";
-
-// Reads that fail because the connection is down are redone when it is
-// back; anything else ends the watch.
-function transient(error: unknown): boolean {
-  return isConnectionLoss(error) || error instanceof NotReachableError;
-}
 
 /** Watches the node of `key`, reporting its state to `sink`. */
 export function watchKey(
@@ -40,12 +34,12 @@ export function watchKey(
       const state = await nodes.read(path, true);
       if (!signal.aborted) sink.state(entryOf(key, state));
     } catch (error) {
-      if (!signal.aborted && !transient(error)) {
+      if (!signal.aborted && !isDisconnected(error)) {
         sink.error(translateError(error, { op: "watch", key }) ?? error);
       }
     }
   }, { onError: (error) => sink.error(error) });
-  follow(nodes, path, false, signal, sink, {
+  follow(nodes, path, key, false, signal, sink, {
     changed: (type) => {
       if (type !== EventType.childrenChanged) reread();
     },
@@ -67,7 +61,7 @@ export function watchTree(
   let listing = true;
   let heardWhileListing = new Set<string>();
   const fail = (error: unknown) => {
-    if (!signal.aborted && !transient(error)) {
+    if (!signal.aborted && !isDisconnected(error)) {
       sink.error(translateError(error, { op: "watch", key: dir }) ?? error);
     }
   };
@@ -116,7 +110,7 @@ export function watchTree(
     if (listing) heardWhileListing.add(path);
     else readNode(path, child);
   };
-  follow(nodes, base, true, signal, sink, {
+  follow(nodes, base, dir, true, signal, sink, {
     changed: (_type, path) => changed(path),
     resync: relist,
   });
@@ -129,18 +123,26 @@ interface Follower {
 }
 
 // Registers the server watch, then reads once it is held (and again after
-// every reconnection), until `signal` aborts.
+// every reconnection, which is a `watch-resume` of `key`), until `signal`
+// aborts. Reads that fail because the connection is down are redone when it
+// is back; anything else ends the watch.
 function follow(
   nodes: Nodes,
   path: string,
+  key: string,
   tree: boolean,
   signal: AbortSignal,
   sink: { error(error: unknown): void },
   follower: Follower,
 ): void {
   const session = nodes.session;
+  // Listening starts on an open session: every connection it hears of is
+  // one made again, with the watch registered again on it (SetWatches2).
   const unlisten = session.listen({
-    connected: () => follower.resync(),
+    connected: () => {
+      session.emit({ type: "watch-resume", key });
+      follower.resync();
+    },
     closed: (error) => {
       if (error) sink.error(error);
     },
@@ -155,7 +157,7 @@ function follow(
     (error) => {
       // The watch is registered again on the next connection, and this
       // watch reads then.
-      if (signal.aborted || transient(error)) return;
+      if (signal.aborted || isDisconnected(error)) return;
       sink.error(translateError(error, { op: "watch" }) ?? error);
     },
   );

@@ -29,6 +29,8 @@ interface PathWatches {
 export interface WatchRequests {
   /** Sends `addWatch(path, mode)`. */
   add(path: string, mode: number): Promise<void>;
+  /** Sends `addWatch(path, mode)` for a path whose mode changed; nobody waits. */
+  change(path: string, mode: number): void;
   /** Sends `removeWatches(path, any)`, ignoring that there was none. */
   remove(path: string): void;
 }
@@ -116,7 +118,7 @@ export class WatchRegistry {
       this.#requests.remove(path);
     } else {
       // Asking again replaces the server's mode for the path.
-      this.#requests.add(path, wanted).catch(() => {});
+      this.#requests.change(path, wanted);
     }
   }
 
