@@ -425,9 +425,6 @@ export class RedisDriver implements Driver, WatchSource {
     );
   }
 
-  // Locks are released and watches ended by now, so nothing is waiting for
-  // a reply: the connections are dropped at once, without a QUIT round trip,
-  // and close() settles in the same tick as the store's own work.
   observe(emit: (event: DriverEvent) => void): void {
     // ioredis reports its connection's errors and reconnects on its own; the
     // store's events carry them, so none is swallowed.
@@ -452,6 +449,9 @@ export class RedisDriver implements Driver, WatchSource {
     });
   }
 
+  // Locks are released and watches ended by now, so nothing is waiting for
+  // a reply: the connections are dropped at once, without a QUIT round trip,
+  // and close() settles in the same tick as the store's own work.
   close(): Promise<void> {
     this.notifications.close();
     this.#topology.close();
