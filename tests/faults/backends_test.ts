@@ -1,9 +1,12 @@
 // Random get/put/CAS/delete/atomic workloads of many clients on a few keys,
 // recorded and checked for linearizability (tests/faults/), on the backends
 // of the library: memory:, file: shared by several processes, etcd, Redis,
-// and etcd through a TCP proxy that is cut in the middle of the run (ops that
-// time out are recorded as unknown). Each run is a fixed count of
-// operations; see docs/reliability.md.
+// ZooKeeper, the Consul double and DynamoDB Local; and under faults: etcd
+// through a TCP proxy cut in the middle of the run, a 3-member etcd cluster
+// whose leader is SIGKILLed mid-run, a 3-server ZooKeeper ensemble one of
+// whose servers is SIGKILLed mid-run (ops that time out, or fail in a way
+// that may have taken effect, are recorded as unknown). Each run is a fixed
+// count of operations; see docs/reliability.md.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,8 +18,11 @@ import { agentClient, startFileAgent } from "./file_agents.ts";
 import type { KvOperation } from "./history.ts";
 import { checkLinearizable, describeResult } from "./linearizability.ts";
 import { type KvClient, runWorkload, storeClient, tally } from "./workload.ts";
-import { startEtcd } from "../services/etcd.ts";
+import { startEtcd, startEtcdCluster } from "../services/etcd.ts";
 import { startRedis } from "../services/redis.ts";
+import { startConsul } from "../services/consul.ts";
+import { LOCAL_CREDENTIALS, startDynamoDB } from "../services/dynamodb.ts";
+import { startZookeeperEnsemble } from "../services/zookeeper.ts";
 import { startTcpProxy } from "../services/tcp_proxy.ts";
 
 const CLIENTS = 8;
@@ -43,10 +49,41 @@ function verify(name: string, history: KvOperation[], operations: number) {
   return { result, count };
 }
 
-async function openClients(url: string, count: number): Promise<Store[]> {
+async function openClients(
+  url: string,
+  count: number,
+  options: Record<string, unknown> = {},
+): Promise<Store[]> {
   const stores: Store[] = [];
-  for (let i = 0; i < count; i++) stores.push(await openStore(url));
+  for (let i = 0; i < count; i++) stores.push(await openStore(url, options));
   return stores;
+}
+
+/**
+ * A nemesis for `runWorkload`'s `beforeOperation`: at operation `at` it
+ * runs `fault`, and `heal` a while later (the run itself is bounded by its
+ * count of operations, not by time). `healed` settles once healed.
+ */
+function faultAt(
+  at: number,
+  fault: () => Promise<void>,
+  heal: () => Promise<void>,
+  healAfterMs = 2_000,
+) {
+  let struck = false;
+  let healed: Promise<void> = Promise.resolve();
+  return {
+    beforeOperation: async (invoked: number) => {
+      if (invoked < at || struck) return;
+      struck = true;
+      await fault();
+      healed = new Promise((resolve) => setTimeout(resolve, healAfterMs))
+        .then(heal);
+    },
+    get healed() {
+      return healed;
+    },
+  };
 }
 
 async function closeAll(stores: Store[]) {
@@ -160,6 +197,106 @@ describe("linearizability of recorded workloads", () => {
       await closeAll(stores);
       await proxy.close();
       await etcd.stop();
+    }
+  });
+  test("zookeeper: a 3-server ensemble, one server SIGKILLed mid-run, 8 clients, 500 operations", async () => {
+    const ensemble = await startZookeeperEnsemble({ size: 3 });
+    let stores: Store[] = [];
+    const nemesis = faultAt(
+      150,
+      () => ensemble.kill(0),
+      () => ensemble.restart(0),
+    );
+    try {
+      stores = await openClients(ensemble.url, CLIENTS);
+      const history = await runWorkload({
+        clients: stores.map((store) => storeClient(store, 10_000)),
+        keys: KEYS,
+        atomicKeys: ATOMIC_KEYS,
+        operations: 500,
+        seed: 6,
+        pauseAfterUnknownMs: 250,
+        beforeOperation: nemesis.beforeOperation,
+      });
+      await nemesis.healed;
+      verify("zookeeper ensemble, a server killed", history, 500);
+    } finally {
+      await nemesis.healed;
+      await closeAll(stores);
+      await ensemble.stop();
+    }
+  });
+
+  test("etcd: a 3-member cluster, its leader SIGKILLed mid-run, 8 clients, 500 operations", async () => {
+    const cluster = await startEtcdCluster(3);
+    let stores: Store[] = [];
+    let victim = -1;
+    const nemesis = faultAt(
+      150,
+      async () => {
+        victim = cluster.leader();
+        await cluster.members[victim].kill();
+      },
+      () => cluster.members[victim].restart(),
+    );
+    try {
+      stores = await openClients(cluster.url, CLIENTS);
+      const history = await runWorkload({
+        clients: stores.map((store) => storeClient(store, 10_000)),
+        keys: KEYS,
+        atomicKeys: ATOMIC_KEYS,
+        operations: 500,
+        seed: 7,
+        pauseAfterUnknownMs: 250,
+        beforeOperation: nemesis.beforeOperation,
+      });
+      await nemesis.healed;
+      verify("etcd cluster, leader killed", history, 500);
+    } finally {
+      await nemesis.healed;
+      await closeAll(stores);
+      await cluster.stop();
+    }
+  });
+
+  test("consul (the double): 8 clients, 600 operations", async () => {
+    const consul = await startConsul({ double: true });
+    let stores: Store[] = [];
+    try {
+      stores = await openClients(consul.url, CLIENTS, consul.options);
+      const history = await runWorkload({
+        clients: stores.map((store) => storeClient(store, 10_000)),
+        keys: KEYS,
+        atomicKeys: ATOMIC_KEYS,
+        operations: 600,
+        seed: 8,
+      });
+      verify("consul double", history, 600);
+    } finally {
+      await closeAll(stores);
+      await consul.stop();
+    }
+  });
+
+  test("dynamodb (DynamoDB Local): 8 clients, 400 operations", async () => {
+    const dynamodb = await startDynamoDB();
+    let stores: Store[] = [];
+    try {
+      stores = await openClients(dynamodb.url("linearizability"), CLIENTS, {
+        ...LOCAL_CREDENTIALS,
+        createTable: true,
+      });
+      const history = await runWorkload({
+        clients: stores.map((store) => storeClient(store, 20_000)),
+        keys: KEYS,
+        atomicKeys: ATOMIC_KEYS,
+        operations: 400,
+        seed: 9,
+      });
+      verify("dynamodb local", history, 400);
+    } finally {
+      await closeAll(stores);
+      await dynamodb.stop();
     }
   });
 });
