@@ -63,6 +63,7 @@ export type {
   DriverTryLockOptions,
   DriverWriteOptions,
   Entry,
+  IncrementOutcome,
   KeySink,
   LockLease,
   ReplaySink,
