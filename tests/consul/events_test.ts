@@ -4,11 +4,11 @@
 // first answer after the cut is a reconnect. Against the Consul double.
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, test } from "node:test";
-import type { StoreEvent } from "../../mod.ts";
 import { ConsulStore } from "../../backends/consul/mod.ts";
 import { type ConsulDouble, startConsulDouble } from "../consul_double/mod.ts";
 import { startTcpProxy, type TcpProxy } from "../services/tcp_proxy.ts";
 import { eventually, StreamReader, text } from "../../testing/harness.ts";
+import { collectEvents, eventTypes } from "../fixtures/events.ts";
 
 /** Bound on every wait: generous, the machine may be loaded. */
 const WAIT_MS = 30_000;
@@ -18,21 +18,6 @@ const WAIT_MS = 30_000;
  * renewal within 7 s, and the lock outlives a cut of twice that.
  */
 const LOCK_TTL_MS = 20_000;
-
-function collect(store: ConsulStore) {
-  const seen: StoreEvent[] = [];
-  for (
-    const type of ["reconnect", "retry", "watch-resume", "error"] as const
-  ) {
-    store.events.on(type, (event) => seen.push(event));
-  }
-  return seen;
-}
-
-const types = (seen: StoreEvent[]) =>
-  JSON.stringify(
-    seen.map((e) => e.type === "retry" ? `retry ${e.operation}` : e.type),
-  );
 
 describe("store events on Consul, through a proxy that cuts the link", () => {
   let consul: ConsulDouble;
@@ -63,7 +48,7 @@ describe("store events on Consul, through a proxy that cuts the link", () => {
   });
 
   test("a cut link: watches retry their queries, then resume with what changed", async () => {
-    const seen = collect(store);
+    const { seen } = collectEvents(store);
     const watch = new StreamReader(store.watch("ev/k"));
     const tree = new StreamReader(store.watchTree("ev/tree"));
     assert.equal(await watch.next(), null);
@@ -108,14 +93,14 @@ describe("store events on Consul, through a proxy that cuts the link", () => {
     assert.equal(retry.attempt, 1);
     const reconnect = seen.find((e) => e.type === "reconnect")!;
     assert.equal(reconnect.backend, "consul");
-    assert.equal(reconnect.server, `127.0.0.1:${proxy.port}`, types(seen));
+    assert.equal(reconnect.server, `127.0.0.1:${proxy.port}`, eventTypes(seen));
     await watch.cancel();
     await tree.cancel();
   });
 
   test("a cut link: a held lock's renewals and monitor are retried", async () => {
     const lock = await store.lock("ev/lock", { ttl: LOCK_TTL_MS });
-    const seen = collect(store);
+    const { seen } = collectEvents(store);
     await proxy.cut();
     await eventually(
       "a renewal's retry and the monitor's",
@@ -143,7 +128,7 @@ describe("store events on Consul, through a proxy that cuts the link", () => {
       e.type === "retry" && e.operation === "renewSession"
     )!;
     assert.equal(renewal.backend, "consul");
-    assert.equal(lock.lost.aborted, false, types(seen));
+    assert.equal(lock.lost.aborted, false, eventTypes(seen));
     await lock.unlock();
   });
 });

@@ -12,6 +12,7 @@ import { eventually, StreamReader, text } from "../../testing/harness.ts";
 import { type EtcdService, startEtcd } from "../services/etcd.ts";
 import { type RedisService, startRedis } from "../services/redis.ts";
 import { startTcpProxy, type TcpProxy } from "../services/tcp_proxy.ts";
+import { collectEvents } from "../fixtures/events.ts";
 
 /** A memory driver whose leases the test can declare lost. */
 class LosingDriver extends MemoryDriver {
@@ -34,19 +35,11 @@ class LosingDriver extends MemoryDriver {
   }
 }
 
-function collect(store: { events: BaseStore["events"] }) {
-  const seen: StoreEvent[] = [];
-  const offs =
-    (["reconnect", "retry", "lock-lost", "watch-resume", "error"] as const)
-      .map((type) => store.events.on(type, (event) => seen.push(event)));
-  return { seen, off: () => offs.forEach((off) => off()) };
-}
-
 describe("store events", () => {
   test("a lost lock is a lock-lost event with its key and reason", async () => {
     const driver = new LosingDriver("events-1");
     await using store = new BaseStore(driver);
-    const { seen } = collect(store);
+    const { seen } = collectEvents(store);
     const lock = await store.lock("jobs/nightly", { ttl: 60_000 });
     driver.lost.abort(new Error("session expired"));
     assert.ok(lock.lost.aborted);
@@ -64,7 +57,7 @@ describe("store events", () => {
   test("what the driver reports gets the backend; on() stops with its off()", async () => {
     const driver = new LosingDriver("events-2");
     await using store = new BaseStore(driver);
-    const { seen, off } = collect(store);
+    const { seen, off } = collectEvents(store);
     const failure = new Error("socket hang up");
     driver.emit!({ type: "error", source: "connection", error: failure });
     assert.deepEqual(seen, [{
@@ -112,7 +105,7 @@ describe("store events on etcd and Redis, through a proxy that cuts the link", (
   test("etcd: a cut watch stream is retried, reconnects and its watch resumes", async () => {
     await using store = await openStore(`etcd://127.0.0.1:${etcdProxy.port}`);
     await using direct = await openStore(etcd.url);
-    const { seen } = collect(store);
+    const { seen } = collectEvents(store);
     const watch = new StreamReader(store.watch("ev/k"));
     assert.equal(await watch.next(), null);
     await etcdProxy.cut();
@@ -139,7 +132,7 @@ describe("store events on etcd and Redis, through a proxy that cuts the link", (
   test("redis: a dropped connection's errors and its reconnection are events", async () => {
     await using store = await openStore(`redis://127.0.0.1:${redisProxy.port}`);
     await store.put("ev/r", "1");
-    const { seen } = collect(store);
+    const { seen } = collectEvents(store);
     await redisProxy.cut();
     await eventually(
       "an error event",

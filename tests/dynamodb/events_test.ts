@@ -6,25 +6,13 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
-import type { DynamoDBStore } from "../../backends/dynamodb/mod.ts";
-import { NotReachableError, type StoreEvent } from "../../mod.ts";
+import { NotReachableError } from "../../mod.ts";
 import { eventually, StreamReader, text } from "../../testing/harness.ts";
 import { localClient, spyOn, useDynamoDB } from "../services/dynamodb.ts";
 import { startTcpProxy, type TcpProxy } from "../services/tcp_proxy.ts";
+import { collectEvents, eventTypes } from "../fixtures/events.ts";
 
 const local = useDynamoDB("events");
-
-function collect(store: DynamoDBStore): StoreEvent[] {
-  const seen: StoreEvent[] = [];
-  for (
-    const type of ["reconnect", "retry", "watch-resume", "error"] as const
-  ) {
-    store.events.on(type, (event) => seen.push(event));
-  }
-  return seen;
-}
-
-const types = (seen: StoreEvent[]) => JSON.stringify(seen.map((e) => e.type));
 
 describe("DynamoDB store events", () => {
   let proxy: TcpProxy;
@@ -42,7 +30,7 @@ describe("DynamoDB store events", () => {
       streamPollInterval: 50,
     });
     assert.ok(store.streaming);
-    const seen = collect(store);
+    const { seen } = collectEvents(store);
     const watch = new StreamReader(store.watch("ev/k"));
     assert.equal(await watch.next(), null);
     await proxy.cut();
@@ -53,7 +41,7 @@ describe("DynamoDB store events", () => {
       seen.some((e) =>
         e.type === "retry" && e.operation === "get" && e.attempt === 1
       ),
-      types(seen),
+      eventTypes(seen),
     );
     // The stream reader's polls fail too, and are tried again.
     await eventually(
@@ -88,9 +76,9 @@ describe("DynamoDB store events", () => {
       key: "ev/k",
       backend: "dynamodb",
     });
-    assert.ok(seen.every((e) => e.backend === "dynamodb"), types(seen));
+    assert.ok(seen.every((e) => e.backend === "dynamodb"), eventTypes(seen));
     // Nothing failed for good: no error event.
-    assert.ok(!seen.some((e) => e.type === "error"), types(seen));
+    assert.ok(!seen.some((e) => e.type === "error"), eventTypes(seen));
     await watch.cancel();
   });
 
@@ -110,7 +98,7 @@ describe("DynamoDB store events", () => {
       await send();
     });
     const store = await local.open({ client });
-    const seen = collect(store);
+    const { seen } = collectEvents(store);
     const result = await store.atomic().put("conflict/a", "a").put(
       "conflict/b",
       "b",

@@ -90,6 +90,47 @@ async function closeAll(stores: Store[]) {
   await Promise.all(stores.map((store) => store.close()));
 }
 
+/** One recorded run of 8 clients, each its own store handle of `url`. */
+interface StoreRun {
+  name: string;
+  url: string;
+  options?: Record<string, unknown>;
+  operations: number;
+  seed: number;
+  /** Each call's bound; past it the outcome is unknown. */
+  timeoutMs?: number;
+  /** A fault during the run, from {@linkcode faultAt}. */
+  nemesis?: ReturnType<typeof faultAt>;
+}
+
+/** Runs, records and checks `run`; resolves the outcomes' tally. */
+async function storeRun(run: StoreRun): Promise<ReturnType<typeof tally>> {
+  let stores: Store[] = [];
+  try {
+    stores = await openClients(run.url, CLIENTS, run.options);
+    const history = await runWorkload({
+      clients: stores.map((store) =>
+        storeClient(store, run.timeoutMs ?? 10_000)
+      ),
+      keys: KEYS,
+      atomicKeys: ATOMIC_KEYS,
+      operations: run.operations,
+      seed: run.seed,
+      ...(run.nemesis
+        ? {
+          pauseAfterUnknownMs: 250,
+          beforeOperation: run.nemesis.beforeOperation,
+        }
+        : {}),
+    });
+    await run.nemesis?.healed;
+    return verify(run.name, history, run.operations).count;
+  } finally {
+    await run.nemesis?.healed;
+    await closeAll(stores);
+  }
+}
+
 describe("linearizability of recorded workloads", () => {
   test("memory: 8 clients, 800 operations", async () => {
     await using store = await openStore("memory:");
@@ -128,38 +169,23 @@ describe("linearizability of recorded workloads", () => {
 
   test("etcd: 8 clients on 8 connections, 600 operations", async () => {
     const etcd = await startEtcd();
-    let stores: Store[] = [];
     try {
-      stores = await openClients(etcd.url, CLIENTS);
-      const history = await runWorkload({
-        clients: stores.map((store) => storeClient(store, 10_000)),
-        keys: KEYS,
-        atomicKeys: ATOMIC_KEYS,
-        operations: 600,
-        seed: 3,
-      });
-      verify("etcd", history, 600);
+      await storeRun({ name: "etcd", url: etcd.url, operations: 600, seed: 3 });
     } finally {
-      await closeAll(stores);
       await etcd.stop();
     }
   });
 
   test("redis: 8 clients on 8 connections, 600 operations", async () => {
     const redis = await startRedis();
-    let stores: Store[] = [];
     try {
-      stores = await openClients(redis.url, CLIENTS);
-      const history = await runWorkload({
-        clients: stores.map((store) => storeClient(store, 10_000)),
-        keys: KEYS,
-        atomicKeys: ATOMIC_KEYS,
+      await storeRun({
+        name: "redis",
+        url: redis.url,
         operations: 600,
         seed: 4,
       });
-      verify("redis", history, 600);
     } finally {
-      await closeAll(stores);
       await redis.stop();
     }
   });
@@ -167,135 +193,91 @@ describe("linearizability of recorded workloads", () => {
   test("etcd through a proxy cut in the middle: 8 clients, 500 operations", async () => {
     const etcd = await startEtcd();
     const proxy = await startTcpProxy(etcd.port);
-    let stores: Store[] = [];
-    let cut = false;
-    let healed: Promise<void> | undefined;
     try {
-      stores = await openClients(`etcd://127.0.0.1:${proxy.port}`, CLIENTS);
-      const history = await runWorkload({
-        clients: stores.map((store) => storeClient(store, 1_000)),
-        keys: KEYS,
-        atomicKeys: ATOMIC_KEYS,
+      const count = await storeRun({
+        name: "etcd, proxy cut",
+        url: `etcd://127.0.0.1:${proxy.port}`,
         operations: 500,
         seed: 5,
-        pauseAfterUnknownMs: 250,
-        beforeOperation: async (invoked) => {
-          if (invoked >= 200 && !cut) {
-            cut = true;
-            await proxy.cut();
-            // Heal after a while; the run itself is bounded by its count.
-            healed = new Promise((resolve) => setTimeout(resolve, 2_000))
-              .then(() => proxy.resume());
-          }
-        },
+        timeoutMs: 1_000,
+        nemesis: faultAt(200, () => proxy.cut(), () => proxy.resume()),
       });
-      await healed;
-      const { count } = verify("etcd, proxy cut", history, 500);
       assert.ok(count.unknown > 0, "the cut left some outcomes unknown");
     } finally {
-      await healed;
-      await closeAll(stores);
       await proxy.close();
       await etcd.stop();
     }
   });
+
   test("zookeeper: a 3-server ensemble, one server SIGKILLed mid-run, 8 clients, 500 operations", async () => {
     const ensemble = await startZookeeperEnsemble({ size: 3 });
-    let stores: Store[] = [];
-    const nemesis = faultAt(
-      150,
-      () => ensemble.kill(0),
-      () => ensemble.restart(0),
-    );
     try {
-      stores = await openClients(ensemble.url, CLIENTS);
-      const history = await runWorkload({
-        clients: stores.map((store) => storeClient(store, 10_000)),
-        keys: KEYS,
-        atomicKeys: ATOMIC_KEYS,
+      await storeRun({
+        name: "zookeeper ensemble, a server killed",
+        url: ensemble.url,
         operations: 500,
         seed: 6,
-        pauseAfterUnknownMs: 250,
-        beforeOperation: nemesis.beforeOperation,
+        nemesis: faultAt(
+          150,
+          () => ensemble.kill(0),
+          () => ensemble.restart(0),
+        ),
       });
-      await nemesis.healed;
-      verify("zookeeper ensemble, a server killed", history, 500);
     } finally {
-      await nemesis.healed;
-      await closeAll(stores);
       await ensemble.stop();
     }
   });
 
   test("etcd: a 3-member cluster, its leader SIGKILLed mid-run, 8 clients, 500 operations", async () => {
     const cluster = await startEtcdCluster(3);
-    let stores: Store[] = [];
     let victim = -1;
-    const nemesis = faultAt(
-      150,
-      async () => {
-        victim = cluster.leader();
-        await cluster.members[victim].kill();
-      },
-      () => cluster.members[victim].restart(),
-    );
     try {
-      stores = await openClients(cluster.url, CLIENTS);
-      const history = await runWorkload({
-        clients: stores.map((store) => storeClient(store, 10_000)),
-        keys: KEYS,
-        atomicKeys: ATOMIC_KEYS,
+      await storeRun({
+        name: "etcd cluster, leader killed",
+        url: cluster.url,
         operations: 500,
         seed: 7,
-        pauseAfterUnknownMs: 250,
-        beforeOperation: nemesis.beforeOperation,
+        nemesis: faultAt(
+          150,
+          async () => {
+            victim = cluster.leader();
+            await cluster.members[victim].kill();
+          },
+          () => cluster.members[victim].restart(),
+        ),
       });
-      await nemesis.healed;
-      verify("etcd cluster, leader killed", history, 500);
     } finally {
-      await nemesis.healed;
-      await closeAll(stores);
       await cluster.stop();
     }
   });
 
   test("consul (the double): 8 clients, 600 operations", async () => {
     const consul = await startConsul({ double: true });
-    let stores: Store[] = [];
     try {
-      stores = await openClients(consul.url, CLIENTS, consul.options);
-      const history = await runWorkload({
-        clients: stores.map((store) => storeClient(store, 10_000)),
-        keys: KEYS,
-        atomicKeys: ATOMIC_KEYS,
+      await storeRun({
+        name: "consul double",
+        url: consul.url,
+        options: consul.options,
         operations: 600,
         seed: 8,
       });
-      verify("consul double", history, 600);
     } finally {
-      await closeAll(stores);
       await consul.stop();
     }
   });
 
   test("dynamodb (DynamoDB Local): 8 clients, 400 operations", async () => {
     const dynamodb = await startDynamoDB();
-    let stores: Store[] = [];
     try {
-      stores = await openClients(dynamodb.url("linearizability"), CLIENTS, {
-        ...LOCAL_CREDENTIALS,
-        createTable: true,
-      });
-      const history = await runWorkload({
-        clients: stores.map((store) => storeClient(store, 20_000)),
-        keys: KEYS,
-        atomicKeys: ATOMIC_KEYS,
+      await storeRun({
+        name: "dynamodb local",
+        url: dynamodb.url("linearizability"),
+        options: { ...LOCAL_CREDENTIALS, createTable: true },
         operations: 400,
         seed: 9,
+        timeoutMs: 20_000,
       });
-      verify("dynamodb local", history, 400);
     } finally {
-      await closeAll(stores);
       await dynamodb.stop();
     }
   });

@@ -11,9 +11,9 @@ import { join } from "node:path";
 import process from "node:process";
 import { after, describe, test } from "node:test";
 import { EmbeddedStore } from "../../backends/file/mod.ts";
-import type { StoreEvent } from "../../mod.ts";
 import { eventually, StreamReader, text } from "../../testing/harness.ts";
 import { here, startAgent } from "../fixtures/agents.ts";
+import { collectEvents, eventTypes } from "../fixtures/events.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "valkeyrie-file-events-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -28,13 +28,8 @@ describe(`file: store events (${here})`, () => {
     // client.
     const owner = await startAgent(here, path, WAIT_MS);
     const store = await EmbeddedStore.connect({ path });
-    const seen: StoreEvent[] = [];
-    for (
-      const type of ["reconnect", "retry", "watch-resume", "error"] as const
-    ) {
-      store.events.on(type, (event) => seen.push(event));
-    }
-    const types = () => JSON.stringify(seen.map((e) => e.type));
+    const { seen } = collectEvents(store);
+    const types = () => eventTypes(seen);
     const watch = new StreamReader(store.watch("ev/k"));
     try {
       assert.equal(await watch.next(WAIT_MS), null);

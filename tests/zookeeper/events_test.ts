@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, test } from "node:test";
 // From the entry point: under Node that is the npm build the store comes from.
-import { openStore, type Store, type StoreEvent } from "../../mod.ts";
+import { openStore } from "../../mod.ts";
 import {
   eventually,
   sleep,
@@ -18,6 +18,7 @@ import {
   startZookeeper,
   type ZookeeperService,
 } from "../services/zookeeper.ts";
+import { collectEvents, eventTypes } from "../fixtures/events.ts";
 
 /**
  * The server's longest session: ZooKeeper's default of 20 ticks would be
@@ -34,18 +35,6 @@ const SHORT_SESSION_MS = 1_000;
 
 /** Bound on every wait: generous, the machine may be loaded. */
 const WAIT_MS = 30_000;
-
-function collect(store: Store) {
-  const seen: StoreEvent[] = [];
-  for (
-    const type of ["reconnect", "retry", "watch-resume", "error"] as const
-  ) {
-    store.events.on(type, (event) => seen.push(event));
-  }
-  return seen;
-}
-
-const types = (seen: StoreEvent[]) => JSON.stringify(seen.map((e) => e.type));
 
 describe("store events on ZooKeeper, through a proxy that cuts the link", () => {
   let server: ZookeeperService;
@@ -73,7 +62,7 @@ describe("store events on ZooKeeper, through a proxy that cuts the link", () => 
   test("a cut link: the reconnection is retried and made, and watches resume", async () => {
     await using store = await open("events-cut", true, LONG_SESSION_MS);
     await using direct = await open("events-cut", false, LONG_SESSION_MS);
-    const seen = collect(store);
+    const { seen } = collectEvents(store);
     const watch = new StreamReader(store.watch("ev/k"));
     const tree = new StreamReader(store.watchTree("ev/tree"));
     assert.equal(await watch.next(), null);
@@ -116,11 +105,11 @@ describe("store events on ZooKeeper, through a proxy that cuts the link", () => 
     assert.equal(retry.attempt, 1);
     const reconnect = seen.find((e) => e.type === "reconnect")!;
     assert.equal(reconnect.backend, "zookeeper");
-    assert.equal(reconnect.server, `127.0.0.1:${proxy.port}`, types(seen));
+    assert.equal(reconnect.server, `127.0.0.1:${proxy.port}`, eventTypes(seen));
     // The session survived the cut: nothing expired.
     assert.ok(
       !seen.some((e) => e.type === "error" && e.source === "session"),
-      types(seen),
+      eventTypes(seen),
     );
     await watch.cancel();
     await tree.cancel();
@@ -130,7 +119,7 @@ describe("store events on ZooKeeper, through a proxy that cuts the link", () => 
     await using store = await open("events-call", true, LONG_SESSION_MS);
     await using direct = await open("events-call", false, LONG_SESSION_MS);
     await direct.put("ev/call", "v");
-    const seen = collect(store);
+    const { seen } = collectEvents(store);
     // Sent into a link that lets nothing through, the read stays in flight
     // until the connection drops. One a loaded machine sends only after the
     // drop waits for the next connection instead: the round is redone.
@@ -143,7 +132,7 @@ describe("store events on ZooKeeper, through a proxy that cuts the link", () => 
       return seen.some((e) => e.type === "retry" && e.operation === "get");
     });
     const retry = seen.find((e) => e.type === "retry" && e.operation === "get");
-    assert.ok(retry && retry.type === "retry", types(seen));
+    assert.ok(retry && retry.type === "retry", eventTypes(seen));
     assert.equal(retry.backend, "zookeeper");
     assert.equal(retry.attempt, 1);
     assert.match(String(retry.error), /CONNECTIONLOSS/);
@@ -152,7 +141,7 @@ describe("store events on ZooKeeper, through a proxy that cuts the link", () => 
   test("a session that expires while the link is down is an error event", async () => {
     await using store = await open("events-expiry", true, SHORT_SESSION_MS);
     await using direct = await open("events-expiry", false, LONG_SESSION_MS);
-    const seen = collect(store);
+    const { seen } = collectEvents(store);
     const watch = new StreamReader(store.watch("ev/expiry"));
     assert.equal(await watch.next(), null);
 
