@@ -18,13 +18,18 @@ export const zookeeperBackend: BackendDescriptor = {
   fromUrl: (url) => {
     const chroot = pathSetting(url.path);
     return {
-      hosts: url.hosts.length > 0 ? url.hosts : undefined,
+      endpoints: url.hosts.length > 0 ? url.hosts : undefined,
       chroot: chroot === undefined ? undefined : `/${chroot}`,
     };
   },
-  fromEndpoints: (hosts) => ({ hosts }),
+  fromEndpoints: (endpoints) => ({ endpoints }),
   open: lazyOpen("zookeeper", [], async () => {
     const { ZookeeperStore } = await import("./mod.ts");
-    return (settings) => ZookeeperStore.connect(settings);
+    // `hosts`, the servers' earlier name, given as an option wins over the
+    // URL's servers as every option does.
+    return ({ hosts, ...settings }) =>
+      ZookeeperStore.connect(
+        hosts === undefined ? settings : { ...settings, endpoints: hosts },
+      );
   }),
 };

@@ -58,6 +58,7 @@ export const SETTINGS = {
   acl: "object",
   maxBufferSize: "number",
   tickTime: "number",
+  endpoints: "object",
   hosts: "object",
 } as const;
 

@@ -17,7 +17,7 @@
  * import { ZookeeperStore } from "@valkeyrie/valkeyrie/zookeeper";
  *
  * await using store = await ZookeeperStore.connect({
- *   hosts: ["127.0.0.1:2181"],
+ *   endpoints: ["127.0.0.1:2181"],
  *   chroot: "/myapp",
  * });
  * await store.put("config/db/host", "10.0.0.5");
@@ -26,6 +26,7 @@
  * @module
  */
 
+import { InvalidConfigurationError } from "../../core/errors.ts";
 import { BaseStore } from "../../core/store.ts";
 import type { TlsOptions } from "../../core/types.ts";
 import { readConfig } from "./config.ts";
@@ -43,7 +44,16 @@ export interface ZookeeperAcl {
 
 /** Options of {@linkcode ZookeeperStore.connect}. */
 export interface ZookeeperStoreOptions {
-  /** The ensemble's servers, `host:port` each (default `127.0.0.1:2181`). */
+  /**
+   * The ensemble's servers, `host:port` each (default `127.0.0.1:2181`):
+   * `endpoints`, as etcd's and Redis's server lists are named.
+   */
+  endpoints?: string[];
+  /**
+   * The servers, by their earlier name.
+   *
+   * @deprecated Use `endpoints`; giving both is an error.
+   */
   hosts?: string[];
   /**
    * The znode every key lives under, a ZooKeeper path such as `"/myapp"`
@@ -117,7 +127,7 @@ export class ZookeeperStore extends BaseStore {
    * import { ZookeeperStore } from "@valkeyrie/valkeyrie/zookeeper";
    *
    * await using store = await ZookeeperStore.connect({
-   *   hosts: ["127.0.0.1:2181"],
+   *   endpoints: ["127.0.0.1:2181"],
    *   username: "app",
    *   password: "secret",
    * });
@@ -126,8 +136,13 @@ export class ZookeeperStore extends BaseStore {
   static async connect(
     options: ZookeeperStoreOptions = {},
   ): Promise<ZookeeperStore> {
-    const { hosts, ...settings } = options;
-    return await ZookeeperStore.#open(hosts ?? [], settings);
+    const { endpoints, hosts, ...settings } = options;
+    if (endpoints !== undefined && hosts !== undefined) {
+      throw new InvalidConfigurationError(
+        "The zookeeper settings endpoints and hosts name the same servers: give endpoints alone (hosts is its earlier name)",
+      );
+    }
+    return await ZookeeperStore.#open(endpoints ?? hosts ?? [], settings);
   }
 
   static async #open(

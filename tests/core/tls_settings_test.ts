@@ -40,7 +40,7 @@ const opens: Record<string, () => Promise<Store>> = {
     ConsulStore.connect({ address: `127.0.0.1:${port}`, ...options() }),
   "zookeeper by URL": () => openStore(`zks://127.0.0.1:${port}`, options()),
   "zookeeper by connect()": () =>
-    ZookeeperStore.connect({ hosts: [`127.0.0.1:${port}`], ...options() }),
+    ZookeeperStore.connect({ endpoints: [`127.0.0.1:${port}`], ...options() }),
   "dynamodb by URL": () =>
     openStore(
       `dynamodb://t?region=us-east-1&endpoint=${

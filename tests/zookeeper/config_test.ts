@@ -40,7 +40,7 @@ describe("zookeeper store settings", () => {
   test("typed options, newStore and URL parameters open the same store", async () => {
     const host = `127.0.0.1:${server.port}`;
     await using typed = await ZookeeperStore.connect({
-      hosts: [host],
+      endpoints: [host],
       chroot: "/apps/two",
       sessionTimeout: 4_000,
       tickTime: 200,
@@ -53,7 +53,23 @@ describe("zookeeper store settings", () => {
     await using byUrl = await openStore(
       `${server.url}/apps/two?tickTime=200&sessionTimeout=4000&maxBufferSize=${SMALL_BUFFER}`,
     );
+    // The servers' earlier name still works, alone.
+    await using earlier = await ZookeeperStore.connect({
+      hosts: [host],
+      chroot: "/apps/two",
+    });
+    // As an option of openStore it wins over the URL's servers, as any
+    // option does (port 1 has no server).
+    await using overridden = await openStore("zk://127.0.0.1:1/apps/two", {
+      hosts: [host],
+    });
+    await assert.rejects(
+      ZookeeperStore.connect({ endpoints: [host], hosts: [host] }),
+      { name: "InvalidConfigurationError", message: /endpoints alone/ },
+    );
     await typed.put("shared", "from typed");
+    assert.equal(text(await earlier.get("shared")), "from typed");
+    assert.equal(text(await overridden.get("shared")), "from typed");
     assert.equal(text(await registry.get("shared")), "from typed");
     assert.equal(text(await byUrl.get("shared")), "from typed");
     // The server's tick sets how late a dead holder's session goes.
