@@ -113,6 +113,15 @@ export class SharedFile {
   /** Each open handle's store (see {@linkcode observe}). */
   readonly #observers = new Set<Emit>();
   #holds = 0;
+  /** Calls sent to another process that have not settled. */
+  #waiting = 0;
+  /**
+   * A referenced timer while the next owner is sought for someone waiting
+   * (a call, a watch): between the old owner's socket and the new role the
+   * process may hold no other handle, and a runtime would end it with the
+   * caller's promise still pending (Deno says so and fails).
+   */
+  #keeper: ReturnType<typeof setInterval> | undefined;
   /** Handles open on it. */
   handles = 0;
   #closing: Promise<void> | undefined;
@@ -264,7 +273,11 @@ export class SharedFile {
     this.#generations.clear();
     this.#role = undefined;
     this.#rejoining = true;
-    this.#ready = this.#rejoin();
+    this.#keepWhileRejoining();
+    this.#ready = this.#rejoin().finally(() => {
+      clearInterval(this.#keeper);
+      this.#keeper = undefined;
+    });
     // Calls get its failure from #ready, watches from #rejoin, and the
     // stores from its error event: nothing is left unhandled here.
     this.#ready.catch(() => {});
@@ -313,6 +326,13 @@ export class SharedFile {
   hold(delta: number): void {
     this.#holds += delta;
     this.#applyHolds();
+    this.#keepWhileRejoining();
+  }
+
+  #keepWhileRejoining(): void {
+    if (this.#keeper || !this.#rejoining || this.#closing) return;
+    if (this.#holds === 0 && this.#waiting === 0) return;
+    this.#keeper = setInterval(() => {}, 1_000);
   }
 
   /**
@@ -335,6 +355,21 @@ export class SharedFile {
   }
 
   async #callOwner<T>(
+    call: (access: FileAccess) => Promise<T>,
+    repeatable: boolean,
+    op: string,
+    emit: Emit,
+  ): Promise<T> {
+    this.#waiting++;
+    this.#keepWhileRejoining();
+    try {
+      return await this.#resending(call, repeatable, op, emit);
+    } finally {
+      this.#waiting--;
+    }
+  }
+
+  async #resending<T>(
     call: (access: FileAccess) => Promise<T>,
     repeatable: boolean,
     op: string,
@@ -421,6 +456,8 @@ export class SharedFile {
   /** Closes the file for this process (the last handle calls it). */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      clearInterval(this.#keeper);
+      this.#keeper = undefined;
       if (this.#registered) opened.delete(this.#identity);
       for (const controller of this.#watches.values()) controller.abort();
       let role: Role | undefined;
