@@ -11,6 +11,7 @@ import {
   parseStoreUrl,
   type Store,
 } from "../mod.ts";
+import { describe } from "../core/values.ts";
 
 const STORE_CALLS = ["get", "put", "exists", "scan", "getMany", "close"];
 
@@ -47,6 +48,8 @@ export function checkStoreArgument(where: string, store: unknown): boolean {
       `"redis://127.0.0.1:6379"), not ${
         typeof store === "object" && store !== null
           ? "an object without a store's calls"
+          : typeof store === "number" || typeof store === "boolean"
+          ? `the ${typeof store} ${store}`
           : describe(store)
       }`,
   );
@@ -102,12 +105,4 @@ export function checkOption(
       `${where} must be ${what}, not ${describe(value)}`,
     );
   }
-}
-
-function describe(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "an array";
-  if (typeof value === "object") return "an object";
-  if (typeof value === "string") return JSON.stringify(value);
-  return `${typeof value} ${String(value)}`;
 }
