@@ -19,6 +19,14 @@
  * is absent writes and deletes the node in the same `multi` when it does not
  * exist, which fails if it exists by then.
  *
+ * The server a session talks to may lag the leader: its reads may miss a
+ * write acknowledged before the commit began. A commit that writes asserts
+ * in its `multi`, which the leader applies, everything it read (a delete of
+ * a key absent where it read asserts that absence the same way), so a stale
+ * read makes it fail and read again. A commit the reads alone decide (a
+ * check that fails, a commit with nothing to write) reads again after a
+ * `sync` before it answers.
+ *
  * A fenced commit starts its `multi` with a `check` of each holder's lock
  * node (any version): it fails with `NONODE` once the node is gone, so the
  * writes land only while every lock is still held (see `fenceOf` in
@@ -147,13 +155,15 @@ export async function commit(
     ),
   ];
   let resends = 0;
+  // Whether the reads follow a sync (see the module doc).
+  let synced = false;
   const backoff = new Backoff(CONFLICT_BACKOFF);
   // Parents made for a write that then failed, or only to check a key's
   // absence, are not needed afterwards.
   const parentsMade = new Set<string>();
   const parentsKept = new Set<string>();
   try {
-    for (let attempt = 1;; attempt++) {
+    attempts: for (let attempt = 1;; attempt++) {
       if (attempt > MAX_ATTEMPTS) {
         throw new StoreError(
           `The write kept conflicting with other writers; gave up after ${MAX_ATTEMPTS} attempts`,
@@ -166,6 +176,10 @@ export async function commit(
       let states: (NodeState | null)[];
       let versions: Map<string, number | null>;
       try {
+        // Sent before the reads, it holds them until the server has every
+        // write the ensemble committed before it: one round trip for all.
+        const sync = synced ? nodes.sync(signal) : undefined;
+        sync?.catch(() => {});
         // The generations go first: a session's requests are answered in
         // order, so each version read is no newer than the nodes read after
         // it.
@@ -186,6 +200,7 @@ export async function commit(
         const read = await Promise.all(generationReads);
         versions = new Map(watched.map((path, i) => [path, read[i]]));
         await known;
+        await sync;
       } catch (error) {
         if (isConnectionLoss(error) && ++resends <= MAX_RESENDS) {
           retried(attempt, error);
@@ -202,12 +217,18 @@ export async function commit(
       const moved = new Set<string>();
       /** Generation nodes needed that do not exist yet. */
       const missing = new Set<string>();
+      /** What asserts the reads that no write carries. */
+      const absent: MultiOp[] = [];
       for (let i = 0; i < list.length; i++) {
         const target = list[i];
         const state = target.state = states[i];
         if (target.check !== undefined) {
           const current = state && isLive(state, now) ? state.stat.mzxid : null;
           if (current !== target.check) {
+            if (!synced) {
+              synced = true;
+              continue attempts;
+            }
             return {
               outcome: { ok: false, key: target.key, current },
               deleted,
@@ -215,9 +236,14 @@ export async function commit(
           }
         }
         const writes = plan(nodes, target);
-        // A write carrying the version read already asserts the check.
-        if (target.check !== undefined && writes.length === 0) {
-          ops.push(...assertUnchanged(nodes, target));
+        // A write carrying the version read already asserts the check; a
+        // delete of a key absent here asserts that it is absent on the
+        // leader too.
+        if (
+          writes.length === 0 &&
+          (target.check !== undefined || target.write?.type === "delete")
+        ) {
+          absent.push(...assertUnchanged(nodes, target));
         }
         // Conditions on the node read hold only while it is that node.
         const keepsNode = target.write?.type === "put" &&
@@ -246,8 +272,15 @@ export async function commit(
       // With fences, even a commit that writes nothing asks ZooKeeper
       // whether the locks are still held.
       if (ops.length === 0 && fences.length === 0) {
+        // Nothing to write, and nothing to check: deletes of keys absent
+        // here. Absent on the leader too once the reads follow a sync.
+        if (!synced) {
+          synced = true;
+          continue;
+        }
         return { outcome: { ok: true, lastIndex: 0n }, deleted };
       }
+      ops.push(...absent);
       // Checks before the writes, so a creation's own move of a generation
       // does not fail a check of the same generation; fences first of all,
       // so a failed one is what the reply names.
