@@ -56,7 +56,16 @@ export interface DatabaseOptions {
    * engine this process loaded or else the module beside `engine.ts`).
    */
   engine?: Engine;
+  /**
+   * Hears what fails in the background, where no caller waits for it: a
+   * checkpoint's sync of non-durable commits (the database then refuses
+   * writes, as after a failed commit) or a sweep of expired keys.
+   */
+  onError?: (error: unknown, source: BackgroundWork) => void;
 }
+
+/** The work a database does on its own, for {@linkcode DatabaseOptions.onError}. */
+export type BackgroundWork = "checkpoint" | "expiry sweep";
 
 /** A change: the key's new entry, or `null` when deleted or expired. */
 export type Change = LocalChange;
@@ -115,18 +124,20 @@ export class Database {
   #sweepTimer: ReturnType<typeof setTimeout> | undefined;
   #sweepAt = Infinity;
   #checkpointTimer: ReturnType<typeof setTimeout> | undefined;
+  readonly #onError: DatabaseOptions["onError"];
 
-  private constructor(db: EngineDb, host: Host, durable: boolean) {
+  private constructor(db: EngineDb, host: Host, options: DatabaseOptions) {
     this.#db = db;
     this.#host = host;
-    this.#durable = durable;
+    this.#durable = options.durable ?? true;
+    this.#onError = options.onError;
   }
 
   /**
    * Opens the database in `host` (an empty file becomes a new database).
    *
    * @param host The file.
-   * @param options Cache size and durability.
+   * @param options Cache size, durability, and who hears background errors.
    * @returns The database.
    */
   static async open(
@@ -135,7 +146,7 @@ export class Database {
   ): Promise<Database> {
     const engine = options.engine ?? await loadEngine();
     const db = engine.open(host, options.cachePages ?? DEFAULT_CACHE_PAGES);
-    const database = new Database(db, host, options.durable ?? true);
+    const database = new Database(db, host, options);
     database.#armSweep();
     return database;
   }
@@ -516,14 +527,38 @@ export class Database {
       this.#enqueue({
         exclusive: async () => {
           if (this.#failure !== undefined) return;
-          this.#db.begin();
-          this.#db.commit(true);
-          await this.#host.syncAsync();
-          this.#db.synced(true);
+          try {
+            this.#db.begin();
+            this.#db.commit(true);
+            await this.#host.syncAsync();
+            this.#db.synced(true);
+          } catch (error) {
+            try {
+              this.#db.synced(false);
+            } catch { /* the engine is now refusing writes */ }
+            // As after a commit's failed sync: what was acknowledged may
+            // not be on disk, and the next writes must say so.
+            this.#fail(
+              new StoreError(
+                `A checkpoint could not sync the last commits to disk: ${
+                  error instanceof Error ? error.message : String(error)
+                }; the database refuses writes until it is reopened`,
+                { cause: error },
+              ),
+              [],
+            );
+            throw this.#failure;
+          }
         },
-      }).catch(() => {});
+      }).catch((error) => this.#report(error, "checkpoint"));
     }, CHECKPOINT_MS);
     unrefTimer(this.#checkpointTimer);
+  }
+
+  #report(error: unknown, source: BackgroundWork): void {
+    try {
+      this.#onError?.(error, source);
+    } catch { /* the listener reports its errors itself */ }
   }
 
   // One timer, at the earliest expiry (plus a delay, so keys expiring
@@ -547,7 +582,9 @@ export class Database {
       this.#sweepTimer = undefined;
       this.#sweepAt = Infinity;
       if (this.#closed) return;
-      this.#enqueue({ run: sweep }).catch(() => {});
+      this.#enqueue({ run: sweep }).catch((error) =>
+        this.#report(error, "expiry sweep")
+      );
       // A sweep that comes early (an expiry beyond a timer's reach) deletes
       // nothing and arms the timer again.
     }, timerDelay(at - Date.now()));

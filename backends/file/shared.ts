@@ -210,10 +210,11 @@ export class SharedFile {
     let host: FileHost | undefined;
     try {
       host = new FileHost(this.path);
-      const db = await Database.open(
-        new GuardedHost(host, this.path),
-        this.#options,
-      );
+      const db = await Database.open(new GuardedHost(host, this.path), {
+        ...this.#options,
+        onError: (error, source) =>
+          this.#emit({ type: "error", source, error }),
+      });
       const access = await LocalAccess.over(db);
       serving = new OwnerServer(
         access,
