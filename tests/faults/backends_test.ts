@@ -1,21 +1,28 @@
 // Random get/put/CAS/delete/atomic workloads of many clients on a few keys,
 // recorded and checked for linearizability (tests/faults/), on the backends
 // of the library: memory:, file: shared by several processes, etcd, Redis,
-// ZooKeeper, the Consul double and DynamoDB Local; and under faults: etcd
-// through a TCP proxy cut in the middle of the run, a 3-member etcd cluster
-// whose leader is SIGKILLed mid-run, a 3-server ZooKeeper ensemble one of
-// whose servers is SIGKILLed mid-run (ops that time out, or fail in a way
-// that may have taken effect, are recorded as unknown). Each run is a fixed
-// count of operations; see docs/reliability.md.
+// ZooKeeper, the Consul double and DynamoDB Local; and under faults: SIGKILL
+// and restart of an etcd leader and a ZooKeeper server, SIGSTOP pauses of an
+// etcd leader, a ZooKeeper leader and Redis, a TCP proxy that cuts etcd and
+// DynamoDB Local off or partitions the Consul double (ops that time out, or
+// fail in a way that may have taken effect, are recorded as unknown). Lock
+// histories of holders on one mutex under the same faults are checked with
+// lockViolations. Each run is a fixed count of operations, times FAULT_SCALE
+// (scripts/fault_runs.sh); see docs/reliability.md.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import process from "node:process";
 import { after, describe, test } from "node:test";
 import { openStore } from "../../mod.ts";
 import type { Store } from "../../core/types.ts";
 import { agentClient, startFileAgent } from "./file_agents.ts";
-import type { KvOperation } from "./history.ts";
+import {
+  type KvOperation,
+  lockViolations,
+  type RecordedHold,
+} from "./history.ts";
 import { checkLinearizable, describeResult } from "./linearizability.ts";
 import { type KvClient, runWorkload, storeClient, tally } from "./workload.ts";
 import { startEtcd, startEtcdCluster } from "../services/etcd.ts";
@@ -26,6 +33,23 @@ import { startZookeeperEnsemble } from "../services/zookeeper.ts";
 import { startTcpProxy } from "../services/tcp_proxy.ts";
 
 const CLIENTS = 8;
+/**
+ * Multiplies every run's count of operations: 1 in CI, more for the long
+ * runs of `scripts/fault_runs.sh` (`FAULT_SCALE=20`).
+ */
+const SCALE = scaleFromEnv();
+
+function scaleFromEnv(): number {
+  const text = process.env.FAULT_SCALE;
+  if (text === undefined || text === "") return 1;
+  const scale = Number(text);
+  if (!Number.isInteger(scale) || scale < 1 || scale > 1_000) {
+    throw new Error(
+      `FAULT_SCALE must be an integer from 1 to 1000, not ${text}`,
+    );
+  }
+  return scale;
+}
 const KEYS = ["lin/a", "lin/b", "lin/c", "lin/d"];
 const ATOMIC_KEYS: [string, string] = ["lin/a", "lin/b"];
 
@@ -62,23 +86,29 @@ async function openClients(
 /**
  * A nemesis for `runWorkload`'s `beforeOperation`: at operation `at` it
  * runs `fault`, and `heal` a while later (the run itself is bounded by its
- * count of operations, not by time). `healed` settles once healed.
+ * count of operations, not by time); then again every `every` operations
+ * after that (once healed), so the long runs of `FAULT_SCALE` see a fault
+ * per 500 operations as the short ones do. `healed` settles once healed.
  */
 function faultAt(
   at: number,
-  fault: () => Promise<void>,
-  heal: () => Promise<void>,
+  fault: () => Promise<void> | void,
+  heal: () => Promise<void> | void,
   healAfterMs = 2_000,
+  every = 500,
 ) {
-  let struck = false;
+  let next = at;
+  let healing = false;
   let healed: Promise<void> = Promise.resolve();
   return {
     beforeOperation: async (invoked: number) => {
-      if (invoked < at || struck) return;
-      struck = true;
+      if (invoked < next || healing) return;
+      next = invoked + every;
+      healing = true;
       await fault();
       healed = new Promise((resolve) => setTimeout(resolve, healAfterMs))
-        .then(heal);
+        .then(heal)
+        .finally(() => healing = false);
     },
     get healed() {
       return healed;
@@ -103,33 +133,216 @@ interface StoreRun {
   nemesis?: ReturnType<typeof faultAt>;
 }
 
-/** Runs, records and checks `run`; resolves the outcomes' tally. */
+/**
+ * Runs, records and checks `run`; resolves the outcomes' tally. With
+ * `FAULT_SCALE` above 1 it runs that many segments back to back on the same
+ * stores and servers, each on keys of its own (`lin/a/3`): the faults go on
+ * every 500 operations across them, and each segment is checked on its own.
+ * An unknown write stays open to the end of its keys' history, so on one
+ * key set the open writes of every fault would pile up and the search grow
+ * with their product; on a segment's own keys it grows with the segment.
+ */
 async function storeRun(run: StoreRun): Promise<ReturnType<typeof tally>> {
   let stores: Store[] = [];
   try {
     stores = await openClients(run.url, CLIENTS, run.options);
-    const history = await runWorkload({
-      clients: stores.map((store) =>
-        storeClient(store, run.timeoutMs ?? 10_000)
-      ),
-      keys: KEYS,
-      atomicKeys: ATOMIC_KEYS,
-      operations: run.operations,
-      seed: run.seed,
-      ...(run.nemesis
-        ? {
-          pauseAfterUnknownMs: 250,
-          beforeOperation: run.nemesis.beforeOperation,
-        }
-        : {}),
-    });
+    const clients = stores.map((store) =>
+      storeClient(store, run.timeoutMs ?? 10_000)
+    );
+    const total = { ok: 0, failed: 0, unknown: 0 };
+    for (let segment = 0; segment < SCALE; segment++) {
+      const keyOf = (key: string) => SCALE === 1 ? key : `${key}/${segment}`;
+      const history = await runWorkload({
+        clients,
+        keys: KEYS.map(keyOf),
+        atomicKeys: [keyOf(ATOMIC_KEYS[0]), keyOf(ATOMIC_KEYS[1])],
+        operations: run.operations,
+        seed: run.seed + segment * 1_000,
+        ...(run.nemesis
+          ? {
+            pauseAfterUnknownMs: 250,
+            beforeOperation: (invoked: number) =>
+              run.nemesis!.beforeOperation(segment * run.operations + invoked),
+          }
+          : {}),
+      });
+      const name = SCALE === 1
+        ? run.name
+        : `${run.name} [${segment + 1}/${SCALE}]`;
+      const { count } = verify(name, history, run.operations);
+      total.ok += count.ok;
+      total.failed += count.failed;
+      total.unknown += count.unknown;
+    }
     await run.nemesis?.healed;
-    return verify(run.name, history, run.operations).count;
+    return total;
   } finally {
     await run.nemesis?.healed;
     await closeAll(stores);
   }
 }
+
+/** One recorded run of lock holders, each its own store handle of `url`. */
+interface LockRun {
+  name: string;
+  url: string;
+  options?: Record<string, unknown>;
+  /** Acquisitions per holder. */
+  rounds: number;
+  nemesis: ReturnType<typeof faultAt>;
+}
+
+/**
+ * Runs `run`'s holders on one mutex, each acquisition followed by two fenced
+ * writes and a release, records every hold, and checks the history with
+ * `lockViolations`: holds never overlap, tokens grow, no fenced write
+ * started after a later holder held the lock. A call a fault cuts off is no
+ * hold (a failed `lock()`) or ends the hold where it failed; only the
+ * fenced writes the store acknowledged are in the history.
+ */
+async function lockRun(run: LockRun) {
+  const holders = 4;
+  const rounds = run.rounds * SCALE;
+  let stores: Store[] = [];
+  const holds: RecordedHold[] = [];
+  let failedLocks = 0;
+  let invoked = 0;
+  try {
+    stores = await openClients(run.url, holders, run.options);
+    await Promise.all(stores.map(async (store, worker) => {
+      for (let round = 0; round < rounds; round++) {
+        await run.nemesis.beforeOperation(invoked++);
+        const invokedAt = Date.now();
+        let lock;
+        try {
+          lock = await store.lock("lin/mutex", {
+            ttl: 10_000,
+            signal: AbortSignal.timeout(30_000),
+          });
+        } catch {
+          failedLocks++;
+          continue;
+        }
+        const hold: RecordedHold = {
+          holder: `holder ${worker}`,
+          token: lock.lastIndex,
+          invokedAt,
+          acquiredAt: Date.now(),
+          releasedAt: Infinity,
+          paused: false,
+          writes: [],
+        };
+        holds.push(hold);
+        const lost = () => {
+          hold.releasedAt = Math.min(hold.releasedAt, Date.now());
+        };
+        if (lock.lost.aborted) lost();
+        lock.lost.addEventListener("abort", lost);
+        for (let i = 0; i < 2; i++) {
+          const at = Date.now();
+          try {
+            await store.put("lin/fenced", `${worker}/${round}/${i}`, {
+              fence: lock,
+              signal: AbortSignal.timeout(5_000),
+            });
+          } catch {
+            break;
+          }
+          hold.writes.push({ invokedAt: at, completedAt: Date.now() });
+        }
+        lost();
+        await lock.unlock().catch(() => {});
+      }
+    }));
+    await run.nemesis.healed;
+    const writes = holds.reduce((sum, hold) => sum + hold.writes.length, 0);
+    console.log(
+      `${run.name}: ${holds.length} holds of ${holders * rounds} tries ` +
+        `(${failedLocks} lock calls failed), ${writes} fenced writes applied`,
+    );
+    assert.deepEqual(lockViolations(holds), []);
+    assert.ok(
+      holds.length > (holders * rounds) / 2,
+      `only ${holds.length} holds`,
+    );
+  } finally {
+    await run.nemesis.healed;
+    await closeAll(stores);
+  }
+}
+
+describe("lock histories under faults", () => {
+  test("zookeeper: a 3-server ensemble, its leader SIGKILLed mid-run, 4 holders, 100 holds", async () => {
+    const ensemble = await startZookeeperEnsemble({ size: 3 });
+    let victim: number | undefined;
+    try {
+      await lockRun({
+        name: "zookeeper locks, the leader killed",
+        url: ensemble.url,
+        rounds: 25,
+        nemesis: faultAt(
+          30,
+          async () => {
+            victim = await ensemble.leader();
+            assert.notEqual(victim, undefined, "a member leads");
+            await ensemble.kill(victim!);
+          },
+          () => ensemble.restart(victim!),
+          2_000,
+          100,
+        ),
+      });
+    } finally {
+      await ensemble.stop();
+    }
+  });
+
+  test("etcd: a 3-member cluster, its leader SIGSTOPped for 3 s mid-run, 4 holders, 100 holds", async () => {
+    const cluster = await startEtcdCluster(3);
+    let victim = -1;
+    try {
+      await lockRun({
+        name: "etcd locks, the leader paused",
+        url: cluster.url,
+        rounds: 25,
+        nemesis: faultAt(
+          30,
+          () => {
+            victim = cluster.leader();
+            cluster.members[victim].pause();
+          },
+          () => cluster.members[victim].resume(),
+          3_000,
+          100,
+        ),
+      });
+    } finally {
+      if (victim >= 0) cluster.members[victim].resume();
+      await cluster.stop();
+    }
+  });
+
+  test("redis: the server SIGSTOPped for 2 s mid-run, 4 holders, 100 holds", async () => {
+    const redis = await startRedis();
+    try {
+      await lockRun({
+        name: "redis locks, the server paused",
+        url: redis.url,
+        rounds: 25,
+        nemesis: faultAt(
+          30,
+          () => redis.pause(),
+          () => redis.resume(),
+          2_000,
+          100,
+        ),
+      });
+    } finally {
+      redis.resume();
+      await redis.stop();
+    }
+  });
+});
 
 describe("linearizability of recorded workloads", () => {
   test("memory: 8 clients, 800 operations", async () => {
@@ -138,10 +351,10 @@ describe("linearizability of recorded workloads", () => {
       clients: Array.from({ length: CLIENTS }, () => storeClient(store)),
       keys: KEYS,
       atomicKeys: ATOMIC_KEYS,
-      operations: 800,
+      operations: 800 * SCALE,
       seed: 1,
     });
-    verify("memory", history, 800);
+    verify("memory", history, 800 * SCALE);
   });
 
   test("file: 3 processes, 9 clients, 600 operations", async () => {
@@ -158,10 +371,10 @@ describe("linearizability of recorded workloads", () => {
       const history = await runWorkload({
         clients,
         keys: KEYS,
-        operations: 600,
+        operations: 600 * SCALE,
         seed: 2,
       });
-      verify("file (3 processes)", history, 600);
+      verify("file (3 processes)", history, 600 * SCALE);
     } finally {
       await Promise.all(agents.map((agent) => agent.stop()));
     }
@@ -278,6 +491,126 @@ describe("linearizability of recorded workloads", () => {
         timeoutMs: 20_000,
       });
     } finally {
+      await dynamodb.stop();
+    }
+  });
+
+  // Pauses: a frozen server keeps its connections open and answers nothing,
+  // as in a long GC pause or a stalled VM; the calls it holds time out
+  // (unknown outcomes), and it runs on afterwards, possibly no longer the
+  // leader it was.
+
+  test("zookeeper: a 3-server ensemble, its leader SIGSTOPped for 3 s mid-run, 8 clients, 500 operations", async () => {
+    const ensemble = await startZookeeperEnsemble({ size: 3 });
+    let victim: number | undefined;
+    try {
+      await storeRun({
+        name: "zookeeper ensemble, the leader paused",
+        url: ensemble.url,
+        operations: 500,
+        seed: 10,
+        timeoutMs: 2_000,
+        nemesis: faultAt(
+          150,
+          async () => {
+            victim = await ensemble.leader();
+            assert.notEqual(victim, undefined, "a member leads");
+            ensemble.pause(victim!);
+          },
+          () => ensemble.resume(victim!),
+          3_000,
+        ),
+      });
+    } finally {
+      if (victim !== undefined) ensemble.resume(victim);
+      await ensemble.stop();
+    }
+  });
+
+  test("etcd: a 3-member cluster, its leader SIGSTOPped for 3 s mid-run, 8 clients, 500 operations", async () => {
+    const cluster = await startEtcdCluster(3);
+    let victim = -1;
+    try {
+      await storeRun({
+        name: "etcd cluster, the leader paused",
+        url: cluster.url,
+        operations: 500,
+        seed: 11,
+        timeoutMs: 2_000,
+        nemesis: faultAt(
+          150,
+          () => {
+            victim = cluster.leader();
+            cluster.members[victim].pause();
+          },
+          () => cluster.members[victim].resume(),
+          3_000,
+        ),
+      });
+    } finally {
+      if (victim >= 0) cluster.members[victim].resume();
+      await cluster.stop();
+    }
+  });
+
+  test("redis: the server SIGSTOPped for 2 s mid-run, 8 clients, 500 operations", async () => {
+    const redis = await startRedis();
+    try {
+      const count = await storeRun({
+        name: "redis, the server paused",
+        url: redis.url,
+        operations: 500,
+        seed: 12,
+        timeoutMs: 1_000,
+        nemesis: faultAt(150, () => redis.pause(), () => redis.resume()),
+      });
+      assert.ok(count.unknown > 0, "the pause left some outcomes unknown");
+    } finally {
+      redis.resume();
+      await redis.stop();
+    }
+  });
+
+  // Cuts: the proxy answers nothing (a partition) or refuses (a cut).
+
+  test("consul (the double) behind a partition of 2 s mid-run: 8 clients, 500 operations", async () => {
+    const consul = await startConsul({ double: true });
+    const port = Number(consul.address.split(":").pop());
+    const proxy = await startTcpProxy(port);
+    try {
+      const count = await storeRun({
+        name: "consul double, partitioned",
+        url: `consul://127.0.0.1:${proxy.port}`,
+        options: consul.options,
+        operations: 500,
+        seed: 13,
+        timeoutMs: 1_000,
+        nemesis: faultAt(150, () => proxy.partition(), () => proxy.resume()),
+      });
+      assert.ok(count.unknown > 0, "the partition left some outcomes unknown");
+    } finally {
+      await proxy.close();
+      await consul.stop();
+    }
+  });
+
+  test("dynamodb (DynamoDB Local) behind a proxy cut for 2 s mid-run: 8 clients, 400 operations", async () => {
+    const dynamodb = await startDynamoDB();
+    const proxy = await startTcpProxy(dynamodb.port);
+    try {
+      await storeRun({
+        name: "dynamodb local, proxy cut",
+        url: `dynamodb://linearizability?endpoint=${
+          encodeURIComponent(`http://127.0.0.1:${proxy.port}`)
+        }&region=us-east-1`,
+        options: { ...LOCAL_CREDENTIALS, createTable: true },
+        operations: 400,
+        seed: 14,
+        timeoutMs: 3_000,
+        nemesis: faultAt(150, () => proxy.cut(), () => proxy.resume()),
+      });
+    } finally {
+      await proxy.close();
       await dynamodb.stop();
     }
   });

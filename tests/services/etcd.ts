@@ -159,6 +159,10 @@ export interface EtcdMember {
   kill(): Promise<void>;
   /** Starts it again on its data. */
   restart(): Promise<void>;
+  /** Freezes it (SIGSTOP) until {@linkcode resume}. */
+  pause(): void;
+  /** Lets it run again (SIGCONT). */
+  resume(): void;
 }
 
 /** A running etcd cluster on loopback. */
@@ -251,6 +255,8 @@ export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
       if (services[i]) return;
       services[i] = await spawnMember(i);
     },
+    pause: () => services[i]?.pause(),
+    resume: () => services[i]?.resume(),
   }));
   const leader = () => {
     const alive = members.filter((m) => m.running).map((m) => m.endpoint);

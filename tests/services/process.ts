@@ -47,6 +47,13 @@ export interface Service {
   stop(): Promise<void>;
   /** Kills the server at once, as a crash would (SIGKILL), keeping its dir. */
   kill(): Promise<void>;
+  /**
+   * Freezes the server (SIGSTOP): its connections stay open and nothing
+   * answers, as in a long GC pause or a stalled VM, until {@linkcode resume}.
+   */
+  pause(): void;
+  /** Lets a paused server run again (SIGCONT). */
+  resume(): void;
   /** The last lines of its log, for failure messages. */
   log(): string;
 }
@@ -254,13 +261,19 @@ export async function startProcess(options: SpawnOptions): Promise<Service> {
       return "(no log)";
     }
   };
-  const signal = async (sig: NodeJS.Signals, graceMs: number) => {
-    if (exited) return;
+  const send = (sig: NodeJS.Signals) => {
+    if (exited) return false;
     try {
       process.kill(-pid, sig);
+      return true;
     } catch {
-      return;
+      return false;
     }
+  };
+  const signal = async (sig: NodeJS.Signals, graceMs: number) => {
+    if (!send(sig)) return;
+    // A paused server acts on no signal but SIGKILL until it runs again.
+    send("SIGCONT");
     let grace: ReturnType<typeof setTimeout> | undefined;
     const timer = new Promise((
       resolve,
@@ -290,6 +303,8 @@ export async function startProcess(options: SpawnOptions): Promise<Service> {
     dir,
     log,
     kill: () => signal("SIGKILL", 2_000),
+    pause: () => void send("SIGSTOP"),
+    resume: () => void send("SIGCONT"),
     stop: () =>
       stopped ??= signal("SIGTERM", 5_000).then(() => {
         if (!options.keepDir) rmSync(dir, { recursive: true, force: true });

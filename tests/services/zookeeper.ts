@@ -165,6 +165,12 @@ export interface ZookeeperEnsemble {
   kill(i: number): Promise<void>;
   /** Starts member `i` again with its data, after a kill. */
   restart(i: number): Promise<void>;
+  /** Freezes member `i` (SIGSTOP) until {@linkcode resume}. */
+  pause(i: number): void;
+  /** Lets a paused member `i` run again (SIGCONT). */
+  resume(i: number): void;
+  /** The member that leads the ensemble now, if one does. */
+  leader(): Promise<number | undefined>;
   /** The ids (hex) of the client sessions connected to member `i`. */
   sessions(i: number): Promise<string[]>;
   /** The members serving clients now. */
@@ -233,6 +239,15 @@ export async function startZookeeperEnsemble(
       members[i] = undefined;
     },
     restart: (i) => start(i),
+    pause: (i) => members[i]?.pause(),
+    resume: (i) => members[i]?.resume(),
+    leader: async () => {
+      for (let i = 0; i < size; i++) {
+        const reply = await fourLetter(ports[i], "srvr").catch(() => "");
+        if (/Mode: leader/.test(reply)) return i;
+      }
+      return undefined;
+    },
     sessions: async (i) => {
       if (!members[i]) return [];
       const reply = await fourLetter(ports[i], "cons").catch(() => "");
