@@ -9,7 +9,11 @@ import { abandon } from "../core/store.ts";
 import { Group, type Member } from "../coordination/group.ts";
 import type { Lock } from "../core/types.ts";
 import { LOCK_TTL_MS } from "./lock_cases.ts";
-import { lockViolations, type RecordedHold } from "./lock_history.ts";
+import {
+  lockViolations,
+  type RecordedHold,
+  recordHold,
+} from "./lock_history.ts";
 import {
   caseDefiner,
   type ConformanceTarget,
@@ -278,19 +282,8 @@ export function coordinationCases(
             value: `${worker}`,
             signal: AbortSignal.timeout(60_000),
           });
-          const hold: RecordedHold = {
-            holder: `store ${worker}`,
-            token: lock.lastIndex,
-            invokedAt,
-            acquiredAt: Date.now(),
-            releasedAt: Infinity,
-            paused: false,
-            writes: [],
-          };
+          const hold = recordHold(`store ${worker}`, lock, invokedAt);
           holds.push(hold);
-          lock.lost.addEventListener("abort", () => {
-            hold.releasedAt = Math.min(hold.releasedAt, Date.now());
-          });
           const write = async () => {
             const at = Date.now();
             await store.put(c.k("data"), `${worker}/${round}`, {

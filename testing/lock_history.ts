@@ -14,6 +14,8 @@
  * @module
  */
 
+import type { Lock } from "../core/types.ts";
+
 /** One acquisition, its holder's fenced writes, and how it ended. */
 export interface RecordedHold {
   /** Who held it, for messages. */
@@ -33,6 +35,33 @@ export interface RecordedHold {
   paused: boolean;
   /** Its fenced writes that the store applied. */
   writes: { invokedAt: number; completedAt: number }[];
+}
+
+/**
+ * Starts the record of a hold of `lock`, acquired just now by `holder`
+ * after a `lock()` invoked at `invokedAt`: it ends where `lost` aborts (or
+ * at once, if it already had), or where the caller sets `releasedAt` first.
+ */
+export function recordHold(
+  holder: string,
+  lock: Lock,
+  invokedAt: number,
+): RecordedHold {
+  const hold: RecordedHold = {
+    holder,
+    token: lock.lastIndex,
+    invokedAt,
+    acquiredAt: Date.now(),
+    releasedAt: Infinity,
+    paused: false,
+    writes: [],
+  };
+  const lost = () => {
+    hold.releasedAt = Math.min(hold.releasedAt, Date.now());
+  };
+  if (lock.lost.aborted) lost();
+  else lock.lost.addEventListener("abort", lost, { once: true });
+  return hold;
 }
 
 /**

@@ -425,16 +425,9 @@ export class Database {
         await this.#host.syncAsync();
         this.#db.synced(true);
       } catch (error) {
-        try {
-          this.#db.synced(false);
-        } catch { /* the engine is now refusing writes */ }
-        this.#fail(
-          new StoreError(
-            `The commit could not be synced to disk: ${
-              error instanceof Error ? error.message : String(error)
-            }; the database refuses writes until it is reopened`,
-            { cause: error },
-          ),
+        this.#syncFailed(
+          "The commit could not be synced to disk",
+          error,
           batch,
         );
         return;
@@ -507,6 +500,23 @@ export class Database {
     }
   }
 
+  // What was acknowledged may not be on disk: the engine forgets the
+  // unsynced commit, and every write from now on says so.
+  #syncFailed(what: string, error: unknown, batch: Queued[]): void {
+    try {
+      this.#db.synced(false);
+    } catch { /* the engine is now refusing writes */ }
+    this.#fail(
+      new StoreError(
+        `${what}: ${
+          error instanceof Error ? error.message : String(error)
+        }; the database refuses writes until it is reopened`,
+        { cause: error },
+      ),
+      batch,
+    );
+  }
+
   #fail(error: unknown, batch: Queued[]): void {
     this.#late = undefined;
     if (this.#failure === undefined) {
@@ -533,18 +543,9 @@ export class Database {
             await this.#host.syncAsync();
             this.#db.synced(true);
           } catch (error) {
-            try {
-              this.#db.synced(false);
-            } catch { /* the engine is now refusing writes */ }
-            // As after a commit's failed sync: what was acknowledged may
-            // not be on disk, and the next writes must say so.
-            this.#fail(
-              new StoreError(
-                `A checkpoint could not sync the last commits to disk: ${
-                  error instanceof Error ? error.message : String(error)
-                }; the database refuses writes until it is reopened`,
-                { cause: error },
-              ),
+            this.#syncFailed(
+              "A checkpoint could not sync the last commits to disk",
+              error,
               [],
             );
             throw this.#failure;

@@ -22,6 +22,7 @@ import {
   type KvOperation,
   lockViolations,
   type RecordedHold,
+  recordHold,
 } from "./history.ts";
 import { checkLinearizable, describeResult } from "./linearizability.ts";
 import { type KvClient, runWorkload, storeClient, tally } from "./workload.ts";
@@ -223,21 +224,8 @@ async function lockRun(run: LockRun) {
           failedLocks++;
           continue;
         }
-        const hold: RecordedHold = {
-          holder: `holder ${worker}`,
-          token: lock.lastIndex,
-          invokedAt,
-          acquiredAt: Date.now(),
-          releasedAt: Infinity,
-          paused: false,
-          writes: [],
-        };
+        const hold = recordHold(`holder ${worker}`, lock, invokedAt);
         holds.push(hold);
-        const lost = () => {
-          hold.releasedAt = Math.min(hold.releasedAt, Date.now());
-        };
-        if (lock.lost.aborted) lost();
-        lock.lost.addEventListener("abort", lost);
         for (let i = 0; i < 2; i++) {
           const at = Date.now();
           try {
@@ -250,7 +238,7 @@ async function lockRun(run: LockRun) {
           }
           hold.writes.push({ invokedAt: at, completedAt: Date.now() });
         }
-        lost();
+        hold.releasedAt = Math.min(hold.releasedAt, Date.now());
         await lock.unlock().catch(() => {});
       }
     }));

@@ -22,6 +22,7 @@
 export {
   lockViolations,
   type RecordedHold,
+  recordHold,
 } from "../../testing/lock_history.ts";
 
 /** A pair as a client saw it: the value as text, the backend's version. */
