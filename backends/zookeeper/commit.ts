@@ -25,7 +25,7 @@
  * a key absent where it read asserts that absence the same way), so a stale
  * read makes it fail and read again. A commit the reads alone decide (a
  * check that fails, a commit with nothing to write) reads again after a
- * `sync` before it answers.
+ * barrier (`Nodes.barrier`, a `multi` the quorum commits) before it answers.
  *
  * A fenced commit starts its `multi` with a `check` of each holder's lock
  * node (any version): it fails with `NONODE` once the node is gone, so the
@@ -155,7 +155,7 @@ export async function commit(
     ),
   ];
   let resends = 0;
-  // Whether the reads follow a sync (see the module doc).
+  // Whether the reads follow a barrier (see the module doc).
   let synced = false;
   const backoff = new Backoff(CONFLICT_BACKOFF);
   // Parents made for a write that then failed, or only to check a key's
@@ -178,8 +178,8 @@ export async function commit(
       try {
         // Sent before the reads, it holds them until the server has every
         // write the ensemble committed before it: one round trip for all.
-        const sync = synced ? nodes.sync(signal) : undefined;
-        sync?.catch(() => {});
+        const barrier = synced ? nodes.barrier(signal) : undefined;
+        barrier?.catch(() => {});
         // The generations go first: a session's requests are answered in
         // order, so each version read is no newer than the nodes read after
         // it.
@@ -200,7 +200,7 @@ export async function commit(
         const read = await Promise.all(generationReads);
         versions = new Map(watched.map((path, i) => [path, read[i]]));
         await known;
-        await sync;
+        await barrier;
       } catch (error) {
         if (isConnectionLoss(error) && ++resends <= MAX_RESENDS) {
           retried(attempt, error);
@@ -273,7 +273,7 @@ export async function commit(
       // whether the locks are still held.
       if (ops.length === 0 && fences.length === 0) {
         // Nothing to write, and nothing to check: deletes of keys absent
-        // here. Absent on the leader too once the reads follow a sync.
+        // here. Absent on the leader too once the reads follow a barrier.
         if (!synced) {
           synced = true;
           continue;

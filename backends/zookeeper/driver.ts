@@ -148,9 +148,9 @@ export class ZookeeperDriver implements Driver {
     const path = this.#nodes.paths.path(key);
     try {
       return await resending(this.#session, "get", async () => {
-        const synced = this.#sync(options.consistent);
+        const barrier = this.#barrier(options.consistent);
         const state = await this.#nodes.read(path, true);
-        await synced;
+        await barrier;
         return entryOf(key, state);
       });
     } catch (error) {
@@ -187,9 +187,9 @@ export class ZookeeperDriver implements Driver {
     const key = dir.endsWith("/") ? dir.slice(0, -1) : dir;
     try {
       return await resending(this.#session, "list", async () => {
-        const synced = this.#sync(options.consistent);
+        const barrier = this.#barrier(options.consistent);
         const entries = await listTree(this.#nodes, key, options.signal);
-        await synced;
+        await barrier;
         return entries;
       });
     } catch (error) {
@@ -200,9 +200,9 @@ export class ZookeeperDriver implements Driver {
   async scan(range: ScanRange, options: DriverReadOptions): Promise<Entry[]> {
     try {
       return await resending(this.#session, "scan", async () => {
-        const synced = this.#sync(options.consistent);
+        const barrier = this.#barrier(options.consistent);
         const entries = await scanTree(this.#nodes, range, options.signal);
-        await synced;
+        await barrier;
         return entries;
       });
     } catch (error) {
@@ -216,14 +216,14 @@ export class ZookeeperDriver implements Driver {
   ): Promise<(Entry | null)[]> {
     try {
       return await resending(this.#session, "getMany", async () => {
-        const synced = this.#sync(options.consistent);
+        const barrier = this.#barrier(options.consistent);
         // Every read goes out at once: one round trip for the chunk.
         const states = await Promise.allSettled(
           keys.map((key) =>
             this.#nodes.read(this.#nodes.paths.path(key), true, options.signal)
           ),
         );
-        await synced;
+        await barrier;
         const now = Date.now();
         return states.map((state, i) => {
           if (state.status === "rejected") throw state.reason;
@@ -424,18 +424,19 @@ export class ZookeeperDriver implements Driver {
     return Promise.resolve();
   }
 
-  // A consistent read's sync goes out with the reads, not a round trip
-  // before them: ZooKeeper answers a session's requests in the order they
-  // were sent and holds its reads until a pending sync is done, so the
-  // reads still see every write committed before the sync. This made a get
-  // one round trip instead of two (bench/backends_compare.ts).
-  #sync(consistent: boolean): Promise<void> | undefined {
+  // A consistent read's barrier (`Nodes.barrier`) goes out with the reads,
+  // not a round trip before them: ZooKeeper answers a session's requests in
+  // the order they were sent and holds its reads until a pending write is
+  // applied, so the reads still see every write committed before the
+  // barrier. This made a get one round trip instead of two
+  // (bench/backends_compare.ts).
+  #barrier(consistent: boolean): Promise<void> | undefined {
     if (!consistent) return undefined;
-    const synced = this.#nodes.sync();
+    const barrier = this.#nodes.barrier();
     // Awaited after the reads; a failure of the reads alone must not leave
     // it unhandled.
-    synced.catch(() => {});
-    return synced;
+    barrier.catch(() => {});
+    return barrier;
   }
 
   async #write(

@@ -128,15 +128,28 @@ export class Nodes {
   }
 
   /**
-   * Makes the next reads see every write the ensemble committed before now
-   * (ZooKeeper's `sync`): a server may lag the leader otherwise.
+   * Makes this session's next reads see every write the ensemble committed
+   * before now: a server may lag the leader otherwise.
+   *
+   * ZooKeeper's own `sync` is not enough. A leader answers it from its own
+   * state, also a leader the others have replaced without its knowing yet
+   * (one paused for longer than `syncLimit`, answering the requests queued
+   * meanwhile in the tick before it notices; ZOOKEEPER-1675), and a fault
+   * run read a key as absent that way after a compare-and-set had found it.
+   * So the barrier is a `multi` instead: a transaction a quorum of the
+   * current leader's followers must accept, also when its one operation
+   * fails, and a server answers the session's later requests only after it
+   * has applied it. A replaced leader cannot get it accepted; it steps down
+   * and drops the connection, and the caller sends again. Its one `check`
+   * of the root, at any version, changes nothing; the price is a
+   * transaction in every server's log (one zxid) per barrier.
    */
-  async sync(signal?: AbortSignal): Promise<void> {
-    await this.session.request(
-      Op.sync,
-      (w) => w.string(this.paths.root),
-      undefined,
-      { signal },
+  async barrier(signal?: AbortSignal): Promise<void> {
+    // Whether the check held does not matter: the multi went through the
+    // quorum either way.
+    await this.multi(
+      [{ type: "check", path: this.paths.root, version: -1 }],
+      signal,
     );
   }
 

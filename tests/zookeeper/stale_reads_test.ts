@@ -5,7 +5,7 @@
 //
 // A lagging follower is played here by a `Nodes` whose reads of chosen paths
 // answer as the server did before a write (absent), until the session sends a
-// `sync`: exactly what a follower behind the leader does. Every commit below
+// barrier: exactly what a follower behind the leader does. Every commit below
 // must come out as it would on the leader.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -29,16 +29,16 @@ const ROOT = "/stale";
 
 /**
  * Reads of the `behind` paths miss their node until the server catches up:
- * a follower answers a `sync` or a `multi` only once it has applied every
+ * a follower answers a barrier or a `multi` only once it has applied every
  * transaction the leader ordered before it.
  */
 class LaggingNodes extends Nodes {
   readonly behind = new Set<string>();
-  syncs = 0;
+  barriers = 0;
 
-  override async sync(signal?: AbortSignal): Promise<void> {
-    await super.sync(signal);
-    this.syncs++;
+  override async barrier(signal?: AbortSignal): Promise<void> {
+    await super.barrier(signal);
+    this.barriers++;
     this.behind.clear();
   }
 
@@ -102,12 +102,12 @@ describe("zookeeper commits on a server behind the leader", () => {
     assert.equal(
       nodes.behind.size,
       0,
-      "the reads were made again after a sync",
+      "the reads were made again after a barrier",
     );
   });
 
   test("a delete of a key that is absent everywhere answers after one sync", async () => {
-    const before = nodes.syncs;
+    const before = nodes.barriers;
     const { outcome } = await commit(
       nodes,
       [{ type: "delete", key: "d/none" }],
@@ -116,7 +116,7 @@ describe("zookeeper commits on a server behind the leader", () => {
       },
     );
     assert.deepEqual(outcome, { ok: true, lastIndex: 0n });
-    assert.equal(nodes.syncs, before + 1);
+    assert.equal(nodes.barriers, before + 1);
   });
 
   test("a batch that writes deletes a key the server has not seen yet", async () => {
@@ -125,7 +125,7 @@ describe("zookeeper commits on a server behind the leader", () => {
       { key: "b/unseen", value: "2" },
     ]);
     nodes.lagOn("b/unseen");
-    const before = nodes.syncs;
+    const before = nodes.barriers;
     const { outcome } = await commit(nodes, [
       { type: "delete", key: "b/seen" },
       { type: "delete", key: "b/unseen" },
@@ -137,8 +137,8 @@ describe("zookeeper commits on a server behind the leader", () => {
       [null, null, "3"],
     );
     // The leader refused the absence the stale read asserted; the reads
-    // after that were the leader's own (no sync was needed for a write).
-    assert.equal(nodes.syncs, before);
+    // after that were the leader's own (no barrier was needed for a write).
+    assert.equal(nodes.barriers, before);
   });
 
   test("a batch deleting a key that is absent everywhere still writes", async () => {
