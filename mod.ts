@@ -39,6 +39,7 @@ export {
   LOCK_HOLD_CHANNEL,
   TRACE_PREFIX,
   TRACED_OPERATIONS,
+  WATCH_LAG_CHANNEL,
 } from "./core/tracing.ts";
 export { expiresAt } from "./core/expiry.ts";
 export { StoreEvents } from "./core/events.ts";
@@ -49,7 +50,11 @@ export type {
   DumpRecord,
   TransferOptions,
 } from "./core/transfer.ts";
-export type { LockHoldMessage, TraceContext } from "./core/tracing.ts";
+export type {
+  LockHoldMessage,
+  TraceContext,
+  WatchLagMessage,
+} from "./core/tracing.ts";
 export type { BaseStoreOptions } from "./core/store.ts";
 export type {
   AtomicStep,

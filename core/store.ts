@@ -53,7 +53,13 @@ import {
   type WatchSetup,
 } from "./watch.ts";
 import { pageOfList, planScan, Scan } from "./scan.ts";
-import { publishHold, type TraceContext, traced } from "./tracing.ts";
+import {
+  publishHold,
+  publishWatchLag,
+  type TraceContext,
+  traced,
+  type WatchLagMessage,
+} from "./tracing.ts";
 import { noteExpiry } from "./expiry.ts";
 import { ReadCache } from "./read_cache.ts";
 import { type StoreEvent, StoreEvents } from "./events.ts";
@@ -435,7 +441,7 @@ export class BaseStore implements Store {
   watch(key: string, options?: SignalOptions): ReadableStream<KVPair | null> {
     this.#open(options);
     const full = this.#key(key);
-    const watch = new KeyWatch(this.#watchSetup(options));
+    const watch = new KeyWatch(this.#watchSetup(options, "watch", key));
     this.#startWatch(
       watch,
       () => this.#driver.watchKey(full, watch, watch.signal),
@@ -446,7 +452,9 @@ export class BaseStore implements Store {
   watchTree(prefix: string, options?: SignalOptions): ReadableStream<KVPair[]> {
     this.#open(options);
     const full = this.#tree(prefix);
-    const watch = new TreeWatch(this.#watchSetup(options));
+    const watch = new TreeWatch(
+      this.#watchSetup(options, "watchTree", prefix),
+    );
     this.#startWatch(
       watch,
       () => this.#driver.watchTree(dirOf(full), watch, watch.signal),
@@ -470,7 +478,7 @@ export class BaseStore implements Store {
       );
     }
     const watch = new EventWatch(
-      this.#watchSetup(options),
+      this.#watchSetup(options, "watchEvents", prefix),
       fromIndex !== undefined,
     );
     const replay = this.#driver.replayTree?.bind(this.#driver);
@@ -1028,13 +1036,19 @@ export class BaseStore implements Store {
     };
   }
 
-  #watchSetup(options: SignalOptions | undefined): WatchSetup {
+  #watchSetup(
+    options: SignalOptions | undefined,
+    watch: WatchLagMessage["watch"],
+    key: string,
+  ): WatchSetup {
     return {
       toPair: (entry) => this.#pair(entry),
       userKey: (full) => this.#userKey(full),
       signal: options?.signal,
       wrapError: (error) => this.#wrap("watch", error, undefined),
       onEnd: (watch) => this.#watches.delete(watch),
+      delivered: (lagMs, waiting) =>
+        publishWatchLag({ backend: this.backend, watch, key, lagMs, waiting }),
     };
   }
 

@@ -148,3 +148,41 @@ const holds = diagnostics?.channel(LOCK_HOLD_CHANNEL);
 export function publishHold(message: LockHoldMessage): void {
   if (holds?.hasSubscribers !== false) holds?.publish(message);
 }
+
+/**
+ * The channel on which a watch publishes each change its reader takes:
+ * how long the change waited in this process between the driver reporting
+ * it and the reader taking it (a slow reader shows here), and how many
+ * chunks still wait. The time the server took to tell the client is not in
+ * it: no clock is shared with the server.
+ */
+export const WATCH_LAG_CHANNEL = "valkeyrie:watch.lag";
+
+/** What {@linkcode WATCH_LAG_CHANNEL} carries. */
+export interface WatchLagMessage {
+  /** The backend. */
+  backend: string;
+  /** The call that made the stream. */
+  watch: "watch" | "watchTree" | "watchEvents";
+  /** The key or prefix watched, as the caller gave it. */
+  key: string;
+  /**
+   * From the driver's report of the change (for a `watchTree` snapshot, of
+   * the oldest change folded into it) to the reader taking it, in ms.
+   */
+  lagMs: number;
+  /** Chunks still waiting for the reader after this one. */
+  waiting: number;
+}
+
+const lags = diagnostics?.channel(WATCH_LAG_CHANNEL);
+
+/**
+ * Publishes a watch's delivery on {@linkcode WATCH_LAG_CHANNEL}, where
+ * there is one and someone listens.
+ *
+ * @param message The delivery.
+ */
+export function publishWatchLag(message: WatchLagMessage): void {
+  if (lags?.hasSubscribers !== false) lags?.publish(message);
+}

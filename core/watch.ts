@@ -36,6 +36,13 @@ export interface WatchSetup {
   wrapError(error: unknown): unknown;
   /** Called once when the watch ends, however it ends. */
   onEnd(watch: Watch): void;
+  /**
+   * Called as the reader takes a chunk that carries a change: how long
+   * since the driver reported the (oldest) change in it, in ms, and how many
+   * chunks still wait. Not for the first state or tree, nor for replayed
+   * history.
+   */
+  delivered?(lagMs: number, waiting: number): void;
 }
 
 /** A running watch, as the store tracks it. */
@@ -90,8 +97,15 @@ abstract class WatchBase<T> implements Watch {
   protected abstract dispose(): void;
 
   close(): void {
+    if (this.ended) return;
+    // What was reported before the close is still read, as a stream's
+    // queued chunks are.
+    this.flush();
     if (this.end()) this.controller.close();
   }
+
+  /** Hands the reader every chunk that waits (before a close). */
+  protected flush(): void {}
 
   fail(error: unknown): void {
     if (this.end()) this.controller.error(error);
@@ -116,9 +130,98 @@ abstract class WatchBase<T> implements Watch {
     return this.#setup.toPair(entry);
   }
 
+  protected delivered(since: number, waiting: number): void {
+    this.#setup.delivered?.(performance.now() - since, waiting);
+  }
+
   protected userKey(full: string): string {
     return this.#setup.userKey(full);
   }
+}
+
+/** A chunk waiting for the reader. */
+interface Waiting<T> {
+  chunk: T;
+  /** A change the driver reported (not a first state or a resync). */
+  live: boolean;
+  /** When the driver reported it (`performance.now()`). */
+  at: number;
+}
+
+/**
+ * Chunks waiting for a watch's reader, handed over one per read (the
+ * stream's `pull`), so the watch knows when each is taken (its lag) and how
+ * many changes wait (its limit).
+ */
+class Backlog<T> {
+  #queue: Waiting<T>[] = [];
+  #head = 0;
+  // Live chunks in #queue: what the limit counts.
+  #live = 0;
+  #wake: (() => void) | undefined;
+  readonly #hand: (waiting: Waiting<T>, left: number) => void;
+
+  /** @param hand Enqueues a chunk the reader takes. */
+  constructor(hand: (waiting: Waiting<T>, left: number) => void) {
+    this.#hand = hand;
+  }
+
+  /** Queues a chunk; `false` when the reader is too far behind for it. */
+  push(chunk: T, live: boolean): boolean {
+    if (live && this.#live >= WATCH_BUFFER_LIMIT) return false;
+    if (live) this.#live++;
+    this.#queue.push({ chunk, live, at: performance.now() });
+    const wake = this.#wake;
+    if (wake) {
+      this.#wake = undefined;
+      this.#send();
+      wake();
+    }
+    return true;
+  }
+
+  /** The stream's `pull`: a chunk now, or once one comes. */
+  pull(): void | Promise<void> {
+    if (this.#head < this.#queue.length) return this.#send();
+    return new Promise((resolve) => {
+      this.#wake = resolve;
+    });
+  }
+
+  /** Enqueues everything that waits, without waiting for reads. */
+  drain(enqueue: (chunk: T) => void): void {
+    for (let i = this.#head; i < this.#queue.length; i++) {
+      enqueue(this.#queue[i].chunk);
+    }
+    this.clear();
+  }
+
+  /** Drops what waits and lets a pending `pull` go. */
+  clear(): void {
+    this.#queue = [];
+    this.#head = 0;
+    this.#live = 0;
+    this.#wake?.();
+    this.#wake = undefined;
+  }
+
+  #send(): void {
+    const waiting = this.#queue[this.#head++];
+    if (waiting.live) this.#live--;
+    // Let go of what was sent, in steps, so the queue does not grow forever.
+    if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
+    }
+    this.#hand(waiting, this.#queue.length - this.#head);
+  }
+}
+
+/** Why a watch whose reader does not keep up is stopped. */
+function behind(): StoreError {
+  return new StoreError(
+    `Watch reader fell more than ${WATCH_BUFFER_LIMIT} changes behind; the watch was stopped`,
+  );
 }
 
 /**
@@ -130,6 +233,10 @@ export class KeyWatch extends WatchBase<KVPair | null> implements KeySink {
   #last: Entry | null | undefined = undefined;
   #highest = -1n;
   #expiry: ReturnType<typeof setTimeout> | undefined;
+  #backlog = new Backlog<KVPair | null>((waiting, left) => {
+    if (waiting.live) this.delivered(waiting.at, left);
+    this.controller.enqueue(waiting.chunk);
+  });
 
   /**
    * Creates the watch; the caller then starts the driver with `this` as the
@@ -138,7 +245,7 @@ export class KeyWatch extends WatchBase<KVPair | null> implements KeySink {
    * @param setup How the store wants the watch run.
    */
   constructor(setup: WatchSetup) {
-    super(setup, new CountQueuingStrategy({ highWaterMark: 1 }));
+    super(setup, new CountQueuingStrategy({ highWaterMark: 0 }));
   }
 
   /** Aborted when the watch ends. */
@@ -155,25 +262,24 @@ export class KeyWatch extends WatchBase<KVPair | null> implements KeySink {
       if (entry.lastIndex <= this.#highest) return;
       this.#highest = entry.lastIndex;
     }
+    const first = last === undefined;
     this.#last = entry;
     this.#armExpiry(entry);
-    this.#emit(entry === null ? null : this.toPair(entry));
+    const chunk = entry === null ? null : this.toPair(entry);
+    if (!this.#backlog.push(chunk, !first)) this.fail(behind());
+  }
+
+  protected override pull(): void | Promise<void> {
+    return this.#backlog.pull();
+  }
+
+  protected override flush(): void {
+    this.#backlog.drain((chunk) => this.controller.enqueue(chunk));
   }
 
   protected dispose(): void {
     clearTimeout(this.#expiry);
-  }
-
-  #emit(chunk: KVPair | null): void {
-    if ((this.controller.desiredSize ?? 0) <= -WATCH_BUFFER_LIMIT) {
-      this.fail(
-        new StoreError(
-          `Watch reader fell more than ${WATCH_BUFFER_LIMIT} changes behind; the watch was stopped`,
-        ),
-      );
-      return;
-    }
-    this.controller.enqueue(chunk);
+    this.#backlog.clear();
   }
 
   // A driver whose server deletes expired keys late still reports them gone
@@ -211,6 +317,10 @@ export class TreeWatch extends WatchBase<KVPair[]> implements TreeSink {
   #expiring = 0;
   #expiry: ReturnType<typeof setTimeout> | undefined;
   #expiryAt = Infinity;
+  // When the oldest change not yet sent came; undefined before the first
+  // snapshot, which carries the tree, not a change.
+  #changedAt: number | undefined;
+  #sent = false;
 
   /**
    * Creates the watch; the caller then starts the driver with `this` as the
@@ -289,6 +399,7 @@ export class TreeWatch extends WatchBase<KVPair[]> implements TreeSink {
   // Changes reported in one synchronous run (one transaction's events) are
   // folded: the snapshot is taken in a microtask, after the run.
   #changed(): void {
+    if (this.#sent && !this.#dirty) this.#changedAt = performance.now();
     this.#dirty = true;
     this.#armExpiry();
     if (this.#flushQueued) return;
@@ -315,6 +426,9 @@ export class TreeWatch extends WatchBase<KVPair[]> implements TreeSink {
         snapshot.push(this.toPair(entry));
       }
     }
+    if (this.#changedAt !== undefined) this.delivered(this.#changedAt, 0);
+    this.#changedAt = undefined;
+    this.#sent = true;
     this.controller.enqueue(snapshot);
   }
 
@@ -378,18 +492,17 @@ interface Seen {
  */
 export class EventWatch extends WatchBase<WatchEvent> implements ReplaySink {
   #seen = new Map<string, Seen>();
-  // Events not yet read, each with whether it is a live change.
-  #queue: [WatchEvent, boolean][] = [];
-  #head = 0;
-  // Live changes waiting in #queue; the tree sent on (re)sync is not counted.
-  #live = 0;
+  // Events not yet read; the tree sent on (re)sync is not live.
+  #backlog = new Backlog<WatchEvent>((waiting, left) => {
+    if (waiting.live) this.delivered(waiting.at, left);
+    this.controller.enqueue(waiting.chunk);
+  });
   #ready = false;
   #resume: boolean;
   // Started from replayed history: #seen holds only what changed since, so
   // every delete is passed on, and a later reset is sent as a reset.
   #replay = false;
   #highest = 0n;
-  #wake: (() => void) | undefined;
 
   /**
    * Creates the watch; the caller then starts the driver with `this` as the
@@ -459,18 +572,16 @@ export class EventWatch extends WatchBase<WatchEvent> implements ReplaySink {
   }
 
   protected override pull(): void | Promise<void> {
-    if (this.#head < this.#queue.length) return this.#send();
-    return new Promise((resolve) => {
-      this.#wake = resolve;
-    });
+    return this.#backlog.pull();
+  }
+
+  protected override flush(): void {
+    this.#backlog.drain((chunk) => this.controller.enqueue(chunk));
   }
 
   protected dispose(): void {
     this.#forget();
-    this.#queue = [];
-    this.#head = 0;
-    this.#wake?.();
-    this.#wake = undefined;
+    this.#backlog.clear();
   }
 
   #put(entry: Entry, live: boolean): void {
@@ -513,31 +624,6 @@ export class EventWatch extends WatchBase<WatchEvent> implements ReplaySink {
   }
 
   #push(event: WatchEvent, live: boolean): void {
-    if (live && ++this.#live > WATCH_BUFFER_LIMIT) {
-      this.fail(
-        new StoreError(
-          `Watch reader fell more than ${WATCH_BUFFER_LIMIT} changes behind; the watch was stopped`,
-        ),
-      );
-      return;
-    }
-    this.#queue.push([event, live]);
-    const wake = this.#wake;
-    if (wake) {
-      this.#wake = undefined;
-      this.#send();
-      wake();
-    }
-  }
-
-  #send(): void {
-    const [event, live] = this.#queue[this.#head++];
-    if (live) this.#live--;
-    // Let go of what was sent, in steps, so the queue does not grow forever.
-    if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-      this.#queue = this.#queue.slice(this.#head);
-      this.#head = 0;
-    }
-    this.controller.enqueue(event);
+    if (!this.#backlog.push(event, live)) this.fail(behind());
   }
 }

@@ -5,7 +5,9 @@
  * counters `valkeyrie.lock.lost`, `valkeyrie.reconnects`,
  * `valkeyrie.retries`, `valkeyrie.watch.resumes` and `valkeyrie.errors`;
  * every lock's hold becomes a sample of the `valkeyrie.lock.hold`
- * histogram. Waiting for a lock is the `lock` operation's duration.
+ * histogram, every change a watch's reader takes one of
+ * `valkeyrie.watch.lag` (how long it waited in the process: a slow reader).
+ * Waiting for a lock is the `lock` operation's duration.
  *
  * `@opentelemetry/api` is an optional peer dependency: pass its `trace`,
  * `metrics` and `context` (so this module never loads a second copy of it).
@@ -35,6 +37,8 @@ import {
   TRACE_PREFIX,
   type TraceContext,
   TRACED_OPERATIONS,
+  WATCH_LAG_CHANNEL,
+  type WatchLagMessage,
 } from "../mod.ts";
 
 /** The parts of `@opentelemetry/api` this module uses. */
@@ -112,8 +116,8 @@ interface Started {
 
 /**
  * Maps every store operation of this process onto spans (and, with
- * `metrics`, the operation duration histogram) until the returned function
- * is called.
+ * `metrics`, the histograms of operation duration, lock hold and watch lag)
+ * until the returned function is called.
  *
  * @param api `trace`, `context` and optionally `metrics` of `@opentelemetry/api`.
  * @returns A function that stops it.
@@ -185,9 +189,23 @@ export function instrument(api: OpenTelemetryApi): () => void {
     });
   };
   subscribe(LOCK_HOLD_CHANNEL, onHold);
+  const lag = api.metrics?.getMeter(SCOPE).createHistogram(
+    "valkeyrie.watch.lag",
+    {
+      unit: "ms",
+      description:
+        "How long a change waited in the process before the watch's reader took it",
+    },
+  );
+  const onLag = (message: unknown) => {
+    const { backend, watch, lagMs } = message as WatchLagMessage;
+    lag?.record(lagMs, { "db.system": backend, "valkeyrie.watch": watch });
+  };
+  subscribe(WATCH_LAG_CHANNEL, onLag);
   return () => {
     for (const channel of channels) channel.unsubscribe(handlers);
     unsubscribe(LOCK_HOLD_CHANNEL, onHold);
+    unsubscribe(WATCH_LAG_CHANNEL, onLag);
   };
 }
 

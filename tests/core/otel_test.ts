@@ -62,7 +62,32 @@ function setUp() {
     }
     return points;
   };
-  return { spans, api, collect, tracerProvider, meterProvider };
+  /** The histogram `name`'s points: attributes, count and smallest value. */
+  const histogram = async (name: string) => {
+    await reader.forceFlush();
+    const found: {
+      attributes: Record<string, unknown>;
+      count: number;
+      min: number;
+    }[] = [];
+    for (const resource of metricExporter.getMetrics()) {
+      for (const scope of resource.scopeMetrics) {
+        for (const metric of scope.metrics) {
+          if (metric.descriptor.name !== name) continue;
+          for (const point of metric.dataPoints) {
+            const value = point.value as { count: number; min?: number };
+            found.push({
+              attributes: point.attributes,
+              count: value.count,
+              min: value.min ?? NaN,
+            });
+          }
+        }
+      }
+    }
+    return found;
+  };
+  return { spans, api, collect, histogram, tracerProvider, meterProvider };
 }
 
 // What an SDK set-up registers: the active span follows async calls.
@@ -151,5 +176,49 @@ describe("otel", () => {
     assert.equal(points.get("valkeyrie.lock.renewal_failures"), 1);
     assert.equal(points.get("valkeyrie.reconnects"), 1);
     assert.equal(points.get("valkeyrie.errors"), 1);
+  });
+
+  test("each change a watch's reader takes is a sample of the watch lag", async () => {
+    const { api, histogram } = setUp();
+    const stop = instrument(api);
+    try {
+      await using store = await openStore("memory://");
+      const events = store.watchEvents("w").getReader();
+      assert.equal((await events.read()).value?.type, "synced");
+      const key = store.watch("k").getReader();
+      assert.equal((await key.read()).value, null);
+      const tree = store.watchTree("t").getReader();
+      assert.deepEqual((await tree.read()).value, []);
+      await store.put("t/a", "1");
+      await store.put("t/b", "2");
+      await store.put("w/a", "1");
+      await store.put("w/b", "2");
+      await store.put("k", "x");
+      // Nothing is read for a 100 ms timer, so every change waits longer than
+      // half of it (a timer may fire a millisecond early, never 50).
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal((await events.read()).value?.type, "put");
+      assert.equal((await events.read()).value?.type, "put");
+      assert.ok((await key.read()).value);
+      // Both puts folded into one snapshot: one sample, of the older one.
+      assert.equal((await tree.read()).value?.length, 2);
+      await events.cancel();
+      await key.cancel();
+      await tree.cancel();
+    } finally {
+      stop();
+    }
+    const points = await histogram("valkeyrie.watch.lag");
+    const of = (watch: string) =>
+      points.find((point) => point.attributes["valkeyrie.watch"] === watch);
+    // The first state, the first tree and the synced tree are no changes:
+    // not counted.
+    assert.equal(of("watchEvents")?.count, 2);
+    assert.equal(of("watch")?.count, 1);
+    assert.equal(of("watchTree")?.count, 1);
+    assert.ok(of("watchTree")!.min >= 50, String(of("watchTree")!.min));
+    assert.equal(of("watchEvents")?.attributes["db.system"], "memory");
+    assert.ok(of("watchEvents")!.min >= 50, String(of("watchEvents")!.min));
+    assert.ok(of("watch")!.min >= 50, String(of("watch")!.min));
   });
 });

@@ -277,4 +277,65 @@ describe("EventWatch replaying history", () => {
     assert.deepEqual(later, ["put b@4", "delete a", "synced 4"]);
     await reader.cancel();
   });
+
+  test("close still hands over the events reported before it", async () => {
+    const { setup: s } = setup();
+    const watch = new EventWatch(s, false);
+    watch.reset([]);
+    watch.put(entry("p/a", 1));
+    watch.close();
+    const reader = new StreamReader(watch.stream);
+    assert.equal(shown(await reader.next(100)), "synced 0");
+    assert.equal(shown(await reader.next(100)), "put a@1");
+    assert.equal(await reader.ends(100), true);
+  });
+});
+
+describe("watch lag", () => {
+  test("each change the reader takes is reported with what still waits", async () => {
+    const delivered: { lagMs: number; waiting: number }[] = [];
+    const { setup: base } = setup();
+    const s = {
+      ...base,
+      delivered: (lagMs: number, waiting: number) =>
+        delivered.push({ lagMs, waiting }),
+    };
+    const key = new KeyWatch(s);
+    key.state(null);
+    key.state(entry("p/k", 1));
+    key.state(entry("p/k", 2));
+    const reader = new StreamReader(key.stream);
+    assert.equal(await reader.next(100), null);
+    // The first state is no change.
+    assert.equal(delivered.length, 0);
+    await reader.next(100);
+    await reader.next(100);
+    assert.deepEqual(delivered.map((d) => d.waiting), [1, 0]);
+    assert.ok(delivered.every((d) => d.lagMs >= 0));
+    await reader.cancel();
+
+    delivered.length = 0;
+    const tree = new TreeWatch(s);
+    const snapshots = new StreamReader(tree.stream);
+    tree.reset([entry("p/a", 1)]);
+    await snapshots.next(100);
+    assert.equal(delivered.length, 0, "the first tree is no change");
+    tree.put(entry("p/b", 2));
+    tree.put(entry("p/c", 3));
+    await snapshots.next(100);
+    assert.equal(delivered.length, 1, "one snapshot, one sample");
+    await snapshots.cancel();
+
+    delivered.length = 0;
+    const events = new EventWatch(s, false);
+    const read = new StreamReader(events.stream);
+    events.reset([entry("p/a", 1)]);
+    await read.next(100); // put a (the tree)
+    await read.next(100); // synced
+    assert.equal(delivered.length, 0, "the tree sent on sync is no change");
+    events.delete("p/a");
+    await read.next(100);
+    assert.equal(delivered.length, 1);
+    await read.cancel();
+  });
 });
