@@ -264,7 +264,20 @@ export class EtcdDriver implements Driver {
       options.signal,
       { op: "scan", key: range.dir },
     );
-    return page.kvs.map(entryOf);
+    const entries = page.kvs.map(entryOf);
+    // etcd reports a key's lease, not when it ends: a scan (what dump and
+    // copy read) asks the page's leases, so a key's TTL goes with it.
+    if (!range.keysOnly && page.kvs.some((kv) => kv.lease !== "0")) {
+      const ends = await this.#ttl.expiries(
+        page.kvs.map((kv) => kv.lease),
+        options.signal,
+      );
+      page.kvs.forEach((kv, i) => {
+        const end = ends.get(kv.lease);
+        if (end !== undefined) entries[i].expiresAt = end;
+      });
+    }
+    return entries;
   }
 
   async deleteTree(

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { eachLimited } from "../../core/concurrency.ts";
 import type { EtcdClient } from "./client.ts";
 
 /**
@@ -15,6 +16,9 @@ import type { EtcdClient } from "./client.ts";
  * election timeout of 1 s: 1.5 election timeouts, rounded up).
  */
 const MS_PER_LEASE_SECOND = 1_000;
+
+/** Lease lookups of one read in flight at once. */
+const EXPIRY_LOOKUPS = 16;
 
 /** A lease id of etcd: a decimal int64; `"0"` is no lease. */
 export type LeaseId = string;
@@ -83,6 +87,39 @@ export class TtlLeases {
         }
       });
     }
+  }
+
+  /**
+   * When each lease ends, as etcd tells it (one `LeaseTimeToLive` per lease,
+   * at most {@linkcode EXPIRY_LOOKUPS} at once). etcd reports whole seconds
+   * left and ends the lease within one more, so the time given is the latest
+   * it ends: a copy made from it is never gone before the original. A lease
+   * already gone (TTL -1) ends now.
+   *
+   * @param ids The leases (`"0"`, no lease, is skipped).
+   * @param signal Aborts the lookups.
+   * @returns Each lease's end, in ms since the epoch.
+   */
+  async expiries(
+    ids: Iterable<LeaseId>,
+    signal?: AbortSignal,
+  ): Promise<Map<LeaseId, number>> {
+    const ends = new Map<LeaseId, number>();
+    const wanted = [...new Set(ids)].filter((id) => id !== "0");
+    await eachLimited(wanted, EXPIRY_LOOKUPS, async (id) => {
+      const lease = await this.#client.call(
+        "idempotent",
+        (options) =>
+          this.#client.etcd.leaseClient.leaseTimeToLive({ ID: id }, options),
+        signal,
+      );
+      const left = Number(lease.TTL);
+      ends.set(
+        id,
+        Date.now() + (left < 0 ? 0 : (left + 1) * MS_PER_LEASE_SECOND),
+      );
+    });
+    return ends;
   }
 
   /** Waits for the revocations under way (for `close()`). */

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { after, before, describe, test } from "node:test";
 import {
+  expiresAt,
   InvalidArgumentError,
   LockLostError,
   NotReachableError,
@@ -136,6 +137,32 @@ describe("etcd interop and resilience", () => {
       5_000,
       () => Promise.resolve(leases().size <= before),
     );
+  });
+
+  test("a scan reports when each key's lease ends, also a lease another client granted", async () => {
+    await using store = await openStore(etcd.url, { prefix: "scanttl" });
+    const before = Date.now();
+    await store.put("a", "mine", { ttl: 30_000 });
+    await store.put("b", "no ttl");
+    // etcdctl grants a lease of 40 s and puts c with it.
+    const granted = etcdctl(etcd.endpoint, ["lease", "grant", "40"]);
+    const id = /lease ([0-9a-f]+) granted/.exec(granted)?.[1];
+    assert.ok(id, granted);
+    etcdctl(etcd.endpoint, ["put", "scanttl/c", "theirs", `--lease=${id}`]);
+    const pairs = [];
+    for await (const pair of store.scan("")) pairs.push(pair);
+    assert.deepEqual(pairs.map((p) => p.key), ["a", "b", "c"]);
+    const [a, b, c] = pairs.map((p) => expiresAt(p));
+    // Whole seconds: never before the TTL given, at most a second after.
+    assert.ok(a !== undefined && a >= before + 29_000, `a ends ${a}`);
+    assert.ok(a <= Date.now() + 31_000, `a ends ${a}`);
+    assert.equal(b, undefined);
+    assert.ok(c !== undefined && c >= before + 39_000, `c ends ${c}`);
+    assert.ok(c <= Date.now() + 41_000, `c ends ${c}`);
+    // A keys-only scan asks no lease.
+    for await (const pair of store.scan("", { keysOnly: true })) {
+      assert.equal(expiresAt(pair), undefined, pair.key);
+    }
   });
 
   test("lock waiter keys live under a NUL namespace that list('') never shows", async () => {
