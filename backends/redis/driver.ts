@@ -64,6 +64,8 @@ import { Notifications } from "./notifications.ts";
 import { type Call, runPipelined } from "./pipeline.ts";
 import { COMMIT, INCREMENT, PRUNE, type ScriptArg } from "./scripts.ts";
 import { keySlot } from "./slots.ts";
+import type { Redis } from "ioredis";
+import type { Replication } from "./options.ts";
 import type { Topology } from "./topology.ts";
 import { watchKey, type WatchSource, watchTree } from "./watch.ts";
 
@@ -119,13 +121,16 @@ export class RedisDriver implements Driver, WatchSource {
   readonly notifications: Notifications;
   readonly maxKeyBytes: number = REDIS_LIMITS.maxKeyBytes;
   readonly #topology: Topology;
+  readonly #replication: Replication | undefined;
 
   /**
    * @param topology The servers, with the command connection, ready.
    * @param db The database number.
+   * @param replication Replicas every write waits for (`waitReplicas`).
    */
-  constructor(topology: Topology, db: number) {
+  constructor(topology: Topology, db: number, replication?: Replication) {
     this.#topology = topology;
+    this.#replication = replication;
     this.notifications = new Notifications(topology, db);
   }
 
@@ -144,6 +149,7 @@ export class RedisDriver implements Driver, WatchSource {
         { type: "put", key, value, ttl: options.ttl },
       ]);
       if (!outcome.ok) throw new StoreError("Redis refused an unchecked put");
+      await this.#replicated("put");
       return outcome.lastIndex;
     });
   }
@@ -151,6 +157,7 @@ export class RedisDriver implements Driver, WatchSource {
   delete(key: string, _options: DriverSignalOptions): Promise<void> {
     return this.#run("delete", async () => {
       await this.#topology.client.unlink(key, versionKey(key));
+      await this.#replicated("delete");
     });
   }
 
@@ -185,13 +192,15 @@ export class RedisDriver implements Driver, WatchSource {
           COMMIT.call(stepNames(key), ["0", "0", ...putArgs(value, ttl)])
         ),
       );
-      return replies.map((reply) => {
+      const versions = replies.map((reply) => {
         const [applied, version] = reply as [number, unknown];
         if (applied !== 1) {
           throw new StoreError("Redis refused an unchecked put");
         }
         return BigInt(String(version));
       });
+      await this.#replicated("putMany");
+      return versions;
     });
   }
 
@@ -206,6 +215,7 @@ export class RedisDriver implements Driver, WatchSource {
           unlinkCall(withCompanions(batch))
         ),
       );
+      await this.#replicated("deleteMany");
     });
   }
 
@@ -279,7 +289,10 @@ export class RedisDriver implements Driver, WatchSource {
     dir: string,
     options: DriverSignalOptions,
   ): Promise<void> {
-    return this.#run("deleteTree", () => this.#deleteTree(key, dir, options));
+    return this.#run("deleteTree", async () => {
+      await this.#deleteTree(key, dir, options);
+      await this.#replicated("deleteTree");
+    });
   }
 
   async #deleteTree(
@@ -334,6 +347,7 @@ export class RedisDriver implements Driver, WatchSource {
         [delta.toString(), ttl],
       ) as [number, unknown, unknown];
       if (applied === 1) {
+        await this.#replicated("increment");
         return {
           ok: true,
           value: BigInt(String(value)),
@@ -350,7 +364,11 @@ export class RedisDriver implements Driver, WatchSource {
     steps: readonly AtomicStep[],
     options: DriverCommitOptions,
   ): Promise<CommitOutcome> {
-    return this.#run("atomic", () => this.#commit(steps, options.fences));
+    return this.#run("atomic", async () => {
+      const outcome = await this.#commit(steps, options.fences);
+      if (outcome.ok) await this.#replicated("atomic commit");
+      return outcome;
+    });
   }
 
   async #commit(
@@ -410,8 +428,15 @@ export class RedisDriver implements Driver, WatchSource {
   lock(key: string, options: DriverLockOptions): Promise<LockLease> {
     return this.#run(
       "lock",
-      () =>
-        acquireLock(this.#topology.client, this.notifications, key, options),
+      async () =>
+        this.#replicatedLock(
+          await acquireLock(
+            this.#topology.client,
+            this.notifications,
+            key,
+            options,
+          ),
+        ),
     );
   }
 
@@ -421,7 +446,10 @@ export class RedisDriver implements Driver, WatchSource {
   ): Promise<LockLease | null> {
     return this.#run(
       "tryLock",
-      () => tryLock(this.#topology.client, key, options),
+      async () =>
+        this.#replicatedLock(
+          await tryLock(this.#topology.client, key, options),
+        ),
     );
   }
 
@@ -461,6 +489,48 @@ export class RedisDriver implements Driver, WatchSource {
   // The same, minus the store's goodbyes, which BaseStore leaves out.
   abandon(): Promise<void> {
     return this.close();
+  }
+
+  // With waitReplicas, a write is acknowledged only once that many replicas
+  // have it: WAIT, sent after the write on the same connection, answers how
+  // many replicas have every write the connection made so far.
+  async #replicated(what: string): Promise<void> {
+    const replication = this.#replication;
+    if (!replication) return;
+    const { replicas, timeoutMs } = replication;
+    const confirmed = Number(
+      await (this.#topology.client as Redis).wait(replicas, timeoutMs),
+    );
+    if (confirmed < replicas) {
+      throw new StoreError(
+        `The ${what} was applied on the Redis master, but ${confirmed} of the ${replicas} replicas waited for (waitReplicas) confirmed it within ${timeoutMs} ms: a failover before they have it loses it`,
+      );
+    }
+  }
+
+  // A lock taken is held only once the replicas have its record: a failover
+  // to a replica without it would let another contender take it too. One
+  // they do not confirm is given back. A renewal counts once they have it
+  // (until then the holder's own count of its TTL runs from the renewal
+  // before): one they do not confirm fails, and core tries it again while
+  // the TTL lasts.
+  async #replicatedLock<T extends LockLease | null>(lease: T): Promise<T> {
+    if (lease === null || !this.#replication) return lease;
+    try {
+      await this.#replicated("lock");
+    } catch (error) {
+      await lease.release(false, new AbortController().signal).catch(() => {});
+      throw error;
+    }
+    // The same lease object, so its fence (lockFence) still finds it.
+    const renew = lease.renew?.bind(lease);
+    if (renew === undefined) return lease;
+    lease.renew = async (signal) => {
+      const renewed = await renew(signal);
+      if (renewed) await this.#replicated("lock renewal");
+      return renewed;
+    };
+    return lease;
   }
 
   #run<T>(op: string, call: () => Promise<T>): Promise<T> {

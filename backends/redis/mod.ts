@@ -76,6 +76,17 @@ export interface RedisStoreOptions {
    * may take any keys of the store (which then lives on one master).
    */
   prefix?: string;
+  /**
+   * Acknowledge a write only once this many replicas have it (Redis's
+   * `WAIT`, sent after each write): Redis replicates asynchronously, and a
+   * failover loses the writes a master acknowledged but had not passed on.
+   * A write the replicas do not confirm within `waitTimeout` fails with a
+   * `StoreError` saying so; it was applied on the master and may or may not
+   * survive a failover. Not on Redis Cluster. Off by default.
+   */
+  waitReplicas?: number;
+  /** How long a write waits for `waitReplicas`, in ms (default 1 000). */
+  waitTimeout?: number;
   /** How long connecting may take, in milliseconds (default 10 000). */
   connectTimeout?: number;
   /** Aborts connecting. */
@@ -146,10 +157,18 @@ export class RedisStore extends BaseStore {
       }
       settings = withOptions(urlSettings(redisBackend, parsed), given);
     }
-    const { endpoint, prefix, signal } = readSettings(settings);
+    const { endpoint, prefix, signal, replication } = readSettings(settings);
     const topology = new Topology(await openClient(endpoint, signal), endpoint);
     try {
-      return new RedisStore(new RedisDriver(topology, endpoint.db), prefix);
+      if (replication && topology.isCluster) {
+        throw new InvalidConfigurationError(
+          'The redis setting "waitReplicas" is for one master with replicas (or Sentinel), not Redis Cluster',
+        );
+      }
+      return new RedisStore(
+        new RedisDriver(topology, endpoint.db, replication),
+        prefix,
+      );
     } catch (error) {
       topology.close();
       throw error;

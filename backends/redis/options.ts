@@ -31,7 +31,23 @@ const REDIS_SETTINGS = {
   master: "string",
   sentinelUsername: "string",
   sentinelPassword: "string",
+  waitReplicas: "number",
+  waitTimeout: "number",
 } as const;
+
+/** How long a write waits for its replicas by default (`waitTimeout`). */
+export const DEFAULT_WAIT_TIMEOUT_MS = 1_000;
+
+/**
+ * Writes acknowledged only once replicas have them (Redis's `WAIT`): how many
+ * replicas, and how long to wait for them.
+ */
+export interface Replication {
+  /** Replicas that must have a write before it is acknowledged. */
+  replicas: number;
+  /** How long to wait for them, in ms. */
+  timeoutMs: number;
+}
 
 /** Checked settings of a store: where it connects and its key prefix. */
 export interface RedisSettings {
@@ -41,6 +57,8 @@ export interface RedisSettings {
   prefix?: string;
   /** Aborts opening. */
   signal?: AbortSignal;
+  /** Writes wait for replicas (`waitReplicas`), when set. */
+  replication?: Replication;
 }
 
 /**
@@ -113,9 +131,24 @@ export function readSettings(settings: Record<string, unknown>): RedisSettings {
     if (tls) options.tls = tls;
     what = `redis at ${host}:${port}`;
   }
+  let replication: Replication | undefined;
+  if (merged.waitReplicas !== undefined) {
+    replication = {
+      replicas: reader.positive("waitReplicas", 1, { integer: true }),
+      timeoutMs: reader.positive("waitTimeout", DEFAULT_WAIT_TIMEOUT_MS, {
+        integer: true,
+        timer: true,
+      }),
+    };
+  } else if (merged.waitTimeout !== undefined) {
+    throw new InvalidConfigurationError(
+      'The redis setting "waitTimeout" needs "waitReplicas"',
+    );
+  }
   return {
     endpoint: { what, options, db, connectTimeout, hosts: servers },
     prefix: reader.prefix,
     signal: reader.signal,
+    replication,
   };
 }

@@ -80,7 +80,7 @@ function mastersOf(keys: string[]): Set<number> {
 }
 
 describe("redis: Redis Cluster", () => {
-  test("several hosts that are no cluster, and a database but 0, are configuration errors", async () => {
+  test("several hosts that are no cluster, a database but 0, and waitReplicas are configuration errors", async () => {
     const servers = await Promise.all([startRedis(), startRedis()]);
     try {
       const started = Date.now();
@@ -101,6 +101,13 @@ describe("redis: Redis Cluster", () => {
     );
     assert.ok(error instanceof InvalidConfigurationError, String(error));
     assert.match(error.message, /only database 0/);
+    // Writes that wait for replicas are for one master with its replicas.
+    const waiting = await openStore(cluster.url, { waitReplicas: 1 }).then(
+      () => undefined,
+      (e) => e,
+    );
+    assert.ok(waiting instanceof InvalidConfigurationError, String(waiting));
+    assert.match(waiting.message, /not Redis Cluster/);
   });
 
   test("an ACL user with the documented rules does the whole job, probing notifications; a wrong password fails at once", async () => {

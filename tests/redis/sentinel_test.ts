@@ -7,13 +7,12 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { Lock, Store } from "../../mod.ts";
 import { RedisStore } from "../../backends/redis/mod.ts";
-import { waitUntil } from "../services/process.ts";
 import {
   redisCli,
   type RedisService,
+  type SentinelGroup,
   type SentinelService,
-  startRedis,
-  startSentinel,
+  startSentinelGroup,
 } from "../services/redis.ts";
 import { StreamReader, text } from "../../testing/harness.ts";
 
@@ -26,60 +25,26 @@ const FAILOVER_BOUND_MS = 30_000;
 const LOCK_TTL_MS = 3_000;
 
 describe("redis: Sentinel failover", () => {
+  let group: SentinelGroup;
   let master: RedisService;
   let replica: RedisService;
-  const sentinels: SentinelService[] = [];
+  let sentinels: readonly SentinelService[];
 
   before(async () => {
-    master = await startRedis();
-    replica = await startRedis({
-      args: ["--replicaof", "127.0.0.1", String(master.port)],
+    group = await startSentinelGroup({
+      master: MASTER,
+      downAfterMs: DOWN_AFTER_MS,
+      failoverTimeoutMs: FAILOVER_TIMEOUT_MS,
     });
-    await waitUntil(
-      "replication",
-      20_000,
-      () =>
-        redisCli(replica.port, ["INFO", "replication"]).includes(
-          "master_link_status:up",
-        ),
-    );
-    for (let i = 0; i < 3; i++) {
-      sentinels.push(
-        await startSentinel({
-          master: MASTER,
-          masterPort: master.port,
-          quorum: 2,
-          downAfterMs: DOWN_AFTER_MS,
-          failoverTimeoutMs: FAILOVER_TIMEOUT_MS,
-        }),
-      );
-    }
-    // A failover needs sentinels that know the replica and each other.
-    await waitUntil(
-      "sentinel discovery",
-      30_000,
-      () =>
-        sentinels.every((sentinel) =>
-          redisCli(sentinel.port, ["SENTINEL", "REPLICAS", MASTER]).includes(
-            String(replica.port),
-          ) &&
-          redisCli(sentinel.port, ["SENTINEL", "SENTINELS", MASTER])
-              .split("\n").filter((line) => line === "runid").length === 2
-        ),
-      200,
-    );
+    ({ master, replica, sentinels } = group);
   });
 
   after(async () => {
-    await Promise.all(
-      [...sentinels, replica, master].map((service) => service?.stop()),
-    );
+    await group?.stop();
   });
 
   test("the store carries on after the master dies", async () => {
-    const url = `redis://${
-      sentinels.map((s) => `127.0.0.1:${s.port}`).join(",")
-    }?master=${MASTER}`;
+    const url = group.url;
     const store: Store = await RedisStore.connect({ url });
     const other: Store = await RedisStore.connect({ url });
     try {

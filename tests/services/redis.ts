@@ -18,6 +18,7 @@ import {
   tempDir,
   waitUntil,
 } from "./process.ts";
+import { startTcpProxy, type TcpProxy } from "./tcp_proxy.ts";
 
 /** A running Redis. */
 export interface RedisService extends Service {
@@ -173,6 +174,90 @@ export async function startSentinel(
     dir,
     port,
   });
+}
+
+/** A master, its replica and three sentinels on loopback. */
+export interface SentinelGroup {
+  readonly master: RedisService;
+  readonly replica: RedisService;
+  readonly sentinels: readonly SentinelService[];
+  /**
+   * With `replicationProxy`, the proxy the replica replicates through: its
+   * `partition()` keeps what the master sends from the replica (a stopped
+   * replica would still find it in its socket buffer when it runs again).
+   */
+  readonly link?: TcpProxy;
+  /** `redis://s1,s2,s3?master=NAME`: the sentinels, as a store opens them. */
+  readonly url: string;
+  /** Stops every server. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a master, a replica of it and three sentinels (quorum 2) watching
+ * it, with Sentinel's timings given; resolves once the replica is in sync
+ * and every sentinel knows the replica and the two other sentinels, so a
+ * failover can happen.
+ */
+export async function startSentinelGroup(
+  options: Omit<SentinelOptions, "masterPort" | "quorum"> & {
+    replicationProxy?: boolean;
+  },
+): Promise<SentinelGroup> {
+  const started: Service[] = [];
+  let link: TcpProxy | undefined;
+  const stop = async () => {
+    await Promise.all(started.map((service) => service.stop()));
+    await link?.close();
+  };
+  try {
+    const master = await startRedis();
+    started.push(master);
+    if (options.replicationProxy) link = await startTcpProxy(master.port);
+    const replica = await startRedis({
+      args: ["--replicaof", "127.0.0.1", String(link?.port ?? master.port)],
+    });
+    started.push(replica);
+    await waitUntil(
+      "replication",
+      20_000,
+      () =>
+        redisCli(replica.port, ["INFO", "replication"]).includes(
+          "master_link_status:up",
+        ),
+    );
+    const sentinels: SentinelService[] = [];
+    for (let i = 0; i < 3; i++) {
+      const sentinel = await startSentinel({
+        master: options.master,
+        downAfterMs: options.downAfterMs,
+        failoverTimeoutMs: options.failoverTimeoutMs,
+        masterPort: master.port,
+        quorum: 2,
+      });
+      started.push(sentinel);
+      sentinels.push(sentinel);
+    }
+    await waitUntil(
+      "sentinel discovery",
+      30_000,
+      () =>
+        sentinels.every((sentinel) =>
+          redisCli(sentinel.port, ["SENTINEL", "REPLICAS", options.master])
+            .includes(String(replica.port)) &&
+          redisCli(sentinel.port, ["SENTINEL", "SENTINELS", options.master])
+              .split("\n").filter((line) => line === "runid").length === 2
+        ),
+      200,
+    );
+    const url = `redis://${
+      sentinels.map((s) => `127.0.0.1:${s.port}`).join(",")
+    }?master=${options.master}`;
+    return { master, replica, sentinels, url, link, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
 }
 
 /** One node of a {@linkcode RedisClusterService}. */
