@@ -27,6 +27,12 @@
  * check that fails, a commit with nothing to write) reads again after a
  * barrier (`Nodes.barrier`, a `multi` the quorum commits) before it answers.
  *
+ * A `multi` whose reply the connection lost may have landed. The commit
+ * reads again after a barrier and writes again only if a node it wrote
+ * shows the `multi` did not land (see `landed`); otherwise it fails saying
+ * it may or may not have been applied. Sending it again regardless could
+ * land it twice, the second time over another client's acknowledged write.
+ *
  * A fenced commit starts its `multi` with a `check` of each holder's lock
  * node (any version): it fails with `NONODE` once the node is gone, so the
  * writes land only while every lock is still held (see `fenceOf` in
@@ -100,12 +106,6 @@ export interface CommitOptions {
   /** Stops it between requests; a request already sent is not taken back. */
   signal?: AbortSignal;
   /**
-   * Send the `multi` again when the connection drops before its reply: right
-   * for a put or delete (doing it twice is harmless), wrong for a
-   * compare-and-set (its own first landing would make it fail).
-   */
-  resend?: boolean;
-  /**
    * The lock nodes of the commit's fences: each must still exist when the
    * `multi` is applied.
    */
@@ -157,6 +157,9 @@ export async function commit(
   let resends = 0;
   // Whether the reads follow a barrier (see the module doc).
   let synced = false;
+  // What the targets a `multi` wrote looked like before it was sent, while
+  // its reply is lost with the connection (see `landed`).
+  let unanswered: Written[] | undefined;
   const backoff = new Backoff(CONFLICT_BACKOFF);
   // Parents made for a write that then failed, or only to check a key's
   // absence, are not needed afterwards.
@@ -208,8 +211,17 @@ export async function commit(
         }
         throw error;
       }
+      if (unanswered) {
+        if (landed(unanswered, states, versions)) {
+          throw new StoreError(
+            `The connection to ZooKeeper dropped before the ${operation}'s reply, and the nodes it wrote do not show whether it landed: it may or may not have been applied`,
+          );
+        }
+        unanswered = undefined;
+      }
       const now = Date.now();
       const ops: MultiOp[] = [];
+      const written: Written[] = [];
       const deleted: string[] = [];
       /** Generation nodes to check, with the version read. */
       const unchanged = new Map<string, number>();
@@ -254,6 +266,14 @@ export async function commit(
             missing.add(target.generation);
           } else unchanged.set(target.generation, version);
         }
+        if (writes.length > 0) {
+          written.push({
+            index: i,
+            before: state,
+            generation: target.generation,
+            version: versions.get(target.generation),
+          });
+        }
         for (const op of writes) {
           if (op.type === "delete") deleted.push(op.path);
           if (op.type === "create") moved.add(target.generation);
@@ -297,10 +317,13 @@ export async function commit(
       try {
         reply = await nodes.multi(all);
       } catch (error) {
-        if (
-          isConnectionLoss(error) && options.resend && ++resends <= MAX_RESENDS
-        ) {
+        if (isConnectionLoss(error) && ++resends <= MAX_RESENDS) {
+          // Whether it landed is read first, after a barrier: a CI run with
+          // a server killed saw a put sent again land twice, over another
+          // client's put acknowledged in between.
           retried(attempt, error);
+          unanswered = written;
+          synced = true;
           continue;
         }
         throw translateError(error, { op: "write" }) ?? error;
@@ -359,6 +382,42 @@ export async function commit(
     const unneeded = [...parentsMade].filter((path) => !parentsKept.has(path));
     await Promise.allSettled(unneeded.map((path) => nodes.prune(path)));
   }
+}
+
+/** A target a `multi` writes, and its node as read before. */
+interface Written {
+  /** Its place in the commit's targets. */
+  index: number;
+  before: NodeState | null;
+  /** Its generation node. */
+  generation: string;
+  /** That node's version, when read (puts): `null` if there is none. */
+  version: number | null | undefined;
+}
+
+// Whether a `multi` whose reply was lost may have landed, from its targets
+// read again after a barrier. A `multi` lands whole or not at all, so one
+// target shown untouched means it did not: a node still there that is the
+// same creation with the same last write, or a node still absent whose
+// generation node (which every creation at its path moves on) has not
+// moved. Otherwise it did, or other writers changed every target meanwhile;
+// the two cannot be told apart. A `multi` that writes nothing only asserts
+// what it read: sending it again is harmless.
+function landed(
+  written: readonly Written[],
+  states: readonly (NodeState | null)[],
+  versions: ReadonlyMap<string, number | null>,
+): boolean {
+  return written.length > 0 && !written.some((target) => {
+    const { before, generation, version } = target;
+    const now = states[target.index];
+    if (before !== null) {
+      return now !== null && before.stat.czxid === now.stat.czxid &&
+        before.stat.mzxid === now.stat.mzxid;
+    }
+    return now === null && version !== null && version !== undefined &&
+      versions.get(generation) === version;
+  });
 }
 
 // Makes generation nodes; resolves the connection's loss when it dropped

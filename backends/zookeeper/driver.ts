@@ -168,7 +168,6 @@ export class ZookeeperDriver implements Driver {
       "put",
       [{ type: "put", key, value, ttl: ttlOf(options.ttl) }],
       options.signal,
-      true,
     );
     if (!outcome.ok) throw new StoreError("ZooKeeper refused an unchecked put");
     return outcome.lastIndex;
@@ -179,7 +178,6 @@ export class ZookeeperDriver implements Driver {
       "delete",
       [{ type: "delete", key }],
       options.signal,
-      true,
     );
   }
 
@@ -255,7 +253,6 @@ export class ZookeeperDriver implements Driver {
           ttl: ttlOf(ttl),
         })),
         options.signal,
-        true,
       );
       if (!outcome.ok) {
         throw new StoreError("ZooKeeper refused unchecked puts");
@@ -275,7 +272,6 @@ export class ZookeeperDriver implements Driver {
         "deleteMany",
         group.map((key) => ({ type: "delete", key })),
         options.signal,
-        true,
       );
     });
   }
@@ -352,7 +348,6 @@ export class ZookeeperDriver implements Driver {
       "atomic",
       withTtl,
       options.signal,
-      false,
       fences as string[],
     );
   }
@@ -391,7 +386,6 @@ export class ZookeeperDriver implements Driver {
           "lock",
           [{ type: "put", key, value }],
           undefined,
-          true,
         );
         return outcome.ok ? outcome.lastIndex : 0n;
       },
@@ -400,7 +394,6 @@ export class ZookeeperDriver implements Driver {
           "unlock",
           [{ type: "delete", key }],
           undefined,
-          true,
         );
       },
     };
@@ -443,14 +436,12 @@ export class ZookeeperDriver implements Driver {
     operation: string,
     steps: readonly AtomicStep[],
     signal: AbortSignal | undefined,
-    resend: boolean,
     fences?: readonly string[],
   ): Promise<CommitOutcome> {
     try {
       const { outcome, deleted } = await commit(this.#nodes, steps, {
         operation,
         signal,
-        resend,
         fences,
       });
       // Parents left empty by a deletion go too, if they can: once per
