@@ -4,8 +4,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { InvalidConfigurationError, openStore, StoreError } from "../../mod.ts";
-import { waitUntil } from "../services/process.ts";
-import { redisCli, type RedisService, startRedis } from "../services/redis.ts";
+import {
+  redisCli,
+  type RedisService,
+  startRedis,
+  startReplica,
+} from "../services/redis.ts";
 
 /** How long a write waits for the replica in these tests. */
 const WAIT_MS = 200;
@@ -16,17 +20,7 @@ describe("redis: writes that wait for replicas (waitReplicas)", () => {
 
   before(async () => {
     master = await startRedis();
-    replica = await startRedis({
-      args: ["--replicaof", "127.0.0.1", String(master.port)],
-    });
-    await waitUntil(
-      "replication",
-      20_000,
-      () =>
-        redisCli(replica.port, ["INFO", "replication"]).includes(
-          "master_link_status:up",
-        ),
-    );
+    replica = await startReplica(master.port);
   });
 
   after(async () => {

@@ -194,6 +194,30 @@ export interface SentinelGroup {
 }
 
 /**
+ * A Redis server replicating the one on `masterPort`, once its link to it is
+ * up.
+ */
+export async function startReplica(masterPort: number): Promise<RedisService> {
+  const replica = await startRedis({
+    args: ["--replicaof", "127.0.0.1", String(masterPort)],
+  });
+  try {
+    await waitUntil(
+      "replication",
+      20_000,
+      () =>
+        redisCli(replica.port, ["INFO", "replication"]).includes(
+          "master_link_status:up",
+        ),
+    );
+    return replica;
+  } catch (error) {
+    await replica.stop();
+    throw error;
+  }
+}
+
+/**
  * Starts a master, a replica of it and three sentinels (quorum 2) watching
  * it, with Sentinel's timings given; resolves once the replica is in sync
  * and every sentinel knows the replica and the two other sentinels, so a
@@ -214,18 +238,8 @@ export async function startSentinelGroup(
     const master = await startRedis();
     started.push(master);
     if (options.replicationProxy) link = await startTcpProxy(master.port);
-    const replica = await startRedis({
-      args: ["--replicaof", "127.0.0.1", String(link?.port ?? master.port)],
-    });
+    const replica = await startReplica(link?.port ?? master.port);
     started.push(replica);
-    await waitUntil(
-      "replication",
-      20_000,
-      () =>
-        redisCli(replica.port, ["INFO", "replication"]).includes(
-          "master_link_status:up",
-        ),
-    );
     const sentinels: SentinelService[] = [];
     for (let i = 0; i < 3; i++) {
       const sentinel = await startSentinel({
