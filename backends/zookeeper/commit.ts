@@ -159,12 +159,22 @@ export async function commit(
   let synced = false;
   // What the targets a `multi` wrote looked like before it was sent, while
   // its reply is lost with the connection (see `landed`).
-  let unanswered: Written[] | undefined;
+  let unanswered:
+    | { written: Written[]; deleted: string[]; sent: MultiOp[] }
+    | undefined;
   const backoff = new Backoff(CONFLICT_BACKOFF);
   // Parents made for a write that then failed, or only to check a key's
   // absence, are not needed afterwards.
   const parentsMade = new Set<string>();
   const parentsKept = new Set<string>();
+  // A landed multi's nodes with data stay, also where made as parents.
+  const keep = (sent: readonly MultiOp[]) => {
+    for (const op of sent) {
+      if (op.type === "create" && op.spec.data !== null) {
+        parentsKept.add(op.spec.path);
+      }
+    }
+  };
   try {
     attempts: for (let attempt = 1;; attempt++) {
       if (attempt > MAX_ATTEMPTS) {
@@ -193,11 +203,13 @@ export async function commit(
         // same connection's loss): theirs must not go unhandled then.
         for (const read of generationReads) read.catch(() => {});
         const known = creates ? nodes.generations.known(nodes) : undefined;
-        // Puts need the node's kind, checks and deletes also its data.
+        // Puts need the node's kind, checks and deletes also its data; all
+        // of them their data after a lost reply (see `shown`).
         states = await Promise.all(list.map((target) =>
           nodes.read(
             target.path,
-            target.check !== undefined || target.write?.type === "delete",
+            unanswered !== undefined || target.check !== undefined ||
+              target.write?.type === "delete",
           )
         ));
         const read = await Promise.all(generationReads);
@@ -212,7 +224,15 @@ export async function commit(
         throw error;
       }
       if (unanswered) {
-        if (landed(unanswered, states, versions)) {
+        const lastIndex = shown(unanswered.written, states);
+        if (lastIndex !== undefined) {
+          keep(unanswered.sent);
+          return {
+            outcome: { ok: true, lastIndex },
+            deleted: unanswered.deleted,
+          };
+        }
+        if (landed(unanswered.written, states, versions)) {
           throw new StoreError(
             `The connection to ZooKeeper dropped before the ${operation}'s reply, and the nodes it wrote do not show whether it landed: it may or may not have been applied`,
           );
@@ -269,6 +289,7 @@ export async function commit(
         if (writes.length > 0) {
           written.push({
             index: i,
+            write: target.write!,
             before: state,
             generation: target.generation,
             version: versions.get(target.generation),
@@ -322,7 +343,7 @@ export async function commit(
           // a server killed saw a put sent again land twice, over another
           // client's put acknowledged in between.
           retried(attempt, error);
-          unanswered = written;
+          unanswered = { written, deleted, sent: all };
           synced = true;
           continue;
         }
@@ -333,11 +354,7 @@ export async function commit(
         result.err !== Code.ok && result.err !== Code.runtimeInconsistency
       );
       if (failed < 0) {
-        for (const op of all) {
-          if (op.type === "create" && op.spec.data !== null) {
-            parentsKept.add(op.spec.path);
-          }
-        }
+        keep(all);
         return { outcome: { ok: true, lastIndex: zxid }, deleted };
       }
       if (failed < fences.length) {
@@ -388,11 +405,58 @@ export async function commit(
 interface Written {
   /** Its place in the commit's targets. */
   index: number;
+  write: AtomicStep & { type: "put" | "delete" };
   before: NodeState | null;
   /** Its generation node. */
   generation: string;
   /** That node's version, when read (puts): `null` if there is none. */
   version: number | null | undefined;
+}
+
+// The lastIndex of a `multi` whose reply was lost, when its targets read
+// again after a barrier show exactly its writes: each deleted key gone (or,
+// kept as a parent, emptied by one write), each put key holding its bytes
+// and kind after exactly one write since the read (a new node: its first),
+// the put nodes all last written by one transaction, whose zxid it is (0
+// when it only deleted, as a commit that writes nothing answers). Another
+// client writing the very same bytes into that window would look the same:
+// the put is then taken as landed just before that write, with its index.
+// `undefined` when they show anything else.
+function shown(
+  written: readonly Written[],
+  states: readonly (NodeState | null)[],
+): bigint | undefined {
+  let zxid: bigint | undefined;
+  for (const { index, write, before } of written) {
+    const now = states[index];
+    if (write.type === "delete" && (!before || before.stat.numChildren === 0)) {
+      if (now !== null) return undefined;
+      continue;
+    }
+    if (now === null) return undefined;
+    const sameNode = before !== null && before.stat.czxid === now.stat.czxid;
+    const expected = write.type === "delete" ? null : write.value;
+    const writes = sameNode ? now.stat.version - before!.stat.version : 1;
+    if (
+      writes !== 1 || (!sameNode && now.stat.version !== 0) ||
+      !sameBytes(now.data, expected) ||
+      (write.type === "put" && now.ttl !== write.ttl) ||
+      (zxid !== undefined && now.stat.mzxid !== zxid)
+    ) {
+      return undefined;
+    }
+    zxid = now.stat.mzxid;
+  }
+  return zxid ?? 0n;
+}
+
+function sameBytes(
+  a: Uint8Array | null | undefined,
+  b: Uint8Array | null,
+): boolean {
+  if (a === undefined) return false;
+  if (a === null || b === null) return a === b;
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }
 
 // Whether a `multi` whose reply was lost may have landed, from its targets

@@ -126,10 +126,41 @@ describe("zookeeper commits whose reply the connection lost", () => {
     assert.equal(text(await store.get("d/k")), "other");
   });
 
-  test("a put that landed with nothing after it cannot tell, and says so", async () => {
+  test("a put that landed with nothing after it is shown by its node, with its index", async () => {
     await store.put("s/k", "old");
-    await rejectsUnknown(lossy([put("s/k", "mine")], { lands: true }));
-    assert.equal(text(await store.get("s/k")), "mine");
+    const { outcome } = await lossy([put("s/k", "mine")], { lands: true });
+    const pair = await store.get("s/k");
+    assert.equal(text(pair), "mine");
+    assert.deepEqual(outcome, { ok: true, lastIndex: pair!.lastIndex });
+    assert.equal(nodes.multis, 1, "nothing was sent again");
+    // Two keys: both last written by the one transaction.
+    const batch = await lossy([put("s/a", "1"), put("s/b", "2")], {
+      lands: true,
+    });
+    const [a, b] = await store.getMany(["s/a", "s/b"]);
+    assert.equal(a!.lastIndex, b!.lastIndex);
+    assert.deepEqual(batch.outcome, { ok: true, lastIndex: a!.lastIndex });
+    assert.equal(nodes.multis, 1);
+  });
+
+  test("a delete that landed with nothing after it is shown by the key's absence", async () => {
+    await store.put("e/k", "old");
+    const { outcome } = await lossy([{ type: "delete", key: "e/k" }], {
+      lands: true,
+    }, "delete");
+    assert.equal(outcome.ok, true);
+    assert.equal(await store.get("e/k"), null);
+    assert.equal(nodes.multis, 1);
+  });
+
+  test("a put that landed, then was overwritten with the same bytes, says it may not have", async () => {
+    // Two writes since the read: not exactly its own.
+    await store.put("t/k", "old");
+    await rejectsUnknown(lossy([put("t/k", "mine")], {
+      lands: true,
+      meanwhile: () => store.put("t/k", "mine"),
+    }));
+    assert.equal(text(await store.get("t/k")), "mine");
   });
 
   test("a put that never reached the server is sent again, and lands once", async () => {
@@ -193,16 +224,28 @@ describe("zookeeper commits whose reply the connection lost", () => {
     );
     assert.equal(outcome.ok, true);
     assert.equal(text(await store.get("x/k")), "mine");
-    // One that landed cannot be told from another writer's: unknown.
+    // One that landed, its key written by no one since, is shown by it.
     const now = (await store.get("x/k"))!.lastIndex;
-    await rejectsUnknown(lossy(
+    const landed = await lossy(
       [
         { type: "check", key: "x/k", lastIndex: now },
         put("x/k", "again"),
       ],
       { lands: true },
       "atomic",
+    );
+    const pair = await store.get("x/k");
+    assert.equal(text(pair), "again");
+    assert.deepEqual(landed.outcome, { ok: true, lastIndex: pair!.lastIndex });
+    // One written over since cannot be told from another writer's.
+    await rejectsUnknown(lossy(
+      [
+        { type: "check", key: "x/k", lastIndex: pair!.lastIndex },
+        put("x/k", "third"),
+      ],
+      { lands: true, meanwhile: () => store.put("x/k", "fourth") },
+      "atomic",
     ));
-    assert.equal(text(await store.get("x/k")), "again");
+    assert.equal(text(await store.get("x/k")), "fourth");
   });
 });
