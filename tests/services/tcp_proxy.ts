@@ -1,7 +1,7 @@
 /**
  * A TCP proxy on loopback that a test puts between a client and a server to
  * make network trouble without touching the server: drop the connections,
- * cut the link (refuse new connections), or partition it (keep the
+ * cut the link (close new connections at once), or partition it (keep the
  * connections open but let nothing through, as a network that black-holes
  * packets does).
  *
@@ -16,7 +16,10 @@ export interface TcpProxy {
   readonly port: number;
   /** Drops every open connection; new ones are accepted. */
   drop(): void;
-  /** Drops every connection and refuses new ones until {@linkcode resume}. */
+  /**
+   * Drops every connection and closes each new one at once (as a refused
+   * connection fails) until {@linkcode resume}.
+   */
   cut(): Promise<void>;
   /** Lets nothing through, in either direction, until {@linkcode resume}. */
   partition(): void;
@@ -35,6 +38,10 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   let server: Server | undefined;
   let port = 0;
   let partitioned = false;
+  // Cut: connections are accepted and closed at once. The port stays this
+  // proxy's: closing the listener and listening again on it later raced
+  // with servers other tests started meanwhile (EADDRINUSE in a CI run).
+  let cutOff = false;
   const track = (socket: Socket) => {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
@@ -55,6 +62,10 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   const listen = () =>
     new Promise<void>((resolve, reject) => {
       const s = createServer((client) => {
+        if (cutOff) {
+          client.destroy();
+          return;
+        }
         const upstream = new Socket();
         track(client);
         track(upstream);
@@ -83,16 +94,21 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
       return port;
     },
     drop,
-    cut: stop,
+    cut: () => {
+      cutOff = true;
+      drop();
+      return Promise.resolve();
+    },
     partition: () => {
       partitioned = true;
     },
-    resume: async () => {
+    resume: () => {
+      cutOff = false;
       if (partitioned) {
         partitioned = false;
         drop();
       }
-      if (!server) await listen();
+      return Promise.resolve();
     },
     close: stop,
   };
