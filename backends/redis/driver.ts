@@ -144,20 +144,18 @@ export class RedisDriver implements Driver, WatchSource {
     options: DriverWriteOptions,
   ): Promise<bigint> {
     // The commit script answers the version it gave the key.
-    return this.#run("put", async () => {
+    return this.#write("put", async () => {
       const outcome = await this.#commit([
         { type: "put", key, value, ttl: options.ttl },
       ]);
       if (!outcome.ok) throw new StoreError("Redis refused an unchecked put");
-      await this.#replicated("put");
       return outcome.lastIndex;
     });
   }
 
   delete(key: string, _options: DriverSignalOptions): Promise<void> {
-    return this.#run("delete", async () => {
+    return this.#write("delete", async () => {
       await this.#topology.client.unlink(key, versionKey(key));
-      await this.#replicated("delete");
     });
   }
 
@@ -185,22 +183,20 @@ export class RedisDriver implements Driver, WatchSource {
   ): Promise<bigint[]> {
     // The script of a single put, once per key: each key gets the version a
     // put would give it, from its own slot's counter.
-    return this.#run("putMany", async () => {
+    return this.#write("putMany", async () => {
       const replies = await runPipelined(
         this.#topology,
         writes.map(({ key, value, ttl }) =>
           COMMIT.call(stepNames(key), ["0", "0", ...putArgs(value, ttl)])
         ),
       );
-      const versions = replies.map((reply) => {
+      return replies.map((reply) => {
         const [applied, version] = reply as [number, unknown];
         if (applied !== 1) {
           throw new StoreError("Redis refused an unchecked put");
         }
         return BigInt(String(version));
       });
-      await this.#replicated("putMany");
-      return versions;
     });
   }
 
@@ -208,14 +204,13 @@ export class RedisDriver implements Driver, WatchSource {
     keys: readonly string[],
     _options: DriverSignalOptions,
   ): Promise<void> {
-    return this.#run("deleteMany", async () => {
+    return this.#write("deleteMany", async () => {
       await runPipelined(
         this.#topology,
         this.#batches(keys, DELETE_BATCH).map((batch) =>
           unlinkCall(withCompanions(batch))
         ),
       );
-      await this.#replicated("deleteMany");
     });
   }
 
@@ -294,10 +289,10 @@ export class RedisDriver implements Driver, WatchSource {
     dir: string,
     options: DriverSignalOptions,
   ): Promise<void> {
-    return this.#run("deleteTree", async () => {
-      await this.#deleteTree(key, dir, options);
-      await this.#replicated("deleteTree");
-    });
+    return this.#write(
+      "deleteTree",
+      () => this.#deleteTree(key, dir, options),
+    );
   }
 
   async #deleteTree(
@@ -536,6 +531,16 @@ export class RedisDriver implements Driver, WatchSource {
       return renewed;
     };
     return lease;
+  }
+
+  // A write that, with waitReplicas, is acknowledged only once the replicas
+  // have it.
+  #write<T>(op: string, call: () => Promise<T>): Promise<T> {
+    return this.#run(op, async () => {
+      const result = await call();
+      await this.#replicated(op);
+      return result;
+    });
   }
 
   #run<T>(op: string, call: () => Promise<T>): Promise<T> {
