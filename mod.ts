@@ -33,6 +33,16 @@ export type {
 } from "./core/registry.ts";
 export { parseStoreUrl } from "./core/url.ts";
 export type { StoreUrl } from "./core/url.ts";
+export type {
+  BooleanSetting,
+  NumberRule,
+  NumberSetting,
+  Setting,
+  SettingBase,
+  SettingsSchema,
+  StringSetting,
+  ValueSetting,
+} from "./core/config.ts";
 // For writing a backend: implement a Driver, extend BaseStore, register().
 export { BaseStore } from "./core/store.ts";
 export {
@@ -96,6 +106,7 @@ export type {
   SignalOptions,
   Store,
   StoreLimits,
+  StoreOptions,
   TlsOptions,
   WatchEvent,
   WatchEventsOptions,

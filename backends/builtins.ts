@@ -6,7 +6,7 @@
  * @module
  */
 
-import { register } from "../core/registry.ts";
+import { type BackendDescriptor, register } from "../core/registry.ts";
 import { consulBackend } from "./consul/backend.ts";
 import { dynamodbBackend } from "./dynamodb/backend.ts";
 import { etcdBackend } from "./etcd/backend.ts";
@@ -15,16 +15,15 @@ import { memoryBackend } from "./memory/backend.ts";
 import { redisBackend } from "./redis/backend.ts";
 import { zookeeperBackend } from "./zookeeper/backend.ts";
 
-for (
-  const backend of [
-    memoryBackend,
-    fileBackend,
-    redisBackend,
-    etcdBackend,
-    consulBackend,
-    zookeeperBackend,
-    dynamodbBackend,
-  ]
-) {
-  register(backend);
-}
+/** The built-in backends' descriptors, in the order they register. */
+export const builtinBackends: readonly BackendDescriptor[] = Object.freeze([
+  memoryBackend,
+  fileBackend,
+  redisBackend,
+  etcdBackend,
+  consulBackend,
+  zookeeperBackend,
+  dynamodbBackend,
+]);
+
+for (const backend of builtinBackends) register(backend);

@@ -7,6 +7,7 @@
 
 import { InvalidConfigurationError, UnknownBackendError } from "./errors.ts";
 import { parseStoreUrl, type StoreUrl } from "./url.ts";
+import { ConfigReader, type SettingsSchema } from "./config.ts";
 import type { OpenOptions, Store } from "./types.ts";
 
 /** What a backend's factory receives besides its endpoints. */
@@ -57,6 +58,15 @@ export interface BackendDescriptor {
    * turns TLS on unless the options say otherwise (`rediss:`, `etcds:`).
    */
   schemes?: Readonly<Record<string, { tls?: boolean }>>;
+  /**
+   * Its own settings (besides the common `prefix`, `connectTimeout`,
+   * `tls`, `username`, `password` and `signal`): their kinds, defaults,
+   * bounds and docs. When given, the registry checks a store's settings
+   * against it before the backend's module (and its client) loads, and
+   * `scripts/settings.ts` writes the backend's options interface and docs
+   * table from it.
+   */
+  settings?: SettingsSchema;
   /**
    * The settings a URL's hosts and path give, such as
    * `{ endpoints: url.hosts, prefix: url.path }`. Its query parameters,
@@ -247,7 +257,7 @@ export async function newStore(
     }
     given = descriptor.fromEndpoints(endpoints);
   }
-  return await descriptor.open(withOptions(given, config));
+  return await descriptor.open(checked(descriptor, withOptions(given, config)));
 }
 
 /**
@@ -291,7 +301,10 @@ export async function openStore(
   checkOptions(descriptor.name, options);
   options.signal?.throwIfAborted();
   return await descriptor.open(
-    withOptions(urlSettings(descriptor, parsed, scheme.tls), options),
+    checked(
+      descriptor,
+      withOptions(urlSettings(descriptor, parsed, scheme.tls), options),
+    ),
   );
 }
 
@@ -356,6 +369,17 @@ export function withOptions(
   const settings: Record<string, unknown> = { ...fromUrl };
   for (const [name, value] of Object.entries(options)) {
     if (value !== undefined) settings[name] = value;
+  }
+  return settings;
+}
+
+// Settings against the backend's schema, before its module loads.
+function checked(
+  descriptor: BackendDescriptor,
+  settings: OpenOptions,
+): OpenOptions {
+  if (descriptor.settings) {
+    new ConfigReader(descriptor.name, settings, descriptor.settings);
   }
   return settings;
 }

@@ -453,27 +453,58 @@ export interface TlsOptions {
 }
 
 /**
- * Options of {@linkcode openStore} and of each backend's constructor. The
- * common settings are typed here; each backend documents the settings only it
- * understands (a Redis `db`, a Consul `token`, ...). A setting a backend does
- * not know is an `InvalidConfigurationError`.
+ * The settings every backend takes (its options interface extends this);
+ * each backend adds its own (a Redis `db`, a Consul `token`, ...).
  */
-export interface OpenOptions {
-  /** How long to wait for the server, in milliseconds (default 10 000). */
-  connectTimeout?: number;
+export interface StoreOptions {
+  // Written by scripts/settings.ts from the settings schema: edit the schema.
   /**
-   * A namespace: every key is stored under `prefix/`. It must be a valid key.
-   * Keys in pairs, `list` and watches are reported without it.
+   * A namespace: every key is stored under `prefix/`. It must be a valid
+   * key. Keys in pairs, `list` and watches are reported without it.
+   *
+   * Default: none.
    */
   prefix?: string;
-  /** Aborts opening. */
-  signal?: AbortSignal;
-  /** TLS settings (also turned on by `rediss:`, `etcds:`, `consuls:`, `zks:`). */
+  /**
+   * How long opening may wait for the server, in milliseconds, before
+   * `NotReachableError`.
+   *
+   * A number (ms), > 0. Default: `10000`.
+   */
+  connectTimeout?: number;
+  /**
+   * TLS: `true` for the system's CAs, or the CA, client certificate and key
+   * to use.
+   *
+   * Default: off (a TLS scheme such as `rediss:` turns it on).
+   */
   tls?: TlsOptions | boolean;
-  /** User name for the server's authentication. */
+  /**
+   * The user name for the server's authentication.
+   *
+   * Default: none.
+   */
   username?: string;
-  /** Password for the server's authentication. */
+  /**
+   * The password for the server's authentication.
+   *
+   * Default: none.
+   */
   password?: string;
-  /** A backend-specific setting. */
+  /**
+   * Aborts opening.
+   *
+   * Default: none.
+   */
+  signal?: AbortSignal;
+}
+
+/**
+ * Options of {@linkcode openStore}: the common settings, and those of the
+ * backend the URL names. A setting that backend does not know is an
+ * `InvalidConfigurationError`.
+ */
+export interface OpenOptions extends StoreOptions {
+  /** A setting of the backend the URL names. */
   [setting: string]: unknown;
 }

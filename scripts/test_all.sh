@@ -66,6 +66,8 @@ for step in "${steps[@]}"; do
     # shellcheck disable=SC2046
     deno doc --lint $(entry_points)
     deno publish --dry-run --allow-dirty --quiet
+    section "options interfaces and docs tables match the settings schemas"
+    deno run --allow-read --allow-write=/dev/null --allow-run --allow-env scripts/settings.ts --check
     if [ -x wasm/build.sh ]; then
       section "the committed engine .wasm is what the source builds to"
       bash wasm/build.sh --check

@@ -8,30 +8,22 @@
  */
 
 import type { BackendDescriptor } from "../../core/registry.ts";
-import { InvalidConfigurationError } from "../../core/errors.ts";
 import { pathSetting } from "../../core/url.ts";
 import { lazyOpen } from "../lazy.ts";
+import { CONSUL_SETTINGS } from "./settings.ts";
 
 /** The Consul backend. */
 export const consulBackend: BackendDescriptor = {
   name: "consul",
   schemes: { consul: {}, consuls: { tls: true } },
+  settings: CONSUL_SETTINGS,
   fromUrl: (url) => ({
-    address: agent(url.hosts),
+    endpoints: url.hosts.length ? url.hosts : undefined,
     prefix: pathSetting(url.path),
   }),
-  fromEndpoints: (endpoints) => ({ address: agent(endpoints) }),
+  fromEndpoints: (endpoints) => ({ endpoints }),
   open: lazyOpen("consul", ["consul"], async () => {
     const { ConsulStore } = await import("./mod.ts");
     return (settings) => ConsulStore.connect(settings);
   }),
 };
-
-function agent(hosts: string[]): string | undefined {
-  if (hosts.length > 1) {
-    throw new InvalidConfigurationError(
-      `A Consul store talks to one agent, not ${hosts.length}: give the address of the local agent`,
-    );
-  }
-  return hosts[0];
-}

@@ -12,7 +12,7 @@
  * ```ts ignore
  * import { ConsulStore } from "@valkeyrie/valkeyrie/consul";
  *
- * await using store = await ConsulStore.connect({ address: "127.0.0.1:8500" });
+ * await using store = await ConsulStore.connect({ endpoints: ["127.0.0.1:8500"] });
  * await store.put("config/greeting", "hello");
  * console.log(new TextDecoder().decode((await store.get("config/greeting"))!.value));
  * ```
@@ -44,7 +44,7 @@ const LEADER_RETRY_MS = 250;
  * import { ConsulStore } from "@valkeyrie/valkeyrie/consul";
  *
  * await using store = await ConsulStore.connect({
- *   address: "consul.internal:8501",
+ *   endpoints: ["consul.internal:8501"],
  *   tls: { ca: caPem },
  *   token: Deno.env.get("CONSUL_HTTP_TOKEN"),
  *   prefix: "my-app",
@@ -65,7 +65,7 @@ export class ConsulStore extends BaseStore {
    *
    * @example
    * ```ts ignore
-   * const store = await ConsulStore.connect({ address: "127.0.0.1:8500" });
+   * const store = await ConsulStore.connect({ endpoints: ["127.0.0.1:8500"] });
    * ```
    */
   static async connect(options: ConsulStoreOptions = {}): Promise<ConsulStore> {

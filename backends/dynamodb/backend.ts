@@ -10,10 +10,12 @@ import type { BackendDescriptor } from "../../core/registry.ts";
 import { InvalidConfigurationError } from "../../core/errors.ts";
 import { lazyOpen } from "../lazy.ts";
 import type { DynamoDBStoreOptions } from "./mod.ts";
+import { DYNAMODB_SETTINGS } from "./settings.ts";
 
 /** The DynamoDB backend. */
 export const dynamodbBackend: BackendDescriptor = {
   name: "dynamodb",
+  settings: DYNAMODB_SETTINGS,
   fromUrl: (url) => {
     if (url.path.replace(/^\/+/, "") !== "") {
       throw new InvalidConfigurationError(

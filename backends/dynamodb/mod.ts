@@ -31,7 +31,7 @@
  */
 
 import { BaseStore } from "../../core/store.ts";
-import type { TlsOptions } from "../../core/types.ts";
+import type { StoreOptions } from "../../core/types.ts";
 import { DynamoDBDriver } from "./driver.ts";
 import { readSettings } from "./options.ts";
 
@@ -56,75 +56,122 @@ export interface SdkClient {
 }
 
 /** Options of {@linkcode DynamoDBStore.connect}. */
-export interface DynamoDBStoreOptions {
-  /** The table's name. */
+export interface DynamoDBStoreOptions extends StoreOptions {
+  // Written by scripts/settings.ts from the settings schema: edit the schema.
+  /**
+   * The table's name.
+   *
+   * Default: none: the URL's `dynamodb://TABLE`.
+   */
   table: string;
-  /** The AWS region (default: the SDK's chain, such as `AWS_REGION`). */
+  /**
+   * The AWS region.
+   *
+   * Default: the SDK's chain (`AWS_REGION`, ...).
+   */
   region?: string;
   /**
-   * A custom endpoint, such as `http://127.0.0.1:8000` for DynamoDB Local.
-   * The stream is read from the same endpoint.
+   * The service URL the AWS SDK sends to, such as `http://127.0.0.1:8000`
+   * for DynamoDB Local (the SDK's own name; the stream is read from it too).
+   *
+   * Default: the region's.
    */
   endpoint?: string;
-  /** An access key id (with `secretAccessKey`); default: the SDK's chain. */
+  /**
+   * An access key id, with `secretAccessKey` (a URL's user name too).
+   *
+   * Default: the SDK's chain.
+   */
   accessKeyId?: string;
-  /** The secret of `accessKeyId`. */
+  /**
+   * The secret of `accessKeyId` (a URL's password too).
+   *
+   * Default: the SDK's chain.
+   */
   secretAccessKey?: string;
-  /** A session token for temporary credentials. */
+  /**
+   * A session token for temporary credentials.
+   *
+   * Default: none.
+   */
   sessionToken?: string;
-  /** Credentials, or a provider of them, as the AWS SDK takes them. */
-  credentials?:
-    | AwsCredentials
-    | (() => Promise<AwsCredentials>);
+  /**
+   * Credentials, or a provider of them, as the AWS SDK takes them.
+   *
+   * Default: the SDK's chain.
+   */
+  credentials?: AwsCredentials | (() => Promise<AwsCredentials>);
   /**
    * An AWS SDK v3 `DynamoDBClient` to use instead of building one (with your
    * own middleware, retry strategy or HTTP handler). It is not destroyed on
-   * close. Its region, endpoint and credentials also serve the stream.
-   * Typed loosely here so that this module's types do not depend on the
-   * SDK's.
+   * close; its region, endpoint and credentials also serve the stream. Typed
+   * loosely so that this module's types do not depend on the SDK's.
+   *
+   * Default: one built from the settings.
    */
   client?: SdkClient;
-  /** An AWS SDK v3 `DynamoDBStreamsClient` to use instead of building one. */
+  /**
+   * An AWS SDK v3 `DynamoDBStreamsClient` to use instead of building one.
+   *
+   * Default: one built from the settings.
+   */
   streamsClient?: SdkClient;
   /**
    * Create the table when it is missing: on demand, with a stream of new and
-   * old images and TTL on the `ttl` attribute (default `false`).
+   * old images and TTL on the `ttl` attribute.
+   *
+   * Default: `false`.
    */
   createTable?: boolean;
   /**
    * How watches and lock waiters hear of changes: `"streams"` (the table
    * must have a stream), `"polling"`, or `"auto"`: the stream if the table
-   * has one (default).
+   * has one.
+   *
+   * Default: `"auto"`.
    */
   watchMode?: "auto" | "streams" | "polling";
-  /** How often a polling watch re-reads, in milliseconds (default 1000). */
+  /**
+   * How often a polling watch re-reads, in ms.
+   *
+   * A number (ms), > 0. Default: `1000`.
+   */
   pollInterval?: number;
-  /** How often an idle stream shard is polled, in milliseconds (default 500). */
+  /**
+   * How often an idle stream shard is polled, in ms (AWS allows 5 reads a
+   * second per shard).
+   *
+   * A number (ms), > 0. Default: `500`.
+   */
   streamPollInterval?: number;
-  /** The deadline of one request, in milliseconds (default 10 000). */
+  /**
+   * The deadline of one request, in ms.
+   *
+   * A number (ms), > 0. Default: `10000`.
+   */
   requestTimeout?: number;
-  /** How many times the SDK tries a request (default 3). */
+  /**
+   * How many times the SDK tries a request.
+   *
+   * A whole number, ≥ 1. Default: `3`.
+   */
   maxAttempts?: number;
   /**
-   * How long a deleted or expired key keeps its version, in milliseconds
-   * (default one hour). Clients' clocks must agree better than this for a
-   * re-created key's `lastIndex` to grow.
+   * How long a deleted or expired key keeps its version, in ms. Clients'
+   * clocks must agree better than this for a re-created key's `lastIndex` to
+   * grow.
+   *
+   * A number, > 0. Default: `3600000`.
    */
   tombstoneRetention?: number;
   /**
-   * How far clients' clocks may disagree, in milliseconds (default 1000):
-   * the store's `ttlGranularityMs`, and how long after its TTL a dead
-   * holder's lock is taken over at the latest.
+   * How far clients' clocks may disagree, in ms: the store's
+   * `ttlGranularityMs`, and how long after its TTL a dead holder's lock is
+   * taken over at the latest.
+   *
+   * A number, > 0. Default: `1000`.
    */
   maxClockSkew?: number;
-  /** A namespace every key is stored under. */
-  prefix?: string;
-  /** How long to wait for DynamoDB, in milliseconds (default 10 000). */
-  connectTimeout?: number;
-  /** Aborts connecting. */
-  signal?: AbortSignal;
-  /** TLS settings of an `https` endpoint (a custom CA, a client certificate). */
-  tls?: TlsOptions | boolean;
 }
 
 /**

@@ -12,42 +12,19 @@ import { InvalidConfigurationError } from "../../core/errors.ts";
 import type { TlsConnectionOptions } from "../../core/tls.ts";
 import type { Credentials } from "./client.ts";
 import { checkTableName } from "./table.ts";
+import { DYNAMODB_SETTINGS } from "./settings.ts";
+
+export {
+  DEFAULT_MAX_ATTEMPTS,
+  DEFAULT_MAX_CLOCK_SKEW_MS,
+  DEFAULT_POLL_INTERVAL_MS,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  DEFAULT_STREAM_POLL_INTERVAL_MS,
+  DEFAULT_TOMBSTONE_RETENTION_MS,
+} from "./settings.ts";
 
 /** How watches and lock waiters hear of changes. */
 export type WatchMode = "auto" | "streams" | "polling";
-
-/**
- * How long one HTTP request to DynamoDB may take. Requests are small (at
- * most 1 MB pages, 400 KB items); a longer wait means the network is gone.
- */
-export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
-
-/** How many times the SDK tries a request: its own default. */
-export const DEFAULT_MAX_ATTEMPTS = 3;
-
-/** A polling watch re-reads its key or tree this often. */
-export const DEFAULT_POLL_INTERVAL_MS = 1_000;
-
-/**
- * An idle stream shard is polled this often. AWS allows 5 GetRecords a
- * second per shard and advises at most two readers: two stores polling
- * twice a second stay within that.
- */
-export const DEFAULT_STREAM_POLL_INTERVAL_MS = 500;
-
-/**
- * How long a deleted or expired key keeps its version (see `versions.ts`).
- * An hour is far beyond the five minutes of clock skew AWS tolerates.
- */
-export const DEFAULT_TOMBSTONE_RETENTION_MS = 60 * 60 * 1000;
-
-/**
- * How far clients' clocks may disagree (NTP keeps cloud hosts within
- * milliseconds). A key with a TTL is seen expired up to this much early or
- * late by another client, and a dead holder's lock passes on within its TTL
- * plus this.
- */
-export const DEFAULT_MAX_CLOCK_SKEW_MS = 1_000;
 
 /** Everything the store needs, checked. */
 export interface Settings {
@@ -71,34 +48,15 @@ export interface Settings {
   signal?: AbortSignal;
 }
 
-const KINDS = {
-  table: "string",
-  region: "string",
-  endpoint: "string",
-  accessKeyId: "string",
-  secretAccessKey: "string",
-  sessionToken: "string",
-  client: "object",
-  streamsClient: "object",
-  createTable: "boolean",
-  watchMode: "string",
-  pollInterval: "number",
-  streamPollInterval: "number",
-  requestTimeout: "number",
-  maxAttempts: "number",
-  tombstoneRetention: "number",
-  maxClockSkew: "number",
-} as const;
-
 // A client of the AWS SDK v3 for the service (its config names it).
 function sdkClient<T>(
-  reader: ConfigReader,
-  name: string,
+  reader: ConfigReader<typeof DYNAMODB_SETTINGS>,
+  name: "client" | "streamsClient",
   service: string,
 ): T | undefined {
-  const client = reader.object<
-    { send?: unknown; config?: { serviceId?: unknown } }
-  >(name);
+  const client = reader.get(name) as
+    | { send?: unknown; config?: { serviceId?: unknown } }
+    | undefined;
   if (client === undefined) return undefined;
   if (
     typeof client.send !== "function" || client.config?.serviceId !== service
@@ -114,13 +72,11 @@ function sdkClient<T>(
 
 /** Reads and checks the settings (unknown ones are an error). */
 export function readSettings(config: Record<string, unknown>): Settings {
-  // A credentials provider is a function, which ConfigReader's object kind
-  // does not take: it is checked here.
-  const { credentials, ...rest } = config;
-  const reader = new ConfigReader("dynamodb", rest, { ...KINDS });
-  const table = checkTableName(reader.string("table"));
-  const accessKeyId = reader.string("accessKeyId") ?? reader.username;
-  const secretAccessKey = reader.string("secretAccessKey") ?? reader.password;
+  const reader = new ConfigReader("dynamodb", config, DYNAMODB_SETTINGS);
+  const table = checkTableName(reader.get("table"));
+  const credentials = reader.get("credentials");
+  const accessKeyId = reader.get("accessKeyId") ?? reader.username;
+  const secretAccessKey = reader.get("secretAccessKey") ?? reader.password;
   if ((accessKeyId === undefined) !== (secretAccessKey === undefined)) {
     throw new InvalidConfigurationError(
       "DynamoDB credentials need both accessKeyId and secretAccessKey",
@@ -131,22 +87,6 @@ export function readSettings(config: Record<string, unknown>): Settings {
       "Give DynamoDB credentials either as credentials or as accessKeyId and secretAccessKey, not both",
     );
   }
-  if (
-    credentials !== undefined && typeof credentials !== "function" &&
-    (typeof credentials !== "object" || credentials === null)
-  ) {
-    throw new InvalidConfigurationError(
-      'The dynamodb setting "credentials" must be an object or a provider function',
-    );
-  }
-  const watchMode = reader.string("watchMode") ?? "auto";
-  if (!["auto", "streams", "polling"].includes(watchMode)) {
-    throw new InvalidConfigurationError(
-      `The dynamodb setting "watchMode" must be "auto", "streams" or "polling", not ${
-        JSON.stringify(watchMode)
-      }`,
-    );
-  }
   const client = sdkClient<DynamoDBClient>(reader, "client", "DynamoDB");
   const streamsClient = sdkClient<DynamoDBStreamsClient>(
     reader,
@@ -155,7 +95,7 @@ export function readSettings(config: Record<string, unknown>): Settings {
   );
   if (
     client &&
-    (reader.string("region") ?? reader.string("endpoint") ?? credentials ??
+    (reader.get("region") ?? reader.get("endpoint") ?? credentials ??
         accessKeyId) !== undefined
   ) {
     throw new InvalidConfigurationError(
@@ -164,8 +104,8 @@ export function readSettings(config: Record<string, unknown>): Settings {
   }
   return {
     table,
-    region: reader.string("region"),
-    endpoint: reader.string("endpoint"),
+    region: reader.get("region"),
+    endpoint: reader.get("endpoint"),
     // A copy: the SDK marks where credentials came from on the object itself,
     // which fails on a frozen one.
     credentials:
@@ -175,34 +115,19 @@ export function readSettings(config: Record<string, unknown>): Settings {
         (accessKeyId === undefined ? undefined : {
           accessKeyId,
           secretAccessKey: secretAccessKey!,
-          sessionToken: reader.string("sessionToken"),
+          sessionToken: reader.get("sessionToken"),
         }),
     client,
     streamsClient,
-    createTable: reader.boolean("createTable") ?? false,
-    watchMode: watchMode as WatchMode,
-    pollIntervalMs: reader.positive("pollInterval", DEFAULT_POLL_INTERVAL_MS, {
-      timer: true,
-    }),
-    streamPollIntervalMs: reader.positive(
-      "streamPollInterval",
-      DEFAULT_STREAM_POLL_INTERVAL_MS,
-      { timer: true },
-    ),
-    requestTimeoutMs: reader.positive(
-      "requestTimeout",
-      DEFAULT_REQUEST_TIMEOUT_MS,
-      { timer: true },
-    ),
-    maxAttempts: reader.positive("maxAttempts", DEFAULT_MAX_ATTEMPTS, {
-      integer: true,
-    }),
+    createTable: reader.get("createTable"),
+    watchMode: reader.get("watchMode"),
+    pollIntervalMs: reader.get("pollInterval"),
+    streamPollIntervalMs: reader.get("streamPollInterval"),
+    requestTimeoutMs: reader.get("requestTimeout"),
+    maxAttempts: reader.get("maxAttempts"),
     // Durations compared with clocks, not waited for by a timer.
-    retentionMs: reader.positive(
-      "tombstoneRetention",
-      DEFAULT_TOMBSTONE_RETENTION_MS,
-    ),
-    maxClockSkewMs: reader.positive("maxClockSkew", DEFAULT_MAX_CLOCK_SKEW_MS),
+    retentionMs: reader.get("tombstoneRetention"),
+    maxClockSkewMs: reader.get("maxClockSkew"),
     connectTimeoutMs: reader.connectTimeout,
     tls: reader.tls,
     prefix: reader.prefix,

@@ -10,11 +10,13 @@
 import type { BackendDescriptor } from "../../core/registry.ts";
 import { pathSetting } from "../../core/url.ts";
 import { lazyOpen } from "../lazy.ts";
+import { ETCD_SETTINGS } from "./settings.ts";
 
 /** The etcd backend. */
 export const etcdBackend: BackendDescriptor = {
   name: "etcd",
   schemes: { etcd: {}, etcds: { tls: true } },
+  settings: ETCD_SETTINGS,
   fromUrl: (url) => ({
     endpoints: url.hosts.length > 0 ? url.hosts : undefined,
     prefix: pathSetting(url.path),

@@ -28,49 +28,29 @@ import { ConfigReader } from "../../core/config.ts";
 import { connectWithin } from "../../core/connect.ts";
 import { InvalidConfigurationError } from "../../core/errors.ts";
 import { formatHostPort, parseHostPort } from "../../core/host_port.ts";
-import type { TlsOptions } from "../../core/types.ts";
+import type { StoreOptions } from "../../core/types.ts";
+import { DEFAULT_PORT, ETCD_SETTINGS } from "./settings.ts";
 import { EtcdClient } from "./client.ts";
 import { EtcdDriver } from "./driver.ts";
 
-/**
- * How long one call may take, retries on other members included, when the
- * caller does not say: long enough to ride out an etcd leader election
- * (about a second with the default `--election-timeout` of 1 s).
- */
-const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
-
-/** etcd's client port (IANA). */
-const DEFAULT_PORT = 2379;
-
 /** Options of {@linkcode EtcdStore.connect}. */
-export interface EtcdStoreOptions {
+export interface EtcdStoreOptions extends StoreOptions {
+  // Written by scripts/settings.ts from the settings schema: edit the schema.
   /**
    * The members to talk to: `host:port` each, or `http://host:port` /
-   * `https://host:port` (default `["127.0.0.1:2379"]`). Calls go to any of
-   * them and move to another when one fails.
+   * `https://host:port`. Calls go to any of them and move to another when
+   * one fails.
+   *
+   * Default: `["127.0.0.1:2379"]`.
    */
   endpoints?: string[];
-  /** A namespace every key is stored under (`prefix/key` in etcd). */
-  prefix?: string;
-  /** How long connecting may take, in milliseconds (default 10 000). */
-  connectTimeout?: number;
   /**
-   * How long one call may take, in milliseconds, retries on other members
-   * included (default 10 000). Past it the call fails with
-   * `NotReachableError`.
+   * How long one call may take, in ms, retries on other members included;
+   * past it the call fails with `NotReachableError`.
+   *
+   * A number (ms), > 0. Default: `10000`.
    */
   requestTimeout?: number;
-  /**
-   * TLS: `true` for the system's CAs, or a CA, a client certificate and key
-   * for etcd's `--client-cert-auth`.
-   */
-  tls?: TlsOptions | boolean;
-  /** An etcd user (etcd's `auth enable`). */
-  username?: string;
-  /** The user's password. */
-  password?: string;
-  /** Aborts connecting. */
-  signal?: AbortSignal;
 }
 
 /**
@@ -111,17 +91,10 @@ export class EtcdStore extends BaseStore {
    * ```
    */
   static async connect(options: EtcdStoreOptions = {}): Promise<EtcdStore> {
-    const config = new ConfigReader("etcd", { ...options }, {
-      endpoints: "object",
-      requestTimeout: "number",
-    });
-    const requestTimeout = config.positive(
-      "requestTimeout",
-      DEFAULT_REQUEST_TIMEOUT_MS,
-      { timer: true },
-    );
+    const config = new ConfigReader("etcd", { ...options }, ETCD_SETTINGS);
+    const requestTimeout = config.get("requestTimeout");
     const { hosts, secure } = parseEndpoints(
-      config.object<string[]>("endpoints") ?? [`127.0.0.1:${DEFAULT_PORT}`],
+      config.get("endpoints") ?? [`127.0.0.1:${DEFAULT_PORT}`],
     );
     const tls = config.tls ??
       (secure ? { rejectUnauthorized: true } : undefined);
@@ -162,14 +135,6 @@ export class EtcdStore extends BaseStore {
 function parseEndpoints(
   endpoints: string[],
 ): { hosts: string[]; secure: boolean } {
-  if (
-    !Array.isArray(endpoints) || endpoints.length === 0 ||
-    endpoints.some((e) => typeof e !== "string" || e.trim() === "")
-  ) {
-    throw new InvalidConfigurationError(
-      'The etcd endpoints must be a non-empty array of "host:port" strings',
-    );
-  }
   const schemes = new Set<string>();
   const hosts = endpoints.map((endpoint) => {
     const match = /^(?:(https?):\/\/)?(.*?)\/?$/.exec(endpoint.trim())!;

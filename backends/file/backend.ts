@@ -10,10 +10,12 @@ import type { BackendDescriptor } from "../../core/registry.ts";
 import { InvalidConfigurationError } from "../../core/errors.ts";
 import { oneEndpoint } from "../../core/url.ts";
 import type { EmbeddedStoreOptions } from "./mod.ts";
+import { FILE_SETTINGS } from "./settings.ts";
 
 /** The `file:` backend. */
 export const fileBackend: BackendDescriptor = {
   name: "file",
+  settings: FILE_SETTINGS,
   fromUrl: (url) => {
     if (url.hosts.length > 0 && url.hosts.join() !== "localhost") {
       throw new InvalidConfigurationError(

@@ -23,6 +23,8 @@
 
 import { BaseStore } from "../../core/store.ts";
 import { ConfigReader } from "../../core/config.ts";
+import type { StoreOptions } from "../../core/types.ts";
+import { FILE_SETTINGS, PAGE_BYTES } from "./settings.ts";
 import { InvalidConfigurationError } from "../../core/errors.ts";
 import { DEFAULT_CACHE_PAGES } from "../../wasm/database.ts";
 import {
@@ -34,64 +36,54 @@ import {
 import { FileDriver } from "./driver.ts";
 import { openShared } from "./shared.ts";
 
-/** The engine's page size: the unit of `cacheSize`. */
-const PAGE_BYTES = 4096;
-/**
- * The largest page cache: the engine's WebAssembly memory is at most 4 GiB
- * (32-bit addresses) and uses up to 1.25 times the cache, so 2 GiB leaves
- * room for transactions. A larger number used to wrap into a tiny cache.
- */
-const MAX_CACHE_BYTES = 2 * 1024 * 1024 * 1024;
-
 export type { EngineSource, IntegrityReport };
 
 /** Options of {@linkcode EmbeddedStore}. */
-export interface EmbeddedStoreOptions {
-  /** The database file; created when missing. */
-  path: string;
-  /** A namespace every key is stored under. */
-  prefix?: string;
+export interface EmbeddedStoreOptions
+  extends Pick<StoreOptions, "prefix" | "signal"> {
+  // Written by scripts/settings.ts from the settings schema: edit the schema.
   /**
-   * The page cache's size in bytes (default 256 MiB, filled only as pages
-   * are read). The engine's memory stays within about 1.25 times this,
-   * whatever the file's size.
+   * The database file; created when missing.
+   *
+   * Default: none: the URL's `file:PATH`.
+   */
+  path: string;
+  /**
+   * The page cache's size in bytes, filled only as pages are read. The
+   * engine's memory stays within about 1.25 times this, whatever the file's
+   * size.
+   *
+   * A number, 4,096–2,147,483,648. Default: 256 MiB.
    */
   cacheSize?: number;
   /**
-   * Sync every commit before it resolves (default `true`). With `false`,
-   * commits resolve at once and are synced within a second: a crash may
-   * lose that second, and never damages the file.
+   * Sync every commit before it resolves. With `false`, commits resolve at
+   * once and are synced within a second: a crash may lose that second, and
+   * never damages the file.
+   *
+   * Default: `true`.
    */
   durable?: boolean;
   /**
    * Join the file as another process would, through its owner's socket,
-   * instead of sharing this process's open database with its other handles
-   * (default `false`). The first process (or isolated handle) to open a
-   * file owns it. For tests of what several processes see.
+   * instead of sharing this process's open database with its other handles.
+   * The first process (or isolated handle) to open a file owns it. For tests
+   * of what several processes see.
+   *
+   * Default: `false`.
    */
   isolated?: boolean;
   /**
    * The engine's WebAssembly module, for a program bundled without the
-   * library's `valkeyrie_engine.wasm` beside it: the module's bytes (a
-   * `Uint8Array` or an `ArrayBuffer`), a `file:`, `http:` or `https:` URL to
-   * read them from, or the module compiled (`WebAssembly.Module`).
+   * library's `valkeyrie_engine.wasm` beside it: its bytes (a `Uint8Array`
+   * or an `ArrayBuffer`), a `file:`, `http:` or `https:` URL to read them
+   * from, or the module compiled (`WebAssembly.Module`). Each module is
+   * compiled once per process; the handle that opens the file for this
+   * process decides which engine runs it.
    *
-   * By default the `.wasm` beside the library is read, unless this process
-   * already loaded an engine (then that one is used). Each module is
-   * compiled once per process. The handle that opens the file for this
-   * process decides which engine runs it; later handles share it.
-   *
-   * @example Embedded in the bundle by esbuild's `--loader:.wasm=binary`
-   * ```ts ignore
-   * import { EmbeddedStore } from "@valkeyrie/valkeyrie/file";
-   * import engine from "./node_modules/@valkeyrie/valkeyrie/dist/valkeyrie_engine.wasm";
-   *
-   * await using store = await EmbeddedStore.connect({ path: "app.db", engine });
-   * ```
+   * Default: the `.wasm` beside the library.
    */
   engine?: EngineSource;
-  /** Aborts opening. */
-  signal?: AbortSignal;
 }
 
 /**
@@ -127,28 +119,14 @@ export class EmbeddedStore extends BaseStore {
     const source = options?.engine === undefined
       ? undefined
       : checkEngineSource(options.engine);
-    const config = new ConfigReader("file", { ...options }, {
-      path: "string",
-      cacheSize: "number",
-      durable: "boolean",
-      isolated: "boolean",
-      engine: "object",
-    });
-    const path = config.string("path");
+    const config = new ConfigReader("file", { ...options }, FILE_SETTINGS);
+    const path = config.get("path");
     if (!path) {
       throw new InvalidConfigurationError(
         "The file backend needs a path (file:./data.db)",
       );
     }
-    const cacheSize = config.number("cacheSize");
-    if (
-      cacheSize !== undefined &&
-      !(cacheSize >= PAGE_BYTES && cacheSize <= MAX_CACHE_BYTES)
-    ) {
-      throw new InvalidConfigurationError(
-        `cacheSize must be between ${PAGE_BYTES} and ${MAX_CACHE_BYTES} bytes, not ${cacheSize}`,
-      );
-    }
+    const cacheSize = config.get("cacheSize");
     config.signal?.throwIfAborted();
     // A module handed in is loaded before the file is touched, whether this
     // process will own the file or reach its owner: bytes that are not the
@@ -159,9 +137,9 @@ export class EmbeddedStore extends BaseStore {
       cachePages: cacheSize === undefined
         ? DEFAULT_CACHE_PAGES
         : Math.floor(cacheSize / PAGE_BYTES),
-      durable: config.boolean("durable") ?? true,
+      durable: config.get("durable"),
       engine,
-    }, config.boolean("isolated") ?? false);
+    }, config.get("isolated"));
     const driver = new FileDriver(shared);
     try {
       return new EmbeddedStore(driver, config.prefix);

@@ -9,10 +9,12 @@
 import type { BackendDescriptor } from "../../core/registry.ts";
 import { InvalidConfigurationError } from "../../core/errors.ts";
 import { oneEndpoint } from "../../core/url.ts";
+import { MEMORY_SETTINGS } from "./settings.ts";
 
 /** The `memory:` backend. */
 export const memoryBackend: BackendDescriptor = {
   name: "memory",
+  settings: MEMORY_SETTINGS,
   fromUrl: (url) => {
     if (url.hosts.length > 0) {
       throw new InvalidConfigurationError(

@@ -20,17 +20,20 @@
 
 import { BaseStore } from "../../core/store.ts";
 import { ConfigReader } from "../../core/config.ts";
+import type { StoreOptions } from "../../core/types.ts";
+import { MEMORY_SETTINGS } from "./settings.ts";
 import { MemoryDriver } from "./driver.ts";
 
 /** Options of {@linkcode MemoryStore}. */
-export interface MemoryStoreOptions {
+export interface MemoryStoreOptions extends Pick<StoreOptions, "prefix"> {
+  // Written by scripts/settings.ts from the settings schema: edit the schema.
   /**
-   * The database's name: handles with the same name share data. Empty (the
-   * default) opens a private database.
+   * The database's name: handles in this process with the same name share
+   * data. Empty opens a private database (the URL's `memory:NAME`).
+   *
+   * Default: `""`: a private database.
    */
   name?: string;
-  /** A namespace every key is stored under. */
-  prefix?: string;
 }
 
 /**
@@ -53,9 +56,7 @@ export class MemoryStore extends BaseStore {
    * @param options The database's name and a key prefix.
    */
   constructor(options: MemoryStoreOptions = {}) {
-    const config = new ConfigReader("memory", { ...options }, {
-      name: "string",
-    });
-    super(new MemoryDriver(config.string("name") ?? ""), options);
+    const config = new ConfigReader("memory", { ...options }, MEMORY_SETTINGS);
+    super(new MemoryDriver(config.get("name") ?? ""), options);
   }
 }

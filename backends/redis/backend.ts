@@ -10,11 +10,13 @@
 import type { BackendDescriptor } from "../../core/registry.ts";
 import { pathSetting } from "../../core/url.ts";
 import { lazyOpen } from "../lazy.ts";
+import { REDIS_SETTINGS } from "./settings.ts";
 
 /** The Redis backend. */
 export const redisBackend: BackendDescriptor = {
   name: "redis",
   schemes: { redis: {}, rediss: { tls: true } },
+  settings: REDIS_SETTINGS,
   fromUrl: (url) => ({
     endpoints: url.hosts.length > 0 ? url.hosts : undefined,
     db: pathSetting(url.path),

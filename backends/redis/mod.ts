@@ -27,7 +27,7 @@
 import { BaseStore } from "../../core/store.ts";
 import { InvalidConfigurationError } from "../../core/errors.ts";
 import { urlSettings, withOptions } from "../../core/registry.ts";
-import type { TlsOptions } from "../../core/types.ts";
+import type { StoreOptions } from "../../core/types.ts";
 import { parseStoreUrl } from "../../core/url.ts";
 import { redisBackend } from "./backend.ts";
 import { openClient } from "./connection.ts";
@@ -36,61 +36,67 @@ import { readSettings } from "./options.ts";
 import { Topology } from "./topology.ts";
 
 /** Options of {@linkcode RedisStore.connect}. */
-export interface RedisStoreOptions {
+export interface RedisStoreOptions extends StoreOptions {
+  // Written by scripts/settings.ts from the settings schema: edit the schema.
   /**
-   * The server as a URL: `redis://[user:password@]host[:port][/db]`,
-   * `rediss://...` for TLS, `redis://s1:26379,s2:26379/db?master=NAME` for a
-   * Sentinel deployment, or `redis://n1:7000,n2:7001` for the nodes of a
-   * Redis Cluster (one node is enough: a server that is a cluster node is
-   * found to be one). Options given beside it win over its parts.
+   * `RedisStore.connect()` only: the server as a URL,
+   * `redis://[user:password@]host[:port][/db]`, `rediss://...` for TLS,
+   * `redis://s1:26379,s2:26379/db?master=NAME` for Sentinel, or
+   * `redis://n1:7000,n2:7001` for the nodes of a Redis Cluster. Options
+   * given beside it win over its parts.
+   *
+   * Default: none.
    */
   url?: string | URL;
   /**
    * `host:port` of the server, of the sentinels when `master` is set, or of
-   * nodes of a cluster (instead of `url`). Default: `127.0.0.1:6379`.
+   * nodes of a Redis Cluster (one node is enough: a server that is a cluster
+   * node is found to be one).
+   *
+   * Default: `["127.0.0.1:6379"]`.
    */
   endpoints?: string[];
-  /** The database number (default 0; a cluster has only 0). */
+  /**
+   * The database number (a URL's path; a cluster has only 0).
+   *
+   * A whole number, ≥ 0. Default: `0`.
+   */
   db?: number;
   /**
    * The Sentinel master name: the endpoints are then sentinels. Several
    * endpoints without it are nodes of a Redis Cluster.
+   *
+   * Default: none.
    */
   master?: string;
-  /** The ACL user name (Redis 6+). */
-  username?: string;
-  /** The password (of the user, or `requirepass`). */
-  password?: string;
-  /** The user name for the sentinels, when they require one. */
+  /**
+   * The user name for the sentinels, when they require one.
+   *
+   * Default: none.
+   */
   sentinelUsername?: string;
-  /** The password for the sentinels, when they require one. */
+  /**
+   * The password for the sentinels, when they require one.
+   *
+   * Default: none.
+   */
   sentinelPassword?: string;
-  /**
-   * TLS: `true`, or the CA to trust and a client certificate. With Sentinel
-   * it applies to the sentinels and the master alike.
-   */
-  tls?: TlsOptions | boolean;
-  /**
-   * A namespace every key is stored under. On Redis Cluster, a prefix with
-   * a hashtag (`"{app}"`) puts every key in one hash slot, so an `atomic()`
-   * may take any keys of the store (which then lives on one master).
-   */
-  prefix?: string;
   /**
    * Acknowledge a write only once this many replicas have it (Redis's
    * `WAIT`, sent after each write): Redis replicates asynchronously, and a
-   * failover loses the writes a master acknowledged but had not passed on.
-   * A write the replicas do not confirm within `waitTimeout` fails with a
-   * `StoreError` saying so; it was applied on the master and may or may not
-   * survive a failover. Not on Redis Cluster. Off by default.
+   * failover loses the writes a master acknowledged but had not passed on. A
+   * write the replicas do not confirm within `waitTimeout` fails with a
+   * `StoreError` saying so. Not on Redis Cluster.
+   *
+   * A whole number, ≥ 1. Default: off.
    */
   waitReplicas?: number;
-  /** How long a write waits for `waitReplicas`, in ms (default 1 000). */
+  /**
+   * How long a write waits for `waitReplicas`, in ms.
+   *
+   * A whole number (ms), ≥ 1. Default: `1000`.
+   */
   waitTimeout?: number;
-  /** How long connecting may take, in milliseconds (default 10 000). */
-  connectTimeout?: number;
-  /** Aborts connecting. */
-  signal?: AbortSignal;
 }
 
 /**

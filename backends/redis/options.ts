@@ -17,26 +17,15 @@ import { ConfigReader } from "../../core/config.ts";
 import { InvalidConfigurationError } from "../../core/errors.ts";
 import { parseHostPort } from "../../core/host_port.ts";
 import type { Endpoint, HostPort } from "./connection.ts";
+import { REDIS_SETTINGS } from "./settings.ts";
+
+export { DEFAULT_WAIT_TIMEOUT_MS } from "./settings.ts";
 
 /** Redis's own port. */
 export const DEFAULT_PORT = 6379;
 
 /** Sentinel's own port. */
 export const DEFAULT_SENTINEL_PORT = 26379;
-
-/** The settings only the Redis backend knows, and their kinds. */
-const REDIS_SETTINGS = {
-  endpoints: "object",
-  db: "number",
-  master: "string",
-  sentinelUsername: "string",
-  sentinelPassword: "string",
-  waitReplicas: "number",
-  waitTimeout: "number",
-} as const;
-
-/** How long a write waits for its replicas by default (`waitTimeout`). */
-export const DEFAULT_WAIT_TIMEOUT_MS = 1_000;
 
 /**
  * Writes acknowledged only once replicas have them (Redis's `WAIT`): how many
@@ -71,19 +60,9 @@ export interface RedisSettings {
 export function readSettings(settings: Record<string, unknown>): RedisSettings {
   const merged = settings;
   const reader = new ConfigReader("redis", merged, REDIS_SETTINGS);
-  const hosts = reader.object<string[]>("endpoints") ?? [];
-  if (!Array.isArray(hosts) || hosts.some((h) => typeof h !== "string")) {
-    throw new InvalidConfigurationError(
-      'The redis setting "endpoints" must be an array of "host:port" strings',
-    );
-  }
-  const db = reader.number("db") ?? 0;
-  if (!Number.isInteger(db) || db < 0) {
-    throw new InvalidConfigurationError(
-      `The redis database must be a whole number from 0, not ${db}`,
-    );
-  }
-  const master = reader.string("master");
+  const hosts = reader.get("endpoints") ?? [];
+  const db = reader.get("db");
+  const master = reader.get("master");
   const tls = reader.tls;
   const connectTimeout = reader.connectTimeout;
   const options: RedisOptions = {
@@ -102,8 +81,8 @@ export function readSettings(settings: Record<string, unknown>): RedisSettings {
     Object.assign(options, {
       name: master,
       sentinels,
-      sentinelUsername: reader.string("sentinelUsername"),
-      sentinelPassword: reader.string("sentinelPassword"),
+      sentinelUsername: reader.get("sentinelUsername"),
+      sentinelPassword: reader.get("sentinelPassword"),
     });
     if (tls) {
       Object.assign(options, {
@@ -132,15 +111,10 @@ export function readSettings(settings: Record<string, unknown>): RedisSettings {
     what = `redis at ${host}:${port}`;
   }
   let replication: Replication | undefined;
-  if (merged.waitReplicas !== undefined) {
-    replication = {
-      replicas: reader.positive("waitReplicas", 1, { integer: true }),
-      timeoutMs: reader.positive("waitTimeout", DEFAULT_WAIT_TIMEOUT_MS, {
-        integer: true,
-        timer: true,
-      }),
-    };
-  } else if (merged.waitTimeout !== undefined) {
+  const replicas = reader.get("waitReplicas");
+  if (replicas !== undefined) {
+    replication = { replicas, timeoutMs: reader.get("waitTimeout") };
+  } else if (reader.has("waitTimeout")) {
     throw new InvalidConfigurationError(
       'The redis setting "waitTimeout" needs "waitReplicas"',
     );

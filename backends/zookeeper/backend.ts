@@ -10,11 +10,13 @@
 import type { BackendDescriptor } from "../../core/registry.ts";
 import { pathSetting } from "../../core/url.ts";
 import { lazyOpen } from "../lazy.ts";
+import { ZOOKEEPER_SETTINGS } from "./settings.ts";
 
 /** The ZooKeeper backend. */
 export const zookeeperBackend: BackendDescriptor = {
   name: "zookeeper",
   schemes: { zk: {}, zks: { tls: true } },
+  settings: ZOOKEEPER_SETTINGS,
   fromUrl: (url) => {
     const chroot = pathSetting(url.path);
     return {
@@ -25,11 +27,6 @@ export const zookeeperBackend: BackendDescriptor = {
   fromEndpoints: (endpoints) => ({ endpoints }),
   open: lazyOpen("zookeeper", [], async () => {
     const { ZookeeperStore } = await import("./mod.ts");
-    // `hosts`, the servers' earlier name, given as an option wins over the
-    // URL's servers as every option does.
-    return ({ hosts, ...settings }) =>
-      ZookeeperStore.connect(
-        hosts === undefined ? settings : { ...settings, endpoints: hosts },
-      );
+    return (settings) => ZookeeperStore.connect(settings);
   }),
 };

@@ -5,32 +5,20 @@
  */
 
 import { ConfigReader } from "../../core/config.ts";
-import { DEFAULT_LOCK_TTL_MS } from "../../core/lock.ts";
 import { InvalidConfigurationError } from "../../core/errors.ts";
 import { formatHostPort, parseHostPort } from "../../core/host_port.ts";
 import type { TlsConnectionOptions } from "../../core/tls.ts";
 import { type Acl, Perms } from "./protocol.ts";
 import { forbidden } from "./paths.ts";
 import type { Credential, Server } from "./session.ts";
+import { DEFAULT_PORT, ZOOKEEPER_SETTINGS } from "./settings.ts";
 
-/** ZooKeeper's client port when a host names none. */
-export const DEFAULT_PORT = 2181;
-
-/**
- * The session timeout asked for when none is given: the contract's default
- * lock ttl, so locks taken with the default ttl live in the store's own
- * session. The server bounds it to 2–20 of its ticks by default.
- */
-export const DEFAULT_SESSION_TIMEOUT_MS = DEFAULT_LOCK_TTL_MS;
-
-/**
- * The largest request ZooKeeper accepts, `jute.maxbuffer`: 0xfffff bytes
- * unless the server sets the system property otherwise.
- */
-export const DEFAULT_MAX_BUFFER_SIZE = 0xfffff;
-
-/** ZooKeeper's default `tickTime`, in milliseconds. */
-export const DEFAULT_TICK_TIME_MS = 2_000;
+export {
+  DEFAULT_MAX_BUFFER_SIZE,
+  DEFAULT_PORT,
+  DEFAULT_SESSION_TIMEOUT_MS,
+  DEFAULT_TICK_TIME_MS,
+} from "./settings.ts";
 
 /** An ACL preset, or the entries themselves. */
 export type AclSetting = "open" | "creator" | "creator-read" | Acl[];
@@ -51,17 +39,6 @@ export interface ZookeeperConfig {
   name: string;
 }
 
-/** The backend's own settings and their kinds. */
-export const SETTINGS = {
-  chroot: "string",
-  sessionTimeout: "number",
-  acl: "object",
-  maxBufferSize: "number",
-  tickTime: "number",
-  endpoints: "object",
-  hosts: "object",
-} as const;
-
 const OPEN_ACL: Acl[] = [{ perms: Perms.all, scheme: "world", id: "anyone" }];
 const CREATOR_ACL: Acl[] = [{ perms: Perms.all, scheme: "auth", id: "" }];
 const READ_ACL: Acl[] = [{ perms: Perms.read, scheme: "world", id: "anyone" }];
@@ -69,33 +46,21 @@ const READ_ACL: Acl[] = [{ perms: Perms.read, scheme: "world", id: "anyone" }];
 /**
  * Reads a store's settings.
  *
- * @param hosts `host:port` of each server (`[]`: 127.0.0.1:2181).
+ * @param hosts `host:port` of each server, unless `config.endpoints` gives
+ * them (`[]`: 127.0.0.1:2181).
  * @param config The settings, URL parameters already merged in.
  */
 export function readConfig(
   hosts: readonly string[],
   config: Record<string, unknown>,
 ): ZookeeperConfig {
-  const reader = new ConfigReader("zookeeper", config, {
-    ...SETTINGS,
-    // A string from a URL parameter is accepted as a preset name.
-    acl: typeof config.acl === "string" ? "string" : "object",
-  });
-  const servers = (hosts.length ? hosts : [`127.0.0.1:${DEFAULT_PORT}`])
+  const reader = new ConfigReader("zookeeper", config, ZOOKEEPER_SETTINGS);
+  const given = reader.get("endpoints") ?? hosts;
+  const servers = (given.length ? given : [`127.0.0.1:${DEFAULT_PORT}`])
     .map((host) => parseHostPort("zookeeper", host, DEFAULT_PORT));
-  const sessionTimeout = reader.positive(
-    "sessionTimeout",
-    DEFAULT_SESSION_TIMEOUT_MS,
-    { timer: true },
-  );
-  const maxBufferSize = reader.positive(
-    "maxBufferSize",
-    DEFAULT_MAX_BUFFER_SIZE,
-    { integer: true },
-  );
-  const tickTime = reader.positive("tickTime", DEFAULT_TICK_TIME_MS, {
-    timer: true,
-  });
+  const sessionTimeout = reader.get("sessionTimeout");
+  const maxBufferSize = reader.get("maxBufferSize");
+  const tickTime = reader.get("tickTime");
   const credentials: Credential[] = [];
   const { username, password } = reader;
   if (username !== undefined) {
@@ -115,12 +80,15 @@ export function readConfig(
   }
   return {
     servers,
-    root: chroot(reader.string("chroot") ?? ""),
+    root: chroot(reader.get("chroot") ?? ""),
     sessionTimeout,
     connectTimeout: reader.connectTimeout,
     tls: reader.tls,
     credentials,
-    acl: acl(config.acl as AclSetting | undefined, credentials.length > 0),
+    acl: acl(
+      reader.get("acl") as AclSetting | undefined,
+      credentials.length > 0,
+    ),
     maxBufferSize,
     tickTime,
     name: `zookeeper at ${servers.map(formatHostPort).join(",")}`,

@@ -26,9 +26,8 @@
  * @module
  */
 
-import { InvalidConfigurationError } from "../../core/errors.ts";
 import { BaseStore } from "../../core/store.ts";
-import type { TlsOptions } from "../../core/types.ts";
+import type { StoreOptions } from "../../core/types.ts";
 import { readConfig } from "./config.ts";
 import { ZookeeperDriver } from "./driver.ts";
 
@@ -43,59 +42,52 @@ export interface ZookeeperAcl {
 }
 
 /** Options of {@linkcode ZookeeperStore.connect}. */
-export interface ZookeeperStoreOptions {
+export interface ZookeeperStoreOptions extends StoreOptions {
+  // Written by scripts/settings.ts from the settings schema: edit the schema.
   /**
-   * The ensemble's servers, `host:port` each (default `127.0.0.1:2181`):
-   * `endpoints`, as etcd's and Redis's server lists are named.
+   * The ensemble's servers, `host:port` each.
+   *
+   * Default: `["127.0.0.1:2181"]`.
    */
   endpoints?: string[];
   /**
-   * The servers, by their earlier name.
+   * The znode every key lives under, a ZooKeeper path such as `"/myapp"` (a
+   * URL's path); created when first needed.
    *
-   * @deprecated Use `endpoints`; giving both is an error.
-   */
-  hosts?: string[];
-  /**
-   * The znode every key lives under, a ZooKeeper path such as `"/myapp"`
-   * (default `"/"`, ZooKeeper's whole tree). Created when first needed.
+   * Default: `"/"`, the whole tree.
    */
   chroot?: string;
   /**
-   * The session timeout to ask for, in milliseconds (default 20 000). The
-   * server bounds it (2 to 20 ticks by default). Locks taken with this ttl
-   * live in the store's session.
+   * The session timeout to ask for, in ms. The server bounds it (2 to 20
+   * ticks by default). Locks taken with this ttl live in the store's
+   * session.
+   *
+   * A number (ms), > 0. Default: `20000`.
    */
   sessionTimeout?: number;
-  /** How long to wait for a server, in milliseconds (default 10 000). */
-  connectTimeout?: number;
-  /** Digest authentication: the user name. */
-  username?: string;
-  /** Digest authentication: the password. */
-  password?: string;
   /**
    * The ACL of the nodes the store creates: `"open"` (anyone may do
-   * anything; the default without credentials), `"creator"` (only the
-   * authenticated user; the default with credentials), `"creator-read"`
+   * anything), `"creator"` (only the authenticated user), `"creator-read"`
    * (the user may do anything, anyone may read), or the entries themselves.
+   *
+   * Default: `"open"`, `"creator"` with credentials.
    */
   acl?: "open" | "creator" | "creator-read" | ZookeeperAcl[];
-  /** TLS to the servers' secure client port (`zks://`). */
-  tls?: TlsOptions | boolean;
   /**
-   * The servers' `jute.maxbuffer`: the largest request they accept, in bytes
-   * (default 0xfffff). Values are checked against it before sending.
+   * The servers' `jute.maxbuffer`: the largest request they accept, in
+   * bytes. Requests are checked against it before sending.
+   *
+   * A whole number, ≥ 1. Default: `1048575`.
    */
   maxBufferSize?: number;
   /**
-   * The servers' `tickTime` in milliseconds (default 2000). ZooKeeper
-   * expires sessions on tick boundaries, so a dead holder's lock passes on
-   * up to a tick after its ttl: it sets `limits.ttlGranularityMs`.
+   * The servers' `tickTime` in ms. ZooKeeper expires sessions on tick
+   * boundaries, so a dead holder's lock passes on up to a tick after its
+   * ttl: it sets `limits.ttlGranularityMs`.
+   *
+   * A number (ms), > 0. Default: `2000`.
    */
   tickTime?: number;
-  /** A namespace every key is stored under (a valid key). */
-  prefix?: string;
-  /** Aborts connecting. */
-  signal?: AbortSignal;
 }
 
 /**
@@ -136,26 +128,10 @@ export class ZookeeperStore extends BaseStore {
   static async connect(
     options: ZookeeperStoreOptions = {},
   ): Promise<ZookeeperStore> {
-    const { endpoints, hosts, ...settings } = options;
-    if (endpoints !== undefined && hosts !== undefined) {
-      throw new InvalidConfigurationError(
-        "The zookeeper settings endpoints and hosts name the same servers: give endpoints alone (hosts is its earlier name)",
-      );
-    }
-    return await ZookeeperStore.#open(endpoints ?? hosts ?? [], settings);
-  }
-
-  static async #open(
-    hosts: readonly string[],
-    settings: Record<string, unknown>,
-  ): Promise<ZookeeperStore> {
-    const config = readConfig(hosts, settings);
-    const driver = await ZookeeperDriver.connect(
-      config,
-      settings.signal as AbortSignal | undefined,
-    );
+    const config = readConfig([], { ...options });
+    const driver = await ZookeeperDriver.connect(config, options.signal);
     try {
-      return new ZookeeperStore(driver, settings.prefix as string | undefined);
+      return new ZookeeperStore(driver, options.prefix);
     } catch (error) {
       await driver.close();
       throw error;

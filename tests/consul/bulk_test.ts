@@ -31,7 +31,7 @@ describe("bulk calls on Consul", () => {
       recordRequests: true,
     });
     store = await ConsulStore.connect({
-      address: consul.address,
+      endpoints: [consul.address],
       sessionTtlMin: 1_000,
     });
   });
@@ -161,7 +161,7 @@ describe("bulk calls on Consul", () => {
   test("a key the token may not read fails getMany instead of reading as absent", async () => {
     const guarded = await startConsulDouble({ aclToken: "root" });
     const reader = await ConsulStore.connect({
-      address: guarded.address,
+      endpoints: [guarded.address],
       // The agent answers /v1/status/leader without a token.
     });
     try {

@@ -36,15 +36,9 @@ describe("consul store settings", () => {
   });
 
   test("consul:// and consuls:// default to the agent's ports", () => {
-    assert.equal(
-      readSettings({ url: url("consul://") }).origin,
-      "http://127.0.0.1:8500",
-    );
-    assert.equal(
-      readSettings({ url: url("consul://h") }, ["h"]).origin,
-      "http://h:8500",
-    );
-    const secure = readSettings({ url: url("consuls://h"), tls: true }, ["h"]);
+    assert.equal(readSettings({}).origin, "http://127.0.0.1:8500");
+    assert.equal(readSettings({ endpoints: ["h"] }).origin, "http://h:8500");
+    const secure = readSettings({ endpoints: ["h"], tls: true });
     assert.equal(secure.origin, "https://h:8501");
   });
 
@@ -78,7 +72,7 @@ describe("consul store settings", () => {
         { watchWait: 100 },
         { watchWait: 700_000 },
         { requestTimeout: -1 },
-        { address: "h:1/path" },
+        { endpoints: ["h:1/path"] },
       ]
     ) {
       await assert.rejects(
@@ -91,7 +85,7 @@ describe("consul store settings", () => {
 
   test("a session TTL minimum below the agent's is a configuration error", async () => {
     await using store = await ConsulStore.connect({
-      address: consul.address,
+      endpoints: [consul.address],
       sessionTtlMin: 100,
     });
     await assert.rejects(
@@ -104,12 +98,15 @@ describe("consul store settings", () => {
 
   test("a datacenter the agent does not know fails to open", async () => {
     await using store = await ConsulStore.connect({
-      address: consul.address,
+      endpoints: [consul.address],
       datacenter: "dc1",
     });
     await store.put("dc", "v");
     await assert.rejects(
-      ConsulStore.connect({ address: consul.address, datacenter: "elsewhere" }),
+      ConsulStore.connect({
+        endpoints: [consul.address],
+        datacenter: "elsewhere",
+      }),
       InvalidConfigurationError,
     );
   });
@@ -137,7 +134,7 @@ describe("consul store settings", () => {
 
   test("namespaces on Consul CE are a configuration error", async () => {
     await using store = await ConsulStore.connect({
-      address: consul.address,
+      endpoints: [consul.address],
       namespace: "team",
     });
     await assert.rejects(store.get("k"), InvalidConfigurationError);
@@ -160,7 +157,7 @@ describe("consul stores with ACLs", () => {
 
   test("the token is sent with every request", async () => {
     await using store = await ConsulStore.connect({
-      address: consul.address,
+      endpoints: [consul.address],
       token: "s3cret",
       sessionTtlMin: 1_000,
     });
@@ -174,7 +171,9 @@ describe("consul stores with ACLs", () => {
   });
 
   test("without a token the agent denies, and the error says so", async () => {
-    await using store = await ConsulStore.connect({ address: consul.address });
+    await using store = await ConsulStore.connect({
+      endpoints: [consul.address],
+    });
     await assert.rejects(store.get("acl/k"), /Permission denied/);
     await assert.rejects(store.put("acl/k", "v"), /Permission denied/);
     const watch = new StreamReader(store.watch("acl/k"));
@@ -185,7 +184,7 @@ describe("consul stores with ACLs", () => {
 
   test("a token the agent does not know is a configuration error", async () => {
     await using store = await ConsulStore.connect({
-      address: consul.address,
+      endpoints: [consul.address],
       token: "wrong",
     });
     await assert.rejects(store.get("acl/k"), InvalidConfigurationError);
@@ -207,7 +206,7 @@ describe("consul stores in Enterprise namespaces", () => {
   });
 
   test("each namespace has its own keys, transactions, TTLs and locks", async () => {
-    const options = { address: consul.address, sessionTtlMin: 1_000 };
+    const options = { endpoints: [consul.address], sessionTtlMin: 1_000 };
     await using team = await ConsulStore.connect({
       ...options,
       namespace: "team",
@@ -292,8 +291,3 @@ describe("consul stores over TLS with client certificates", () => {
     );
   });
 });
-
-function url(text: string) {
-  const [scheme, rest] = text.split("://");
-  return { scheme, hosts: rest ? [rest] : [], path: "", params: {} };
-}

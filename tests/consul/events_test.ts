@@ -30,11 +30,11 @@ describe("store events on Consul, through a proxy that cuts the link", () => {
     proxy = await startTcpProxy(Number(consul.address.split(":").pop()));
     // Failures are retried for longer than any cut here lasts.
     store = await ConsulStore.connect({
-      address: `127.0.0.1:${proxy.port}`,
+      endpoints: [`127.0.0.1:${proxy.port}`],
       sessionTtlMin: 1_000,
       retryTimeout: 60_000,
     });
-    direct = await ConsulStore.connect({ address: consul.address });
+    direct = await ConsulStore.connect({ endpoints: [consul.address] });
   });
 
   // A test that failed mid-cut leaves the next one a working link.

@@ -29,7 +29,7 @@ describe("a Consul store's data as Consul holds it", () => {
 
   before(async () => {
     consul = await startConsulDouble({ sessionTtlMinMs: 1_000 });
-    const options = { address: consul.address, sessionTtlMin: 1_000 };
+    const options = { endpoints: [consul.address], sessionTtlMin: 1_000 };
     store = await ConsulStore.connect(options);
     other = await ConsulStore.connect(options);
   });
@@ -54,7 +54,7 @@ describe("a Consul store's data as Consul holds it", () => {
       BigInt(entry.ModifyIndex),
     );
     const scoped = await ConsulStore.connect({
-      address: consul.address,
+      endpoints: [consul.address],
       prefix: "app",
     });
     await scoped.put("k", "v");
@@ -187,7 +187,7 @@ describe("keys past their TTL that Consul has not deleted yet", () => {
 
   before(async () => {
     consul = await startConsulDouble();
-    store = await ConsulStore.connect({ address: consul.address });
+    store = await ConsulStore.connect({ endpoints: [consul.address] });
   });
 
   after(async () => {

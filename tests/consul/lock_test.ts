@@ -35,7 +35,7 @@ describe("locks on Consul", () => {
 
   before(async () => {
     consul = await startConsulDouble({ sessionTtlMinMs: 1_000 });
-    const options = { address: consul.address, sessionTtlMin: 1_000 };
+    const options = { endpoints: [consul.address], sessionTtlMin: 1_000 };
     a = await ConsulStore.connect(options);
     b = await ConsulStore.connect(options);
   });

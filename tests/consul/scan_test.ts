@@ -208,7 +208,7 @@ describe("scans on Consul", () => {
       recordRequests: true,
     });
     store = await ConsulStore.connect({
-      address: consul.address,
+      endpoints: [consul.address],
       sessionTtlMin: 1_000,
     });
     // 3000 keys in 30 sub-trees, and some beside them.

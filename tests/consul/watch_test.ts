@@ -25,11 +25,11 @@ describe("watches on Consul", () => {
   before(async () => {
     consul = await startConsulDouble({ sessionTtlMinMs: 1_000 });
     store = await ConsulStore.connect({
-      address: consul.address,
+      endpoints: [consul.address],
       sessionTtlMin: 1_000,
       retryTimeout: 1_500,
     });
-    writer = await ConsulStore.connect({ address: consul.address });
+    writer = await ConsulStore.connect({ endpoints: [consul.address] });
   });
 
   after(async () => {
@@ -102,7 +102,7 @@ describe("watches on Consul", () => {
     // A query on an index the restore took away blocks until its wait ends
     // and only then answers the lower index; a short wait keeps this short.
     const quick = await ConsulStore.connect({
-      address: consul.address,
+      endpoints: [consul.address],
       watchWait: 1_000,
     });
     await writer.put("w/snap/k", "old");

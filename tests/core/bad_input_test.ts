@@ -109,7 +109,7 @@ describe("bad input", () => {
   test("file: a cacheSize beyond the engine's memory is refused, not wrapped", async () => {
     await assert.rejects(
       openStore(`file:${join(dir, "cache.db")}?cacheSize=1e30`),
-      /cacheSize must be between 4096 and 2147483648 bytes/,
+      /"cacheSize" must be a positive number from 4096 to 2147483648/,
     );
   });
 

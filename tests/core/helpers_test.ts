@@ -369,20 +369,19 @@ describe("positiveNumber", () => {
     }
   });
 
-  test("ConfigReader.positive reads URL strings, applies the fallback and checks both", () => {
-    const config = new ConfigReader("demo", { wait: "250" }, {
-      wait: "number",
-      other: "number",
-    });
-    assert.equal(config.positive("wait", 1, { timer: true }), 250);
-    assert.equal(config.positive("other", 7), 7);
+  test("ConfigReader.get reads URL strings, applies the default and checks both", () => {
+    const schema = {
+      wait: { kind: "number", timer: true, default: 1, doc: "d" },
+      other: { kind: "number", default: 7, doc: "d" },
+    } as const;
+    const config = new ConfigReader("demo", { wait: "250" }, schema);
+    assert.equal(config.get("wait"), 250);
+    assert.equal(config.get("other"), 7);
     assert.throws(
-      () =>
-        new ConfigReader("demo", { wait: "0" }, { wait: "number" }).positive(
-          "wait",
-          1,
-        ),
-      configError(/"wait" must be a positive number, not 0/),
+      () => new ConfigReader("demo", { wait: "0" }, schema),
+      configError(
+        /"wait" must be a positive number of milliseconds up to 2147483647, not 0/,
+      ),
     );
   });
 

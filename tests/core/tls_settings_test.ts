@@ -37,7 +37,7 @@ const opens: Record<string, () => Promise<Store>> = {
     EtcdStore.connect({ endpoints: [`127.0.0.1:${port}`], ...options() }),
   "consul by URL": () => openStore(`consuls://127.0.0.1:${port}`, options()),
   "consul by connect()": () =>
-    ConsulStore.connect({ address: `127.0.0.1:${port}`, ...options() }),
+    ConsulStore.connect({ endpoints: [`127.0.0.1:${port}`], ...options() }),
   "zookeeper by URL": () => openStore(`zks://127.0.0.1:${port}`, options()),
   "zookeeper by connect()": () =>
     ZookeeperStore.connect({ endpoints: [`127.0.0.1:${port}`], ...options() }),

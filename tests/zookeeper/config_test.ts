@@ -53,22 +53,21 @@ describe("zookeeper store settings", () => {
     await using byUrl = await openStore(
       `${server.url}/apps/two?tickTime=200&sessionTimeout=4000&maxBufferSize=${SMALL_BUFFER}`,
     );
-    // The servers' earlier name still works, alone.
-    await using earlier = await ZookeeperStore.connect({
-      hosts: [host],
-      chroot: "/apps/two",
-    });
-    // As an option of openStore it wins over the URL's servers, as any
-    // option does (port 1 has no server).
+    // As an option of openStore, endpoints win over the URL's servers, as
+    // any option does (port 1 has no server).
     await using overridden = await openStore("zk://127.0.0.1:1/apps/two", {
-      hosts: [host],
+      endpoints: [host],
     });
+    // One name for the server list on every backend: the earlier `hosts`
+    // is an unknown setting now.
     await assert.rejects(
-      ZookeeperStore.connect({ endpoints: [host], hosts: [host] }),
-      { name: "InvalidConfigurationError", message: /endpoints alone/ },
+      ZookeeperStore.connect({ hosts: [host] } as never),
+      {
+        name: "InvalidConfigurationError",
+        message: /Unknown zookeeper setting "hosts"/,
+      },
     );
     await typed.put("shared", "from typed");
-    assert.equal(text(await earlier.get("shared")), "from typed");
     assert.equal(text(await overridden.get("shared")), "from typed");
     assert.equal(text(await registry.get("shared")), "from typed");
     assert.equal(text(await byUrl.get("shared")), "from typed");
