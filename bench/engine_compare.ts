@@ -42,9 +42,9 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { open as openLmdb } from "lmdb";
 import { ClassicLevel } from "classic-level";
-import { Database } from "../wasm/database.ts";
-import { FileHost } from "../wasm/host.ts";
-import { loadEngine } from "../wasm/engine.ts";
+import { Database } from "../engine/database.ts";
+import { FileHost } from "../engine/host.ts";
+import { loadEngine } from "../engine/engine.ts";
 import { EmbeddedStore } from "../backends/file/mod.ts";
 import { percentile } from "./compare/measure.ts";
 

@@ -133,8 +133,10 @@ if (existsSync(cli)) {
 // The engine's module sits beside the bundles that load it (by a URL
 // relative to the bundle), once per folder that has one: the tarball holds
 // it once. It is also exported as "./engine.wasm" for bundler users.
-if (existsSync("wasm")) {
-  const modules = readdirSync("wasm").filter((file) => file.endsWith(".wasm"));
+if (existsSync("engine")) {
+  const modules = readdirSync("engine").filter((file) =>
+    file.endsWith(".wasm")
+  );
   const folders = new Set();
   const walk = (dir) => {
     for (const name of readdirSync(dir)) {
@@ -152,7 +154,7 @@ if (existsSync("wasm")) {
   }
   for (const folder of folders) {
     for (const wasm of modules) {
-      copyFileSync(`wasm/${wasm}`, `${folder}/${wasm}`);
+      copyFileSync(`engine/${wasm}`, `${folder}/${wasm}`);
     }
   }
 }

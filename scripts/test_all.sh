@@ -68,9 +68,9 @@ for step in "${steps[@]}"; do
     deno publish --dry-run --allow-dirty --quiet
     section "options interfaces and docs tables match the settings schemas"
     deno run --allow-read --allow-write=/dev/null --allow-run --allow-env scripts/settings.ts --check
-    if [ -x wasm/build.sh ]; then
+    if [ -x engine/build.sh ]; then
       section "the committed engine .wasm is what the source builds to"
-      bash wasm/build.sh --check
+      bash engine/build.sh --check
     fi
     ;;
   deno)

@@ -14,7 +14,7 @@ import type {
   KeySink,
   TreeSink,
 } from "../../core/driver.ts";
-import type { IntegrityReport } from "../../wasm/engine.ts";
+import type { IntegrityReport } from "../../engine/engine.ts";
 
 /**
  * Lock holds are records in the file itself, under this prefix, which no

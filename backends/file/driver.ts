@@ -27,7 +27,7 @@ import type {
   TreeSink,
 } from "../../core/driver.ts";
 import type { StoreLimits } from "../../core/types.ts";
-import type { IntegrityReport } from "../../wasm/engine.ts";
+import type { IntegrityReport } from "../../engine/engine.ts";
 import { type FileAccess, type LockFence, lockRecordKey } from "./access.ts";
 import { closeShared, type Emit, type SharedFile } from "./shared.ts";
 

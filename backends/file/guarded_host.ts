@@ -14,7 +14,7 @@
  * @module
  */
 
-import type { Host } from "../../wasm/host.ts";
+import type { Host } from "../../engine/host.ts";
 
 /** The bytes of the header a commit rewrites (one sector, see db.rs). */
 const HEADER_BYTES = 512;

@@ -15,8 +15,8 @@ import type {
   KeySink,
   TreeSink,
 } from "../../core/driver.ts";
-import type { Database } from "../../wasm/database.ts";
-import type { IntegrityReport } from "../../wasm/engine.ts";
+import type { Database } from "../../engine/database.ts";
+import type { IntegrityReport } from "../../engine/engine.ts";
 import {
   type FileAccess,
   isHidden,

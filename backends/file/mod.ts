@@ -26,13 +26,13 @@ import { ConfigReader } from "../../core/config.ts";
 import type { StoreOptions } from "../../core/types.ts";
 import { FILE_SETTINGS, PAGE_BYTES } from "./settings.ts";
 import { InvalidConfigurationError } from "../../core/errors.ts";
-import { DEFAULT_CACHE_PAGES } from "../../wasm/database.ts";
+import { DEFAULT_CACHE_PAGES } from "../../engine/database.ts";
 import {
   checkEngineSource,
   type EngineSource,
   type IntegrityReport,
   loadEngine,
-} from "../../wasm/engine.ts";
+} from "../../engine/engine.ts";
 import { FileDriver } from "./driver.ts";
 import { openShared } from "./shared.ts";
 

@@ -20,7 +20,7 @@ import type {
   KeySink,
   TreeSink,
 } from "../../core/driver.ts";
-import type { IntegrityReport } from "../../wasm/engine.ts";
+import type { IntegrityReport } from "../../engine/engine.ts";
 import type { FileAccess, LockAttempt, LockFence } from "./access.ts";
 import {
   encode,

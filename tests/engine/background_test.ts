@@ -5,9 +5,9 @@
 // not be on disk).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { type BackgroundWork, Database } from "../../wasm/database.ts";
-import { loadEngine } from "../../wasm/engine.ts";
-import { MemoryHost } from "../../wasm/host.ts";
+import { type BackgroundWork, Database } from "../../engine/database.ts";
+import { loadEngine } from "../../engine/engine.ts";
+import { MemoryHost } from "../../engine/host.ts";
 import { WASM } from "./support.ts";
 
 /** A memory file whose syncs or writes fail once told to. */

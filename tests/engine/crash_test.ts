@@ -9,8 +9,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { StoreError } from "../../core/errors.ts";
-import type { Database } from "../../wasm/database.ts";
-import { MemoryHost } from "../../wasm/host.ts";
+import type { Database } from "../../engine/database.ts";
+import { MemoryHost } from "../../engine/host.ts";
 import {
   applyModel,
   type CallKind,

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { watchKeyLocally } from "../../core/local_feed.ts";
 import type { Entry } from "../../core/driver.ts";
-import { MemoryHost } from "../../wasm/host.ts";
+import { MemoryHost } from "../../engine/host.ts";
 import { openDb } from "./support.ts";
 
 /** A memory file whose syncs wait until the test lets them go. */

@@ -16,10 +16,10 @@ import { EmbeddedStore } from "../../backends/file/mod.ts";
 // By brand, not instanceof: under Node the test runs against the npm build,
 // while the engine modules it opens directly are bundled from source.
 import { isStoreError } from "../../mod.ts";
-import { Database } from "../../wasm/database.ts";
-import { loadEngine } from "../../wasm/engine.ts";
-import { FileHost, MemoryHost } from "../../wasm/host.ts";
-import type { IntegrityReport } from "../../wasm/engine.ts";
+import { Database } from "../../engine/database.ts";
+import { loadEngine } from "../../engine/engine.ts";
+import { FileHost, MemoryHost } from "../../engine/host.ts";
+import type { IntegrityReport } from "../../engine/engine.ts";
 import { commitOps, equalBytes, openDb, Rng, seed, WASM } from "./support.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "valkeyrie-engine-files-"));
@@ -267,7 +267,7 @@ describe("the integrity check past damage", () => {
 });
 
 describe("the header after an acknowledged commit and an unclean stop", () => {
-  // The header layout (wasm/src/pager/header.rs): the god byte at 24, and
+  // The header layout (engine/src/pager/header.rs): the god byte at 24, and
   // commit slots of 128 bytes at 64 and 192.
   const GOD = 24;
   const slotAt = (slot: number) => 64 + 128 * slot;

@@ -4,7 +4,7 @@
 // ENGINE_SEED=n reproduces a run, ENGINE_ROUNDS=n makes it longer.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { MemoryHost } from "../../wasm/host.ts";
+import { MemoryHost } from "../../engine/host.ts";
 import {
   applyModel,
   commitOps,
@@ -142,7 +142,7 @@ describe("the engine against a sorted map", () => {
     );
     const stored = db.stats().keys;
     // The sweeper reclaims it 250 ms after it expires (SWEEP_DELAY_MS in
-    // wasm/database.ts): a look before then must find it still stored, one
+    // engine/database.ts): a look before then must find it still stored, one
     // that a loaded machine made later proves nothing.
     assert.ok(
       stored === 2 || Date.now() >= expiresAt + 250,

@@ -2,13 +2,13 @@
 // (also when the tests are bundled for Node), a seeded random generator, a
 // workload of commits with its model, and hosts that crash or fail.
 import process from "node:process";
-import { Database } from "../../wasm/database.ts";
-import { loadEngine } from "../../wasm/engine.ts";
-import { type Host, MemoryHost } from "../../wasm/host.ts";
+import { Database } from "../../engine/database.ts";
+import { loadEngine } from "../../engine/engine.ts";
+import { type Host, MemoryHost } from "../../engine/host.ts";
 
 /** The module in the source tree: tests/../wasm, or dist-test/../wasm. */
 export const WASM = new URL(
-  "../../wasm/valkeyrie_engine.wasm",
+  "../../engine/valkeyrie_engine.wasm",
   import.meta.url,
 );
 

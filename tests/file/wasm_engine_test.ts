@@ -14,13 +14,13 @@ import { pathToFileURL } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { openStore } from "../../mod.ts";
 import { EmbeddedStore, type EngineSource } from "../../backends/file/mod.ts";
-import { loadEngine } from "../../wasm/engine.ts";
+import { loadEngine } from "../../engine/engine.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "valkeyrie-file-wasm-engine-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 /** The module in the source tree: tests/../wasm, or dist-test/../wasm. */
-const WASM = new URL("../../wasm/valkeyrie_engine.wasm", import.meta.url);
+const WASM = new URL("../../engine/valkeyrie_engine.wasm", import.meta.url);
 const bytes = new Uint8Array(readFileSync(WASM));
 
 /**

@@ -43,7 +43,7 @@ import { pathToFileURL } from "node:url";
 import { EmbeddedStore } from ${source("backends/file/mod.ts")};
 import { fileBackend } from ${source("backends/file/backend.ts")};
 import { openStore, register } from ${source("core/registry.ts")};
-import embedded from ${source("wasm/valkeyrie_engine.wasm")};
+import embedded from ${source("engine/valkeyrie_engine.wasm")};
 
 register(fileBackend);
 const [dir, wasmPath] = process.argv.slice(2);
@@ -120,7 +120,7 @@ describe("a bundled file: app", () => {
     }
     writeFileSync(join(dir, "app.mjs"), APP);
     copyFileSync(
-      join(root, "wasm", "valkeyrie_engine.wasm"),
+      join(root, "engine", "valkeyrie_engine.wasm"),
       join(assets, "engine.wasm"),
     );
     run(bin("esbuild"), [
@@ -143,7 +143,7 @@ describe("a bundled file: app", () => {
       assert.equal(text.includes(client), false, `${client} is bundled`);
     }
     // The binary loader embeds the module as base64 (4 characters per 3 bytes).
-    const wasmBytes = statSync(join(root, "wasm", "valkeyrie_engine.wasm"))
+    const wasmBytes = statSync(join(root, "engine", "valkeyrie_engine.wasm"))
       .size;
     const size = statSync(bundle).size;
     assert.ok(size > (wasmBytes * 4) / 3, `the module is embedded (${size})`);

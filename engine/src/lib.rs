@@ -1,6 +1,6 @@
 //! valkeyrie's embedded engine: a copy-on-write B+tree in the style of redb,
 //! built for `wasm32-unknown-unknown` with the standard library only, and
-//! driven by the TypeScript glue in `wasm/engine.ts`.
+//! driven by the TypeScript glue in `engine/engine.ts`.
 //!
 //! Layers, each calling only layers below it:
 //!

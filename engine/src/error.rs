@@ -60,7 +60,7 @@ mod tests {
 
     #[test]
     fn codes_are_stable_and_messages_name_the_kind() {
-        // wasm/engine.ts maps these numbers (ENGINE_ERRORS).
+        // engine/engine.ts maps these numbers (ENGINE_ERRORS).
         assert_eq!(Error::Io("x".into()).code(), 1);
         assert_eq!(Error::Corrupt("x".into()).code(), 2);
         assert_eq!(Error::Foreign("x".into()).code(), 3);

@@ -104,7 +104,7 @@ export function checkEngineSource(
   );
 }
 
-/** Engine error codes (see `wasm/src/error.rs`). */
+/** Engine error codes (see `engine/src/error.rs`). */
 export const ENGINE_ERRORS = {
   io: 1,
   corrupt: 2,
@@ -351,7 +351,7 @@ export class Engine {
             missing.length > 0 ? `it lacks ${missing.join(", ")}` : "",
             foreign.length > 0 ? `it imports ${foreign.join(", ")}` : "",
           ].filter(Boolean).join("; ")
-        }): hand in wasm/valkeyrie_engine.wasm of this version of the library`,
+        }): hand in engine/valkeyrie_engine.wasm of this version of the library`,
       );
     }
     return new Engine(module);
@@ -549,7 +549,7 @@ async function compileBytes(bytes: Uint8Array): Promise<WebAssembly.Module> {
     throw new StoreError(
       `The bytes given as the engine are not a WebAssembly module (${bytes.length} bytes${
         start ? `, starting ${start}` : ""
-      }; a module starts 00 61 73 6d): hand in the bytes of wasm/valkeyrie_engine.wasm`,
+      }; a module starts 00 61 73 6d): hand in the bytes of engine/valkeyrie_engine.wasm`,
     );
   }
   // compile() copies the bytes at once: changing them later changes nothing.

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Rebuilds wasm/valkeyrie_engine.wasm from the Rust source, reproducibly:
+# Rebuilds engine/valkeyrie_engine.wasm from the Rust source, reproducibly:
 # Debian's rustc 1.63 (a rustup toolchain earlier on PATH is bypassed), fixed
 # flags, no debug info, and source paths remapped so the build directory
 # leaves no trace in the output.
 #
-#   bash wasm/build.sh           rebuild the committed .wasm
-#   bash wasm/build.sh --check   rebuild into a temporary directory and fail
+#   bash engine/build.sh           rebuild the committed .wasm
+#   bash engine/build.sh --check   rebuild into a temporary directory and fail
 #                                if it differs from the committed file
-#   bash wasm/build.sh --test    also run the engine's native unit tests
+#   bash engine/build.sh --test    also run the engine's native unit tests
 set -euo pipefail
 cd "$(dirname "$0")"
 here="$PWD"
@@ -30,12 +30,12 @@ fi
 built="$target_dir/wasm32-unknown-unknown/release/valkeyrie_engine.wasm"
 if [ "$mode" = "--check" ]; then
   if cmp -s "$built" valkeyrie_engine.wasm; then
-    echo "wasm/valkeyrie_engine.wasm is what the source builds to"
+    echo "engine/valkeyrie_engine.wasm is what the source builds to"
   else
-    echo "wasm/valkeyrie_engine.wasm differs from what the source builds to: run bash wasm/build.sh and commit it" >&2
+    echo "engine/valkeyrie_engine.wasm differs from what the source builds to: run bash engine/build.sh and commit it" >&2
     exit 1
   fi
 else
   cp "$built" valkeyrie_engine.wasm
-  echo "built wasm/valkeyrie_engine.wasm ($(wc -c <valkeyrie_engine.wasm) bytes)"
+  echo "built engine/valkeyrie_engine.wasm ($(wc -c <valkeyrie_engine.wasm) bytes)"
 fi
