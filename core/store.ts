@@ -57,7 +57,7 @@ import {
   publishHold,
   publishWatchLag,
   type TraceContext,
-  traced,
+  tracingChannel,
   type WatchLagMessage,
 } from "./tracing.ts";
 import { noteExpiry } from "./expiry.ts";
@@ -1072,10 +1072,15 @@ export class BaseStore implements Store {
     call: () => Promise<T>,
     key?: string,
   ): Promise<T> {
-    const context: TraceContext = { operation: op, backend: this.backend };
-    if (key !== undefined) context.key = key;
     try {
-      return await traced(context, () => abortable(call(), signal));
+      const channel = tracingChannel(op);
+      if (channel === undefined) return await abortable(call(), signal);
+      const context: TraceContext = { operation: op, backend: this.backend };
+      if (key !== undefined) context.key = key;
+      return await channel.tracePromise(
+        () => abortable(call(), signal),
+        context,
+      );
     } catch (error) {
       throw this.#wrap(op, error, signal);
     }

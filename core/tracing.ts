@@ -48,7 +48,8 @@ export interface TraceContext {
   error?: unknown;
 }
 
-interface TracingChannel {
+/** A `node:diagnostics_channel` tracing channel, as far as it is used here. */
+export interface TracingChannel {
   readonly hasSubscribers?: boolean;
   tracePromise<T>(fn: () => Promise<T>, context: object): Promise<T>;
 }
@@ -105,6 +106,24 @@ function channelOf(operation: string): TracingChannel | undefined {
 }
 
 /**
+ * The operation's tracing channel when someone listens to it, else
+ * `undefined`: a call builds its trace context only then, so an untraced
+ * call costs one lookup.
+ *
+ * @param operation The operation.
+ * @returns The channel to trace on, or `undefined`.
+ */
+export function tracingChannel(
+  operation: string,
+): TracingChannel | undefined {
+  const channel = channelOf(operation);
+  // Bun's tracing channels have no hasSubscribers: they are always traced.
+  return channel === undefined || channel.hasSubscribers === false
+    ? undefined
+    : channel;
+}
+
+/**
  * Runs `call` traced on the operation's channel, or just runs it when no
  * one listens.
  *
@@ -116,10 +135,8 @@ export function traced<T>(
   context: TraceContext,
   call: () => Promise<T>,
 ): Promise<T> {
-  const channel = channelOf(context.operation);
-  // Bun's tracing channels have no hasSubscribers: they are always traced.
-  if (channel === undefined || channel.hasSubscribers === false) return call();
-  return channel.tracePromise(call, context);
+  const channel = tracingChannel(context.operation);
+  return channel ? channel.tracePromise(call, context) : call();
 }
 
 /** The channel on which every lock's hold is published once it ends. */

@@ -401,9 +401,7 @@ export class Database {
         if (item.key !== undefined) {
           let end = i + 1;
           while (end < batch.length && batch[end].key !== undefined) end++;
-          for (const result of this.#applyPlain(tx, batch, i, end)) {
-            results.push(result);
-          }
+          this.#applyPlain(tx, batch, i, end, results);
           i = end - 1;
         } else if (item.run === sweep) {
           for (const key of db.sweep(now, SWEEP_BATCH)) {
@@ -454,33 +452,43 @@ export class Database {
 
   // Plain puts and deletes of batch[start..end]: numbered in the order
   // issued, applied in key order (a stable sort keeps the order of writes
-  // to one key), so each page is copied, and spilled, at most once. The
-  // results, in the order issued: a put's revision, a delete's nothing.
+  // to one key), so each page is copied, and spilled, at most once. Adds
+  // the results to `results`, in the order issued: a put's revision, a
+  // delete's nothing.
   #applyPlain(
     tx: WriteTxn,
     batch: Queued[],
     start: number,
     end: number,
-  ): (bigint | undefined)[] {
+    results: unknown[],
+  ): void {
     const n = end - start;
-    const revisions = new Array<number>(n);
-    for (let k = 0; k < n; k++) revisions[k] = tx.op();
+    // Revisions in the order issued: the k-th operation has first + k.
+    const first = tx.op();
+    for (let k = 1; k < n; k++) tx.op();
+    const keys = new Array<string>(n);
+    let sorted = true;
+    for (let k = 0; k < n; k++) {
+      keys[k] = batch[start + k].key!;
+      if (sorted && k > 0 && keys[k - 1] > keys[k]) sorted = false;
+    }
     const order = Array.from({ length: n }, (_, k) => k);
-    if (n > 1) {
+    if (!sorted) {
       order.sort((a, b) => {
-        const x = batch[start + a].key!;
-        const y = batch[start + b].key!;
-        return x < y ? -1 : x > y ? 1 : 0;
+        const x = keys[a];
+        const y = keys[b];
+        return x < y ? -1 : x > y ? 1 : a - b;
       });
     }
-    for (const k of order) {
+    for (let i = 0; i < n; i++) {
+      const k = order[i];
       const item = batch[start + k];
-      if (item.value) tx.put(item.key!, item.value, revisions[k], item.ttl);
-      else tx.delete(item.key!);
+      if (item.value) tx.put(keys[k], item.value, first + k, item.ttl);
+      else tx.delete(keys[k]);
     }
-    return batch.slice(start, end).map((item, k) =>
-      item.value ? BigInt(revisions[k]) : undefined
-    );
+    for (let k = 0; k < n; k++) {
+      results.push(batch[start + k].value ? BigInt(first + k) : undefined);
+    }
   }
 
   // A failed commit leaves the engine refusing writes (its state in memory

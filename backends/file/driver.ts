@@ -74,6 +74,10 @@ export class FileDriver implements Driver {
   }
 
   get(key: string, _options: DriverReadOptions): Promise<Entry | null> {
+    // The owner's reads go straight to its engine: every single-process
+    // program's path, kept free of the resend machinery's closures.
+    const local = this.#shared.local;
+    if (local) return local.get(key);
     return this.#call("get", (db) => db.get(key), true);
   }
 
@@ -82,10 +86,14 @@ export class FileDriver implements Driver {
     value: Uint8Array,
     options: DriverWriteOptions,
   ): Promise<bigint> {
+    const local = this.#shared.local;
+    if (local) return local.put(key, value, options.ttl);
     return this.#call("put", (db) => db.put(key, value, options.ttl), false);
   }
 
   delete(key: string, _options: DriverSignalOptions): Promise<void> {
+    const local = this.#shared.local;
+    if (local) return local.delete(key);
     return this.#call("delete", (db) => db.delete(key), false);
   }
 

@@ -163,6 +163,12 @@ export class SharedFile {
     return this.#closing;
   }
 
+  /** The owned database's access while this process owns it, else `undefined`. */
+  get local(): LocalAccess | undefined {
+    const role = this.#role;
+    return role?.owner ? role.access : undefined;
+  }
+
   /** The owned database (for tests and tools); `undefined` in a client. */
   get database(): Database | undefined {
     return this.#role?.owner ? this.#role.access.db : undefined;
