@@ -144,7 +144,11 @@ if (existsSync("engine")) {
       if (statSync(path).isDirectory()) walk(path);
       else if (
         name.endsWith(".js") &&
-        modules.some((wasm) => readFileSync(path, "utf8").includes(wasm))
+        // The loader's `new URL("./valkeyrie_engine.wasm", import.meta.url)`,
+        // not a message or a doc that names the file.
+        modules.some((wasm) =>
+          readFileSync(path, "utf8").includes(JSON.stringify(`./${wasm}`))
+        )
       ) folders.add(dir);
     }
   };
