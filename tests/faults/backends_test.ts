@@ -17,6 +17,7 @@ import process from "node:process";
 import { after, describe, test } from "node:test";
 import { openStore } from "../../mod.ts";
 import type { Store } from "../../core/types.ts";
+import type { Agent } from "../fixtures/agents.ts";
 import { agentClient, startFileAgent } from "./file_agents.ts";
 import {
   HistoryRecorder,
@@ -379,6 +380,79 @@ describe("linearizability of recorded workloads", () => {
     } finally {
       await Promise.all(agents.map((agent) => agent.stop()));
     }
+  });
+
+  // The first agent to open the file owns it and serves the other two; the
+  // nemesis kills or pauses that process. Each client reaches the store
+  // through the agent in its slot, and a killed agent's slot gets a new
+  // process (which joins as a client of the new owner) when healed.
+  async function fileOwnerRun(
+    name: string,
+    seed: number,
+    fault: (owner: Agent) => Promise<void> | void,
+    heal: (slots: Agent[], path: string) => Promise<void> | void,
+  ) {
+    const dir = mkdtempSync(join(tmpdir(), "valkeyrie-linearizability-"));
+    after(() => rmSync(dir, { recursive: true, force: true }));
+    const path = join(dir, "store.vkr");
+    const slots: Agent[] = [];
+    const nemesis = faultAt(
+      150,
+      () => fault(slots[0]),
+      () => heal(slots, path),
+      2_000,
+      // Once per run: after a kill, the owner is another process.
+      Number.MAX_SAFE_INTEGER,
+    );
+    try {
+      for (let i = 0; i < 3; i++) slots.push(await startFileAgent(path));
+      const clients: KvClient[] = [];
+      for (let i = 0; i < 9; i++) {
+        const slot = Math.floor(i / 3);
+        clients.push(agentClient({
+          call: (op, args) => slots[slot].call(op, args),
+        } as Agent));
+      }
+      const history = await runWorkload({
+        clients,
+        keys: KEYS,
+        operations: 600,
+        seed,
+        pauseAfterUnknownMs: 250,
+        beforeOperation: (invoked) => nemesis.beforeOperation(invoked),
+      });
+      await nemesis.healed;
+      verify(name, history, 600);
+    } finally {
+      await nemesis.healed;
+      await Promise.all(slots.map((agent) => agent.stop()));
+    }
+  }
+
+  test("file: 3 processes, the owning process SIGKILLed mid-run and replaced, 9 clients, 600 operations", async () => {
+    await fileOwnerRun(
+      "file (3 processes), the owner killed",
+      21,
+      (owner) => owner.kill(),
+      async (slots, path) => {
+        slots[0] = await startFileAgent(path);
+      },
+    );
+  });
+
+  test("file: 3 processes, the owning process SIGSTOPped for 2 s mid-run, 9 clients, 600 operations", async () => {
+    await fileOwnerRun(
+      "file (3 processes), the owner paused",
+      22,
+      // By pid: Deno's ChildProcess.kill() sends only its first signal, so
+      // a SIGCONT through it would leave the owner stopped for good.
+      (owner) => {
+        process.kill(owner.process.pid!, "SIGSTOP");
+      },
+      (slots) => {
+        process.kill(slots[0].process.pid!, "SIGCONT");
+      },
+    );
   });
 
   test("etcd: 8 clients on 8 connections, 600 operations", async () => {
