@@ -236,6 +236,8 @@ export class ConfigReader<S extends SettingsSchema = SettingsSchema> {
   readonly #backend: string;
   readonly #config: Record<string, unknown>;
   readonly #schema: S;
+  /** Each setting given, checked and converted once, by name. */
+  readonly #values = new Map<string, unknown>();
   readonly #tls: TlsConnectionOptions | undefined;
 
   /**
@@ -268,7 +270,7 @@ export class ConfigReader<S extends SettingsSchema = SettingsSchema> {
           })`,
         );
       }
-      if (name !== "tls") this.#read(name, setting);
+      if (name !== "tls") this.#values.set(name, this.#read(name, setting));
     }
     // Checked now, before anything connects.
     const tls = this.#config.tls;
@@ -284,7 +286,7 @@ export class ConfigReader<S extends SettingsSchema = SettingsSchema> {
    * @returns Its value (checked in the constructor).
    */
   get<K extends keyof S & string>(name: K): SettingsOf<S>[K] {
-    return this.#read(name, this.#schema[name]) as SettingsOf<S>[K];
+    return this.#value(name, this.#schema[name]) as SettingsOf<S>[K];
   }
 
   /**
@@ -299,7 +301,7 @@ export class ConfigReader<S extends SettingsSchema = SettingsSchema> {
 
   /** The connect timeout in milliseconds (default 10 000). */
   get connectTimeout(): number {
-    return this.#read(
+    return this.#value(
       "connectTimeout",
       COMMON_SETTINGS.connectTimeout,
     ) as number;
@@ -333,11 +335,15 @@ export class ConfigReader<S extends SettingsSchema = SettingsSchema> {
     return this.#tls;
   }
 
+  // A setting's value as the constructor read it, or its default.
+  #value(name: string, setting: Setting): unknown {
+    if (this.#values.has(name)) return this.#values.get(name);
+    return "default" in setting ? setting.default : undefined;
+  }
+
+  // Checks and converts a given setting (a URL's "250" becomes 250).
   #read(name: string, setting: Setting): unknown {
     const value = this.#config[name];
-    if (value === undefined) {
-      return "default" in setting ? setting.default : undefined;
-    }
     switch (setting.kind) {
       case "string":
         if (typeof value !== "string") {

@@ -123,22 +123,6 @@ export function tracingChannel(
     : channel;
 }
 
-/**
- * Runs `call` traced on the operation's channel, or just runs it when no
- * one listens.
- *
- * @param context What the trace carries.
- * @param call The call.
- * @returns What the call resolves.
- */
-export function traced<T>(
-  context: TraceContext,
-  call: () => Promise<T>,
-): Promise<T> {
-  const channel = tracingChannel(context.operation);
-  return channel ? channel.tracePromise(call, context) : call();
-}
-
 /** The channel on which every lock's hold is published once it ends. */
 export const LOCK_HOLD_CHANNEL = "valkeyrie:lock.hold";
 

@@ -131,11 +131,13 @@ function wrap(text: string, width: number): string[] {
 function members(schema: SettingsSchema): string {
   const out = [GENERATED];
   for (const [name, setting] of Object.entries(schema)) {
-    const facts = [`Default: ${defaultText(setting)}.`];
+    const facts = [
+      setting.required ? "Required." : `Default: ${defaultText(setting)}.`,
+    ];
     if (setting.kind === "number") facts.unshift(`A ${typeText(setting)}.`);
     const text = [...wrap(setting.doc, 72), "", ...wrap(facts.join(" "), 72)];
     out.push("  /**", ...text.map((l) => (l ? `   * ${l}` : "   *")), "   */");
-    const optional = "required" in setting && setting.required ? "" : "?";
+    const optional = setting.required ? "" : "?";
     out.push(`  ${name}${optional}: ${tsType(setting)};`);
   }
   return out.join("\n");
@@ -151,7 +153,7 @@ function table(schema: SettingsSchema): string {
     const cell = (s: string) => s.replaceAll("\n", " ");
     rows.push(
       `| \`${name}\` | ${cell(typeText(setting))} | ${
-        cell(defaultText(setting))
+        setting.required ? "required" : cell(defaultText(setting))
       } | ${cell(setting.doc.replaceAll("|", "\\|"))} |`,
     );
   }

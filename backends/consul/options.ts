@@ -7,9 +7,8 @@
 
 import { ConfigReader } from "../../core/config.ts";
 import { formatHostPort, parseHostPort } from "../../core/host_port.ts";
-import type { FactoryConfig } from "../../core/registry.ts";
 import type { TlsConnectionOptions } from "../../core/tls.ts";
-import type { StoreOptions } from "../../core/types.ts";
+import type { OpenOptions, StoreOptions } from "../../core/types.ts";
 import { CONSUL_SETTINGS, HTTP_PORT, HTTPS_PORT } from "./settings.ts";
 
 /** Options of {@linkcode ConsulStore.connect}. */
@@ -95,12 +94,13 @@ export interface ConsulSettings {
 }
 
 /**
- * Checks options and reads them with defaults. `config.url` (from
- * `openStore`) gives the address, a path used as the prefix, and settings
- * as query parameters; explicit options win over the URL.
+ * Checks options and reads them with defaults. From `openStore`, the
+ * registry has already merged in what the URL gives (its host as
+ * `endpoints`, its path as `prefix`, its query parameters); the caller's
+ * options win over the URL.
  */
 export function readSettings(
-  options: ConsulStoreOptions | FactoryConfig,
+  options: ConsulStoreOptions | OpenOptions,
 ): ConsulSettings {
   const config = new ConfigReader("consul", options, CONSUL_SETTINGS);
   const tls = config.tls;

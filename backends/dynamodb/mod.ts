@@ -59,9 +59,9 @@ export interface SdkClient {
 export interface DynamoDBStoreOptions extends StoreOptions {
   // Written by scripts/settings.ts from the settings schema: edit the schema.
   /**
-   * The table's name.
+   * The table's name (a URL's `dynamodb://TABLE`).
    *
-   * Default: none: the URL's `dynamodb://TABLE`.
+   * Required.
    */
   table: string;
   /**

@@ -51,8 +51,7 @@ export const DYNAMODB_SETTINGS = {
   table: {
     kind: "string",
     required: true,
-    defaultDoc: "none: the URL's `dynamodb://TABLE`",
-    doc: "The table's name.",
+    doc: "The table's name (a URL's `dynamodb://TABLE`).",
   },
   region: {
     kind: "string",

@@ -74,8 +74,9 @@ export class FileDriver implements Driver {
   }
 
   get(key: string, _options: DriverReadOptions): Promise<Entry | null> {
-    // The owner's reads go straight to its engine: every single-process
-    // program's path, kept free of the resend machinery's closures.
+    // The owner's get, put and delete go straight to its engine: every
+    // single-process program's path. SharedFile.call() would do the same,
+    // but through a closure per call, which cost ~6 % of random gets.
     const local = this.#shared.local;
     if (local) return local.get(key);
     return this.#call("get", (db) => db.get(key), true);

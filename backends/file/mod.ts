@@ -43,9 +43,10 @@ export interface EmbeddedStoreOptions
   extends Pick<StoreOptions, "prefix" | "signal"> {
   // Written by scripts/settings.ts from the settings schema: edit the schema.
   /**
-   * The database file; created when missing.
+   * The database file (a URL's `file:PATH`); created when missing, in a
+   * directory that exists.
    *
-   * Default: none: the URL's `file:PATH`.
+   * Required.
    */
   path: string;
   /**
@@ -111,8 +112,20 @@ export class EmbeddedStore extends BaseStore {
   /**
    * Opens (or creates) the database file at `options.path`.
    *
+   * By default the engine is the `.wasm` beside the library, unless this
+   * process already loaded one (then that one is used); `options.engine`
+   * hands in another, for a bundled program.
+   *
    * @param options The file and its settings.
    * @returns The store.
+   *
+   * @example The engine embedded in the bundle by esbuild's `--loader:.wasm=binary`
+   * ```ts ignore
+   * import { EmbeddedStore } from "@valkeyrie/valkeyrie/file";
+   * import engine from "./node_modules/@valkeyrie/valkeyrie/dist/valkeyrie_engine.wasm";
+   *
+   * await using store = await EmbeddedStore.connect({ path: "app.db", engine });
+   * ```
    */
   static async connect(options: EmbeddedStoreOptions): Promise<EmbeddedStore> {
     // Checked first: its own message names the kinds it may be.

@@ -22,8 +22,8 @@ export const FILE_SETTINGS = {
   path: {
     kind: "string",
     required: true,
-    defaultDoc: "none: the URL's `file:PATH`",
-    doc: "The database file; created when missing.",
+    doc:
+      "The database file (a URL's `file:PATH`); created when missing, in a directory that exists.",
   },
   cacheSize: {
     kind: "number",
