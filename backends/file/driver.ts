@@ -30,6 +30,7 @@ import type { StoreLimits } from "../../core/types.ts";
 import type { IntegrityReport } from "../../engine/engine.ts";
 import { type FileAccess, type LockFence, lockRecordKey } from "./access.ts";
 import { closeShared, type Emit, type SharedFile } from "./shared.ts";
+import { MAX_PAYLOAD_BYTES } from "./wire.ts";
 
 /**
  * What a `file:` store accepts. Keys: the engine's node pages hold three
@@ -43,7 +44,14 @@ export const FILE_LIMITS: StoreLimits = Object.freeze({
   maxValueBytes: 16 * 1024 * 1024,
   ttlGranularityMs: 50,
   maxAtomicOperations: 10_000,
-  maxBatchKeys: 1024,
+  // An atomic() travels to the owner as one message when this process is
+  // not the owner; the same bound holds in the owner, so a program does not
+  // depend on which process opened the file first.
+  maxAtomicBytes: MAX_PAYLOAD_BYTES,
+  // There is no round trip to save, but each chunk is a commit, and a commit
+  // of random keys copies most of a large tree's leaves: four chunks in
+  // flight at once are one commit, so 200,000 keys are one.
+  maxBatchKeys: 65_536,
 });
 
 /** Entries per forward page of a reverse scan's walk. */
@@ -58,6 +66,28 @@ const LOCK_RECHECK_MS = 1_000;
 // What a fenced commit checks for each lease this backend handed out: the
 // hold's record names its token.
 const leaseFences = new WeakMap<LockLease, LockFence>();
+
+/**
+ * `items` in runs in order, each of at most MAX_PAYLOAD_BYTES by `bytesOf`
+ * (a UTF-16 key's UTF-8 bytes at most thrice its length), each item in one.
+ */
+function byPayload<T>(
+  items: readonly T[],
+  bytesOf: (item: T) => number,
+): T[][] {
+  const runs: T[][] = [];
+  let bytes = Infinity;
+  for (const item of items) {
+    const size = bytesOf(item);
+    if (bytes + size > MAX_PAYLOAD_BYTES) {
+      runs.push([]);
+      bytes = 0;
+    }
+    runs[runs.length - 1].push(item);
+    bytes += size;
+  }
+  return runs;
+}
 
 /** One handle of a database file. */
 export class FileDriver implements Driver {
@@ -114,28 +144,46 @@ export class FileDriver implements Driver {
     writes: readonly DriverPut[],
     _options: DriverSignalOptions,
   ): Promise<bigint[]> {
-    // One commit, one sync, for the whole chunk.
-    const steps = writes.map(({ key, value, ttl }) => ({
-      type: "put" as const,
-      key,
-      value,
-      ttl,
-    }));
-    return this.#call("putMany", async (db) => {
-      const outcome = await db.commit(steps, []);
-      if (!outcome.ok) throw new Error("a commit without checks failed");
-      return writes.map(() => outcome.lastIndex);
-    }, false);
+    // The owner's chunk is plain puts issued at once: the group commit
+    // applies them in key order, in one commit with whatever else is queued.
+    const local = this.#shared.local;
+    if (local) {
+      return Promise.all(
+        writes.map(({ key, value, ttl }) => local.put(key, value, ttl)),
+      );
+    }
+    // A client sends a commit per run of the chunk that fits a message.
+    const runs = byPayload(writes, (w) => w.key.length * 3 + w.value.length);
+    return Promise.all(runs.map((run) => {
+      const steps = run.map(({ key, value, ttl }) => ({
+        type: "put" as const,
+        key,
+        value,
+        ttl,
+      }));
+      return this.#call("putMany", async (db) => {
+        const outcome = await db.commit(steps, []);
+        if (!outcome.ok) throw new Error("a commit without checks failed");
+        return run.map(() => outcome.lastIndex);
+      }, false);
+    })).then((results) => results.flat());
   }
 
   deleteMany(
     keys: readonly string[],
     _options: DriverSignalOptions,
   ): Promise<void> {
-    const steps = keys.map((key) => ({ type: "delete" as const, key }));
-    return this.#call("deleteMany", async (db) => {
-      await db.commit(steps, []);
-    }, false);
+    const local = this.#shared.local;
+    if (local) {
+      return Promise.all(keys.map((key) => local.delete(key))).then(() => {});
+    }
+    const runs = byPayload(keys, (key) => key.length * 3);
+    return Promise.all(runs.map((run) => {
+      const steps = run.map((key) => ({ type: "delete" as const, key }));
+      return this.#call("deleteMany", async (db) => {
+        await db.commit(steps, []);
+      }, false);
+    })).then(() => {});
   }
 
   list(dir: string, _options: DriverReadOptions): Promise<Entry[]> {

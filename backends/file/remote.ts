@@ -196,13 +196,20 @@ export class RemoteAccess implements FileAccess {
       return Promise.reject(new Disconnected(false));
     }
     const id = this.#nextId++;
+    let frame: Uint8Array;
+    try {
+      // Too large to send: this call fails, with nothing sent.
+      frame = encode({ id, ...message }, `the ${message.op} call`);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     if (this.#calls++ === 0) this.#refresh();
     return new Promise<unknown>((resolve, reject) => {
       const waiting: Waiting = { resolve, reject };
       this.#waiting.set(id, waiting);
       // A Unix socket refuses bytes at once when the owner is gone (EPIPE):
       // such a call was not carried out and may be sent again.
-      this.#socket.write(encode({ id, ...message }), (error) => {
+      this.#socket.write(frame, (error) => {
         waiting.delivered = !error;
         if (waiting.ended) reject(new Disconnected(waiting.delivered));
       });

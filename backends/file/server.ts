@@ -53,8 +53,21 @@ export class OwnerServer {
     socket.setNoDelay?.(true);
     this.#connections.add(socket);
     const watches = new Map<number, AbortController>();
-    const send = (message: Message) => {
-      if (!socket.destroyed) socket.write(encode(message));
+    const send = (message: Message, what?: string) => {
+      if (socket.destroyed) return;
+      let frame: Uint8Array;
+      try {
+        frame = encode(message, what);
+      } catch (error) {
+        // Too large to send: the call, or the watch, fails with the reason
+        // instead of the connection.
+        frame = encode(
+          typeof message.sub === "number"
+            ? { sub: message.sub, t: "error", error: toWireError(error) }
+            : { id: message.id, ok: false, error: toWireError(error) },
+        );
+      }
+      socket.write(frame);
     };
     socket.on("error", (error) => {
       // A malformed message (see readMessages) is a broken client, worth
@@ -84,14 +97,15 @@ export class OwnerServer {
         watches.set(id, controller);
         this.#watch(
           message,
-          (report) => send({ sub: id, ...report }),
+          (report) => send({ sub: id, ...report }, `a report of ${message.op}`),
           controller.signal,
         );
         return;
       }
       this.#pending++;
       this.#call(message).then(
-        (result) => send({ id, ok: true, result }),
+        (result) =>
+          send({ id, ok: true, result }, `the answer to ${message.op}`),
         (error) => send({ id, ok: false, error: toWireError(error) }),
       ).finally(() => {
         if (--this.#pending === 0) this.#idle?.();

@@ -23,10 +23,20 @@ import { StoreError } from "../../core/errors.ts";
 export const WIRE_VERSION = 4;
 
 /**
- * The largest message: a value at the store's limit (16 MiB) as base64 and
- * its envelope, with room to spare. A bigger length means a broken peer.
+ * The most raw bytes (keys and values) one write a client sends may carry:
+ * the `file:` store's `maxAtomicBytes`, and the size of each run a client's
+ * `putMany` or `deleteMany` is sent in. Four of them fit in a message.
  */
-const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+export const MAX_PAYLOAD_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The largest message: a payload at its limit as base64 (4/3) with its
+ * keys escaped and its envelope, with room to spare; an answer as large as
+ * a few payloads (a `list`, a tree watch's first report). A message that
+ * would be longer is refused by its sender, for that call alone; a longer
+ * length read off the socket means a broken peer.
+ */
+export const MAX_MESSAGE_BYTES = 4 * MAX_PAYLOAD_BYTES;
 
 /** A message: a JSON object whose bytes and bigints are tagged. */
 export type Message = Record<string, unknown>;
@@ -54,13 +64,51 @@ function reviver(_key: string, value: unknown): unknown {
   return value;
 }
 
-/** The bytes of `message` on the wire: its length, then its JSON. */
-export function encode(message: Message): Uint8Array {
-  const body = Buffer.from(JSON.stringify(message, replacer), "utf8");
+/**
+ * The bytes of `message` on the wire: its length, then its JSON.
+ *
+ * @param message The message.
+ * @param what What it carries, for the error (`the answer to list`).
+ * @param limit The longest body (tests pass a small one).
+ * @throws {StoreError} When the message would be longer than `limit`
+ *   (nothing is sent).
+ */
+export function encode(
+  message: Message,
+  what = "a message",
+  limit: number = MAX_MESSAGE_BYTES,
+): Uint8Array {
+  let json: string;
+  try {
+    json = JSON.stringify(message, replacer);
+  } catch (error) {
+    // Past the runtime's longest string: far past the limit.
+    if (!(error instanceof RangeError)) throw error;
+    throw tooLarge(what, undefined, limit);
+  }
+  // A UTF-8 body is at least as long as its string.
+  if (json.length > limit) throw tooLarge(what, json.length, limit);
+  const body = Buffer.from(json, "utf8");
+  if (body.length > limit) throw tooLarge(what, body.length, limit);
   const frame = Buffer.allocUnsafe(4 + body.length);
   frame.writeUInt32BE(body.length, 0);
   body.copy(frame, 4);
   return frame;
+}
+
+function tooLarge(
+  what: string,
+  bytes: number | undefined,
+  limit: number,
+): StoreError {
+  const size = bytes === undefined
+    ? "too long to encode"
+    : `${(bytes / 1048576).toFixed(1)} MiB`;
+  return new StoreError(
+    `${what} is ${size} on the socket to the process that owns the file, more than the ${
+      limit / 1048576
+    } MiB a message may be: ask for less at once (a scan in pages instead of a list, fewer keys)`,
+  );
 }
 
 /**
@@ -75,8 +123,22 @@ export function readMessages(
   onMessage: (message: Message) => void,
 ): void {
   let pending: Buffer = Buffer.alloc(0);
+  // A long message comes in many chunks: they wait here until it is all
+  // in, and are joined once (joining on each chunk copied it over and over).
+  const parts: Buffer[] = [];
+  let partsBytes = 0;
+  let needed = 0;
   socket.on("data", (chunk: Buffer) => {
-    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    if (parts.length > 0) {
+      parts.push(chunk);
+      partsBytes += chunk.length;
+      if (partsBytes < needed) return;
+      pending = Buffer.concat(parts, partsBytes);
+      parts.length = 0;
+      partsBytes = 0;
+    } else {
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    }
     while (pending.length >= 4) {
       const length = pending.readUInt32BE(0);
       if (length > MAX_MESSAGE_BYTES) {
@@ -85,7 +147,13 @@ export function readMessages(
         );
         return;
       }
-      if (pending.length < 4 + length) break;
+      if (pending.length < 4 + length) {
+        parts.push(pending);
+        partsBytes = pending.length;
+        needed = 4 + length;
+        pending = Buffer.alloc(0);
+        break;
+      }
       const body = pending.subarray(4, 4 + length).toString("utf8");
       pending = pending.subarray(4 + length);
       let message: Message;

@@ -454,6 +454,44 @@ describe(`file: across processes (${here} and its children)`, () => {
     }
   });
 
+  test("a client's large writes and reads cross to the owner, and one past the limit fails alone, changing nothing", async () => {
+    const path = join(dir, "large.db");
+    const owner = await agent(others[0], path);
+    const store = await EmbeddedStore.connect({ path });
+    try {
+      const big = new Uint8Array(15 * 1024 * 1024).fill(7);
+      // 75 MiB: more than one atomic may carry, refused before any I/O.
+      const op = store.atomic();
+      for (let i = 0; i < 4; i++) op.put(`atomic/${i}`, big);
+      assert.throws(
+        () => op.put("atomic/4", big),
+        (error: Error) =>
+          error.name === "InvalidArgumentError" &&
+          /at most/.test(error.message),
+      );
+      assert.equal(store.limits.maxAtomicBytes, 64 * 1024 * 1024);
+      // The same 75 MiB as putMany goes in runs that fit a message each.
+      const indexes = await store.putMany(
+        Array.from({ length: 5 }, (_, i) => ({ key: `tree/${i}`, value: big })),
+      );
+      assert.equal(indexes.length, 5);
+      // A 100 MiB answer (base64) is one message; it used to stall the call.
+      const listed = await store.list("tree", {
+        signal: AbortSignal.timeout(ANSWER_MS),
+      });
+      assert.deepEqual(
+        listed.map((pair) => [pair.key, pair.value.length]),
+        Array.from({ length: 5 }, (_, i) => [`tree/${i}`, big.length]),
+      );
+      assert.equal(await owner.call("get", { key: "atomic/0" }), null);
+      await store.deleteMany(listed.map((pair) => pair.key));
+      assert.deepEqual(await store.list("tree"), []);
+    } finally {
+      await store.close();
+      await owner.stop();
+    }
+  });
+
   test("a hard link to the file leads to the same owner", async () => {
     const path = join(dir, "linked.db");
     const store = await EmbeddedStore.connect({ path });
