@@ -258,21 +258,11 @@ export class BaseStore implements Store {
       const entry = cache.get(full);
       return entry === null ? null : this.#pair(entry);
     }
-    const signal = options?.signal;
     let entry: Entry | null;
-    if (this.#direct("get", signal)) {
-      try {
-        entry = await this.#driver.get(full, this.#readOptions(options));
-      } catch (error) {
-        throw this.#wrap("get", error, signal);
-      }
-    } else {
-      entry = await this.#run(
-        "get",
-        signal,
-        () => this.#driver.get(full, this.#readOptions(options)),
-        key,
-      );
+    try {
+      entry = await this.#read("get", full, options, key);
+    } catch (error) {
+      throw this.#wrap("get", error, options?.signal);
     }
     return entry === null ? null : this.#pair(entry);
   }
@@ -282,21 +272,11 @@ export class BaseStore implements Store {
     const full = this.#key(key);
     const cache = this.#cacheOf(full, options);
     if (cache) return cache.get(full) !== null;
-    const signal = options?.signal;
     let entry: Entry | null;
-    if (this.#direct("exists", signal)) {
-      try {
-        entry = await this.#driver.get(full, this.#readOptions(options));
-      } catch (error) {
-        throw this.#wrap("exists", error, signal);
-      }
-    } else {
-      entry = await this.#run(
-        "exists",
-        signal,
-        () => this.#driver.get(full, this.#readOptions(options)),
-        key,
-      );
+    try {
+      entry = await this.#read("exists", full, options, key);
+    } catch (error) {
+      throw this.#wrap("exists", error, options?.signal);
     }
     return entry !== null;
   }
@@ -1108,14 +1088,36 @@ export class BaseStore implements Store {
     }
   }
 
-  // Every call to the driver: traced (see tracing.ts), abortable, and with
-  // its errors made the library's.
   // Whether a call can go straight to the driver: no signal to race and no
   // tracer listening. The single-key calls then skip #run's closure and
-  // frame, which cost ~8 % of a file: store's random gets.
+  // frame, which cost ~8 % of a file: store's random gets; their caller
+  // makes the errors the library's (#wrap leaves those #run made as they are).
   #direct(op: string, signal: AbortSignal | undefined): boolean {
     return signal === undefined && tracingChannel(op) === undefined;
   }
+
+  // The driver's get for get and exists: not async, so the direct call is
+  // the driver's own promise, with no frame of its own.
+  #read(
+    op: "get" | "exists",
+    full: string,
+    options: ReadOptions | undefined,
+    key: string,
+  ): Promise<Entry | null> {
+    const signal = options?.signal;
+    if (this.#direct(op, signal)) {
+      return this.#driver.get(full, this.#readOptions(options));
+    }
+    return this.#run(
+      op,
+      signal,
+      () => this.#driver.get(full, this.#readOptions(options)),
+      key,
+    );
+  }
+
+  // Every call to the driver: traced (see tracing.ts), abortable, and with
+  // its errors made the library's.
 
   async #run<T>(
     op: string,
