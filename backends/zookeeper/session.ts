@@ -167,6 +167,8 @@ export class Session {
   #unreachable = false;
   #wake: (() => void) | undefined;
   #lastFailure: unknown;
+  /** Where the attempt under way stands, for a caller that stops waiting. */
+  #attempting: string | undefined;
 
   private constructor(options: SessionOptions) {
     this.options = options;
@@ -216,7 +218,11 @@ export class Session {
       };
       const onAbort = () => {
         session.#listeners.delete(listener);
-        if (attempts) attempts.failure = session.#lastFailure;
+        if (attempts) {
+          attempts.failure = session.#attempting === undefined
+            ? session.#lastFailure
+            : new Error(session.#attempting);
+        }
         session.abandon();
         reject(signal.reason);
       };
@@ -423,10 +429,13 @@ export class Session {
         : netConnect({ host: server.host, port: server.port });
       socket.setNoDelay(true);
       const closed = new Promise<void>((done) => socket.once("close", done));
+      const where = `${server.host}:${server.port}`;
+      this.#attempting = `no connection to ${where} yet`;
       let settled = false;
       const fail = (error: unknown) => {
         if (settled) return;
         settled = true;
+        this.#attempting = undefined;
         clearTimeout(timer);
         socket.destroy();
         reject(error);
@@ -438,6 +447,10 @@ export class Session {
       unrefTimer(timer);
       this.#wake = () => fail(new Error("Closed"));
       socket.once(tls ? "secureConnect" : "connect", () => {
+        if (!settled) {
+          this.#attempting =
+            `${where} took the connection but has not answered the handshake`;
+        }
         socket.write(
           connectFrame(
             this.#lastZxid,
@@ -474,6 +487,7 @@ export class Session {
               return;
             }
             settled = true;
+            this.#attempting = undefined;
             established = true;
             clearTimeout(timer);
             this.#onConnected(

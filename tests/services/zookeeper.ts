@@ -95,6 +95,12 @@ function baseConfig(options: ZookeeperOptions, dir: string, port: number) {
     "admin.enableServer=false",
     "4lw.commands.whitelist=*",
     "maxClientCnxns=0",
+    // Every new session and write waits on an fsync of the log. On a loaded
+    // CI machine, beside the suite's other fsyncs, a new session's handshake
+    // once went unanswered for 10 s (fsync is the suspect, not proven).
+    // Tests kill servers (SIGKILL) but never the machine, so the page cache
+    // keeps what an fsync would.
+    "forceSync=no",
   ];
 }
 
@@ -134,8 +140,10 @@ export async function startZookeeper(
     args: jvmArgs(options, `${dir}/zoo.cfg`),
     dir,
     port,
+    // `ruok` says "imok" once the process runs, before it serves; `srvr`
+    // names a mode only when it serves clients.
     ready: async () =>
-      (await fourLetter(port, "ruok")) === "imok" &&
+      /Mode: /.test(await fourLetter(port, "srvr")) &&
       (securePort === undefined || await portOpen(securePort)),
     readyTimeoutMs: 60_000,
   });

@@ -5,6 +5,7 @@
 // resume on a new session with the final state).
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { createServer, type Socket } from "node:net";
 // From the entry point: under Node that is the npm build the store comes from.
 import { LockLostError, openStore, type Store } from "../../mod.ts";
 import { DEFAULT_CONNECT_TIMEOUT_MS } from "../../core/config.ts";
@@ -145,5 +146,28 @@ describe("zookeeper sessions across network trouble", () => {
     await watch.cancel();
     await a.put("k", "v");
     assert.equal(text(await a.get("k")), "v");
+  });
+
+  test("a server that takes the connection and never answers is named in the error", async () => {
+    const sockets: Socket[] = [];
+    const mute = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((done) => mute.listen(0, "127.0.0.1", done));
+    const { port } = mute.address() as { port: number };
+    try {
+      const error = await openStore(`zk://127.0.0.1:${port}`, {
+        connectTimeout: 700,
+      }).then(() => undefined, (e) => e);
+      assert.equal(error?.name, "NotReachableError", String(error));
+      assert.match(
+        error.message,
+        new RegExp(
+          `127\\.0\\.0\\.1:${port} took the connection but has not answered`,
+        ),
+      );
+      assert.ok(sockets.length >= 1, "the store connected");
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((done) => mute.close(done));
+    }
   });
 });
