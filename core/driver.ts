@@ -237,15 +237,11 @@ export interface DriverLockOptions {
   signal?: AbortSignal;
 }
 
-/** Options of {@linkcode Driver.tryLock}. */
-export interface DriverTryLockOptions {
-  /** The value to write at the key once held. */
-  value: Uint8Array;
-  /** The lock's TTL in milliseconds. */
-  ttl: number;
-  /** Aborts the attempt: the driver rejects with `signal.reason`. */
-  signal?: AbortSignal;
-}
+/**
+ * Options of {@linkcode Driver.tryLock}: those of `lock`, whose signal then
+ * aborts the one attempt.
+ */
+export type DriverTryLockOptions = DriverLockOptions;
 
 /** A backend, as seen by {@linkcode BaseStore}. */
 export interface Driver {

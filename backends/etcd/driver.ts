@@ -42,13 +42,7 @@ import type { EtcdClient } from "./client.ts";
 import { isCompacted, translateError } from "./errors.ts";
 import { KeepAlives } from "./keep_alive.ts";
 import { keyBytes, keyString, treeRange } from "./keyspace.ts";
-import {
-  fenceOf,
-  lock,
-  type LockContext,
-  type LockFence,
-  tryLock,
-} from "./lock.ts";
+import { fenceOf, type LockContext, type LockFence, takeLock } from "./lock.ts";
 import { type LeaseId, TtlLeases } from "./ttl_leases.ts";
 import { WatchHub } from "./watch_hub.ts";
 
@@ -571,15 +565,15 @@ export class EtcdDriver implements Driver {
     return response.responses.map((op) => op.response_range?.kvs[0]);
   }
 
-  lock(key: string, options: DriverLockOptions): Promise<LockLease> {
-    return lock(this.#lockContext(), key, options);
+  async lock(key: string, options: DriverLockOptions): Promise<LockLease> {
+    return (await takeLock(this.#lockContext(), key, options, true))!;
   }
 
   tryLock(
     key: string,
     options: DriverTryLockOptions,
   ): Promise<LockLease | null> {
-    return tryLock(this.#lockContext(), key, options);
+    return takeLock(this.#lockContext(), key, options, false);
   }
 
   #lockContext(): LockContext {

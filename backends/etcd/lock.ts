@@ -25,11 +25,7 @@
 import { Buffer } from "node:buffer";
 import { CompareTarget, SortOrder, SortTarget } from "etcd3";
 import { StoreError } from "../../core/errors.ts";
-import type {
-  DriverLockOptions,
-  DriverTryLockOptions,
-  LockLease,
-} from "../../core/driver.ts";
+import type { DriverTryLockOptions, LockLease } from "../../core/driver.ts";
 import type { EtcdClient } from "./client.ts";
 import type { KeepAlives, Session } from "./keep_alive.ts";
 import { keyBytes, lockPrefix, prefixRange, waiterKey } from "./keyspace.ts";
@@ -74,40 +70,17 @@ export function fenceOf(lease: LockLease): LockFence | undefined {
 }
 
 /**
- * Waits until the lock on `key` is held, writes the holder's value there and
- * returns the lease of the lock.
+ * Queues for the lock on `key` under a fresh lease, writes the holder's value
+ * there once it is held and returns the lease: `lock` waits (`wait`);
+ * `tryLock` gets `null` where someone holds it now, with nothing of the
+ * attempt left in etcd.
  *
  * @param context The store's connection.
  * @param key The full key.
  * @param options The value, TTL and abort signal.
+ * @param wait Whether to wait for the holder before it.
  */
-export async function lock(
-  context: LockContext,
-  key: string,
-  options: DriverLockOptions,
-): Promise<LockLease> {
-  return (await take(context, key, options, true))!;
-}
-
-/**
- * Takes the lock on `key` if no one holds it now, writing the holder's value
- * there; `null` when someone does, with nothing of the attempt left in etcd.
- *
- * @param context The store's connection.
- * @param key The full key.
- * @param options The value, TTL and abort signal.
- */
-export function tryLock(
-  context: LockContext,
-  key: string,
-  options: DriverTryLockOptions,
-): Promise<LockLease | null> {
-  return take(context, key, options, false);
-}
-
-// Queues under a fresh lease until the lock is held (`wait`), or only while
-// no one holds it (`null` otherwise).
-async function take(
+export async function takeLock(
   context: LockContext,
   key: string,
   options: DriverTryLockOptions,

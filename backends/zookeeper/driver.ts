@@ -29,7 +29,7 @@ import type { StoreLimits } from "../../core/types.ts";
 import { commit } from "./commit.ts";
 import type { ZookeeperConfig } from "./config.ts";
 import { resending, translateError } from "./errors.ts";
-import { fenceOf, lock, type LockContext, tryLock } from "./lock.ts";
+import { fenceOf, type LockContext, takeLock } from "./lock.ts";
 import { entryOf, Nodes, ttlAcl } from "./nodes.ts";
 import { Paths } from "./paths.ts";
 import { openSession } from "./connect.ts";
@@ -360,21 +360,21 @@ export class ZookeeperDriver implements Driver {
     watchTree(this.#nodes, dir, sink, signal);
   }
 
-  lock(key: string, options: DriverLockOptions): Promise<LockLease> {
-    return lock(this.#lockContext(), key, {
-      ...options,
-      ttl: Math.ceil(options.ttl),
-    });
+  async lock(key: string, options: DriverLockOptions): Promise<LockLease> {
+    return (await this.#takeLock(key, options, true))!;
   }
 
   tryLock(
     key: string,
     options: DriverTryLockOptions,
   ): Promise<LockLease | null> {
-    return tryLock(this.#lockContext(), key, {
-      ...options,
-      ttl: Math.ceil(options.ttl),
-    });
+    return this.#takeLock(key, options, false);
+  }
+
+  // ZooKeeper takes a session timeout in whole milliseconds.
+  #takeLock(key: string, options: DriverTryLockOptions, wait: boolean) {
+    const ttl = Math.ceil(options.ttl);
+    return takeLock(this.#lockContext(), key, { ...options, ttl }, wait);
   }
 
   #lockContext(): LockContext {

@@ -30,11 +30,7 @@
 
 import { abortable, unrefTimer } from "../../core/abort.ts";
 import { StoreClosedError, StoreError } from "../../core/errors.ts";
-import type {
-  DriverLockOptions,
-  DriverTryLockOptions,
-  LockLease,
-} from "../../core/driver.ts";
+import type { DriverTryLockOptions, LockLease } from "../../core/driver.ts";
 import {
   isCode,
   isConnectionLoss,
@@ -85,30 +81,12 @@ export function fenceOf(lease: LockLease): string | undefined {
   return fences.get(lease);
 }
 
-/** Waits until the lock on `key` is held and its value written. */
-export async function lock(
-  context: LockContext,
-  key: string,
-  options: DriverLockOptions,
-): Promise<LockLease> {
-  return (await take(context, key, options, true))!;
-}
-
 /**
- * Takes the lock on `key` if no one holds it now, writing its value; `null`
- * when someone does, with our node deleted and the session handed back.
+ * Queues for the lock on `key`, writes its value once it is held and returns
+ * the lease: `lock` waits (`wait`); `tryLock` gets `null` where someone
+ * holds it now, with our node deleted and the session handed back.
  */
-export function tryLock(
-  context: LockContext,
-  key: string,
-  options: DriverTryLockOptions,
-): Promise<LockLease | null> {
-  return take(context, key, options, false);
-}
-
-// Queues until the lock is held (`wait`), or only while no one holds it
-// (`null` otherwise).
-async function take(
+export async function takeLock(
   context: LockContext,
   key: string,
   options: DriverTryLockOptions,
