@@ -8,7 +8,7 @@
  *
  *     deno run -A bench/file_takeover.ts [--rounds 10] [--runtime deno|node|bun]
  *
- * The owner runs tests/fixtures/file_agent.mjs (Deno by default). A
+ * The owner runs tests/fixtures/store_agent.mjs (Deno by default). A
  * benchmark, not a test: it prints min / median / max over the rounds, and
  * the gap between writes without a kill, measured in the same rounds, for
  * comparison.
@@ -40,11 +40,11 @@ function owner(path: string): Promise<ChildProcess> {
       "deno",
       "run",
       "-A",
-      "tests/fixtures/file_agent.mjs",
+      "tests/fixtures/store_agent.mjs",
       "backends/file/mod.ts",
     ],
-    bun: ["bun", "tests/fixtures/file_agent.mjs", "backends/file/mod.ts"],
-    node: ["node", "tests/fixtures/file_agent.mjs", "dist/file.js"],
+    bun: ["bun", "tests/fixtures/store_agent.mjs", "backends/file/mod.ts"],
+    node: ["node", "tests/fixtures/store_agent.mjs", "dist/file.js"],
   };
   const [bin, ...args] = commands[values.runtime];
   const child = spawn(bin, [...args, path], {

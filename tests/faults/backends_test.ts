@@ -1,7 +1,8 @@
 // Random get/put/CAS/delete/atomic workloads of many clients on a few keys,
 // recorded and checked for linearizability (tests/faults/), on the backends
 // of the library: memory:, file: shared by several processes, etcd, Redis,
-// ZooKeeper, the Consul double and DynamoDB Local; and under faults: SIGKILL
+// ZooKeeper, the Consul double and DynamoDB Local (the clients of a network
+// backend in two processes: this one and an agent); and under faults: SIGKILL
 // and restart of an etcd leader and a ZooKeeper server, SIGSTOP pauses of an
 // etcd leader, a ZooKeeper leader and Redis, a TCP proxy that cuts etcd and
 // DynamoDB Local off or partitions the Consul double (ops that time out, or
@@ -18,7 +19,7 @@ import { after, describe, test } from "node:test";
 import { openStore } from "../../mod.ts";
 import type { Store } from "../../core/types.ts";
 import type { Agent } from "../fixtures/agents.ts";
-import { agentClient, startFileAgent } from "./file_agents.ts";
+import { agentClient, startFileAgent, startUrlAgent } from "./agent_clients.ts";
 import {
   HistoryRecorder,
   type KvOperation,
@@ -43,6 +44,11 @@ import { startZookeeperEnsemble } from "../services/zookeeper.ts";
 import { startTcpProxy } from "../services/tcp_proxy.ts";
 
 const CLIENTS = 8;
+/**
+ * Of a URL's run's {@linkcode CLIENTS}, those in a second process (one agent
+ * with its own store handle); the others each have a handle in this one.
+ */
+const AGENT_CLIENTS = 3;
 /**
  * Multiplies every run's count of operations: 1 in CI, more for the long
  * runs of `scripts/fault_runs.sh` (`FAULT_SCALE=20`).
@@ -130,7 +136,10 @@ async function closeAll(stores: Store[]) {
   await Promise.all(stores.map((store) => store.close()));
 }
 
-/** One recorded run of 8 clients, each its own store handle of `url`. */
+/**
+ * One recorded run of 8 clients on `url`, in two processes: 5 with a store
+ * handle each here, 3 sharing one in an agent process.
+ */
 interface StoreRun {
   name: string;
   url: string;
@@ -159,11 +168,15 @@ interface StoreRun {
  */
 async function storeRun(run: StoreRun): Promise<ReturnType<typeof tally>> {
   let stores: Store[] = [];
+  let agent: Agent | undefined;
   try {
-    stores = await openClients(run.url, CLIENTS, run.options);
-    const clients = stores.map((store) =>
-      storeClient(store, run.timeoutMs ?? 10_000)
-    );
+    const timeoutMs = run.timeoutMs ?? 10_000;
+    stores = await openClients(run.url, CLIENTS - AGENT_CLIENTS, run.options);
+    agent = await startUrlAgent(run.url, run.options ?? {}, timeoutMs);
+    const clients = [
+      ...stores.map((store) => storeClient(store, timeoutMs)),
+      ...Array.from({ length: AGENT_CLIENTS }, () => agentClient(agent!)),
+    ];
     const total = { ok: 0, failed: 0, unknown: 0 };
     for (let segment = 0; segment < SCALE; segment++) {
       const keyOf = (key: string) => SCALE === 1 ? key : `${key}/${segment}`;
@@ -185,6 +198,13 @@ async function storeRun(run: StoreRun): Promise<ReturnType<typeof tally>> {
         ? run.name
         : `${run.name} [${segment + 1}/${SCALE}]`;
       const { count } = verify(name, history, run.operations);
+      // The agent's clients (the last ones) took part: two processes ran it.
+      for (let i = CLIENTS - AGENT_CLIENTS; i < CLIENTS; i++) {
+        const done = history.filter((op) =>
+          op.client.split(".")[0] === `c${i}` && op.outcome.status === "ok"
+        ).length;
+        assert.ok(done > 0, `the agent's client c${i} completed nothing`);
+      }
       total.ok += count.ok;
       total.failed += count.failed;
       total.unknown += count.unknown;
@@ -193,7 +213,7 @@ async function storeRun(run: StoreRun): Promise<ReturnType<typeof tally>> {
     return total;
   } finally {
     await run.nemesis?.healed;
-    await closeAll(stores);
+    await Promise.all([closeAll(stores), agent?.stop()]);
   }
 }
 

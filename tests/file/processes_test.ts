@@ -1,7 +1,7 @@
 // Many processes, one `file:` store: Deno, Bun and Node processes open the
 // same file at once and see one store — writes, watches, locks, CAS — also
 // when the owning process is SIGKILLed mid-run (a client takes over and no
-// acknowledged write is lost). The children are tests/fixtures/file_agent.mjs.
+// acknowledged write is lost). The children are tests/fixtures/store_agent.mjs.
 // Node children run the npm build (dist/), which test_all.sh builds first.
 import assert from "node:assert/strict";
 import { existsSync, linkSync, mkdtempSync, rmSync } from "node:fs";

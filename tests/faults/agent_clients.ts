@@ -1,7 +1,8 @@
 /**
- * Workload clients whose calls go to agent processes holding one `file:`
- * store each (tests/fixtures/agents.ts), for linearizability runs of the
- * embedded engine across processes.
+ * Workload clients whose calls go to agent processes holding one store each
+ * (tests/fixtures/agents.ts): a `file:` store for runs of the embedded
+ * engine across processes, or any URL's, so that the clients of a network
+ * backend's run are in more than one process.
  *
  * @module
  */
@@ -19,6 +20,19 @@ export function startFileAgent(
   answerMs = 30_000,
 ): Promise<Agent> {
   return startAgent(here, path, answerMs);
+}
+
+/**
+ * Starts an agent in this test's runtime that opens `url` with `options`.
+ * Each call is bounded by `callMs` in the agent (as the parent's clients
+ * are) and answered within `callMs` + 5 s, or rejects with a `TimeoutError`.
+ */
+export function startUrlAgent(
+  url: string,
+  options: Record<string, unknown>,
+  callMs: number,
+): Promise<Agent> {
+  return startAgent(here, url, callMs + 5_000, { options, callMs });
 }
 
 /** A workload client whose calls go to `agent` (no atomicDelete, no atomic). */
