@@ -131,7 +131,11 @@ export interface StoreLimits {
    * where the backend declares its request limit (etcd: 1.5 MiB less
    * framing; see each backend's page): more is an `InvalidArgumentError` as
    * the step is added, before any I/O. The backend's framing is allowed
-   * for.
+   * for. Left out where the request's size is not a function of those
+   * bytes (ZooKeeper escapes paths and plans on what it reads, Consul sends
+   * base64 and JSON): the driver measures the request it is about to send
+   * and refuses one too large with an `InvalidArgumentError`, writing
+   * nothing.
    */
   readonly maxAtomicBytes?: number;
   /**

@@ -234,7 +234,9 @@ export async function commit(
         }
         if (landed(unanswered.written, states, versions)) {
           throw new StoreError(
-            `The connection to ZooKeeper dropped before the ${operation}'s reply, and the nodes it wrote do not show whether it landed: it may or may not have been applied`,
+            `The connection to ZooKeeper dropped before the ${operation}'s reply, and the nodes it wrote do not show whether it landed: it may or may not have been applied (${
+              readAgain(unanswered.written, states)
+            }; attempt ${attempt}, ${resends} resent)`,
           );
         }
         unanswered = undefined;
@@ -448,6 +450,31 @@ function shown(
     zxid = now.stat.mzxid;
   }
   return zxid ?? 0n;
+}
+
+// What the targets of a lost `multi` showed, before it and after, for the
+// error that says its outcome is unknown.
+function readAgain(
+  written: readonly Written[],
+  states: readonly (NodeState | null)[],
+): string {
+  const node = (state: NodeState | null, bytes?: Uint8Array | null) =>
+    state === null
+      ? "absent"
+      : `version ${state.stat.version}, created 0x${
+        state.stat.czxid.toString(16)
+      }, written 0x${state.stat.mzxid.toString(16)}${
+        bytes === undefined || state.data === undefined
+          ? ""
+          : sameBytes(state.data, bytes)
+          ? ", its bytes"
+          : ", other bytes"
+      }`;
+  return written.map(({ index, write, before }) =>
+    `${write.key}: ${node(before)} before, ${
+      node(states[index], write.type === "put" ? write.value : null)
+    } now`
+  ).join("; ");
 }
 
 function sameBytes(

@@ -26,7 +26,11 @@
 
 import { connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
-import { NotReachableError, StoreError } from "../../core/errors.ts";
+import {
+  InvalidArgumentError,
+  NotReachableError,
+  StoreError,
+} from "../../core/errors.ts";
 import { unrefTimer } from "../../core/abort.ts";
 import { Backoff, type BackoffOptions } from "../../core/backoff.ts";
 import type { DriverEvent } from "../../core/events.ts";
@@ -619,9 +623,11 @@ export class Session {
     this.#xid = this.#xid >= 0x7fff_ffff ? 1 : this.#xid + 1;
     const frame = requestFrame(pending.xid, pending.op, pending.body);
     if (frame.length - 4 > this.options.maxBufferSize) {
+      // Only an atomic() can build one (each value and bulk chunk is sized
+      // to fit): the caller asked for too much at once.
       this.#fail(
         pending,
-        new StoreError(
+        new InvalidArgumentError(
           `A request of ${
             frame.length - 4
           } bytes exceeds ZooKeeper's maxBufferSize of ${this.options.maxBufferSize} bytes`,

@@ -159,10 +159,18 @@ describe("zookeeper commits whose reply the connection lost", () => {
   test("a put that landed, then was overwritten with the same bytes, says it may not have", async () => {
     // Two writes since the read: not exactly its own.
     await store.put("t/k", "old");
-    await rejectsUnknown(lossy([put("t/k", "mine")], {
+    const error = await lossy([put("t/k", "mine")], {
       lands: true,
       meanwhile: () => store.put("t/k", "mine"),
-    }));
+    }).then(() => undefined, (e) => e);
+    await rejectsUnknown(Promise.reject(error));
+    // It says what it read, before and after: two writes, its bytes.
+    assert.match(
+      error.message,
+      /t\/k: version (\d+), created 0x[0-9a-f]+, written 0x[0-9a-f]+ before, version (\d+), created 0x[0-9a-f]+, written 0x[0-9a-f]+, its bytes now; attempt \d+, 1 resent/,
+    );
+    const [, before, now] = /version (\d+).*version (\d+)/.exec(error.message)!;
+    assert.equal(Number(now) - Number(before), 2);
     assert.equal(text(await store.get("t/k")), "mine");
   });
 
