@@ -1092,11 +1092,8 @@ export class BaseStore implements Store {
   // tracer listening. The single-key calls then skip #run's closure and
   // frame, which cost ~8 % of a file: store's random gets and concurrent
   // puts; their caller makes the errors the library's (#wrap leaves those
-  // #run made as they are). Both paths call the driver alike, one or two
-  // microtasks apart: a ZooKeeper ensemble test that failed 3 of 12 CI runs
-  // while writes had this path (and passed 27 loaded runs alone with it) had
-  // it withdrawn once; writes without it were 0.92x the tree before many
-  // processes.
+  // #run made as they are). Both paths call the driver alike, a microtask
+  // or two apart.
   #direct(op: string, signal: AbortSignal | undefined): boolean {
     return signal === undefined && tracingChannel(op) === undefined;
   }

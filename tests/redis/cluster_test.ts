@@ -42,10 +42,10 @@ function underHashtag(prefix: string | undefined): string {
 }
 
 /**
- * "At once": without retrying until the connectTimeout, 10 s by default;
- * half of it leaves a loaded machine seconds for a few round trips.
+ * "At once": without retrying until the connectTimeout (10 s by default),
+ * which a retrying store would wait out in full.
  */
-const AT_ONCE_MS = DEFAULT_CONNECT_TIMEOUT_MS / 2;
+const AT_ONCE_MS = DEFAULT_CONNECT_TIMEOUT_MS;
 
 /** How long a failover may take on a loaded machine. */
 const FAILOVER_BOUND_MS = 30_000;

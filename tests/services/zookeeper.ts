@@ -69,6 +69,14 @@ export function fourLetter(port: number, command: string): Promise<string> {
   });
 }
 
+/**
+ * Whether the server on `port` serves clients: `srvr` names a mode only
+ * then (`ruok` says "imok" as soon as the process runs, before it serves).
+ */
+async function serves(port: number): Promise<boolean> {
+  return /Mode: /.test(await fourLetter(port, "srvr").catch(() => ""));
+}
+
 function jvmArgs(options: ZookeeperOptions, configPath: string): string[] {
   return [
     "-Xmx256m",
@@ -140,10 +148,8 @@ export async function startZookeeper(
     args: jvmArgs(options, `${dir}/zoo.cfg`),
     dir,
     port,
-    // `ruok` says "imok" once the process runs, before it serves; `srvr`
-    // names a mode only when it serves clients.
     ready: async () =>
-      /Mode: /.test(await fourLetter(port, "srvr")) &&
+      await serves(port) &&
       (securePort === undefined || await portOpen(securePort)),
     readyTimeoutMs: 60_000,
   });
@@ -228,7 +234,7 @@ export async function startZookeeperEnsemble(
       port: ports[i],
       keepDir: true,
       // Serving once it has joined a quorum, as a leader or a follower.
-      ready: async () => /Mode: /.test(await fourLetter(ports[i], "srvr")),
+      ready: () => serves(ports[i]),
       readyTimeoutMs: 90_000,
     });
   };
@@ -266,8 +272,7 @@ export async function startZookeeperEnsemble(
     serving: async () => {
       const up: number[] = [];
       for (let i = 0; i < size; i++) {
-        const reply = await fourLetter(ports[i], "srvr").catch(() => "");
-        if (/Mode: /.test(reply)) up.push(i);
+        if (await serves(ports[i])) up.push(i);
       }
       return up;
     },

@@ -136,8 +136,9 @@ describe("zookeeper sessions across network trouble", () => {
       await sleep(SESSION_MS);
       const started = Date.now();
       await assert.rejects(a.put("k", "v"), { name: "NotReachableError" });
-      // Within the 1 s connectTimeout asked for, not the 10 s default.
-      assert.ok(Date.now() - started < DEFAULT_CONNECT_TIMEOUT_MS / 2);
+      // Within the 1 s connectTimeout asked for: the 10 s default would take
+      // at least all of it.
+      assert.ok(Date.now() - started < DEFAULT_CONNECT_TIMEOUT_MS);
     } finally {
       await proxy.resume();
     }
