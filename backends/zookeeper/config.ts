@@ -34,6 +34,7 @@ export interface ZookeeperConfig {
   credentials: Credential[];
   acl: Acl[];
   maxBufferSize: number;
+  maxReplyBytes: number;
   tickTime: number;
   /** For messages: `"zookeeper at h1:2181,h2:2181"`. */
   name: string;
@@ -60,6 +61,12 @@ export function readConfig(
     .map((host) => parseHostPort("zookeeper", host, DEFAULT_PORT));
   const sessionTimeout = reader.get("sessionTimeout");
   const maxBufferSize = reader.get("maxBufferSize");
+  const maxReplyBytes = reader.get("maxReplyBytes");
+  if (maxReplyBytes < maxBufferSize) {
+    throw new InvalidConfigurationError(
+      `zookeeper: maxReplyBytes (${maxReplyBytes}) must be at least maxBufferSize (${maxBufferSize}): a value the servers accept must come back`,
+    );
+  }
   const tickTime = reader.get("tickTime");
   const credentials: Credential[] = [];
   const { username, password } = reader;
@@ -90,6 +97,7 @@ export function readConfig(
       credentials.length > 0,
     ),
     maxBufferSize,
+    maxReplyBytes,
     tickTime,
     name: `zookeeper at ${servers.map(formatHostPort).join(",")}`,
   };

@@ -31,6 +31,7 @@ export async function openSession(
             tls: config.tls,
             credentials: config.credentials,
             maxBufferSize: config.maxBufferSize,
+            maxReplyBytes: config.maxReplyBytes,
             name: config.name,
           },
           stop,

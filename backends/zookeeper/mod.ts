@@ -81,6 +81,15 @@ export interface ZookeeperStoreOptions extends StoreOptions {
    */
   maxBufferSize?: number;
   /**
+   * The largest reply the store takes, in bytes, at least `maxBufferSize`.
+   * ZooKeeper sends all of a node's children in one reply, whatever its
+   * `jute.maxbuffer`; a larger reply fails its call with a `StoreError` (the
+   * connection stays up).
+   *
+   * A whole number, ≥ 1. Default: `67108864`.
+   */
+  maxReplyBytes?: number;
+  /**
    * The servers' `tickTime` in ms. ZooKeeper expires sessions on tick
    * boundaries, so a dead holder's lock passes on up to a tick after its
    * ttl: it sets `limits.ttlGranularityMs`.

@@ -77,6 +77,8 @@ export interface SessionOptions {
   credentials: readonly Credential[];
   /** The largest frame the server accepts (its `jute.maxbuffer`). */
   maxBufferSize: number;
+  /** The largest reply taken; a larger one fails its call. */
+  maxReplyBytes: number;
   /** The ensemble for messages: `"zookeeper at 127.0.0.1:2181"`. */
   name: string;
 }
@@ -477,7 +479,7 @@ export class Session {
       socket.once("close", () => fail(new Error("Connection closed")));
       let handshaken = false;
       const splitter = new FrameSplitter(
-        this.options.maxBufferSize + REPLY_OVERHEAD_BYTES,
+        this.options.maxReplyBytes + REPLY_OVERHEAD_BYTES,
         {
           frame: (body) => {
             if (handshaken) return this.#onFrame(body);
@@ -727,7 +729,7 @@ export class Session {
     }
     pending.reject(
       new StoreError(
-        `ZooKeeper's reply of ${length} bytes exceeds maxBufferSize (${this.options.maxBufferSize} bytes)`,
+        `ZooKeeper's reply of ${length} bytes exceeds maxReplyBytes (${this.options.maxReplyBytes} bytes): raise it to read this`,
       ),
     );
   }

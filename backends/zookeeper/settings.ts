@@ -25,6 +25,14 @@ export const DEFAULT_SESSION_TIMEOUT_MS = DEFAULT_LOCK_TTL_MS;
  */
 export const DEFAULT_MAX_BUFFER_SIZE = 0xfffff;
 
+/**
+ * The largest reply taken when none is given: 64 MiB. ZooKeeper sends a
+ * node's children in one reply whatever its `jute.maxbuffer` (100,000
+ * eight-character names are 1.2 MB), so replies get their own bound, a guard
+ * against a runaway reply rather than the server's request limit.
+ */
+export const DEFAULT_MAX_REPLY_BYTES = 64 * 1024 * 1024;
+
 /** ZooKeeper's default `tickTime`, in milliseconds. */
 export const DEFAULT_TICK_TIME_MS = 2_000;
 
@@ -73,6 +81,13 @@ export const ZOOKEEPER_SETTINGS = {
     default: DEFAULT_MAX_BUFFER_SIZE,
     doc:
       "The servers' `jute.maxbuffer`: the largest request they accept, in bytes. Requests are checked against it before sending.",
+  },
+  maxReplyBytes: {
+    kind: "number",
+    integer: true,
+    default: DEFAULT_MAX_REPLY_BYTES,
+    doc:
+      "The largest reply the store takes, in bytes, at least `maxBufferSize`. ZooKeeper sends all of a node's children in one reply, whatever its `jute.maxbuffer`; a larger reply fails its call with a `StoreError` (the connection stays up).",
   },
   tickTime: {
     kind: "number",

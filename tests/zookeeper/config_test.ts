@@ -94,6 +94,42 @@ describe("zookeeper store settings", () => {
     );
   });
 
+  test("replies are bounded by maxReplyBytes, not by the request limit", async () => {
+    // ZooKeeper sends a node's children in one reply whatever its
+    // jute.maxbuffer: 8,000 names of 8 characters are 96 kB of reply.
+    const names = Array.from(
+      { length: 8_000 },
+      (_, i) => ({ key: `wide/${String(i).padStart(8, "0")}`, value: "" }),
+    );
+    await using store = await openStore(
+      `${server.url}/replies?maxBufferSize=${SMALL_BUFFER}`,
+    );
+    await store.putMany(names);
+    assert.ok(8_000 * 12 > SMALL_BUFFER);
+    assert.equal((await store.list("wide")).length, 8_000);
+    // A store that takes smaller replies fails the call, and only the call.
+    await using small = await openStore(
+      `${server.url}/replies?maxBufferSize=${SMALL_BUFFER}&maxReplyBytes=${SMALL_BUFFER}`,
+    );
+    await assert.rejects(
+      small.list("wide"),
+      (error: Error) =>
+        error.name === "StoreError" &&
+        /exceeds maxReplyBytes \(\d+ bytes\): raise it/.test(error.message),
+    );
+    await small.put("wide-after", "fine");
+    assert.equal(text(await small.get("wide-after")), "fine");
+    await store.deleteTree("wide");
+    // A bound below the request limit could not read back what it wrote.
+    await assert.rejects(
+      openStore(`${server.url}?maxBufferSize=5000&maxReplyBytes=4000`),
+      (error: Error) =>
+        error.name === "InvalidConfigurationError" &&
+        /maxReplyBytes \(4000\) must be at least maxBufferSize \(5000\)/
+          .test(error.message),
+    );
+  });
+
   test("values are checked against the server's maxBufferSize before sending", async () => {
     await using store = await openStore(
       `${server.url}/big?maxBufferSize=${SMALL_BUFFER}`,
