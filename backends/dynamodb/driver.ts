@@ -23,6 +23,7 @@ import type {
   Entry,
   KeySink,
   LockLease,
+  ReplaySink,
   ScanRange,
   TreeSink,
 } from "../../core/driver.ts";
@@ -49,7 +50,7 @@ import { scanPage } from "./scan.ts";
 import { openTable } from "./table.ts";
 import { VersionClock } from "./versions.ts";
 import { StreamFeed } from "./stream_feed.ts";
-import { watchKey, type WatchSource, watchTree } from "./watch.ts";
+import { replayTree, watchKey, type WatchSource, watchTree } from "./watch.ts";
 import { writeItem } from "./writes.ts";
 
 /** DynamoDB's largest item: 400 KB, names and values of every attribute. */
@@ -76,6 +77,8 @@ export class DynamoDBDriver implements Driver {
   // The clients this driver made (and so destroys); a caller's are theirs.
   #owned: Array<DynamoDBClient | DynamoDBStreamsClient> = [];
   #feed: StreamFeed | undefined;
+  /** A stream reader of its own for each resumed tree watch. */
+  #replayFeed: (() => StreamFeed) | undefined;
   #closed = false;
 
   /** Builds the clients; nothing is sent until {@linkcode start}. */
@@ -160,10 +163,15 @@ export class DynamoDBDriver implements Driver {
       );
     }
     if (info.streamArn && this.#streams && settings.watchMode !== "polling") {
-      this.#feed = new StreamFeed(this.#streams, info.streamArn, {
+      const streams = this.#streams;
+      const arn = info.streamArn;
+      const feedOptions = {
         pollIntervalMs: settings.streamPollIntervalMs,
         report: this.#report,
-      });
+      };
+      this.#feed = new StreamFeed(streams, arn, feedOptions);
+      this.#replayFeed = () =>
+        new StreamFeed(streams, arn, { ...feedOptions, from: "oldest" });
     }
   }
 
@@ -269,6 +277,15 @@ export class DynamoDBDriver implements Driver {
     watchTree(this.#watchSource(), dir, sink, signal);
   }
 
+  replayTree(
+    dir: string,
+    from: bigint,
+    sink: ReplaySink,
+    signal: AbortSignal,
+  ): void {
+    replayTree(this.#watchSource(), dir, from, sink, signal);
+  }
+
   lock(key: string, options: DriverLockOptions): Promise<LockLease> {
     return this.#run(
       "lock",
@@ -323,6 +340,8 @@ export class DynamoDBDriver implements Driver {
     const ctx = this.#context("watch");
     return {
       feed: this.#feed,
+      replayFeed: this.#feed?.gone ? undefined : this.#replayFeed,
+      maxClockSkewMs: this.#settings.maxClockSkewMs,
       pollIntervalMs: this.#settings.pollIntervalMs,
       readKey: (key, signal) => getItem(ctx, key, { consistent: true, signal }),
       readTree: (dir, signal) =>

@@ -80,6 +80,12 @@ export interface FeedListener {
    */
   resumed?(): void;
   /**
+   * A reader from the oldest records (see {@linkcode StreamFeedOptions.from})
+   * has read every shard up to its tip once: what follows is what was written
+   * since. Called once.
+   */
+  caughtUp?(): void;
+  /**
    * The stream cannot be read any more: a {@linkcode StreamGoneError} when
    * it was disabled, another error when reading it failed for good.
    */
@@ -100,6 +106,14 @@ export interface StreamFeedOptions {
   pollIntervalMs: number;
   /** Where the reader's retries and failures are reported. */
   report: Reporter;
+  /**
+   * `"now"` (the default): only what is written from now on, the open
+   * shards from `LATEST`. `"oldest"`: everything the stream still holds
+   * (up to 24 hours), every shard from `TRIM_HORIZON`, parents before
+   * children; listeners hear {@linkcode FeedListener.caughtUp} once every
+   * shard was read to its tip.
+   */
+  from?: "now" | "oldest";
 }
 
 /** The store call the reader's requests count as, in retry events. */
@@ -147,6 +161,14 @@ export class StreamFeed {
     return this.#gone;
   }
 
+  /**
+   * When the stream was enabled (ms since the epoch), as DescribeStream
+   * says, once a subscription's `ready` has resolved.
+   */
+  get createdMs(): number | undefined {
+    return this.#run?.createdMs;
+  }
+
   /** Starts hearing changes; the reader starts with the first listener. */
   subscribe(listener: FeedListener): Subscription {
     if (this.#gone) {
@@ -170,6 +192,9 @@ export class StreamFeed {
       },
       resumed: () => {
         for (const l of [...this.#listeners]) safely(() => l.resumed?.());
+      },
+      caughtUp: () => {
+        for (const l of [...this.#listeners]) safely(() => l.caughtUp?.());
       },
       error: (error) => {
         if (error instanceof StreamGoneError) this.#gone = true;
@@ -234,6 +259,13 @@ class Run {
   #timer: ReturnType<typeof setInterval> | undefined;
   /** A read of the stream failed since records were last read. */
   #failing = false;
+  /** When the stream was enabled, from DescribeStream. */
+  createdMs: number | undefined;
+  /**
+   * Reading from the oldest records: the shards not yet read to their tip
+   * once, until every one was (then `undefined`).
+   */
+  #behind: Set<string> | undefined;
 
   constructor(
     client: DynamoDBStreamsClient,
@@ -277,11 +309,17 @@ class Run {
   async #begin(): Promise<void> {
     const signal = this.#stop.signal;
     const shards = await this.#describe(signal);
-    const starts = initialPlan(shards, this.#known);
+    const oldest = this.#options.from === "oldest";
+    const starts = oldest
+      ? nextPlan(shards, this.#known)
+      : initialPlan(shards, this.#known);
+    if (oldest) this.#behind = new Set(starts.map((start) => start.id));
     const iterators = await Promise.all(
       starts.map((start) => this.#iterator(start, undefined, signal)),
     );
     starts.forEach((start, i) => void this.#read(start, iterators[i]));
+    // A stream without shards holds nothing to catch up on.
+    if (this.#behind?.size === 0) queueMicrotask(() => this.#reached(""));
     this.#timer = setInterval(() => this.#discover(), DISCOVERY_INTERVAL_MS);
     unrefTimer(this.#timer);
   }
@@ -303,6 +341,7 @@ class Run {
       if (description?.StreamStatus === "DISABLED") {
         throw new StreamGoneError("The table's stream is disabled");
       }
+      this.createdMs ??= description?.CreationRequestDateTime?.getTime();
       for (const shard of description?.Shards ?? []) {
         shards.push({
           id: shard.ShardId!,
@@ -399,6 +438,9 @@ class Run {
           }
         }
         iterator = output.NextShardIterator;
+        // An open shard that returns nothing is at its tip (a closed one is
+        // done below, once its children are started).
+        const atTip = records.length === 0 && iterator !== undefined;
         // Changes are handed out once the shard is drained, so a burst that
         // a poll caught halfway (the writes of one deleteTree batch) reaches
         // watches in one piece; a steady flow is handed out at least every
@@ -407,6 +449,7 @@ class Run {
           records.length === 0 || iterator === undefined ||
           performance.now() - pendingSince >= MAX_HOLD_MS
         ) flush();
+        if (atTip) this.#reached(start.id);
         if (iterator === undefined) break;
         if (records.length === 0) {
           await delay(this.#options.pollIntervalMs, signal);
@@ -441,6 +484,19 @@ class Run {
     if (signal.aborted) return;
     this.#known.set(start.id, "done");
     this.#discover();
+    this.#reached(start.id);
+  }
+
+  // A shard was read to its tip (or end) once: when no shard is behind and
+  // no children are being looked for, the reader has caught up.
+  #reached(id: string): void {
+    const behind = this.#behind;
+    if (!behind) return;
+    behind.delete(id);
+    if (behind.size === 0 && !this.#discovering) {
+      this.#behind = undefined;
+      this.#out.caughtUp?.();
+    }
   }
 
   // Reads the shard list and starts the shards that are due. One discovery
@@ -457,6 +513,7 @@ class Run {
         try {
           const shards = await this.#describe(signal);
           for (const start of nextPlan(shards, this.#known)) {
+            this.#behind?.add(start.id);
             void this.#read(start, undefined);
           }
           return;
@@ -480,6 +537,8 @@ class Run {
       if (this.#discoverAgain && !signal.aborted) {
         this.#discoverAgain = false;
         this.#discover();
+      } else if (!signal.aborted && this.#behind?.size === 0) {
+        this.#reached("");
       }
     });
   }

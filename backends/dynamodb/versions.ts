@@ -22,7 +22,7 @@
  */
 
 /** Microseconds per millisecond: versions count microseconds. */
-const MICROS_PER_MS = 1000n;
+export const MICROS_PER_MS = 1000n;
 
 /**
  * Hands out versions: strictly increasing in this process, and at least the

@@ -12,15 +12,32 @@
  * Without a stream, or once it is disabled, each watch re-reads its key or
  * tree every `pollInterval`; writes between two polls fold into one change.
  *
+ * A tree watch resumed from an index replays the stream: a reader of its own
+ * reads every record the stream still holds (up to 24 hours of the table's
+ * writes) and passes on those of versions above the index less twice
+ * `maxClockSkew`. Versions are the writers' clocks (see versions.ts), so a
+ * change committed after the index was reported may carry a version up to
+ * that much below it; the margin keeps it from being skipped, at the price
+ * of changes from just before the index coming again (in order per key).
+ * Where the stream may not hold everything above that floor (enabled
+ * later, the index more than a day old or in the future), the watch starts
+ * over with the tree, as any watch does.
+ *
  * @module
  */
 
 import { delay } from "../../core/abort.ts";
-import type { Entry, KeySink, TreeSink } from "../../core/driver.ts";
+import type {
+  Entry,
+  KeySink,
+  ReplaySink,
+  TreeSink,
+} from "../../core/driver.ts";
 import { Backoff } from "../../core/backoff.ts";
 import { translateError } from "./errors.ts";
 import type { Reporter } from "./events.ts";
 import { type Item, readItem } from "./items.ts";
+import { MICROS_PER_MS } from "./versions.ts";
 import {
   type StreamChange,
   type StreamFeed,
@@ -32,6 +49,10 @@ import {
 export interface WatchSource {
   /** The table's stream reader; polling when `undefined`. */
   feed?: StreamFeed;
+  /** A new reader of the whole stream, for a resumed tree watch. */
+  replayFeed?: () => StreamFeed;
+  /** How far clients' clocks may disagree, in milliseconds. */
+  maxClockSkewMs: number;
   /** How often a polling watch re-reads, in milliseconds. */
   pollIntervalMs: number;
   /** The raw data item of a key (tombstones too), strongly consistent. */
@@ -46,6 +67,13 @@ export interface WatchSource {
 
 /** Re-reads that fail after the watch started are retried like this. */
 const REREAD_BACKOFF = { baseMs: 100, capMs: 5_000 };
+
+/**
+ * How old a change may be for the stream to still surely hold it: DynamoDB
+ * Streams trims records after 24 hours; ten minutes less leaves room for
+ * the replay's own reading.
+ */
+const STREAM_HISTORY_MS = 24 * 60 * 60 * 1000 - 10 * 60 * 1000;
 
 interface KnownState {
   version: bigint;
@@ -155,17 +183,80 @@ export function watchTree(
   sink: TreeSink,
   signal: AbortSignal,
 ): void {
-  run(source, {
+  run(source, treeWatched(source, dir, sink), signal);
+}
+
+/**
+ * Watches every key under `dir`, first replaying from the stream the
+ * changes after `from` (see the module's notes), or starting with the tree
+ * where the stream may not hold them.
+ */
+export function replayTree(
+  source: WatchSource,
+  dir: string,
+  from: bigint,
+  sink: ReplaySink,
+  signal: AbortSignal,
+): void {
+  const replayFeed = source.replayFeed;
+  if (!replayFeed) return watchTree(source, dir, sink, signal);
+  const margin = BigInt(2 * source.maxClockSkewMs) * MICROS_PER_MS;
+  const floor = from - margin;
+  run(source, treeWatched(source, dir, sink), signal, {
+    feed: replayFeed(),
+    floor,
+    sink,
+    covered: (createdMs) => {
+      const now = BigInt(Math.floor(source.now())) * MICROS_PER_MS;
+      const created = createdMs === undefined
+        ? undefined
+        : BigInt(Math.floor(createdMs)) * MICROS_PER_MS;
+      // A change above the floor was written at most one skew before it:
+      // after the stream began, within the stream's history, and `from`
+      // no later than a clock could be now.
+      return created !== undefined && created + margin / 2n <= floor &&
+        floor - margin / 2n >=
+          now - BigInt(STREAM_HISTORY_MS) * MICROS_PER_MS &&
+        from <= now + margin / 2n;
+    },
+    from,
+  });
+}
+
+function treeWatched(
+  source: WatchSource,
+  dir: string,
+  sink: TreeSink,
+): Watched {
+  return {
     key: dir,
     has: (k) => k.startsWith(dir),
     read: (s) => source.readTree(dir, s),
     changed: (key, entry) => entry ? sink.put(entry) : sink.delete(key),
     all: (entries) => sink.reset(entries),
     error: (error) => sink.error(error),
-  }, signal);
+  };
 }
 
-function run(source: WatchSource, watched: Watched, signal: AbortSignal) {
+/** How a resumed tree watch replays. */
+interface Replay {
+  /** Its own reader, from the stream's oldest records. */
+  feed: StreamFeed;
+  /** Records of versions up to this are not passed on. */
+  floor: bigint;
+  sink: ReplaySink;
+  /** Whether the stream, enabled at `createdMs`, holds every change above the floor. */
+  covered(createdMs: number | undefined): boolean;
+  /** The index asked for: the replay's `synced` is at least this. */
+  from: bigint;
+}
+
+function run(
+  source: WatchSource,
+  watched: Watched,
+  signal: AbortSignal,
+  replay?: Replay,
+) {
   const mirror = new Mirror();
   let started = false;
   let reading: Promise<void> | undefined;
@@ -222,7 +313,14 @@ function run(source: WatchSource, watched: Watched, signal: AbortSignal) {
     return reading;
   };
 
+  // A replay's records wait until the stream is known to hold them all.
+  let held: (readonly StreamChange[])[] | undefined = replay ? [] : undefined;
+  let floor = replay?.floor;
   const onChanges = (changes: readonly StreamChange[]) => {
+    if (held) {
+      held.push(changes);
+      return;
+    }
     let resync = false;
     const now = source.now();
     for (const change of changes) {
@@ -234,6 +332,7 @@ function run(source: WatchSource, watched: Watched, signal: AbortSignal) {
         resync = true;
         continue;
       }
+      if (floor !== undefined && state.version <= floor) continue;
       const news = change.removed
         ? mirror.remove(state.key, state.version)
         : mirror.apply(state.key, state.version, state.entry);
@@ -267,19 +366,47 @@ function run(source: WatchSource, watched: Watched, signal: AbortSignal) {
     else fail(error);
   };
 
-  (async () => {
+  const listener = {
+    changes: onChanges,
+    resync: () => void reread().catch(fail),
+    resumed,
+    error: pollOrFail,
+  };
+  const live = async () => {
     if (source.feed && !source.feed.gone) {
-      subscription = source.feed.subscribe({
-        changes: onChanges,
-        resync: () => void reread().catch(fail),
-        resumed,
-        error: pollOrFail,
-      });
+      subscription = source.feed.subscribe(listener);
       if (signal.aborted) subscription.close();
       await subscription.ready;
       await reread();
       return;
     }
     await poll();
-  })().catch(pollOrFail);
+  };
+  const replayed = async ({ feed, sink, covered, from }: Replay) => {
+    let caughtUp = false;
+    subscription = feed.subscribe({
+      ...listener,
+      caughtUp: () => {
+        caughtUp = true;
+        if (!held && !signal.aborted) sink.replayed(from);
+      },
+    });
+    if (signal.aborted) subscription.close();
+    await subscription.ready;
+    if (signal.aborted) return;
+    if (!covered(feed.createdMs)) {
+      // The stream may lack some of the changes: start over with the tree.
+      subscription.close();
+      held = undefined;
+      floor = undefined;
+      return live();
+    }
+    sink.replaying();
+    started = true;
+    const waiting = held ?? [];
+    held = undefined;
+    for (const changes of waiting) onChanges(changes);
+    if (caughtUp) sink.replayed(from);
+  };
+  (replay ? replayed(replay) : live()).catch(pollOrFail);
 }
