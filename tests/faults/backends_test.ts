@@ -666,6 +666,27 @@ describe("linearizability of recorded workloads", () => {
     }
   });
 
+  // A slow link: every request arrives, late, so a write whose call timed
+  // out (an unknown outcome) still lands after the client gave up.
+  test("redis behind a link slowed by 400 ms for 2 s mid-run: 8 clients, 500 operations", async () => {
+    const redis = await startRedis();
+    const proxy = await startTcpProxy(redis.port);
+    try {
+      const count = await storeRun({
+        name: "redis, slow link",
+        url: `redis://127.0.0.1:${proxy.port}`,
+        operations: 500,
+        seed: 15,
+        timeoutMs: 250,
+        nemesis: faultAt(150, () => proxy.delay(400), () => proxy.resume()),
+      });
+      assert.ok(count.unknown > 0, "the slow link left some outcomes unknown");
+    } finally {
+      await proxy.close();
+      await redis.stop();
+    }
+  });
+
   // Cuts: the proxy answers nothing (a partition) or refuses (a cut).
 
   test("consul (the double) behind a partition of 2 s mid-run: 8 clients, 500 operations", async () => {

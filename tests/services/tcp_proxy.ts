@@ -1,9 +1,9 @@
 /**
  * A TCP proxy on loopback that a test puts between a client and a server to
  * make network trouble without touching the server: drop the connections,
- * cut the link (close new connections at once), or partition it (keep the
+ * cut the link (close new connections at once), partition it (keep the
  * connections open but let nothing through, as a network that black-holes
- * packets does).
+ * packets does), or delay it (every byte arrives, in order, late).
  *
  * @module
  */
@@ -24,7 +24,13 @@ export interface TcpProxy {
   /** Lets nothing through, in either direction, until {@linkcode resume}. */
   partition(): void;
   /**
-   * Undoes `cut` and `partition`. After a partition, the connections that
+   * Holds what passes, in each direction, `ms` before forwarding it, in
+   * order, until {@linkcode resume}: a slow link, where a request a client
+   * gave up on still reaches the server.
+   */
+  delay(ms: number): void;
+  /**
+   * Undoes `cut`, `partition` and `delay` (what is held still arrives). After a partition, the connections that
    * went through it are dropped, as a healed network's peers time them out.
    */
   resume(): Promise<void>;
@@ -38,6 +44,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   let server: Server | undefined;
   let port = 0;
   let partitioned = false;
+  let delayMs = 0;
   // Cut: connections are accepted and closed at once. The port stays this
   // proxy's: closing the listener and listening again on it later raced
   // with servers other tests started meanwhile (EADDRINUSE in a CI run).
@@ -51,13 +58,40 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     sockets.clear();
   };
   const forward = (from: Socket, to: Socket) => {
+    // Delayed chunks, due in order; one timer at a time drains them.
+    const held: { due: number; data: Uint8Array | null }[] = [];
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const drain = () => {
+      timer = undefined;
+      while (held.length > 0 && held[0].due <= performance.now()) {
+        const { data } = held.shift()!;
+        if (partitioned) continue;
+        if (data) to.write(data);
+        else to.destroy();
+      }
+      if (held.length > 0) {
+        timer = setTimeout(drain, held[0].due - performance.now());
+      }
+    };
+    // A chunk (or the close, `null`) goes through now or after the delay,
+    // never ahead of one held before it.
+    const pass = (data: Uint8Array | null) => {
+      if (delayMs === 0 && held.length === 0) {
+        if (data) to.write(data);
+        else to.destroy();
+        return;
+      }
+      held.push({ due: performance.now() + delayMs, data });
+      timer ??= setTimeout(drain, held[0].due - performance.now());
+    };
     from.on("data", (data) => {
-      if (!partitioned) to.write(data);
+      if (!partitioned) pass(data);
     });
     from.on("error", () => to.destroy());
     from.on("close", () => {
-      if (!partitioned) to.destroy();
+      if (!partitioned) pass(null);
     });
+    to.on("close", () => clearTimeout(timer));
   };
   const listen = () =>
     new Promise<void>((resolve, reject) => {
@@ -102,8 +136,12 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     partition: () => {
       partitioned = true;
     },
+    delay: (ms: number) => {
+      delayMs = ms;
+    },
     resume: () => {
       cutOff = false;
+      delayMs = 0;
       if (partitioned) {
         partitioned = false;
         drop();
