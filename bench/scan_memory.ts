@@ -4,9 +4,12 @@
  *
  *     deno run -A --v8-flags=--expose-gc bench/scan_memory.ts \
  *       [--keys N] [--batch-size N] [--store URL ...]
+ *       [--backends redis,etcd,zookeeper,consul,dynamodb]
  *
  * Defaults: 200,000 keys of 100-byte values on `memory:` and a fresh
- * `file:` in a temporary folder. For each store it loads the keys with
+ * `file:` in a temporary folder. `--backends` adds network backends, each
+ * on a server it starts on loopback (tests/services/*; export
+ * VALKEYRIE_SERVICES_DIR=$(mktemp -d) so their pid files are this run's). For each store it loads the keys with
  * `putMany`, then reads them all with `list` and with `scan` (batchSize
  * 256, or --batch-size), sampling the live JavaScript heap (after a collection) every 10,000
  * pairs; it prints the peak growth over the heap before the read, and the
@@ -27,12 +30,14 @@ import { join } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { openStore, type Store } from "../mod.ts";
+import { TARGETS } from "./compare/targets.ts";
 
 const { values } = parseArgs({
   options: {
     keys: { type: "string", default: "200000" },
     "batch-size": { type: "string", default: "256" },
     store: { type: "string", multiple: true },
+    backends: { type: "string", default: "" },
   },
 });
 const KEYS = Number(values.keys);
@@ -83,11 +88,26 @@ async function measure(
 }
 
 const dir = mkdtempSync(join(tmpdir(), "valkeyrie-scan-bench-"));
-const urls = values.store ?? ["memory:", `file:${join(dir, "scan.db")}`];
+const backends = values.backends ? values.backends.split(",") : [];
+const urls = values.store ??
+  (backends.length ? [] : ["memory:", `file:${join(dir, "scan.db")}`]);
+/** A store to measure and how to let it go. */
+const subjects: (() => Promise<{ store: Store; close(): Promise<void> }>)[] = [
+  ...urls.map((url) => async () => {
+    const store = await openStore(url, { prefix: "scan-bench" });
+    return { store, close: () => store.close() };
+  }),
+  ...backends.map((name) => async () => {
+    const target = TARGETS[name];
+    if (!target) throw new Error(`no backend ${name}`);
+    const { store, close } = await target();
+    return { store, close };
+  }),
+];
 const rows: string[][] = [];
 try {
-  for (const url of urls) {
-    const store = await openStore(url, { prefix: "scan-bench" });
+  for (const open of subjects) {
+    const { store, close } = await open();
     try {
       await store.deleteTree("t");
       await load(store);
@@ -113,7 +133,7 @@ try {
       ]);
       await store.deleteTree("t");
     } finally {
-      await store.close();
+      await close();
     }
   }
 } finally {
