@@ -70,7 +70,7 @@ describe("etcd cluster of 3 with its leader killed mid-workload", () => {
     let longestGap = 0;
     let lastAck = Date.now();
     let i = 0;
-    const leader = cluster.leader();
+    const leader = await cluster.leader();
     while (killedAt === 0 || Date.now() - killedAt < WRITE_AFTER_KILL_MS) {
       if (i === 30) {
         await cluster.members[leader].kill();

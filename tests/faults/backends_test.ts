@@ -329,8 +329,8 @@ describe("lock histories under faults", () => {
         rounds: 25,
         nemesis: faultAt(
           30,
-          () => {
-            victim = cluster.leader();
+          async () => {
+            victim = await cluster.leader();
             cluster.members[victim].pause();
           },
           () => cluster.members[victim].resume(),
@@ -548,7 +548,7 @@ describe("linearizability of recorded workloads", () => {
         nemesis: faultAt(
           150,
           async () => {
-            victim = cluster.leader();
+            victim = await cluster.leader();
             await cluster.members[victim].kill();
           },
           () => cluster.members[victim].restart(),
@@ -622,6 +622,58 @@ describe("linearizability of recorded workloads", () => {
     }
   });
 
+  test("zookeeper: a 3-server ensemble, its leader cut off from the other members for 3 s mid-run, 8 clients, 500 operations", async () => {
+    // Every link between members goes through a proxy: the leader keeps
+    // running and its clients still reach it, but it hears no follower.
+    const ensemble = await startZookeeperEnsemble({ size: 3, peerLinks: true });
+    try {
+      await storeRun({
+        name: "zookeeper ensemble, the leader partitioned",
+        url: ensemble.url,
+        operations: 500,
+        seed: 16,
+        timeoutMs: 2_000,
+        nemesis: faultAt(
+          150,
+          async () => {
+            const leader = await ensemble.leader();
+            assert.notEqual(leader, undefined, "a member leads");
+            ensemble.isolate(leader!);
+          },
+          () => ensemble.heal(),
+          3_000,
+        ),
+      });
+    } finally {
+      await ensemble.heal();
+      await ensemble.stop();
+    }
+  });
+
+  test("etcd: a 3-member cluster, what the others send its leader black-holed for 3 s mid-run, 8 clients, 500 operations", async () => {
+    // A one-way partition: the leader's advertised peer address is a proxy
+    // that lets nothing through, while the links it dials still carry.
+    const cluster = await startEtcdCluster(3, { peerLinks: true });
+    try {
+      await storeRun({
+        name: "etcd cluster, the leader cut off",
+        url: cluster.url,
+        operations: 500,
+        seed: 17,
+        timeoutMs: 2_000,
+        nemesis: faultAt(
+          150,
+          async () => cluster.cutOff(await cluster.leader()),
+          () => cluster.heal(),
+          3_000,
+        ),
+      });
+    } finally {
+      await cluster.heal();
+      await cluster.stop();
+    }
+  });
+
   test("etcd: a 3-member cluster, its leader SIGSTOPped for 3 s mid-run, 8 clients, 500 operations", async () => {
     const cluster = await startEtcdCluster(3);
     let victim = -1;
@@ -634,8 +686,8 @@ describe("linearizability of recorded workloads", () => {
         timeoutMs: 2_000,
         nemesis: faultAt(
           150,
-          () => {
-            victim = cluster.leader();
+          async () => {
+            victim = await cluster.leader();
             cluster.members[victim].pause();
           },
           () => cluster.members[victim].resume(),

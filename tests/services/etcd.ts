@@ -16,11 +16,13 @@ import {
   ensureCommand,
   freePort,
   run,
+  runAsync,
   type Service,
   startProcess,
   tempDir,
   waitUntil,
 } from "./process.ts";
+import { startTcpProxy, type TcpProxy } from "./tcp_proxy.ts";
 
 /** A running etcd member. */
 export interface EtcdService extends Service {
@@ -173,13 +175,29 @@ export interface EtcdCluster {
   /** Every member's `http://` endpoint. */
   readonly endpoints: string[];
   /** The index of the member that leads now (asked of a running member). */
-  leader(): number;
+  leader(): Promise<number>;
+  /**
+   * Lets nothing reach member `i` from the other members (its advertised
+   * peer address, a proxy, black-holes what the others send and the
+   * connections they open) until {@linkcode heal}: a one-way partition, as
+   * the links it dials itself still carry. Needs `peerLinks`.
+   */
+  cutOff(i: number): void;
+  /** Undoes {@linkcode cutOff}. */
+  heal(): Promise<void>;
   /** Stops every member and removes their data. */
   stop(): Promise<void>;
 }
 
-/** Starts `size` members that form one cluster, with fast elections. */
-export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
+/**
+ * Starts `size` members that form one cluster, with fast elections. With
+ * `peerLinks`, each member advertises a proxy in front of its peer port, so
+ * {@linkcode EtcdCluster.cutOff} can stop what the others send it.
+ */
+export async function startEtcdCluster(
+  size = 3,
+  options: { peerLinks?: boolean } = {},
+): Promise<EtcdCluster> {
   ensureCommand("etcd", ["etcd-server", "etcd-client"]);
   const root = tempDir("etcd-cluster");
   const ports = await Promise.all(
@@ -189,9 +207,14 @@ export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
     })),
   );
   const names = ports.map((_, i) => `m${i}`);
-  const initialCluster = ports.map((p, i) =>
-    `${names[i]}=http://127.0.0.1:${p.peer}`
-  ).join(",");
+  const proxies: TcpProxy[] = options.peerLinks
+    ? await Promise.all(ports.map((p) => startTcpProxy(p.peer)))
+    : [];
+  // The peer address the others reach member i at.
+  const advertised = (i: number) =>
+    `http://127.0.0.1:${proxies[i]?.port ?? ports[i].peer}`;
+  const initialCluster = names.map((name, i) => `${name}=${advertised(i)}`)
+    .join(",");
   const services: Array<Service | undefined> = [];
   const spawnMember = (i: number) => {
     const endpoint = `http://127.0.0.1:${ports[i].client}`;
@@ -211,7 +234,7 @@ export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
         "--listen-peer-urls",
         peer,
         "--initial-advertise-peer-urls",
-        peer,
+        advertised(i),
         "--initial-cluster",
         initialCluster,
         "--initial-cluster-state",
@@ -234,6 +257,7 @@ export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
   const endpoints = ports.map((p) => `http://127.0.0.1:${p.client}`);
   const stop = async () => {
     await Promise.all(services.map((service) => service?.stop()));
+    await Promise.allSettled(proxies.map((proxy) => proxy.close()));
     rmSync(root, { recursive: true, force: true });
   };
   if (failed) {
@@ -258,18 +282,27 @@ export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
     pause: () => services[i]?.pause(),
     resume: () => services[i]?.resume(),
   }));
-  const leader = () => {
+  // Asked by a child process that this one does not wait for: with
+  // peerLinks the proxies between members run in this process.
+  const leader = async () => {
     const alive = members.filter((m) => m.running).map((m) => m.endpoint);
     // The table form: member ids overflow JSON numbers.
-    const rows = etcdctl(alive, ["endpoint", "status", "-w", "simple"])
-      .trim().split("\n").map((line) => line.split(", "));
+    const status = await runAsync("etcdctl", [
+      `--endpoints=${alive.join(",")}`,
+      "--command-timeout=5s",
+      "endpoint",
+      "status",
+      "-w",
+      "simple",
+    ], { timeoutMs: 20_000 });
+    const rows = status.trim().split("\n").map((line) => line.split(", "));
     // Columns: endpoint, id, version, db size, is leader, ...
     const leading = rows.find((row) => row[4] === "true");
     if (!leading) throw new Error("no member leads");
     return endpoints.indexOf(leading[0]);
   };
-  await waitUntil("a leader", 10_000, () => {
-    leader();
+  await waitUntil("a leader", 10_000, async () => {
+    await leader();
     return true;
   });
   return {
@@ -277,6 +310,15 @@ export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
     url: `etcd://${ports.map((p) => `127.0.0.1:${p.client}`).join(",")}`,
     endpoints,
     leader,
+    cutOff: (i) => {
+      if (!proxies[i]) {
+        throw new Error("cutOff needs a cluster started with peerLinks");
+      }
+      proxies[i].partition();
+    },
+    heal: async () => {
+      await Promise.all(proxies.map((proxy) => proxy.resume()));
+    },
     stop,
   };
 }

@@ -1,7 +1,7 @@
 /**
  * A real ZooKeeper 3.8 on loopback (Debian package `zookeeper`, Java 17):
- * one server, a TLS one, or an ensemble whose members can be killed and
- * started again.
+ * one server, a TLS one, or an ensemble whose members can be killed, paused,
+ * started again and cut off from each other.
  *
  * @module
  */
@@ -20,6 +20,7 @@ import {
   startProcess,
   tempDir,
 } from "./process.ts";
+import { startTcpProxy, type TcpProxy } from "./tcp_proxy.ts";
 
 /** A running ZooKeeper server. */
 export interface ZookeeperService extends Service {
@@ -189,28 +190,63 @@ export interface ZookeeperEnsemble {
   sessions(i: number): Promise<string[]>;
   /** The members serving clients now. */
   serving(): Promise<number[]>;
+  /**
+   * Cuts member `i` off from the other members (its quorum and election
+   * links: nothing passes, the connections stay open), while clients still
+   * reach every member, until {@linkcode heal}. Needs `peerLinks`.
+   */
+  isolate(i: number): void;
+  /** Undoes {@linkcode isolate}: the links carry traffic again. */
+  heal(): Promise<void>;
   /** Stops every member and removes their directories. */
   stop(): Promise<void>;
 }
 
-/** Starts an ensemble of `size` servers (default 3) on 127.0.0.1. */
+/**
+ * Starts an ensemble of `size` servers (default 3) on 127.0.0.1. With
+ * `peerLinks`, every link from one member to another goes through a proxy of
+ * its own (each member's zoo.cfg names the others by their proxies' ports),
+ * so {@linkcode ZookeeperEnsemble.isolate} can partition a member from the
+ * rest without touching its clients.
+ */
 export async function startZookeeperEnsemble(
-  options: ZookeeperOptions & { size?: number } = {},
+  options: ZookeeperOptions & { size?: number; peerLinks?: boolean } = {},
 ): Promise<ZookeeperEnsemble> {
   ensureZookeeper();
   const size = options.size ?? 3;
   const root = tempDir("zookeeper-ensemble");
   const ports: number[] = [];
-  const peers: string[] = [];
-  for (let i = 1; i <= size; i++) {
-    const [client, peer, election] = [
-      await freePort(),
-      await freePort(),
-      await freePort(),
-    ];
-    ports.push(client);
-    peers.push(`server.${i}=127.0.0.1:${peer}:${election}`);
+  const quorum: { peer: number; election: number }[] = [];
+  for (let i = 0; i < size; i++) {
+    ports.push(await freePort());
+    quorum.push({ peer: await freePort(), election: await freePort() });
   }
+  // links[i][j]: the proxies member i reaches member j through.
+  const links: ({ peer: TcpProxy; election: TcpProxy } | undefined)[][] = [];
+  const proxies = () =>
+    links.flat().flatMap((link) => link ? [link.peer, link.election] : []);
+  if (options.peerLinks) {
+    for (let i = 0; i < size; i++) {
+      links.push([]);
+      for (let j = 0; j < size; j++) {
+        links[i].push(
+          i === j ? undefined : {
+            peer: await startTcpProxy(quorum[j].peer),
+            election: await startTcpProxy(quorum[j].election),
+          },
+        );
+      }
+    }
+  }
+  // Member i's view of the ensemble: itself as it listens, the others as
+  // it reaches them.
+  const peersOf = (i: number) =>
+    quorum.map(({ peer, election }, j) => {
+      const link = links[i]?.[j];
+      return link
+        ? `server.${j + 1}=127.0.0.1:${link.peer.port}:${link.election.port}`
+        : `server.${j + 1}=127.0.0.1:${peer}:${election}`;
+    });
   const members: (Service | undefined)[] = [];
   const start = async (i: number) => {
     const dir = join(root, `member-${i + 1}`);
@@ -222,7 +258,7 @@ export async function startZookeeperEnsemble(
         ...baseConfig(options, dir, ports[i]),
         "initLimit=20",
         "syncLimit=10",
-        ...peers,
+        ...peersOf(i),
         ...(options.config ?? []),
       ].join("\n") + "\n",
     );
@@ -242,6 +278,7 @@ export async function startZookeeperEnsemble(
     await Promise.all(ports.map((_, i) => start(i)));
   } catch (error) {
     await Promise.allSettled(members.map((member) => member?.stop()));
+    await Promise.allSettled(proxies().map((proxy) => proxy.close()));
     rmSync(root, { recursive: true, force: true });
     throw error;
   }
@@ -276,8 +313,24 @@ export async function startZookeeperEnsemble(
       }
       return up;
     },
+    isolate: (i) => {
+      if (!options.peerLinks) {
+        throw new Error("isolate needs an ensemble started with peerLinks");
+      }
+      for (let j = 0; j < size; j++) {
+        if (j === i) continue;
+        for (const link of [links[i][j]!, links[j][i]!]) {
+          link.peer.partition();
+          link.election.partition();
+        }
+      }
+    },
+    heal: async () => {
+      await Promise.all(proxies().map((proxy) => proxy.resume()));
+    },
     stop: async () => {
       await Promise.allSettled(members.map((member) => member?.stop()));
+      await Promise.allSettled(proxies().map((proxy) => proxy.close()));
       rmSync(root, { recursive: true, force: true });
     },
   };

@@ -1,7 +1,9 @@
 // A 3-server ZooKeeper ensemble on loopback with the server holding a
 // store's session killed in the middle of a workload: the session moves to
 // another server, writes go on, watches end on the final state, and the
-// lock held through the session stays held.
+// lock held through the session stays held. A leader paused, or cut off
+// from the other members (its peer links partitioned), answers no read with
+// its old state, and rejoins when it can reach them again.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
@@ -11,6 +13,7 @@ import {
   StoreError,
 } from "../../mod.ts";
 import {
+  fourLetter,
   startZookeeperEnsemble,
   type ZookeeperEnsemble,
 } from "../services/zookeeper.ts";
@@ -29,7 +32,8 @@ let down: number | undefined;
 
 describe("a 3-server zookeeper ensemble", () => {
   before(async () => {
-    ensemble = await startZookeeperEnsemble({ size: 3 });
+    // Every link between members through a proxy, so one can be cut off.
+    ensemble = await startZookeeperEnsemble({ size: 3, peerLinks: true });
   });
   after(async () => {
     await ensemble?.stop();
@@ -180,5 +184,64 @@ describe("a 3-server zookeeper ensemble", () => {
       ensemble.resume(leader);
     }
     assert.equal(text(await read), "after");
+  });
+
+  test("a leader cut off from the other members answers no read with its old state, and rejoins when healed", async () => {
+    let leader: number | undefined;
+    for (let i = 0; i < 100 && leader === undefined; i++) {
+      leader = await ensemble.leader();
+      if (leader === undefined) await sleep(100);
+    }
+    assert.ok(leader !== undefined, "the ensemble has a leader");
+    const others = ensemble.ports.filter((_, i) => i !== leader)
+      .map((port) => `127.0.0.1:${port}`).join(",");
+    const options = "tickTime=200&sessionTimeout=4000";
+    // `stale` can only talk to the leader, `writer` only to the others.
+    await using stale = await openStore(
+      `zk://127.0.0.1:${ensemble.ports[leader]}/isolated?${options}`,
+    );
+    await using writer = await openStore(`zk://${others}/isolated?${options}`);
+    await writer.put("k", "before");
+    assert.equal(text(await stale.get("k")), "before");
+
+    let read: Promise<KVPair | null>;
+    ensemble.isolate(leader);
+    try {
+      // Acknowledged once the two others have a leader of their own; the
+      // isolated one, still running, can commit nothing.
+      for (let attempt = 1;; attempt++) {
+        try {
+          await writer.put("k", "after", {
+            signal: AbortSignal.timeout(2_000),
+          });
+          break;
+        } catch (error) {
+          if (attempt >= 30) throw error;
+        }
+      }
+      const leaders = await Promise.all(
+        ensemble.ports.map((port, i) =>
+          i === leader ? "" : fourLetter(port, "srvr").catch(() => "")
+        ),
+      );
+      assert.ok(
+        leaders.some((reply) => /Mode: leader/.test(reply)),
+        "the others elected a leader",
+      );
+      read = stale.get("k");
+      read.catch(() => {});
+      // On its way to the isolated server before the links heal.
+      await sleep(100);
+    } finally {
+      await ensemble.heal();
+    }
+    assert.equal(text(await read), "after");
+    // Healed, the isolated member serves again (as a follower).
+    let serving: number[] = [];
+    for (let i = 0; i < 300 && serving.length < 3; i++) {
+      serving = await ensemble.serving();
+      if (serving.length < 3) await sleep(100);
+    }
+    assert.deepEqual(serving, [0, 1, 2]);
   });
 });
