@@ -30,6 +30,59 @@ let ensemble: ZookeeperEnsemble;
 /** A server a test killed and has not restarted yet (it failed midway). */
 let down: number | undefined;
 
+/**
+ * Makes the leader unable to commit (`fault`: paused, or cut off from the
+ * other members), has the others acknowledge a write meanwhile (after
+ * `meanwhile`, which may check the ensemble), and sends a consistent read
+ * to the old leader alone before `heal`: the read must see the write.
+ */
+async function readFromDeposed(
+  chroot: string,
+  fault: (leader: number) => void,
+  heal: (leader: number) => Promise<void> | void,
+  meanwhile?: (leader: number) => Promise<void>,
+): Promise<void> {
+  let leader: number | undefined;
+  for (let i = 0; i < 100 && leader === undefined; i++) {
+    leader = await ensemble.leader();
+    if (leader === undefined) await sleep(100);
+  }
+  assert.ok(leader !== undefined, "the ensemble has a leader");
+  const others = ensemble.ports.filter((_, i) => i !== leader)
+    .map((port) => `127.0.0.1:${port}`).join(",");
+  const options = "tickTime=200&sessionTimeout=4000";
+  // `stale` can only talk to the leader, `writer` only to the others.
+  await using stale = await openStore(
+    `zk://127.0.0.1:${ensemble.ports[leader]}/${chroot}?${options}`,
+  );
+  await using writer = await openStore(`zk://${others}/${chroot}?${options}`);
+  await writer.put("k", "before");
+  assert.equal(text(await stale.get("k")), "before");
+
+  let read: Promise<KVPair | null>;
+  fault(leader);
+  try {
+    // Acknowledged only once the others have elected a new leader: the
+    // old one can commit nothing.
+    for (let attempt = 1;; attempt++) {
+      try {
+        await writer.put("k", "after", { signal: AbortSignal.timeout(2_000) });
+        break;
+      } catch (error) {
+        if (attempt >= 30) throw error;
+      }
+    }
+    await meanwhile?.(leader);
+    read = stale.get("k");
+    read.catch(() => {});
+    // On its way to the old leader before it can reach the others again.
+    await sleep(100);
+  } finally {
+    await heal(leader);
+  }
+  assert.equal(text(await read), "after");
+}
+
 describe("a 3-server zookeeper ensemble", () => {
   before(async () => {
     // Every link between members through a proxy, so one can be cut off.
@@ -144,98 +197,30 @@ describe("a 3-server zookeeper ensemble", () => {
       await ensemble.restart(down);
       down = undefined;
     }
-    let leader: number | undefined;
-    for (let i = 0; i < 100 && leader === undefined; i++) {
-      leader = await ensemble.leader();
-      if (leader === undefined) await sleep(100);
-    }
-    assert.ok(leader !== undefined, "the ensemble has a leader");
-    const others = ensemble.ports.filter((_, i) => i !== leader)
-      .map((port) => `127.0.0.1:${port}`).join(",");
-    const options = "tickTime=200&sessionTimeout=4000";
-    // `stale` can only talk to the leader, `writer` only to the others.
-    await using stale = await openStore(
-      `zk://127.0.0.1:${ensemble.ports[leader]}/deposed?${options}`,
+    await readFromDeposed(
+      "deposed",
+      (leader) => ensemble.pause(leader),
+      (leader) => ensemble.resume(leader),
     );
-    await using writer = await openStore(`zk://${others}/deposed?${options}`);
-    await writer.put("k", "before");
-    assert.equal(text(await stale.get("k")), "before");
-
-    let read: Promise<KVPair | null>;
-    ensemble.pause(leader);
-    try {
-      // Acknowledged only once the others have elected a new leader: the
-      // paused one can commit nothing.
-      for (let attempt = 1;; attempt++) {
-        try {
-          await writer.put("k", "after", {
-            signal: AbortSignal.timeout(2_000),
-          });
-          break;
-        } catch (error) {
-          if (attempt >= 30) throw error;
-        }
-      }
-      read = stale.get("k");
-      read.catch(() => {});
-      // On its way to the paused server before it runs again.
-      await sleep(100);
-    } finally {
-      ensemble.resume(leader);
-    }
-    assert.equal(text(await read), "after");
   });
 
   test("a leader cut off from the other members answers no read with its old state, and rejoins when healed", async () => {
-    let leader: number | undefined;
-    for (let i = 0; i < 100 && leader === undefined; i++) {
-      leader = await ensemble.leader();
-      if (leader === undefined) await sleep(100);
-    }
-    assert.ok(leader !== undefined, "the ensemble has a leader");
-    const others = ensemble.ports.filter((_, i) => i !== leader)
-      .map((port) => `127.0.0.1:${port}`).join(",");
-    const options = "tickTime=200&sessionTimeout=4000";
-    // `stale` can only talk to the leader, `writer` only to the others.
-    await using stale = await openStore(
-      `zk://127.0.0.1:${ensemble.ports[leader]}/isolated?${options}`,
+    await readFromDeposed(
+      "isolated",
+      (leader) => ensemble.isolate(leader),
+      () => ensemble.heal(),
+      async (leader) => {
+        const replies = await Promise.all(
+          ensemble.ports.map((port, i) =>
+            i === leader ? "" : fourLetter(port, "srvr").catch(() => "")
+          ),
+        );
+        assert.ok(
+          replies.some((reply) => /Mode: leader/.test(reply)),
+          "the others elected a leader",
+        );
+      },
     );
-    await using writer = await openStore(`zk://${others}/isolated?${options}`);
-    await writer.put("k", "before");
-    assert.equal(text(await stale.get("k")), "before");
-
-    let read: Promise<KVPair | null>;
-    ensemble.isolate(leader);
-    try {
-      // Acknowledged once the two others have a leader of their own; the
-      // isolated one, still running, can commit nothing.
-      for (let attempt = 1;; attempt++) {
-        try {
-          await writer.put("k", "after", {
-            signal: AbortSignal.timeout(2_000),
-          });
-          break;
-        } catch (error) {
-          if (attempt >= 30) throw error;
-        }
-      }
-      const leaders = await Promise.all(
-        ensemble.ports.map((port, i) =>
-          i === leader ? "" : fourLetter(port, "srvr").catch(() => "")
-        ),
-      );
-      assert.ok(
-        leaders.some((reply) => /Mode: leader/.test(reply)),
-        "the others elected a leader",
-      );
-      read = stale.get("k");
-      read.catch(() => {});
-      // On its way to the isolated server before the links heal.
-      await sleep(100);
-    } finally {
-      await ensemble.heal();
-    }
-    assert.equal(text(await read), "after");
     // Healed, the isolated member serves again (as a follower).
     let serving: number[] = [];
     for (let i = 0; i < 300 && serving.length < 3; i++) {
