@@ -93,9 +93,12 @@ const REQUIRE_LEADER = ["hasleader", "true"] as const;
 
 /** How a call may be repeated after a failure. */
 export type Retry =
-  /** Repeating it cannot change the outcome: reads, puts, lease calls. */
+  /** Repeating it cannot change the outcome: reads, lease calls. */
   | "idempotent"
-  /** Repeat only what surely did not reach etcd: transactions with checks. */
+  /**
+   * Repeat only what surely did not reach etcd: writes, whose second landing
+   * would get a later revision than the first, over any write between.
+   */
   | "unsent";
 
 // The parts of etcd3's client this module reaches past its typings: the pool
@@ -168,6 +171,7 @@ export class EtcdClient {
   readonly #requestTimeout: number;
   readonly #pool: Pool;
   #closed = false;
+  #revision = 0n;
   /** Where retries and reconnections are reported (the store's events). */
   emit: (event: DriverEvent) => void = () => {};
 
@@ -232,12 +236,16 @@ export class EtcdClient {
    * @param fn Makes the call with the given gRPC options.
    * @param signal Stops retrying.
    * @param context What the call does, for the message of its error.
+   * @param unclear For a write (`unsent`): the call that, repeated safely,
+   * finds out whether it landed and applies it if not, made instead of `fn`
+   * once an attempt may or may not have been applied.
    */
   async call<T>(
     retry: Retry,
     fn: (options: grpc.CallOptions) => Promise<T>,
     signal?: AbortSignal,
     context: ErrorContext = { op: "request" },
+    unclear?: (options: grpc.CallOptions) => Promise<T>,
   ): Promise<T> {
     const deadline = Date.now() + this.#requestTimeout;
     const backoff = new Backoff(RETRY_BACKOFF);
@@ -246,14 +254,24 @@ export class EtcdClient {
     let cause: unknown;
     for (let attempt = 1;; attempt++) {
       try {
-        return await fn({
-          deadline: retry === "idempotent"
+        // A write with a way to find out what became of it need not wait
+        // out etcd's own timeout either.
+        const result = await fn({
+          deadline: retry === "idempotent" || unclear
             ? Math.min(deadline, Date.now() + ATTEMPT_TIMEOUT_MS)
             : deadline,
         });
+        this.#saw(result);
+        return result;
       } catch (error) {
         if (!isBrokenCircuitError(error) || cause === undefined) cause = error;
         const kind = failureKind(error);
+        // A write that may have landed goes on as the call that finds out
+        // (safe to repeat), where the caller has one.
+        if (kind === "unclear" && retry === "unsent" && unclear) {
+          fn = unclear;
+          retry = "idempotent";
+        }
         const repeat = kind === "unsent" ||
           (kind === "unclear" && retry === "idempotent");
         const pause = backoff.next();
@@ -265,6 +283,22 @@ export class EtcdClient {
         await delay(pause, signal);
       }
     }
+  }
+
+  /**
+   * The highest revision a reply has shown this client: every key's
+   * `mod_revision` was at most this when the reply was sent.
+   */
+  get revision(): bigint {
+    return this.#revision;
+  }
+
+  #saw(reply: unknown): void {
+    const revision = (reply as { header?: { revision?: string } } | undefined)
+      ?.header?.revision;
+    if (revision === undefined) return;
+    const seen = BigInt(revision);
+    if (seen > this.#revision) this.#revision = seen;
   }
 
   /**

@@ -36,6 +36,7 @@ import type {
   ScanRange,
   TreeSink,
 } from "../../core/driver.ts";
+import { StoreError } from "../../core/errors.ts";
 import type { StoreLimits } from "../../core/types.ts";
 import type { DriverEvent } from "../../core/events.ts";
 import type { EtcdClient } from "./client.ts";
@@ -134,18 +135,21 @@ export class EtcdDriver implements Driver {
     const k = keyBytes(key);
     // The range before the put (keys only) tells which lease the key had, so
     // a lease left without keys is revoked rather than left to expire.
+    const success: IRequestOp[] = [
+      { request_range: { key: k, keys_only: true } },
+      { request_put: { key: k, value: toBuffer(value), lease } },
+    ];
+    const seen = this.#client.revision;
     const response = await this.#client.call(
-      "idempotent",
-      (o) =>
-        this.#client.etcd.kv.txn({
-          success: [
-            { request_range: { key: k, keys_only: true } },
-            { request_put: { key: k, value: toBuffer(value), lease } },
-          ],
-        }, o),
+      "unsent",
+      (o) => this.#client.etcd.kv.txn({ success }, o),
       options.signal,
       { op: "put", key },
+      (o) => this.#client.etcd.kv.txn(guarded([k], seen, success), o),
     );
+    if (!response.succeeded) {
+      return landed(response, [{ key: k, value, lease }], seen, "put", key);
+    }
     this.#ttl.released(leasesOf(response.responses[0].response_range));
     // The transaction wrote the key: its revision is the key's mod_revision.
     return BigInt(response.header.revision);
@@ -153,18 +157,21 @@ export class EtcdDriver implements Driver {
 
   async delete(key: string, options: DriverSignalOptions): Promise<void> {
     const k = keyBytes(key);
+    const success: IRequestOp[] = [
+      { request_range: { key: k, keys_only: true } },
+      { request_delete_range: { key: k } },
+    ];
+    const seen = this.#client.revision;
     const response = await this.#client.call(
-      "idempotent",
-      (o) =>
-        this.#client.etcd.kv.txn({
-          success: [
-            { request_range: { key: k, keys_only: true } },
-            { request_delete_range: { key: k } },
-          ],
-        }, o),
+      "unsent",
+      (o) => this.#client.etcd.kv.txn({ success }, o),
       options.signal,
       { op: "delete", key },
+      (o) => this.#client.etcd.kv.txn(guarded([k], seen, success), o),
     );
+    if (!response.succeeded) {
+      landed(response, [{ key: k }], seen, "delete", key);
+    }
     this.#ttl.released(leasesOf(response.responses[0].response_range));
   }
 
@@ -385,12 +392,38 @@ export class EtcdDriver implements Driver {
       // did not reach etcd: a second run after an unseen success would fail
       // its checks (or a fence, the lock released meanwhile) and report a
       // conflict that never was.
+      // A blind one (writes only) that may have landed is sent again
+      // guarded, as a put is.
+      const blind = checks.length === 0 && fenceKeys.length === 0;
+      const writes = steps.filter((step) => step.type !== "check");
+      const keys = writes.map((step) => keyBytes(step.key));
+      const seen = this.#client.revision;
       response = await this.#client.call(
-        checks.length > 0 || fenceKeys.length > 0 ? "unsent" : "idempotent",
+        "unsent",
         (o) => this.#client.etcd.kv.txn({ compare, success, failure }, o),
         options.signal,
         { op: "atomic" },
+        blind
+          ? (o) => this.#client.etcd.kv.txn(guarded(keys, seen, success), o)
+          : undefined,
       );
+      if (blind && !response.succeeded) {
+        const lastIndex = landed(
+          response,
+          writes.map((step, i) =>
+            step.type === "put"
+              ? {
+                key: keys[i],
+                value: step.value,
+                lease: step.ttl === undefined ? "0" : leases.get(step.ttl)!,
+              }
+              : { key: keys[i] }
+          ),
+          seen,
+          "atomic",
+        );
+        return { ok: true, lastIndex };
+      }
     } catch (error) {
       this.#ttl.discard(leases.values());
       throw error;
@@ -812,4 +845,68 @@ function bySize(writes: readonly DriverPut[]): DriverPut[][] {
     bytes += size;
   }
   return runs;
+}
+
+/**
+ * A write that may have landed is never sent again as it was: a second
+ * landing gets a later revision than the first, over any write between (a
+ * put another client was told had landed is lost). It goes again guarded:
+ * applied only if none of its keys changed after `seen`, the highest
+ * revision this client had seen when it first sent it, else reading the
+ * keys. Raft commits the first attempt, if ever, before anything a later
+ * leader appends, so a guard that holds means the first attempt never
+ * lands; one that fails means it landed or another client wrote a key after
+ * `seen`, and {@linkcode landed} tells which where it can.
+ */
+function guarded(
+  keys: readonly Buffer[],
+  seen: bigint,
+  success: IRequestOp[],
+): { compare: ICompare[]; success: IRequestOp[]; failure: IRequestOp[] } {
+  return {
+    compare: keys.map((key) => ({
+      key,
+      target: CompareTarget.Mod,
+      result: CompareResult.Less,
+      mod_revision: (seen + 1n).toString(),
+    })),
+    success,
+    failure: keys.map((key) => ({ request_range: { key } })),
+  };
+}
+
+/**
+ * What a failed guard read says: the write landed if every key it put holds
+ * its value and lease at one revision after `seen` (a fresh lease is this
+ * write's alone) and every key it deleted is absent; its revision then.
+ * Otherwise (a key written by another client since, or only deletes, which
+ * leave nothing to recognise) nobody can tell, and the call fails saying so.
+ */
+function landed(
+  response: ITxnResponse,
+  writes: readonly { key: Buffer; value?: Uint8Array; lease?: LeaseId }[],
+  seen: bigint,
+  op: string,
+  key?: string,
+): bigint {
+  let revision: bigint | undefined;
+  const shown = writes.every((write, i) => {
+    const kv = response.responses[i]?.response_range?.kvs?.[0];
+    // A key it deleted is absent (which alone proves nothing).
+    if (write.value === undefined) return kv === undefined;
+    if (kv === undefined) return false;
+    const at = BigInt(kv.mod_revision);
+    if (revision !== undefined && at !== revision) return false;
+    revision = at;
+    return at > seen && kv.lease === write.lease &&
+      Buffer.compare(kv.value, toBuffer(write.value)) === 0;
+  });
+  if (shown && revision !== undefined) return revision;
+  throw new StoreError(
+    `etcd did not answer the ${op}${
+      key === undefined ? "" : ` of ${JSON.stringify(key)}`
+    } and ${
+      writes.length === 1 ? "its key was" : "its keys were"
+    } written since: it may or may not have been applied`,
+  );
 }

@@ -30,7 +30,14 @@ export interface TcpProxy {
    */
   delay(ms: number): void;
   /**
-   * Undoes `cut`, `partition` and `delay` (what is held still arrives). After a partition, the connections that
+   * Passes what clients send and drops what the server answers, until
+   * {@linkcode resume}: requests land, their replies are lost.
+   */
+  loseReplies(): void;
+  /**
+   * Undoes `cut`, `partition`, `delay` and `loseReplies` (what is held
+   * still arrives; after a partition or lost replies, the connections that
+   * went through are dropped). After a partition, the connections that
    * went through it are dropped, as a healed network's peers time them out.
    */
   resume(): Promise<void>;
@@ -45,6 +52,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   let port = 0;
   let partitioned = false;
   let delayMs = 0;
+  let repliesLost = false;
   // Cut: connections are accepted and closed at once. The port stays this
   // proxy's: closing the listener and listening again on it later raced
   // with servers other tests started meanwhile (EADDRINUSE in a CI run).
@@ -57,7 +65,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     for (const socket of [...sockets]) socket.destroy();
     sockets.clear();
   };
-  const forward = (from: Socket, to: Socket) => {
+  const forward = (from: Socket, to: Socket, replies = false) => {
     // Delayed chunks, due in order; one timer at a time drains them.
     const held: { due: number; data: Uint8Array | null }[] = [];
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -85,7 +93,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
       timer ??= setTimeout(drain, held[0].due - performance.now());
     };
     from.on("data", (data) => {
-      if (!partitioned) pass(data);
+      if (!partitioned && !(replies && repliesLost)) pass(data);
     });
     from.on("error", () => to.destroy());
     from.on("close", () => {
@@ -104,7 +112,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
         track(client);
         track(upstream);
         forward(client, upstream);
-        forward(upstream, client);
+        forward(upstream, client, true);
         upstream.connect(targetPort, "127.0.0.1");
       });
       s.once("error", reject);
@@ -139,11 +147,15 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     delay: (ms: number) => {
       delayMs = ms;
     },
+    loseReplies: () => {
+      repliesLost = true;
+    },
     resume: () => {
       cutOff = false;
       delayMs = 0;
-      if (partitioned) {
+      if (partitioned || repliesLost) {
         partitioned = false;
+        repliesLost = false;
         drop();
       }
       return Promise.resolve();
