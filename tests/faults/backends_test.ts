@@ -66,6 +66,24 @@ function scaleFromEnv(): number {
   }
   return scale;
 }
+/**
+ * The shortest a recorded run of a network backend lasts, in seconds: 0 in
+ * CI; `scripts/fault_runs.sh` asks 30 (`FAULT_MIN_SECONDS`), so a run goes on
+ * in more segments than `FAULT_SCALE` until then.
+ */
+const MIN_SECONDS = minSecondsFromEnv();
+
+function minSecondsFromEnv(): number {
+  const text = process.env.FAULT_MIN_SECONDS;
+  if (text === undefined || text === "") return 0;
+  const seconds = Number(text);
+  if (!Number.isInteger(seconds) || seconds < 0 || seconds > 3_600) {
+    throw new Error(
+      `FAULT_MIN_SECONDS must be an integer from 0 to 3600, not ${text}`,
+    );
+  }
+  return seconds;
+}
 const KEYS = ["lin/a", "lin/b", "lin/c", "lin/d"];
 const ATOMIC_KEYS: [string, string] = ["lin/a", "lin/b"];
 
@@ -160,7 +178,8 @@ interface StoreRun {
 /**
  * Runs, records and checks `run`; resolves the outcomes' tally. With
  * `FAULT_SCALE` above 1 it runs that many segments back to back on the same
- * stores and servers, each on keys of its own (`lin/a/3`): the faults go on
+ * stores and servers (more, until `FAULT_MIN_SECONDS` have passed), each on
+ * keys of its own (`lin/a/3`): the faults go on
  * every 500 operations across them, and each segment is checked on its own.
  * An unknown write stays open to the end of its keys' history, so on one
  * key set the open writes of every fault would pile up and the search grow
@@ -178,8 +197,14 @@ async function storeRun(run: StoreRun): Promise<ReturnType<typeof tally>> {
       ...Array.from({ length: AGENT_CLIENTS }, () => agentClient(agent!)),
     ];
     const total = { ok: 0, failed: 0, unknown: 0 };
-    for (let segment = 0; segment < SCALE; segment++) {
-      const keyOf = (key: string) => SCALE === 1 ? key : `${key}/${segment}`;
+    const started = Date.now();
+    const segmented = SCALE > 1 || MIN_SECONDS > 0;
+    for (
+      let segment = 0;
+      segment < SCALE || Date.now() - started < MIN_SECONDS * 1_000;
+      segment++
+    ) {
+      const keyOf = (key: string) => segmented ? `${key}/${segment}` : key;
       const history = await runWorkload({
         clients,
         keys: KEYS.map(keyOf),
@@ -194,9 +219,7 @@ async function storeRun(run: StoreRun): Promise<ReturnType<typeof tally>> {
           }
           : {}),
       });
-      const name = SCALE === 1
-        ? run.name
-        : `${run.name} [${segment + 1}/${SCALE}]`;
+      const name = segmented ? `${run.name} [${segment + 1}]` : run.name;
       const { count } = verify(name, history, run.operations);
       // The agent's clients (the last ones) took part: two processes ran it.
       for (let i = CLIENTS - AGENT_CLIENTS; i < CLIENTS; i++) {
