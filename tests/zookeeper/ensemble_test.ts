@@ -2,7 +2,7 @@
 // store's session killed in the middle of a workload: the session moves to
 // another server, writes go on, watches end on the final state, and the
 // lock held through the session stays held. A leader paused answers no read
-// with its old state (tests/zookeeper/partition_test.ts: one cut off).
+// with its old state.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
