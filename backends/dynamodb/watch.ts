@@ -200,8 +200,8 @@ export function replayTree(
 ): void {
   const replayFeed = source.replayFeed;
   if (!replayFeed) return watchTree(source, dir, sink, signal);
-  const margin = BigInt(2 * source.maxClockSkewMs) * MICROS_PER_MS;
-  const floor = from - margin;
+  const skew = BigInt(source.maxClockSkewMs) * MICROS_PER_MS;
+  const floor = from - 2n * skew;
   run(source, treeWatched(source, dir, sink), signal, {
     feed: replayFeed(),
     floor,
@@ -214,10 +214,10 @@ export function replayTree(
       // A change above the floor was written at most one skew before it:
       // after the stream began, within the stream's history, and `from`
       // no later than a clock could be now.
-      return created !== undefined && created + margin / 2n <= floor &&
-        floor - margin / 2n >=
+      return created !== undefined && created + skew <= floor &&
+        floor - skew >=
           now - BigInt(STREAM_HISTORY_MS) * MICROS_PER_MS &&
-        from <= now + margin / 2n;
+        from <= now + skew;
     },
     from,
   });

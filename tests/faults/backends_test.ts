@@ -53,36 +53,30 @@ const AGENT_CLIENTS = 3;
  * Multiplies every run's count of operations: 1 in CI, more for the long
  * runs of `scripts/fault_runs.sh` (`FAULT_SCALE=20`).
  */
-const SCALE = scaleFromEnv();
-
-function scaleFromEnv(): number {
-  const text = process.env.FAULT_SCALE;
-  if (text === undefined || text === "") return 1;
-  const scale = Number(text);
-  if (!Number.isInteger(scale) || scale < 1 || scale > 1_000) {
-    throw new Error(
-      `FAULT_SCALE must be an integer from 1 to 1000, not ${text}`,
-    );
-  }
-  return scale;
-}
+const SCALE = integerFromEnv("FAULT_SCALE", 1, 1, 1_000);
 /**
  * The shortest a recorded run of a network backend lasts, in seconds: 0 in
  * CI; `scripts/fault_runs.sh` asks 30 (`FAULT_MIN_SECONDS`), so a run goes on
  * in more segments than `FAULT_SCALE` until then.
  */
-const MIN_SECONDS = minSecondsFromEnv();
+const MIN_SECONDS = integerFromEnv("FAULT_MIN_SECONDS", 0, 0, 3_600);
 
-function minSecondsFromEnv(): number {
-  const text = process.env.FAULT_MIN_SECONDS;
-  if (text === undefined || text === "") return 0;
-  const seconds = Number(text);
-  if (!Number.isInteger(seconds) || seconds < 0 || seconds > 3_600) {
+/** A whole number from the environment, `fallback` when unset. */
+function integerFromEnv(
+  name: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  const text = process.env[name];
+  if (text === undefined || text === "") return fallback;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < min || value > max) {
     throw new Error(
-      `FAULT_MIN_SECONDS must be an integer from 0 to 3600, not ${text}`,
+      `${name} must be an integer from ${min} to ${max}, not ${text}`,
     );
   }
-  return seconds;
+  return value;
 }
 const KEYS = ["lin/a", "lin/b", "lin/c", "lin/d"];
 const ATOMIC_KEYS: [string, string] = ["lin/a", "lin/b"];
